@@ -1,0 +1,299 @@
+//! The Aurinko HTTP client: bearer auth, retries with full jitter, the
+//! per-account rate limit, and decoding of the sync envelopes.
+//!
+//! Every request goes through [`AccountClient::call`], which is the one place
+//! where an HTTP outcome becomes an [`ApiError`] with its class.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::value::RawValue;
+use tokio_retry::RetryIf;
+use tokio_retry::strategy::{ExponentialBackoff, jitter};
+
+use super::error::{ApiError, Endpoint, ErrorClass, classify};
+use super::politeness::{Politeness, parse_retry_after};
+use super::wire::{ApiRequestFailed, Calendar, CalendarsPage, RawSyncPage, SyncStatus};
+use crate::config::ApiConfig;
+
+/// Error bodies are read only this far; a proxy's HTML page is not useful.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// The shared HTTP side: one connection pool for every account.
+pub struct Api {
+    http: reqwest::Client,
+    base: Url,
+    config: ApiConfig,
+}
+
+/// A client bound to one account: its token and its politeness budget.
+#[derive(Clone)]
+pub struct AccountClient {
+    api: Arc<Api>,
+    token: SecretString,
+    politeness: Arc<Politeness>,
+}
+
+/// The answer to a provisioning request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provision {
+    /// Aurinko is still preparing; ask again later.
+    NotReady,
+    Ready { updated_token: String, deleted_token: String },
+}
+
+/// One page of a delta stream. Exactly one of the two tokens is set: the
+/// client rejects pages that carry neither, since they leave no way forward.
+#[derive(Debug)]
+pub struct SyncPage {
+    pub next_page_token: Option<String>,
+    pub next_delta_token: Option<String>,
+    pub records: Vec<Box<RawValue>>,
+}
+
+impl Api {
+    pub fn new(config: &ApiConfig) -> Result<Arc<Api>, String> {
+        let base = Url::parse(&format!("{}/", config.base_url)).map_err(|e| format!("api.base_url: {e}"))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("aurinko-sync/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(10).min(config.timeout))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Arc::new(Api { http, base, config: config.clone() }))
+    }
+
+    pub fn account(self: &Arc<Self>, token: SecretString) -> AccountClient {
+        AccountClient {
+            api: self.clone(),
+            token,
+            politeness: Arc::new(Politeness::new(self.config.requests_per_second)),
+        }
+    }
+
+    /// Exponential backoff doubling from the configured base, capped, with
+    /// full jitter; its length bounds the attempts per request.
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        let half_base = (self.config.backoff_base.as_millis() as u64 / 2).max(1);
+        ExponentialBackoff::from_millis(2)
+            .factor(half_base)
+            .max_delay(self.config.backoff_max)
+            .map(jitter)
+            .take(self.config.max_attempts.saturating_sub(1) as usize)
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut().expect("http base URLs have a path").pop_if_empty().extend(segments);
+        url
+    }
+}
+
+impl AccountClient {
+    /// `GET /calendars`, following `nextPageToken` to the end.
+    pub async fn list_calendars(&self) -> Result<Vec<Calendar>, ApiError> {
+        let mut calendars = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut url = self.api.url(&["calendars"]);
+            if let Some(token) = &page_token {
+                url.query_pairs_mut().append_pair("pageToken", token);
+            }
+            let page: CalendarsPage = self.call(Endpoint::ListCalendars, Method::GET, url, decode_json).await?;
+            calendars.extend(page.records.unwrap_or_default().iter().filter_map(|r| Calendar::from_raw(r)));
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) if page_token.as_ref() != Some(&next) => page_token = Some(next),
+                _ => return Ok(calendars),
+            }
+        }
+    }
+
+    /// `GET /calendars/{id}`; `id` may be the alias `primary`.
+    pub async fn get_calendar(&self, id: &str) -> Result<Calendar, ApiError> {
+        let url = self.api.url(&["calendars", id]);
+        self.call(Endpoint::GetCalendar, Method::GET, url, |body| {
+            let raw: Box<RawValue> = decode_json(body)?;
+            Calendar::from_raw(&raw).ok_or_else(|| "calendar without an id".to_string())
+        })
+        .await
+    }
+
+    /// `POST {root}/sync` with the collection's start parameters.
+    pub async fn start_sync(&self, root: &[&str], params: &[(&str, String)]) -> Result<Provision, ApiError> {
+        let mut url = self.api.url(&[root, &["sync"]].concat());
+        url.query_pairs_mut().extend_pairs(params);
+        self.call(Endpoint::SyncStart, Method::POST, url, |body| {
+            let status: SyncStatus = decode_json(body)?;
+            match (status.ready, status.sync_updated_token, status.sync_deleted_token) {
+                (Some(true), Some(updated), Some(deleted)) if !updated.is_empty() && !deleted.is_empty() => {
+                    Ok(Provision::Ready { updated_token: updated, deleted_token: deleted })
+                }
+                (Some(true), _, _) => Err("ready without both delta tokens".to_string()),
+                _ => Ok(Provision::NotReady),
+            }
+        })
+        .await
+    }
+
+    /// One page of `{root}/sync/updated` or `{root}/sync/deleted`: the first
+    /// request of a drain carries the delta token, follow-ups the page token
+    /// alone.
+    pub async fn sync_page(&self, root: &[&str], endpoint: Endpoint, token: TokenRef<'_>) -> Result<SyncPage, ApiError> {
+        let leaf = match endpoint {
+            Endpoint::SyncDeleted => "deleted",
+            _ => "updated",
+        };
+        let mut url = self.api.url(&[root, &["sync", leaf]].concat());
+        match token {
+            TokenRef::Delta(t) => url.query_pairs_mut().append_pair("deltaToken", t),
+            TokenRef::Page(t) => url.query_pairs_mut().append_pair("pageToken", t),
+        };
+        self.call(endpoint, Method::GET, url, |body| {
+            let page: RawSyncPage = decode_json(body)?;
+            let next_page_token = page.next_page_token.filter(|t| !t.is_empty());
+            let next_delta_token = page.next_delta_token.filter(|t| !t.is_empty());
+            if next_page_token.is_none() && next_delta_token.is_none() {
+                return Err("page carries neither nextPageToken nor nextDeltaToken".to_string());
+            }
+            Ok(SyncPage { next_page_token, next_delta_token, records: page.records.unwrap_or_default() })
+        })
+        .await
+    }
+
+    /// Sends a request with retries. Transient failures (including bodies
+    /// that `decode` rejects) are retried with backoff; other classes return
+    /// at once.
+    async fn call<T>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let decode = &decode;
+        RetryIf::start(
+            self.api.backoff(),
+            || self.attempt(endpoint, method.clone(), url.clone(), decode),
+            |e: &ApiError| e.class.is_retryable(),
+        )
+        .await
+    }
+
+    async fn attempt<T>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+        decode: &impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        self.politeness.wait_turn().await;
+        let transport = |e: reqwest::Error| ApiError {
+            class: if e.is_builder() { ErrorClass::Permanent } else { ErrorClass::Transient },
+            endpoint,
+            status: e.status().map(|s| s.as_u16()),
+            code: None,
+            message: describe_transport_error(&e),
+        };
+        let response = self
+            .api
+            .http
+            .request(method, url)
+            .bearer_auth(self.token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        tracing::debug!(endpoint = endpoint.as_str(), status = status.as_u16(), "aurinko response");
+        if status.is_success() {
+            let body = response.bytes().await.map_err(transport)?;
+            return decode(&body).map_err(|why| ApiError {
+                class: ErrorClass::Transient,
+                endpoint,
+                status: Some(status.as_u16()),
+                code: None,
+                message: format!("response body did not decode: {why}"),
+            });
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let delay = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            if let Some(delay) = delay {
+                self.politeness.pause_for(delay);
+            }
+        }
+        let body = read_error_body(response).await;
+        let failed: Option<ApiRequestFailed> = serde_json::from_slice(&body).ok();
+        let code = failed.as_ref().and_then(|f| f.code.clone());
+        let aurinko_message = failed.as_ref().and_then(|f| f.message.clone());
+        let class = classify(status.as_u16(), code.as_deref(), aurinko_message.as_deref(), endpoint);
+        let mut message = format!("HTTP {}", status.as_u16());
+        if let Some(code) = &code {
+            message.push_str(&format!(" {code}"));
+        }
+        if let Some(m) = &aurinko_message {
+            message.push_str(&format!(": {}", truncate(m, 200)));
+        }
+        if let Some(id) = failed.as_ref().and_then(|f| f.request_id.as_deref()) {
+            message.push_str(&format!(" (requestId {})", truncate(id, 64)));
+        }
+        Err(ApiError { class, endpoint, status: Some(status.as_u16()), code, message })
+    }
+}
+
+/// Which token a sync request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRef<'a> {
+    Delta(&'a str),
+    Page(&'a str),
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    body
+}
+
+/// A transport error without its URL: the URL holds sync tokens, which are
+/// long and useless in a log line.
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body broke off"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {}", truncate(&detail, 200)) }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,14 @@
+//! The HTTP side of Aurinko: requests, their classification, and politeness.
+//!
+//! Everything that knows about HTTP status codes, headers and JSON envelopes
+//! lives here; the sync machine above only ever sees an [`ErrorClass`].
+
+mod client;
+mod error;
+mod politeness;
+mod wire;
+
+pub use client::{AccountClient, Api, Provision, SyncPage, TokenRef};
+pub use error::{ApiError, Endpoint, ErrorClass, classify};
+pub use politeness::parse_retry_after;
+pub use wire::Calendar;

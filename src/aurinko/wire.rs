@@ -1,0 +1,90 @@
+//! Response envelopes as the spec defines them, decoded leniently: fields
+//! Aurinko may omit are `Option`, unknown fields are ignored, and records are
+//! kept as raw JSON so the store can keep them exactly as sent.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// `SyncStatus`, the answer to `POST .../sync`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SyncStatus {
+    #[serde(default)]
+    pub ready: Option<bool>,
+    #[serde(default)]
+    pub sync_updated_token: Option<String>,
+    #[serde(default)]
+    pub sync_deleted_token: Option<String>,
+}
+
+/// `EventsPage` / `DeletedPage` and their email and contacts siblings: the
+/// same envelope around different records.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RawSyncPage {
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub next_delta_token: Option<String>,
+    #[serde(default)]
+    pub records: Option<Vec<Box<RawValue>>>,
+}
+
+/// `CalendarsPage`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CalendarsPage {
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub records: Option<Vec<Box<RawValue>>>,
+}
+
+/// The parts of a `Calendar` the sync needs; the record is kept whole in `raw`.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    pub id: String,
+    pub name: Option<String>,
+    pub primary: bool,
+    pub access_role: Option<String>,
+    pub raw: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CalendarFields {
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    primary: Option<bool>,
+    #[serde(default)]
+    access_role: Option<String>,
+}
+
+impl Calendar {
+    /// `None` for a record without an id, which cannot be synced.
+    pub(crate) fn from_raw(raw: &RawValue) -> Option<Calendar> {
+        let fields: CalendarFields = serde_json::from_str(raw.get()).ok()?;
+        let id = fields.id.filter(|id| !id.is_empty())?;
+        Some(Calendar {
+            id,
+            name: fields.name,
+            primary: fields.primary.unwrap_or(false),
+            access_role: fields.access_role,
+            raw: raw.get().to_string(),
+        })
+    }
+}
+
+/// Aurinko's `ApiRequestFailed` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApiRequestFailed {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}

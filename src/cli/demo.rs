@@ -1,0 +1,87 @@
+//! `demo`: the product working on a fresh machine, against a fake Aurinko on
+//! loopback. Nothing leaves the machine.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::run::{catch_up_with_progress, open_engine, print_summary};
+use super::state::render_table;
+use super::{Exit, complain};
+use crate::config::Config;
+use crate::fake::{Endpoint, FakeAurinko};
+
+pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
+    let (fake, token) = FakeAurinko::demo(events, calendars.max(1), 7);
+    let server = match fake.spawn(([127, 0, 0, 1], 0).into()).await {
+        Ok(server) => server,
+        Err(e) => {
+            complain(format!("cannot start the fake Aurinko: {e}"));
+            return Exit::Failed;
+        }
+    };
+    // The demo store belongs to the demo: start from nothing each time.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    let text = format!(
+        "[api]\nbase_url = {}\nrequests_per_second = 1000\n[store]\npath = {}\n[[accounts]]\nname = \"demo\"\ntoken_env = \"DEMO_TOKEN\"\n",
+        toml::Value::String(server.base_url()),
+        toml::Value::String(db.display().to_string()),
+    );
+    let config = match Config::parse(&text, |_| Some(token.clone())) {
+        Ok(config) => config,
+        Err(e) => {
+            complain(e);
+            return Exit::Failed;
+        }
+    };
+    let Some(engine) = open_engine(config) else { return Exit::Failed };
+    println!(
+        "Fake Aurinko on {} with {} calendars of {} events; syncing into {}\n",
+        server.base_url(),
+        calendars.max(1),
+        events,
+        db.display()
+    );
+    let started = Instant::now();
+    let report = catch_up_with_progress(&engine, &CancellationToken::new()).await;
+    let elapsed = started.elapsed();
+    print_summary(&report);
+    let stored: u64 = report.results.iter().map(|r| r.report.stats.upserted).sum();
+    let requests = fake.requests();
+    let count = |e: Endpoint| requests.iter().filter(|r| r.endpoint == e).count();
+    println!(
+        "\n{stored} events in {:.2}s: {:.0} events/s; {} requests ({} calendar lists, {} sync starts, {} updated pages, {} deleted pages)\n",
+        elapsed.as_secs_f64(),
+        stored as f64 / elapsed.as_secs_f64().max(1e-9),
+        requests.len(),
+        count(Endpoint::ListCalendars),
+        count(Endpoint::SyncStart),
+        count(Endpoint::SyncUpdated),
+        count(Endpoint::SyncDeleted),
+    );
+    let store = engine.store();
+    match store.report() {
+        Ok(state) => print!("{}", render_table(&state)),
+        Err(e) => complain(e),
+    }
+    if let Ok(events) = store.events("demo") {
+        println!("\nA few events:");
+        for e in events.iter().take(5) {
+            println!(
+                "  {:<12} {:<25} {}{}",
+                e.calendar_id,
+                e.start_time.as_deref().unwrap_or("-"),
+                e.subject.as_deref().unwrap_or("(no subject)"),
+                if e.all_day { " [all day]" } else { "" }
+            );
+        }
+    }
+    println!("\nInspect it: sqlite3 {} 'SELECT subject, start_time FROM events LIMIT 10'", db.display());
+    server.shutdown().await;
+    if report.all_succeeded() { Exit::Ok } else { Exit::Failed }
+}

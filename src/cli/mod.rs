@@ -1,0 +1,116 @@
+//! The command line: argument parsing, exit codes and the commands.
+//!
+//! Exit codes are a contract scripts rely on: 0 when every calendar caught
+//! up, 1 when any failed, 2 for usage, configuration or store errors.
+
+mod demo;
+mod fake_cmd;
+mod logging;
+mod progress_view;
+mod run;
+mod state;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use logging::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(name = "aurinko-sync", version, about = "Keeps a local SQLite copy of Aurinko calendars up to date")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "AURINKO_SYNC_CONFIG", default_value = "aurinko-sync.toml")]
+    pub config: PathBuf,
+    /// Log format on stderr; `auto` is human on a terminal, journald-friendly under systemd.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sync continuously until stopped (SIGTERM/SIGINT); with --catch-up, once.
+    Run {
+        /// Bring every calendar to the end of its delta once, then exit.
+        #[arg(long)]
+        catch_up: bool,
+    },
+    /// Show what the store knows, per calendar. Read-only.
+    State {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a fake Aurinko on loopback, sync it into aurinko-demo.db and show the result.
+    Demo {
+        /// Events per calendar.
+        #[arg(long, default_value_t = 4000)]
+        events: usize,
+        /// Calendars in the demo account.
+        #[arg(long, default_value_t = 5)]
+        calendars: usize,
+        /// Where the demo store goes (replaced on each run).
+        #[arg(long, default_value = "aurinko-demo.db")]
+        db: PathBuf,
+    },
+    /// Serve a fake Aurinko on loopback to try `run` against, without an account.
+    Fake {
+        #[arg(long, default_value = "127.0.0.1:8790")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        #[arg(long, default_value_t = 3)]
+        calendars: usize,
+    },
+}
+
+/// How a command ended, as an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Exit {
+    Ok,
+    Failed,
+    Usage,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(match e {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+        })
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet_logs = matches!(cli.command, Command::Run { catch_up: true } | Command::Demo { .. })
+        && progress_view::enabled();
+    logging::init(cli.log_format, quiet_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aurinko-sync: cannot start the runtime: {e}");
+            return Exit::Failed.into();
+        }
+    };
+    let exit = runtime.block_on(async {
+        match cli.command {
+            Command::Run { catch_up } => run::run(&cli.config, catch_up).await,
+            Command::State { json } => state::state(&cli.config, json),
+            Command::Demo { events, calendars, db } => demo::demo(events, calendars, &db).await,
+            Command::Fake { listen, events, calendars } => fake_cmd::serve(listen, events, calendars).await,
+        }
+    });
+    // Blocking store calls may still be finishing; do not wait forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    exit.into()
+}
+
+/// Prints a one-line error for the operator.
+fn complain(message: impl std::fmt::Display) {
+    eprintln!("aurinko-sync: {message}");
+}

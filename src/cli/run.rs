@@ -1,0 +1,145 @@
+//! `run` and `run --catch-up`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::{Exit, complain, progress_view};
+use crate::config::Config;
+use crate::store::Store;
+use crate::sync::{CatchUpReport, CollectionResult, Engine, Finish};
+
+pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            complain(e);
+            return Exit::Usage;
+        }
+    };
+    let Some(engine) = open_engine(config) else { return Exit::Usage };
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signal(cancel.clone()));
+    if catch_up {
+        let report = catch_up_with_progress(&engine, &cancel).await;
+        print_summary(&report);
+        if report.all_succeeded() { Exit::Ok } else { Exit::Failed }
+    } else {
+        daemon(&engine, &cancel).await
+    }
+}
+
+pub(super) fn open_engine(config: Config) -> Option<Engine> {
+    let store = match Store::open(&config.store.path) {
+        Ok(store) => Arc::new(store),
+        Err(e) => {
+            complain(e);
+            return None;
+        }
+    };
+    match Engine::new(config, store) {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            complain(e);
+            None
+        }
+    }
+}
+
+/// One catch-up, with the live view on a terminal.
+pub(super) async fn catch_up_with_progress(engine: &Engine, cancel: &CancellationToken) -> CatchUpReport {
+    let view_stop = CancellationToken::new();
+    let view = progress_view::enabled()
+        .then(|| tokio::spawn(progress_view::show(engine.progress.clone(), view_stop.clone())));
+    let report = engine.catch_up(cancel).await;
+    view_stop.cancel();
+    if let Some(view) = view {
+        let _ = view.await;
+    }
+    report
+}
+
+/// Until stopped: a catch-up, then a pause of about `poll_interval`. The
+/// jitter keeps several instances from polling in step.
+async fn daemon(engine: &Engine, cancel: &CancellationToken) -> Exit {
+    let interval = engine.poll_interval();
+    tracing::info!(poll_interval_secs = interval.as_secs(), "aurinko-sync running");
+    while !cancel.is_cancelled() {
+        let report = engine.catch_up(cancel).await;
+        for result in &report.results {
+            let (ok, line) = summary_line(result);
+            if ok {
+                tracing::info!("{line}");
+            } else {
+                tracing::warn!("{line}");
+            }
+        }
+        let jitter = rand::rng().random_range(0.9..1.1);
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(interval.mul_f64(jitter)) => {}
+        }
+    }
+    tracing::info!("stopped");
+    Exit::Ok
+}
+
+async fn stop_on_signal(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stop requested: finishing commits under way");
+    cancel.cancel();
+}
+
+/// Successes on stdout, failures on stderr, one line per calendar.
+pub(super) fn print_summary(report: &CatchUpReport) {
+    for result in &report.results {
+        let (ok, line) = summary_line(result);
+        if ok {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+pub(super) fn summary_line(result: &CollectionResult) -> (bool, String) {
+    let r = &result.report;
+    let name = match &result.name {
+        Some(name) => format!("{} ({name})", result.key),
+        None => result.key.to_string(),
+    };
+    let counts = format!(
+        "{} upserted, {} unchanged, {} deleted, {} swept, {} pages, {:.2}s",
+        r.stats.upserted,
+        r.stats.unchanged,
+        r.stats.deleted,
+        r.stats.swept,
+        r.pages,
+        r.duration.as_secs_f64()
+    );
+    match &r.finish {
+        Some(Finish::CaughtUp) => (true, format!("ok       {name}: {counts}")),
+        Some(Finish::Removed) => (true, format!("removed  {name}: gone upstream, events purged")),
+        Some(Finish::Failed { class, message }) => (false, format!("failed   {name}: {class}: {message}")),
+        None => (false, format!("stopped  {name}: interrupted ({counts})")),
+    }
+}
+
+impl Engine {
+    fn poll_interval(&self) -> Duration {
+        self.config().sync.poll_interval
+    }
+}

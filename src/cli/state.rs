@@ -1,0 +1,101 @@
+//! `state`: what the store knows, read-only.
+
+use std::path::Path;
+
+use super::{Exit, complain};
+use crate::config::Config;
+use crate::store::{Report, Store};
+
+pub fn state(config_path: &Path, json: bool) -> Exit {
+    let config = match Config::load_without_tokens(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            complain(e);
+            return Exit::Usage;
+        }
+    };
+    let report = match Store::open_read_only(&config.store.path).and_then(|s| s.report()) {
+        Ok(report) => report,
+        Err(e) => {
+            complain(e);
+            return Exit::Usage;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                complain(e);
+                return Exit::Failed;
+            }
+        }
+    } else {
+        print!("{}", render_table(&report));
+    }
+    Exit::Ok
+}
+
+pub(super) fn render_table(report: &Report) -> String {
+    let mut out = String::new();
+    for account in report.accounts.iter().filter(|a| a.auth_error.is_some()) {
+        out.push_str(&format!(
+            "account {}: token refused since {}: {}\n",
+            account.name,
+            account.auth_error_at.as_deref().unwrap_or("?"),
+            account.auth_error.as_deref().unwrap_or("")
+        ));
+    }
+    let header = ["ACCOUNT", "CALENDAR", "NAME", "PHASE", "EVENTS", "WINDOW", "LAST SUCCESS", "FAILURES", "NEXT ATTEMPT", "LAST ERROR"];
+    let dash = || "-".to_string();
+    let rows: Vec<[String; 10]> = report
+        .collections
+        .iter()
+        .map(|c| {
+            [
+                c.account.clone(),
+                c.id.clone(),
+                c.name.clone().unwrap_or_else(dash),
+                c.phase.clone(),
+                c.records.to_string(),
+                match (&c.window_min, &c.window_max) {
+                    (Some(a), Some(b)) => format!("{}..{}", &a[..a.len().min(10)], &b[..b.len().min(10)]),
+                    _ => dash(),
+                },
+                c.last_success_at.clone().unwrap_or_else(dash),
+                c.consecutive_failures.to_string(),
+                c.next_attempt_at.clone().unwrap_or_else(dash),
+                c.last_error.as_deref().map(|e| one_line(e, 80)).unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(&header.map(String::from)));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    if rows.is_empty() {
+        out.push_str("(nothing synced yet)\n");
+    }
+    out
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if flat.chars().count() > max { flat.chars().take(max - 1).collect::<String>() + "…" } else { flat }
+}

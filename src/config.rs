@@ -1,0 +1,381 @@
+//! The TOML configuration file: parsing, validation and token loading.
+//!
+//! Everything that can be wrong with a configuration is found here, before the
+//! first request: unknown keys, missing or empty tokens, malformed URLs, numbers
+//! that make no sense, duplicate account names. Each problem is one line that
+//! names the key, so an operator can fix it without reading the source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// A configuration problem. `Display` is one line naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn at(key: impl AsRef<str>, problem: impl AsRef<str>) -> Self {
+        ConfigError(format!("{}: {}", key.as_ref(), problem.as_ref()))
+    }
+}
+
+/// The validated configuration the rest of the program works from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+    pub accounts: Vec<AccountConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Base URL including the `/v1` prefix, without a trailing slash.
+    pub base_url: String,
+    /// Client-side limit per account; Aurinko's own limit is shared by the app.
+    pub requests_per_second: u32,
+    /// Attempts per request before a transient error becomes the calendar's error.
+    pub max_attempts: u32,
+    /// First retry delay; later ones double, with full jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Whole-request timeout, so a stalled connection is a transient error.
+    pub timeout: Duration,
+    /// How long a provisioning may answer `ready: false` before the calendar fails.
+    pub ready_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub window_past_days: u32,
+    pub window_future_days: u32,
+    pub poll_interval: Duration,
+    /// How many calendars sync at the same time.
+    pub concurrency: usize,
+}
+
+/// Which calendars of an account to sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarSelection {
+    All,
+    /// Calendar ids as configured; `primary` is resolved through discovery.
+    Listed(Vec<String>),
+}
+
+#[derive(Clone)]
+pub struct AccountConfig {
+    pub name: String,
+    pub token: SecretString,
+    pub calendars: CalendarSelection,
+}
+
+impl std::fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("name", &self.name)
+            .field("token", &"[redacted]")
+            .field("calendars", &self.calendars)
+            .finish()
+    }
+}
+
+// ---- The file as written ------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    base_url: Option<String>,
+    requests_per_second: Option<i64>,
+    max_attempts: Option<i64>,
+    backoff_base_ms: Option<i64>,
+    backoff_max_ms: Option<i64>,
+    timeout_secs: Option<i64>,
+    ready_timeout_secs: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    window_past_days: Option<i64>,
+    window_future_days: Option<i64>,
+    poll_interval_secs: Option<i64>,
+    concurrency: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    calendars: Option<RawCalendars>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCalendars {
+    Keyword(String),
+    List(Vec<String>),
+}
+
+pub const DEFAULT_BASE_URL: &str = "https://api.aurinko.io/v1";
+
+impl Config {
+    /// Reads and validates the file at `path`, resolving tokens from the
+    /// environment or from files.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(&text, |var| std::env::var(var).ok())
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Reads the file for commands that only need the store (`state`): the
+    /// same validation, but tokens are not required, since an operator
+    /// inspecting the store need not hold them.
+    pub fn load_without_tokens(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse_with(&text, &|_| None, false).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parses configuration text; `env` looks up environment variables so
+    /// tests need not touch the process environment.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Self::parse_with(text, &env, true)
+    }
+
+    fn parse_with(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        resolve_tokens: bool,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(describe_toml_error)?;
+        let api = validate_api(raw.api)?;
+        let store = StoreConfig {
+            path: PathBuf::from(non_empty("store.path", raw.store.path)?.unwrap_or_else(|| "aurinko-sync.db".into())),
+        };
+        let sync = SyncConfig {
+            window_past_days: positive("sync.window_past_days", raw.sync.window_past_days, 30)?,
+            window_future_days: positive("sync.window_future_days", raw.sync.window_future_days, 365)?,
+            poll_interval: Duration::from_secs(positive("sync.poll_interval_secs", raw.sync.poll_interval_secs, 60)?.into()),
+            concurrency: positive("sync.concurrency", raw.sync.concurrency, 4)? as usize,
+        };
+        if raw.accounts.is_empty() {
+            return Err(ConfigError::at("accounts", "no [[accounts]] configured"));
+        }
+        let mut accounts: Vec<AccountConfig> = Vec::with_capacity(raw.accounts.len());
+        for (i, account) in raw.accounts.into_iter().enumerate() {
+            let account = validate_account(i, account, env, resolve_tokens)?;
+            if accounts.iter().any(|a| a.name == account.name) {
+                return Err(ConfigError::at(
+                    format!("accounts[{i}].name"),
+                    format!("duplicate account name {:?}", account.name),
+                ));
+            }
+            accounts.push(account);
+        }
+        Ok(Config { api, store, sync, accounts })
+    }
+}
+
+fn describe_toml_error(e: toml::de::Error) -> ConfigError {
+    // toml's Display spans several lines (a source excerpt); the message alone
+    // names the key, and the line number says where it is.
+    let message = e.message().replace('\n', " ");
+    ConfigError(format!("invalid configuration: {message}"))
+}
+
+fn validate_api(raw: RawApi) -> Result<ApiConfig, ConfigError> {
+    let base_url = non_empty("api.base_url", raw.base_url)?.unwrap_or_else(|| DEFAULT_BASE_URL.into());
+    let parsed = reqwest::Url::parse(&base_url)
+        .map_err(|e| ConfigError::at("api.base_url", format!("not a valid URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(ConfigError::at("api.base_url", "must be an http:// or https:// URL with a host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::at("api.base_url", "must not carry a query or fragment"));
+    }
+    let ms = |key, v, default| positive(key, v, default).map(|n| Duration::from_millis(n.into()));
+    let secs = |key, v, default| positive(key, v, default).map(|n| Duration::from_secs(n.into()));
+    let api = ApiConfig {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        requests_per_second: positive("api.requests_per_second", raw.requests_per_second, 10)?,
+        max_attempts: positive("api.max_attempts", raw.max_attempts, 6)?,
+        backoff_base: ms("api.backoff_base_ms", raw.backoff_base_ms, 500)?,
+        backoff_max: ms("api.backoff_max_ms", raw.backoff_max_ms, 30_000)?,
+        timeout: secs("api.timeout_secs", raw.timeout_secs, 60)?,
+        ready_timeout: secs("api.ready_timeout_secs", raw.ready_timeout_secs, 300)?,
+    };
+    if api.backoff_max < api.backoff_base {
+        return Err(ConfigError::at("api.backoff_max_ms", "must not be below api.backoff_base_ms"));
+    }
+    Ok(api)
+}
+
+fn validate_account(
+    i: usize,
+    raw: RawAccount,
+    env: &dyn Fn(&str) -> Option<String>,
+    resolve_tokens: bool,
+) -> Result<AccountConfig, ConfigError> {
+    let key = |field: &str| format!("accounts[{i}].{field}");
+    let name = non_empty(&key("name"), raw.name)?.ok_or_else(|| ConfigError::at(key("name"), "missing"))?;
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(ConfigError::at(key("name"), "use letters, digits, '-', '_' or '.' only"));
+    }
+    let token = match (raw.token_env, raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::at(key("token_env"), "set token_env or token_file, not both"));
+        }
+        (None, None) => return Err(ConfigError::at(key("token_env"), "missing (or token_file)")),
+        (Some(_), None) | (None, Some(_)) if !resolve_tokens => String::new(),
+        (Some(var), None) => {
+            if var.is_empty() {
+                return Err(ConfigError::at(key("token_env"), "empty variable name"));
+            }
+            let value = env(&var).unwrap_or_default();
+            let value = value.trim();
+            if value.is_empty() {
+                return Err(ConfigError::at(key("token_env"), format!("environment variable {var} is not set or empty")));
+            }
+            value.to_string()
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| ConfigError::at(key("token_file"), format!("cannot read {file}: {}", e.kind())))?;
+            let value = text.trim();
+            if value.is_empty() {
+                return Err(ConfigError::at(key("token_file"), format!("{file} is empty")));
+            }
+            value.to_string()
+        }
+    };
+    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // A header value cannot hold these; say so without echoing the token.
+        return Err(ConfigError::at(key("token"), "the token contains spaces or control characters"));
+    }
+    let calendars = match raw.calendars {
+        None => CalendarSelection::All,
+        Some(RawCalendars::Keyword(k)) if k == "all" => CalendarSelection::All,
+        Some(RawCalendars::Keyword(k)) => {
+            return Err(ConfigError::at(key("calendars"), format!("expected \"all\" or a list of calendar ids, got {k:?}")));
+        }
+        Some(RawCalendars::List(ids)) => {
+            if ids.is_empty() {
+                return Err(ConfigError::at(key("calendars"), "empty list (use \"all\" or name calendars)"));
+            }
+            if let Some(bad) = ids.iter().find(|id| id.trim().is_empty()) {
+                return Err(ConfigError::at(key("calendars"), format!("empty calendar id {bad:?}")));
+            }
+            let mut unique = ids.clone();
+            unique.sort();
+            unique.dedup();
+            if unique.len() != ids.len() {
+                return Err(ConfigError::at(key("calendars"), "a calendar id is listed twice"));
+            }
+            CalendarSelection::Listed(ids)
+        }
+    };
+    Ok(AccountConfig { name, token: SecretString::from(token), calendars })
+}
+
+fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(ConfigError::at(key, "must not be empty")),
+        other => Ok(other),
+    }
+}
+
+fn positive(key: &str, value: Option<i64>, default: u32) -> Result<u32, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v <= 0 => Err(ConfigError::at(key, format!("must be a positive number, got {v}"))),
+        Some(v) => u32::try_from(v).map_err(|_| ConfigError::at(key, format!("{v} is too large"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(var: &str) -> Option<String> {
+        (var == "TOKEN").then(|| "secret-token".to_string())
+    }
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, env).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = "[[accounts]]\nname = \"work\"\ntoken_env = \"TOKEN\"\n";
+
+    #[test]
+    fn defaults_apply_to_a_minimal_file() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.api.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.api.requests_per_second, 10);
+        assert_eq!(c.sync.window_past_days, 30);
+        assert_eq!(c.sync.window_future_days, 365);
+        assert_eq!(c.store.path, PathBuf::from("aurinko-sync.db"));
+        assert_eq!(c.accounts[0].calendars, CalendarSelection::All);
+        assert_eq!(c.accounts[0].token.expose_secret(), "secret-token");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key_on_one_line() {
+        let cases = [
+            ("[api]\nbogus = 1\n", "bogus"),
+            ("[api]\nbase_url = \"not a url\"\n", "api.base_url"),
+            ("[api]\nrequests_per_second = 0\n", "api.requests_per_second"),
+            ("[sync]\nwindow_past_days = -3\n", "sync.window_past_days"),
+            ("[[accounts]]\nname = \"a\"\ntoken_env = \"MISSING\"\n", "accounts[0].token_env"),
+            ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),
+            ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = \"some\"\n", "accounts[0].calendars"),
+            ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nextra = 1\n", "extra"),
+            ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n", "accounts[1].name"),
+            ("", "accounts"),
+        ];
+        for (text, key) in cases {
+            let text = if text.contains("[[accounts]]") || text.is_empty() { text.to_string() } else { format!("{text}{MINIMAL}") };
+            let err = parse(&text).expect_err(&text);
+            assert!(err.contains(key), "{text:?} gave {err:?}, expected it to name {key}");
+            assert!(!err.contains('\n'), "multi-line error: {err:?}");
+            assert!(!err.contains("secret-token"));
+        }
+    }
+
+    #[test]
+    fn calendar_lists_and_primary_alias() {
+        let text = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [\"primary\", \"cal-2\"]\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.accounts[0].calendars, CalendarSelection::Listed(vec!["primary".into(), "cal-2".into()]));
+    }
+}

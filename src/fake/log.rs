@@ -1,0 +1,46 @@
+//! The request log: what the fake received and answered, for tests and benchmarks to assert on
+//! (refetched pages, retries after faults, requests per endpoint). Tokens never appear in it:
+//! the account is recorded by name.
+
+use super::FaultKind;
+
+/// The API operation a request addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /v1/calendars` (operation `calendars`).
+    ListCalendars,
+    /// `GET /v1/calendars/{id}` (operation `calendarById`).
+    GetCalendar,
+    /// `POST /v1/calendars/{id}/sync` (operation `calSyncStart`).
+    SyncStart,
+    /// `GET /v1/calendars/{id}/sync/updated` (operation `calSyncUpdated`).
+    SyncUpdated,
+    /// `GET /v1/calendars/{id}/sync/deleted` (operation `calSyncDeleted`).
+    SyncDeleted,
+    /// Anything else (answered 404 or 405).
+    Other,
+}
+
+/// One request as received, and how it was answered.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// Account name (never the token); `None` when the token was missing or unknown.
+    pub account: Option<String>,
+    pub method: String,
+    /// Path without the query, e.g. `/v1/calendars/cal-1/sync/updated`.
+    pub path: String,
+    pub endpoint: Endpoint,
+    /// The calendar addressed: the real id when the path's id (or `primary`) resolved to a live
+    /// calendar of the account, otherwise the id as written in the path.
+    pub calendar_id: Option<String>,
+    /// `deltaToken` and `pageToken` query parameters as sent.
+    pub delta_token: Option<String>,
+    pub page_token: Option<String>,
+    pub status: u16,
+    /// The injected fault, if any (rate-limit 429s are not faults).
+    pub fault: Option<FaultKind>,
+    /// Tokens and record count of a successful page (sync pages and `GET /calendars`).
+    pub next_page_token: Option<String>,
+    pub next_delta_token: Option<String>,
+    pub records: usize,
+}

@@ -1,0 +1,324 @@
+//! A fake Aurinko calendar API server for tests, benchmarks and the `demo` command.
+//!
+//! It serves `GET /v1/calendars`, `GET /v1/calendars/{id}`, `POST /v1/calendars/{id}/sync` and
+//! `GET /v1/calendars/{id}/sync/{updated,deleted}` as the official OpenAPI spec describes them,
+//! over real HTTP, and is strict where real Aurinko is strict (required parameters, RFC 3339
+//! windows, exactly one of `deltaToken`/`pageToken`, tokens bound to their account, calendar,
+//! stream and epoch). Faults, latency and a rate limit can be switched on to exercise a client's
+//! error handling, and every request is logged for assertions.
+//!
+//! Module map:
+//! - [`data`]: accounts, calendars, events, the per-calendar change log and the paging logic;
+//! - `generate`: the varied, seeded event and calendar records;
+//! - `tokens`: the opaque, stateless delta and page tokens;
+//! - [`faults`]: injected failures; `limits`: the per-token rate limit;
+//! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; [`log`]: the request log.
+
+mod data;
+mod error;
+pub mod faults;
+mod generate;
+mod limits;
+pub mod log;
+mod routes;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{FaultKind, Faults};
+pub use log::{Endpoint, RequestRecord};
+
+use data::Data;
+use limits::RateLimiter;
+
+/// How the fake behaves; every field can also be changed later through a setter.
+#[derive(Clone, Debug)]
+pub struct FakeOptions {
+    /// Records per page for `/sync/updated`, `/sync/deleted` and `/calendars` (minimum 1).
+    pub page_size: usize,
+    /// Each provisioning (`POST /sync`) answers `ready:false` this many times per calendar
+    /// before `ready:true`; the next `POST /sync` after a ready answer starts over.
+    pub not_ready_polls: u32,
+    /// Injected failures.
+    pub faults: Faults,
+    /// Added before every response.
+    pub latency: Duration,
+    /// Requests per second per account token; beyond it, 429 with `Retry-After: 1`.
+    pub rate_limit_per_sec: Option<u32>,
+    /// Makes generated data, tokens and fault choices repeatable.
+    pub seed: u64,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            not_ready_polls: 0,
+            faults: Faults::default(),
+            latency: Duration::ZERO,
+            rate_limit_per_sec: None,
+            seed: 0,
+        }
+    }
+}
+
+/// Ground truth for assertions: one live event of a live calendar.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TruthEvent {
+    pub calendar_id: String,
+    pub id: String,
+    pub etag: String,
+    pub subject: Option<String>,
+}
+
+/// Everything behind the fake's one lock.
+pub(crate) struct Shared {
+    options: FakeOptions,
+    data: Data,
+    /// Separate from the data RNG so that turning faults on does not change the data.
+    fault_rng: StdRng,
+    limiter: RateLimiter,
+    log: Vec<RequestRecord>,
+    requests_seen: u64,
+}
+
+impl Shared {
+    /// A UUID-shaped, repeatable request id for error bodies.
+    fn next_request_id(&mut self) -> String {
+        self.requests_seen += 1;
+        let seed = self.options.seed;
+        let a = tokens::fnv1a(seed, &self.requests_seen.to_be_bytes());
+        let b = tokens::fnv1a(a, &seed.to_be_bytes());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | (b >> 48 & 0x3fff),
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// The fake Aurinko: data, behaviour knobs and request log; cheap to clone (shared state).
+#[derive(Clone)]
+pub struct FakeAurinko {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Default for FakeAurinko {
+    fn default() -> Self {
+        Self::new(FakeOptions::default())
+    }
+}
+
+impl FakeAurinko {
+    pub fn new(options: FakeOptions) -> Self {
+        let shared = Shared {
+            data: Data::new(options.seed, options.not_ready_polls),
+            fault_rng: StdRng::seed_from_u64(options.seed ^ 0xfa17_fa17_fa17_fa17),
+            limiter: RateLimiter::default(),
+            log: Vec::new(),
+            requests_seen: 0,
+            options,
+        };
+        Self {
+            shared: Arc::new(Mutex::new(shared)),
+        }
+    }
+
+    /// Runs `f` under the lock; never held across an await.
+    fn with<R>(&self, f: impl FnOnce(&mut Shared) -> R) -> R {
+        let mut guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Adds an account reachable with `token`; `name` is what the request log shows.
+    pub fn add_account(&self, name: &str, token: &str) {
+        self.with(|s| s.data.add_account(name, token));
+    }
+
+    /// Adds a calendar to the account of `token` (no-op for an unknown token). Marking it
+    /// primary makes it the target of the `primary` alias and unmarks the previous one.
+    pub fn add_calendar(&self, token: &str, calendar_id: &str, name: &str, primary: bool) {
+        self.with(|s| s.data.add_calendar(token, calendar_id, name, primary));
+    }
+
+    /// Adds `count` seeded, varied events (singles, all-day, series with occurrences).
+    pub fn generate_events(&self, token: &str, calendar_id: &str, count: usize) {
+        self.with(|s| s.data.generate_events(token, calendar_id, count));
+    }
+
+    /// Creates one event and returns its id (empty when the calendar does not exist).
+    pub fn create_event(&self, token: &str, calendar_id: &str) -> String {
+        self.with(|s| s.data.create_event(token, calendar_id))
+            .unwrap_or_default()
+    }
+
+    /// New etag, later `lastModifiedTime`, different subject; false when there is no such event.
+    pub fn update_event(&self, token: &str, calendar_id: &str, event_id: &str) -> bool {
+        self.with(|s| s.data.update_event(token, calendar_id, event_id))
+    }
+
+    /// Deletes the event, leaving a tombstone for `/sync/deleted`.
+    pub fn delete_event(&self, token: &str, calendar_id: &str, event_id: &str) -> bool {
+        self.with(|s| s.data.delete_event(token, calendar_id, event_id))
+    }
+
+    /// `count` seeded random creates, updates and deletes over the account's live calendars.
+    pub fn mutate_random(&self, token: &str, count: usize) {
+        self.with(|s| s.data.mutate_random(token, count));
+    }
+
+    /// The calendar disappears from `GET /calendars` and its endpoints answer 404.
+    pub fn remove_calendar(&self, token: &str, calendar_id: &str) {
+        self.with(|s| s.data.remove_calendar(token, calendar_id));
+    }
+
+    /// Every delta and page token issued so far for this account answers 410
+    /// `syncToken.expired`.
+    pub fn expire_tokens(&self, token: &str) {
+        self.with(|s| s.data.expire_tokens(token));
+    }
+
+    /// Every request with this token answers 401 `token.dead`.
+    pub fn kill_token(&self, token: &str) {
+        self.with(|s| s.data.kill_token(token));
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.with(|s| s.options.faults = faults);
+    }
+
+    pub fn set_page_size(&self, n: usize) {
+        self.with(|s| s.options.page_size = n.max(1));
+    }
+
+    /// Also restarts the count for provisionings already in progress.
+    pub fn set_not_ready_polls(&self, n: u32) {
+        self.with(|s| {
+            s.options.not_ready_polls = n;
+            s.data.set_not_ready_polls(n);
+        });
+    }
+
+    pub fn set_latency(&self, d: Duration) {
+        self.with(|s| s.options.latency = d);
+    }
+
+    pub fn set_rate_limit(&self, per_sec: Option<u32>) {
+        self.with(|s| s.options.rate_limit_per_sec = per_sec);
+    }
+
+    /// Live events of the account's live calendars, sorted by `(calendar_id, id)`.
+    pub fn truth(&self, token: &str) -> Vec<TruthEvent> {
+        self.with(|s| s.data.truth(token))
+    }
+
+    /// Ids of the account's live calendars, in `GET /calendars` order.
+    pub fn calendar_ids(&self, token: &str) -> Vec<String> {
+        self.with(|s| s.data.calendar_ids(token))
+    }
+
+    /// Every request received so far, in the order they were answered.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.with(|s| s.log.clone())
+    }
+
+    pub fn clear_requests(&self) {
+        self.with(|s| s.log.clear());
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves in a tokio task.
+    pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<FakeServer> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let serve = axum::serve(listener, routes::router(self.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let task = tokio::spawn(async move { serve.await });
+        Ok(FakeServer {
+            addr,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// A ready-made data set: account `demo` with `calendars` calendars (the first primary,
+    /// ids in Google and Office 365 shapes) of `events_per_calendar` generated events each.
+    pub fn demo(events_per_calendar: usize, calendars: usize, seed: u64) -> (Self, String) {
+        let fake = Self::new(FakeOptions {
+            seed,
+            ..FakeOptions::default()
+        });
+        let token = format!("demo-token-{seed}");
+        fake.add_account("demo", &token);
+        for n in 0..calendars {
+            let (id, name) = match n {
+                0 => ("demo@example.com".to_string(), "Demo".to_string()),
+                n if n % 3 == 1 => (
+                    format!("c_{:016x}{n}@group.calendar.google.com", tokens::fnv1a(seed, &n.to_be_bytes())),
+                    format!("Équipe {n} 🗓"),
+                ),
+                n if n % 3 == 2 => (
+                    format!("AAMkADk0ZjU{:x}-{n}_AAA=", tokens::fnv1a(seed, &n.to_be_bytes())),
+                    format!("Team \"{n}\""),
+                ),
+                n => (format!("cal-{n}"), format!("Calendar {n}")),
+            };
+            fake.add_calendar(&token, &id, &name, n == 0);
+            fake.generate_events(&token, &id, events_per_calendar);
+        }
+        (fake, token)
+    }
+}
+
+/// A running fake server; stops on [`FakeServer::shutdown`] or when dropped.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl FakeServer {
+    /// `http://HOST:PORT/v1`, the base URL a client is configured with.
+    pub fn base_url(&self) -> String {
+        let host = match self.addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+            ip if ip.is_unspecified() => "[::1]".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+        };
+        format!("http://{host}:{}/v1", self.addr.port())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 5 s), then returns.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! HTTP surface: one axum fallback handler that parses the request itself, so the fake decides
+//! every status code and body (JSON errors even for unknown paths and wrong methods), applies
+//! latency, faults and rate limits in a fixed order, and logs every request.
+//!
+//! Order per request: configured latency → fault roll (a fault replaces the answer; nothing of
+//! the handler runs, so a faulted `POST /sync` provisions nothing) → per-token rate limit →
+//! authentication → routing → handler.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use bytes::Bytes;
+use chrono::DateTime;
+
+use super::error::ApiError;
+use super::log::{Endpoint, RequestRecord};
+use super::tokens::Stream;
+use super::{FakeAurinko, FaultKind, Shared};
+
+pub(crate) fn router(fake: FakeAurinko) -> Router {
+    Router::new().fallback(entry).with_state(fake)
+}
+
+async fn entry(
+    State(fake): State<FakeAurinko>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let latency = fake.with(|state| state.options.latency);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let request = Request::parse(&method, &uri, &headers);
+    let fault = fake.with(|state| {
+        let faults = state.options.faults.clone();
+        faults.choose(&mut state.fault_rng)
+    });
+    if fault == Some(FaultKind::Latency) {
+        tokio::time::sleep(FaultKind::LATENCY).await;
+    }
+    fake.with(|state| state.answer(&request, fault)).into_response()
+}
+
+/// What the handler needs from an HTTP request, parsed without failing.
+pub(crate) struct Request {
+    method: Method,
+    path: String,
+    endpoint: Endpoint,
+    /// Calendar id from the path, percent-decoded.
+    calendar_id: Option<String>,
+    /// `None` when the query string is not valid percent-encoding.
+    query: Option<Vec<(String, String)>>,
+    bearer: Option<String>,
+}
+
+impl Request {
+    fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Self {
+        let path = uri.path().to_string();
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let (endpoint, raw_id) = match segments.as_slice() {
+            ["v1", "calendars"] => (Endpoint::ListCalendars, None),
+            ["v1", "calendars", id] => (Endpoint::GetCalendar, Some(*id)),
+            ["v1", "calendars", id, "sync"] => (Endpoint::SyncStart, Some(*id)),
+            ["v1", "calendars", id, "sync", "updated"] => (Endpoint::SyncUpdated, Some(*id)),
+            ["v1", "calendars", id, "sync", "deleted"] => (Endpoint::SyncDeleted, Some(*id)),
+            _ => (Endpoint::Other, None),
+        };
+        let calendar_id = raw_id.map(|id| percent_decode(id, false));
+        let (endpoint, calendar_id) = match calendar_id {
+            Some(Some(id)) if !id.is_empty() => (endpoint, Some(id)),
+            Some(_) => (Endpoint::Other, None),
+            None => (endpoint, None),
+        };
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                let token = token.trim();
+                (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+                    .then(|| token.to_string())
+            });
+        Self {
+            method: method.clone(),
+            path,
+            endpoint,
+            calendar_id,
+            query: parse_query(uri.query().unwrap_or("")),
+            bearer,
+        }
+    }
+
+    /// The single value of a query parameter; a repeated parameter is a 400.
+    fn param(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let query = self
+            .query
+            .as_ref()
+            .ok_or_else(|| ApiError::bad_request("Malformed query string"))?;
+        let mut values = query.iter().filter(|(key, _)| key == name);
+        let first = values.next().map(|(_, value)| value.as_str());
+        if values.next().is_some() {
+            return Err(ApiError::bad_request(format!(
+                "Parameter {name} given more than once"
+            )));
+        }
+        Ok(first)
+    }
+
+    /// Like [`Request::param`], for logging: never fails.
+    fn logged_param(&self, name: &str) -> Option<String> {
+        self.query
+            .as_ref()?
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// A response before it becomes HTTP.
+pub(crate) struct Reply {
+    pub status: u16,
+    body: ReplyBody,
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+enum ReplyBody {
+    Json(Vec<u8>),
+    /// Headers and then a body that fails at once: hyper aborts the connection.
+    Reset,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            body: ReplyBody::Json(body),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn error(error: &ApiError, request_id: &str) -> Self {
+        let mut reply = Self::json(error.status, error.body(request_id));
+        if error.status == 401 {
+            reply
+                .headers
+                .push((header::WWW_AUTHENTICATE, "Bearer".to_string()));
+        }
+        reply
+    }
+
+    fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let body = match self.body {
+            ReplyBody::Json(bytes) => Body::from(Bytes::from(bytes)),
+            ReplyBody::Reset => Body::from_stream(futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected connection reset",
+                ))
+            })),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl Shared {
+    /// Answers one request and logs it.
+    fn answer(&mut self, request: &Request, fault: Option<FaultKind>) -> Reply {
+        let request_id = self.next_request_id();
+        let account = request
+            .bearer
+            .as_deref()
+            .and_then(|token| self.data.account_by_token(token));
+        let mut record = RequestRecord {
+            account: account.map(|index| self.data.account(index).name.clone()),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            endpoint: request.endpoint,
+            calendar_id: request.calendar_id.clone(),
+            delta_token: request.logged_param("deltaToken"),
+            page_token: request.logged_param("pageToken"),
+            status: 0,
+            fault,
+            next_page_token: None,
+            next_delta_token: None,
+            records: 0,
+        };
+        let reply = match fault {
+            Some(FaultKind::InternalError) => Reply::error(
+                &ApiError::new(500, "internalError", "Internal Server Error"),
+                &request_id,
+            ),
+            Some(FaultKind::Unavailable) => Reply::error(
+                &ApiError::new(503, "serviceUnavailable", "Service Unavailable"),
+                &request_id,
+            ),
+            Some(FaultKind::TooManyRequestsSeconds) => {
+                Reply::error(&too_many_requests(), &request_id)
+                    .with_header(header::RETRY_AFTER, "1".to_string())
+            }
+            Some(FaultKind::TooManyRequestsDate) => {
+                let at = SystemTime::now() + Duration::from_secs(2);
+                Reply::error(&too_many_requests(), &request_id)
+                    .with_header(header::RETRY_AFTER, httpdate::fmt_http_date(at))
+            }
+            Some(FaultKind::ResetConnection) => Reply {
+                status: 200,
+                body: ReplyBody::Reset,
+                headers: Vec::new(),
+            },
+            Some(FaultKind::TruncatedBody) => {
+                // GETs are free of side effects, so the real answer can be computed and cut; a
+                // POST must not provision, so it gets a stand-in body.
+                let full = if request.method == Method::GET {
+                    let mut scratch = record.clone();
+                    match self.route(request, account, &mut scratch, &request_id) {
+                        Reply {
+                            body: ReplyBody::Json(bytes),
+                            ..
+                        } => bytes,
+                        _ => Vec::new(),
+                    }
+                } else {
+                    br#"{"ready":false}"#.to_vec()
+                };
+                let mut cut = full;
+                cut.truncate(cut.len() / 2);
+                Reply::json(200, cut)
+            }
+            None | Some(FaultKind::Latency) => {
+                let limited = match (self.options.rate_limit_per_sec, &request.bearer) {
+                    (Some(per_sec), Some(token)) => {
+                        !self.limiter.admit(token, per_sec, Instant::now())
+                    }
+                    _ => false,
+                };
+                if limited {
+                    Reply::error(&too_many_requests(), &request_id)
+                        .with_header(header::RETRY_AFTER, "1".to_string())
+                } else {
+                    self.route(request, account, &mut record, &request_id)
+                }
+            }
+        };
+        record.status = reply.status;
+        self.log.push(record);
+        reply
+    }
+
+    fn route(
+        &mut self,
+        request: &Request,
+        account: Option<usize>,
+        record: &mut RequestRecord,
+        request_id: &str,
+    ) -> Reply {
+        match self.dispatch(request, account, record) {
+            Ok(reply) => reply,
+            Err(error) => Reply::error(&error, request_id),
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        request: &Request,
+        account: Option<usize>,
+        record: &mut RequestRecord,
+    ) -> Result<Reply, ApiError> {
+        if request.bearer.is_none() {
+            return Err(ApiError::unauthorized());
+        }
+        let account = account.ok_or_else(ApiError::unauthorized)?;
+        if self.data.account(account).dead {
+            return Err(ApiError::token_dead());
+        }
+        let expected = match request.endpoint {
+            Endpoint::Other => return Err(ApiError::new(404, "notFound", "Not found")),
+            Endpoint::SyncStart => Method::POST,
+            _ => Method::GET,
+        };
+        if request.method != expected {
+            return Err(ApiError::new(
+                405,
+                "methodNotAllowed",
+                format!("Method {} is not allowed here", request.method),
+            ));
+        }
+        let page_size = self.options.page_size.max(1);
+        if request.endpoint == Endpoint::ListCalendars {
+            match request.param("withShared")? {
+                None | Some("") | Some("true") | Some("false") => {}
+                Some(_) => return Err(ApiError::bad_request("withShared must be true or false")),
+            }
+            match request.param("mode")? {
+                None | Some("") | Some("user") | Some("group") => {}
+                Some(_) => return Err(ApiError::bad_request("mode must be user or group")),
+            }
+            let page = self
+                .data
+                .calendars_page(account, request.param("pageToken")?, page_size)?;
+            record.records = page.records;
+            record.next_page_token = page.next_page_token;
+            return Ok(Reply::json(200, page.body));
+        }
+        let path_id = request.calendar_id.as_deref().unwrap_or_default();
+        let calendar = self
+            .data
+            .resolve_calendar(account, path_id)
+            .ok_or_else(ApiError::calendar_not_found)?;
+        record.calendar_id = Some(self.data.calendar_id(calendar).to_string());
+        match request.endpoint {
+            Endpoint::GetCalendar => Ok(Reply::json(200, self.data.calendar_json(calendar))),
+            Endpoint::SyncStart => {
+                let time_min = required_time(request, "timeMin")?;
+                let time_max = required_time(request, "timeMax")?;
+                if time_min >= time_max {
+                    return Err(ApiError::bad_request("timeMin must be smaller than timeMax"));
+                }
+                // "Milliseconds may be provided but are ignored" for timeMax.
+                let time_max_ms = time_max.div_euclid(1000) * 1000;
+                let body = match self
+                    .data
+                    .provision(account, calendar, time_min, time_max_ms)
+                {
+                    None => serde_json::json!({ "ready": false }),
+                    Some((updated, deleted)) => serde_json::json!({
+                        "syncUpdatedToken": updated,
+                        "syncDeletedToken": deleted,
+                        "ready": true,
+                    }),
+                };
+                Ok(Reply::json(200, serde_json::to_vec(&body).unwrap_or_default()))
+            }
+            Endpoint::SyncUpdated | Endpoint::SyncDeleted => {
+                let stream = if request.endpoint == Endpoint::SyncUpdated {
+                    Stream::Updated
+                } else {
+                    Stream::Deleted
+                };
+                let page = self.data.sync_page(
+                    account,
+                    calendar,
+                    stream,
+                    request.param("deltaToken")?,
+                    request.param("pageToken")?,
+                    page_size,
+                )?;
+                record.records = page.records;
+                record.next_page_token = page.next_page_token;
+                record.next_delta_token = page.next_delta_token;
+                Ok(Reply::json(200, page.body))
+            }
+            Endpoint::ListCalendars | Endpoint::Other => {
+                Err(ApiError::new(404, "notFound", "Not found"))
+            }
+        }
+    }
+}
+
+fn too_many_requests() -> ApiError {
+    ApiError::new(429, "tooManyRequests", "Too Many Requests")
+}
+
+/// A required RFC 3339 timestamp with offset, in milliseconds since the Unix epoch.
+fn required_time(request: &Request, name: &str) -> Result<i64, ApiError> {
+    let text = request
+        .param(name)?
+        .filter(|text| !text.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("Parameter {name} is required")))?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "Parameter {name} must be an RFC 3339 timestamp with a time zone offset"
+            ))
+        })
+}
+
+/// `application/x-www-form-urlencoded` pairs; `None` on bad percent-encoding or bad UTF-8.
+fn parse_query(query: &str) -> Option<Vec<(String, String)>> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((percent_decode(key, true)?, percent_decode(value, true)?))
+        })
+        .collect()
+}
+
+/// Percent-decoding; in a query (`plus_is_space`) `+` means a space, as form encoding says.
+fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}

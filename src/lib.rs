@@ -1,0 +1,21 @@
+//! aurinko-sync keeps a local SQLite copy of Aurinko calendars up to date
+//! through Aurinko's delta-sync API.
+//!
+//! Module map:
+//!
+//! - [`config`]: the TOML file, validated before any request is sent.
+//! - [`aurinko`]: the HTTP client: auth, error classification (once, at the
+//!   boundary), per-account rate limiting, retries with jitter.
+//! - [`sync`]: the per-calendar protocol as a state machine without I/O, and
+//!   the thin drivers that run it (one pass, catch-up across accounts).
+//! - [`store`]: SQLite behind a narrow interface: migrations, one writer, a
+//!   page and its token in one transaction.
+//! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
+//! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
+
+pub mod aurinko;
+pub mod cli;
+pub mod config;
+pub mod fake;
+pub mod store;
+pub mod sync;

@@ -1,0 +1,160 @@
+//! The store: SQLite behind a narrow interface.
+//!
+//! Open (with migrations), load a collection's state, commit a page with its
+//! token, record a pass's outcome, read for `state`. Everything SQLite-specific
+//! (pragmas, SQL, transactions) stays in this module so a second backend can
+//! sit behind the same calls.
+//!
+//! One connection writes, behind a mutex: SQLite allows one writer at a time
+//! anyway, and a single connection lets every page and its token share one
+//! `BEGIN IMMEDIATE` transaction.
+
+mod read;
+mod write;
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+pub use read::{AccountReport, CollectionReport, Report, StoredEvent};
+pub use write::{CommitStats, PageRecords};
+
+/// The kind of collection a sync state belongs to.
+pub const KIND_CALENDAR: &str = "calendar";
+
+/// Schema migrations, in order; each file under `state/` is applied once.
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../../state/0001_initial.sql"))];
+
+/// How long a write waits for another writer (another process holding the
+/// lock) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Which collection a state or a row belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CollectionKey {
+    pub account: String,
+    pub kind: &'static str,
+    pub id: String,
+}
+
+impl CollectionKey {
+    pub fn calendar(account: &str, calendar_id: &str) -> CollectionKey {
+        CollectionKey { account: account.to_string(), kind: KIND_CALENDAR, id: calendar_id.to_string() }
+    }
+}
+
+impl std::fmt::Display for CollectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.account, self.id)
+    }
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens the store for writing, creating it (mode 0600) and applying
+    /// migrations. A file that is not an aurinko-sync database is an error
+    /// and is left untouched.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
+        create_private(path).map_err(|e| fail(format!("cannot create: {e}")))?;
+        let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+        // The first read of the header happens here: a file that is not a
+        // database, or somebody else's, fails before anything is written.
+        check_foreign(&conn).map_err(fail)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| fail(format!("cannot switch to WAL ({e})")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!("cannot switch to WAL (journal mode is {mode})")));
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| fail(e.to_string()))?;
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .map_err(|e| fail(format!("migration failed: {e}")))?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// Opens an existing store without writing to it, for `state`. Safe
+    /// while the daemon writes: WAL readers see the last committed state.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
+        if !path.exists() {
+            return Err(fail("does not exist yet (run `aurinko-sync run --catch-up` first)".into()));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| fail(format!("not a usable SQLite database ({e})")))?;
+        if version == 0 {
+            return Err(fail("not an aurinko-sync store (no schema)".into()));
+        }
+        if version as usize > MIGRATIONS.len() {
+            return Err(fail(format!("written by a newer aurinko-sync (schema {version})")));
+        }
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open:
+        // rusqlite rolls back on drop. The connection is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Creates the database file with mode 0600 if it does not exist, so the
+/// data (and the tokens it does not hold) is private from the start. SQLite
+/// gives its `-wal` and `-shm` files the same mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a database that holds tables but not ours: migrating it would
+/// write into somebody else's file.
+fn check_foreign(conn: &Connection) -> Result<(), String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| format!("not a usable SQLite database ({e})"))?;
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0))
+        .map_err(|e| format!("not a usable SQLite database ({e})"))?;
+    if version == 0 && tables > 0 {
+        return Err("holds tables but is not an aurinko-sync store; refusing to touch it".into());
+    }
+    if version as usize > MIGRATIONS.len() {
+        return Err(format!("written by a newer aurinko-sync (schema {version})"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

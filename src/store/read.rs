@@ -1,0 +1,112 @@
+//! The read side: what `state` prints, and the rows tests and `demo` show.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// Everything the store knows, per account and per collection.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub accounts: Vec<AccountReport>,
+    pub collections: Vec<CollectionReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountReport {
+    pub name: String,
+    /// Set while Aurinko refuses the account's token.
+    pub auth_error: Option<String>,
+    pub auth_error_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CollectionReport {
+    pub account: String,
+    pub kind: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub phase: String,
+    pub records: i64,
+    pub window_min: Option<String>,
+    pub window_max: Option<String>,
+    pub last_success_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_class: Option<String>,
+    pub consecutive_failures: i64,
+    pub next_attempt_at: Option<String>,
+}
+
+/// An event row as stored, for comparisons and the demo.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct StoredEvent {
+    pub calendar_id: String,
+    pub event_id: String,
+    pub etag: Option<String>,
+    pub subject: Option<String>,
+    pub start_time: Option<String>,
+    pub all_day: bool,
+}
+
+impl Store {
+    pub fn report(&self) -> Result<Report, StoreError> {
+        let conn = self.conn();
+        let accounts = conn
+            .prepare("SELECT name, auth_error, auth_error_at FROM accounts ORDER BY name")?
+            .query_map([], |r| Ok(AccountReport { name: r.get(0)?, auth_error: r.get(1)?, auth_error_at: r.get(2)? }))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let collections = conn
+            .prepare(
+                "SELECT s.account, s.kind, s.collection_id, c.name, s.phase,
+                        (SELECT count(*) FROM events e WHERE e.account = s.account AND e.calendar_id = s.collection_id),
+                        s.window_min, s.window_max, s.last_success_at, s.last_attempt_at, s.last_error,
+                        s.last_error_class, s.consecutive_failures, s.next_attempt_at
+                 FROM sync_state s
+                 LEFT JOIN calendars c ON c.account = s.account AND c.calendar_id = s.collection_id
+                 ORDER BY s.account, s.kind, s.collection_id",
+            )?
+            .query_map([], |r| {
+                Ok(CollectionReport {
+                    account: r.get(0)?,
+                    kind: r.get(1)?,
+                    id: r.get(2)?,
+                    name: r.get(3)?,
+                    phase: r.get(4)?,
+                    records: r.get(5)?,
+                    window_min: r.get(6)?,
+                    window_max: r.get(7)?,
+                    last_success_at: r.get(8)?,
+                    last_attempt_at: r.get(9)?,
+                    last_error: r.get(10)?,
+                    last_error_class: r.get(11)?,
+                    consecutive_failures: r.get(12)?,
+                    next_attempt_at: r.get(13)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Report { accounts, collections })
+    }
+
+    /// The events of an account, ordered by calendar and id.
+    pub fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare(
+                "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
+                 WHERE account = ?1 ORDER BY calendar_id, event_id",
+            )?
+            .query_map(params![account], |r| {
+                Ok(StoredEvent {
+                    calendar_id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    etag: r.get(2)?,
+                    subject: r.get(3)?,
+                    start_time: r.get(4)?,
+                    all_day: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,177 @@
+//! Store tests on real SQLite files in a temporary directory.
+
+use chrono::{TimeZone, Utc};
+
+use super::*;
+use crate::sync::{Commit, Cursor, EventRow, Phase, SyncState, Window};
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+fn key() -> CollectionKey {
+    CollectionKey::calendar("work", "cal-1")
+}
+
+fn row(id: &str, etag: &str) -> EventRow {
+    EventRow {
+        event_id: id.into(),
+        etag: Some(etag.into()),
+        subject: Some(format!("subject {id}")),
+        start: Some("2026-12-01T10:00:00Z".into()),
+        end: Some("2026-12-01T11:00:00Z".into()),
+        all_day: false,
+        last_modified: None,
+        ical_uid: None,
+        recurrence_type: None,
+        raw: format!(r#"{{"id":"{id}","etag":"{etag}"}}"#),
+    }
+}
+
+fn state(generation: i64, page: Option<&str>) -> SyncState {
+    SyncState {
+        phase: Phase::Updated,
+        window: Some(Window::around(now(), 30, 365)),
+        generation,
+        reconciling: false,
+        updated: Cursor { delta_token: Some("U".into()), page_token: page.map(str::to_string) },
+        deleted: Cursor::at_delta("D".into()),
+    }
+}
+
+fn commit(state: SyncState) -> Commit {
+    Commit { state, sweep_below: None, purge: false }
+}
+
+fn ids(store: &Store) -> Vec<(String, Option<String>)> {
+    store.events("work").unwrap().into_iter().map(|e| (e.event_id, e.etag)).collect()
+}
+
+#[test]
+fn a_page_and_its_token_are_stored_together_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    assert_eq!(store.load_state(&key()).unwrap(), None);
+    let s = state(1, Some("P1"));
+    let stats = store.commit(&key(), &commit(s.clone()), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now()).unwrap();
+    assert_eq!(stats.upserted, 2);
+    assert_eq!(store.load_state(&key()).unwrap(), Some(s));
+    assert_eq!(ids(&store), vec![("a".into(), Some("1".into())), ("b".into(), Some("1".into()))]);
+}
+
+#[test]
+fn an_unchanged_etag_is_not_rewritten_and_a_new_one_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let c = commit(state(1, None));
+    store.commit(&key(), &c, &PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    let stats = store.commit(&key(), &c, &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now()).unwrap();
+    assert_eq!((stats.upserted, stats.unchanged), (1, 1));
+    let stats = store.commit(&key(), &c, &PageRecords::Upserts(vec![row("a", "2")]), now()).unwrap();
+    assert_eq!((stats.upserted, stats.unchanged), (1, 0));
+    assert_eq!(ids(&store)[0], ("a".into(), Some("2".into())));
+}
+
+#[test]
+fn deletes_sweeps_and_purges_remove_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let rows = vec![row("a", "1"), row("b", "1"), row("c", "1")];
+    store.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(rows), now()).unwrap();
+    // A new generation sees only a and b, then sweeps.
+    store.commit(&key(), &commit(state(2, None)), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now()).unwrap();
+    assert_eq!(ids(&store).len(), 3, "nothing is removed before the sweep");
+    let sweep = Commit { sweep_below: Some(2), ..commit(state(2, None)) };
+    let stats = store.commit(&key(), &sweep, &PageRecords::None, now()).unwrap();
+    assert_eq!(stats.swept, 1);
+    let stats = store.commit(&key(), &commit(state(2, None)), &PageRecords::Deletes(vec!["a".into(), "zz".into()]), now()).unwrap();
+    assert_eq!(stats.deleted, 1, "an id never seen deletes nothing");
+    assert_eq!(ids(&store), vec![("b".into(), Some("1".into()))]);
+    let purge = Commit { purge: true, ..commit(state(2, None)) };
+    store.commit(&key(), &purge, &PageRecords::None, now()).unwrap();
+    assert!(ids(&store).is_empty());
+}
+
+#[test]
+fn a_failed_commit_leaves_neither_rows_nor_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).unwrap();
+    store.commit(&key(), &commit(state(1, Some("P1"))), &PageRecords::None, now()).unwrap();
+    // Another connection holds the write lock; our commit must fail whole.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    store.conn().busy_timeout(std::time::Duration::from_millis(50)).unwrap();
+    let result = store.commit(&key(), &commit(state(1, Some("P2"))), &PageRecords::Upserts(vec![row("a", "1")]), now());
+    assert!(result.is_err());
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(store.load_state(&key()).unwrap().unwrap().updated.page_token.as_deref(), Some("P1"));
+    assert!(ids(&store).is_empty());
+}
+
+#[test]
+fn outcomes_count_consecutive_failures_and_a_success_resets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    store.record_outcome(&key(), Some(("transient", "HTTP 503")), None, now()).unwrap();
+    store.record_outcome(&key(), Some(("transient", "HTTP 503")), None, now()).unwrap();
+    let report = store.report().unwrap();
+    assert_eq!(report.collections[0].consecutive_failures, 2);
+    assert_eq!(report.collections[0].last_error.as_deref(), Some("HTTP 503"));
+    store.record_outcome(&key(), None, None, now()).unwrap();
+    let report = store.report().unwrap();
+    assert_eq!(report.collections[0].consecutive_failures, 0);
+    assert_eq!(report.collections[0].last_error, None);
+    assert!(report.collections[0].last_success_at.is_some());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).unwrap();
+    store.commit(&key(), &commit(state(1, None)), &PageRecords::None, now()).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("s.db{suffix}"));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    let text = "these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let err = Store::open(&path).err().expect("refused").to_string();
+    assert!(err.contains("not a usable SQLite database"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
+fn somebody_elses_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE mine (x)").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(&path).err().expect("refused").to_string();
+    assert!(err.contains("not an aurinko-sync store"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn the_read_only_view_sees_commits_and_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let writer = Store::open(&path).unwrap();
+    writer.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.report().unwrap().collections[0].records, 1);
+    writer.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![row("b", "1")]), now()).unwrap();
+    assert_eq!(reader.report().unwrap().collections[0].records, 2);
+    assert!(reader.record_outcome(&key(), None, None, now()).is_err());
+    assert!(Store::open_read_only(&dir.path().join("missing.db")).is_err());
+}

@@ -1,0 +1,503 @@
+//! The per-collection sync protocol as a state machine without I/O.
+//!
+//! A [`Pass`] is one run from the stored state to the end of both delta
+//! streams. The driver asks it for the [`Action`] to perform, performs it, and
+//! reports the outcome back (`on_provision`, `on_page`, `on_error`). Whatever
+//! must be persisted comes back as a [`Commit`], which the store applies in
+//! one transaction together with the page's records. Because the machine
+//! never touches the network or the disk, every path, crash recovery
+//! included, is a plain unit test.
+
+use std::time::Duration;
+
+use super::state::{Cursor, Phase, Stream, SyncState, Window};
+use crate::aurinko::{ErrorClass, Provision, TokenRef};
+
+/// How long to keep asking while a provisioning answers `ready: false`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyPolicy {
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    pub timeout: Duration,
+}
+
+/// What the driver should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// `POST .../sync` with this window, after `delay` (zero the first time).
+    Provision { window: Window, delay: Duration },
+    /// `GET .../sync/{stream}` with this token.
+    Fetch { stream: Stream, token: TokenRef<'a> },
+    /// The pass is over.
+    Finish(&'a Finish),
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Both streams drained to a fresh delta token.
+    CaughtUp,
+    /// The collection is gone upstream and was purged.
+    Removed,
+    Failed { class: ErrorClass, message: String },
+}
+
+/// What to persist, atomically with the records of the page that led to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub state: SyncState,
+    /// Rows of this collection whose generation is below this are removed:
+    /// the end of a reconciling pass.
+    pub sweep_below: Option<i64>,
+    /// The collection is gone: remove all its rows.
+    pub purge: bool,
+}
+
+impl Commit {
+    fn state_only(state: &SyncState) -> Commit {
+        Commit { state: state.clone(), sweep_below: None, purge: false }
+    }
+}
+
+pub struct Pass {
+    state: SyncState,
+    window: Window,
+    ready: ReadyPolicy,
+    /// Delay before the next provisioning request, and the total waited.
+    provision_delay: Duration,
+    waited_for_ready: Duration,
+    /// The current stream already fell back from an expired page token to
+    /// its delta token once.
+    page_token_retried: bool,
+    /// This pass already re-provisioned after an expired delta token; a
+    /// second expiry in the same pass is an error rather than a loop.
+    reprovisioned: bool,
+    finish: Option<Finish>,
+}
+
+impl Pass {
+    /// Begins a pass from the stored state. `window` is used if the pass has
+    /// to provision.
+    pub fn new(mut state: SyncState, window: Window, ready: ReadyPolicy) -> Pass {
+        match state.phase {
+            Phase::New | Phase::Removed => begin_provisioning(&mut state),
+            Phase::Idle => state.phase = Phase::Updated,
+            Phase::Provisioning | Phase::Updated | Phase::Deleted => {}
+        }
+        // A stored state without the tokens its phase needs (a damaged row)
+        // starts over rather than failing forever.
+        let usable = match state.phase {
+            Phase::Updated => state.updated.request().is_some() && state.deleted.request().is_some(),
+            Phase::Deleted => state.deleted.request().is_some(),
+            _ => true,
+        };
+        if !usable {
+            begin_provisioning(&mut state);
+        }
+        Pass {
+            state,
+            window,
+            ready,
+            provision_delay: Duration::ZERO,
+            waited_for_ready: Duration::ZERO,
+            page_token_retried: false,
+            reprovisioned: false,
+            finish: None,
+        }
+    }
+
+    pub fn state(&self) -> &SyncState {
+        &self.state
+    }
+
+    pub fn next_action(&self) -> Action<'_> {
+        if let Some(finish) = &self.finish {
+            return Action::Finish(finish);
+        }
+        match self.state.phase {
+            Phase::New | Phase::Provisioning | Phase::Removed => {
+                Action::Provision { window: self.window, delay: self.provision_delay }
+            }
+            Phase::Updated | Phase::Deleted => {
+                let stream = self.stream();
+                let token = self.state.cursor(stream).request().expect("checked when the pass began");
+                Action::Fetch { stream, token }
+            }
+            Phase::Idle => unreachable!("a pass that reaches idle has finished"),
+        }
+    }
+
+    fn stream(&self) -> Stream {
+        if self.state.phase == Phase::Deleted { Stream::Deleted } else { Stream::Updated }
+    }
+
+    /// The answer to `POST .../sync`. Ready tokens start a new generation
+    /// and a reconciling pass; they are committed at once so a crash does not
+    /// provision again.
+    pub fn on_provision(&mut self, provision: Provision) -> Option<Commit> {
+        match provision {
+            Provision::NotReady => {
+                let next = if self.provision_delay.is_zero() {
+                    self.ready.first_delay
+                } else {
+                    (self.provision_delay * 2).min(self.ready.max_delay)
+                };
+                if self.waited_for_ready + next > self.ready.timeout {
+                    self.fail(
+                        ErrorClass::Transient,
+                        format!("sync start not ready after {}s", self.waited_for_ready.as_secs()),
+                    );
+                } else {
+                    self.waited_for_ready += next;
+                    self.provision_delay = next;
+                }
+                None
+            }
+            Provision::Ready { updated_token, deleted_token } => {
+                let s = &mut self.state;
+                s.generation += 1;
+                s.reconciling = true;
+                s.window = Some(self.window);
+                s.updated = Cursor::at_delta(updated_token);
+                s.deleted = Cursor::at_delta(deleted_token);
+                s.phase = Phase::Updated;
+                self.provision_delay = Duration::ZERO;
+                self.waited_for_ready = Duration::ZERO;
+                Some(Commit::state_only(&self.state))
+            }
+        }
+    }
+
+    /// A page arrived. The returned commit carries the new cursor (and the
+    /// sweep at the end of a reconciling pass); the driver stores it together
+    /// with the page's records.
+    pub fn on_page(&mut self, next_page_token: Option<String>, next_delta_token: Option<String>) -> Commit {
+        let stream = self.stream();
+        self.page_token_retried = false;
+        let mut sweep_below = None;
+        match (next_page_token, next_delta_token) {
+            (Some(page), _) => self.state.cursor_mut(stream).page_token = Some(page),
+            (None, Some(delta)) => {
+                *self.state.cursor_mut(stream) = Cursor::at_delta(delta);
+                match stream {
+                    Stream::Updated => {
+                        if self.state.reconciling {
+                            sweep_below = Some(self.state.generation);
+                            self.state.reconciling = false;
+                        }
+                        self.state.phase = Phase::Deleted;
+                    }
+                    Stream::Deleted => {
+                        self.state.phase = Phase::Idle;
+                        self.finish = Some(Finish::CaughtUp);
+                    }
+                }
+            }
+            // The client refuses such pages; keep the cursor where it was.
+            (None, None) => self.fail(ErrorClass::Permanent, "page without a next token".into()),
+        }
+        Commit { state: self.state.clone(), sweep_below, purge: false }
+    }
+
+    /// A request failed after the client's retries. Returns a commit when the
+    /// failure changes what must be remembered (re-provisioning, removal).
+    pub fn on_error(&mut self, class: ErrorClass, message: String) -> Option<Commit> {
+        match class {
+            ErrorClass::ExpiredToken if matches!(self.state.phase, Phase::Updated | Phase::Deleted) => {
+                let stream = self.stream();
+                let cursor = self.state.cursor_mut(stream);
+                if cursor.page_token.is_some() && !self.page_token_retried {
+                    // The official client's rule: an invalid page token is
+                    // retried once from the delta token it came from.
+                    cursor.page_token = None;
+                    self.page_token_retried = true;
+                    None
+                } else if !self.reprovisioned {
+                    self.reprovisioned = true;
+                    self.page_token_retried = false;
+                    begin_provisioning(&mut self.state);
+                    Some(Commit::state_only(&self.state))
+                } else {
+                    self.fail(class, format!("token expired again after re-provisioning: {message}"));
+                    None
+                }
+            }
+            ErrorClass::Gone => {
+                self.state.phase = Phase::Removed;
+                self.state.updated = Cursor::default();
+                self.state.deleted = Cursor::default();
+                self.state.reconciling = false;
+                self.finish = Some(Finish::Removed);
+                Some(Commit { state: self.state.clone(), sweep_below: None, purge: true })
+            }
+            _ => {
+                self.fail(class, message);
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, class: ErrorClass, message: String) {
+        self.finish = Some(Finish::Failed { class, message });
+    }
+}
+
+/// Clears the tokens so the next action provisions. The rows stay until the
+/// new generation's first full pass sweeps what it did not see.
+fn begin_provisioning(state: &mut SyncState) {
+    state.phase = Phase::Provisioning;
+    state.updated = Cursor::default();
+    state.deleted = Cursor::default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn window() -> Window {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        Window::around(now, 30, 365)
+    }
+
+    fn policy() -> ReadyPolicy {
+        ReadyPolicy {
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(8),
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    fn ready(u: &str, d: &str) -> Provision {
+        Provision::Ready { updated_token: u.into(), deleted_token: d.into() }
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    /// A state as it is stored after a completed pass.
+    fn idle(generation: i64) -> SyncState {
+        SyncState {
+            phase: Phase::Idle,
+            window: Some(window()),
+            generation,
+            reconciling: false,
+            updated: Cursor::at_delta("U1".into()),
+            deleted: Cursor::at_delta("D1".into()),
+        }
+    }
+
+    fn fetch(pass: &Pass) -> (Stream, TokenRef<'_>) {
+        match pass.next_action() {
+            Action::Fetch { stream, token } => (stream, token),
+            other => panic!("expected a fetch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn first_pass_provisions_drains_both_streams_and_sweeps_once() {
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        assert_eq!(pass.next_action(), Action::Provision { window: window(), delay: Duration::ZERO });
+
+        let commit = pass.on_provision(ready("U0", "D0")).expect("ready is committed");
+        assert_eq!(commit.state.generation, 1);
+        assert!(commit.state.reconciling);
+        assert_eq!(commit.state.window, Some(window()));
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U0")));
+
+        let commit = pass.on_page(some("P1"), None);
+        assert_eq!(commit.sweep_below, None);
+        assert_eq!(commit.state.updated, Cursor { delta_token: some("U0"), page_token: some("P1") });
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Page("P1")));
+
+        let commit = pass.on_page(None, some("U1"));
+        assert_eq!(commit.sweep_below, Some(1), "the end of the first full pass sweeps");
+        assert!(!commit.state.reconciling);
+        assert_eq!(commit.state.updated, Cursor::at_delta("U1".into()));
+        assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D0")));
+
+        let commit = pass.on_page(None, some("D1"));
+        assert_eq!(commit.state.phase, Phase::Idle);
+        assert_eq!(commit.sweep_below, None);
+        assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
+    }
+
+    #[test]
+    fn an_idle_collection_drains_from_its_delta_tokens_without_provisioning() {
+        let mut pass = Pass::new(idle(3), window(), policy());
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1")));
+        let commit = pass.on_page(None, some("U2"));
+        assert_eq!(commit.sweep_below, None, "an ordinary delta pass sweeps nothing");
+        assert_eq!(commit.state.generation, 3);
+        assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D1")));
+        pass.on_page(None, some("D2"));
+        assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
+        assert_eq!(pass.state().deleted, Cursor::at_delta("D2".into()));
+    }
+
+    #[test]
+    fn not_ready_backs_off_then_gives_up_at_the_deadline() {
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            assert_eq!(pass.on_provision(Provision::NotReady), None);
+            match pass.next_action() {
+                Action::Provision { delay, .. } => delays.push(delay.as_secs()),
+                Action::Finish(Finish::Failed { class, .. }) => {
+                    assert_eq!(*class, ErrorClass::Transient);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![1, 2, 4, 8], "doubling, capped, within the 20 s deadline");
+    }
+
+    #[test]
+    fn not_ready_then_ready_proceeds() {
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        pass.on_provision(Provision::NotReady);
+        assert!(matches!(pass.next_action(), Action::Provision { delay, .. } if delay == Duration::from_secs(1)));
+        pass.on_provision(ready("U0", "D0")).unwrap();
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U0")));
+    }
+
+    #[test]
+    fn an_expired_page_token_retries_once_from_its_delta_token() {
+        let mut state = idle(2);
+        state.phase = Phase::Updated;
+        state.updated.page_token = some("P5");
+        let mut pass = Pass::new(state, window(), policy());
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Page("P5")));
+        assert_eq!(pass.on_error(ErrorClass::ExpiredToken, "410".into()), None);
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1")));
+        // The fallback page works and leads on: the retry allowance resets.
+        pass.on_page(some("P6"), None);
+        assert_eq!(pass.on_error(ErrorClass::ExpiredToken, "410".into()), None);
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1")));
+    }
+
+    #[test]
+    fn an_expired_delta_token_reprovisions_and_the_new_generation_reconciles() {
+        let mut pass = Pass::new(idle(2), window(), policy());
+        let commit = pass.on_error(ErrorClass::ExpiredToken, "410".into()).expect("re-provisioning is remembered");
+        assert_eq!(commit.state.phase, Phase::Provisioning);
+        assert_eq!(commit.state.updated, Cursor::default());
+        assert_eq!(commit.sweep_below, None, "nothing is removed before the new full pass commits");
+        assert!(matches!(pass.next_action(), Action::Provision { .. }));
+        let commit = pass.on_provision(ready("U9", "D9")).unwrap();
+        assert_eq!(commit.state.generation, 3);
+        assert!(commit.state.reconciling);
+        let commit = pass.on_page(None, some("U10"));
+        assert_eq!(commit.sweep_below, Some(3));
+    }
+
+    #[test]
+    fn a_page_token_that_expires_after_its_retry_reprovisions() {
+        let mut state = idle(1);
+        state.phase = Phase::Deleted;
+        state.deleted.page_token = some("DP");
+        let mut pass = Pass::new(state, window(), policy());
+        assert_eq!(pass.on_error(ErrorClass::ExpiredToken, "".into()), None);
+        assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D1")));
+        let commit = pass.on_error(ErrorClass::ExpiredToken, "".into()).unwrap();
+        assert_eq!(commit.state.phase, Phase::Provisioning);
+    }
+
+    #[test]
+    fn a_second_expiry_in_one_pass_fails_instead_of_looping() {
+        let mut pass = Pass::new(idle(1), window(), policy());
+        pass.on_error(ErrorClass::ExpiredToken, "".into()).unwrap();
+        pass.on_provision(ready("U", "D")).unwrap();
+        assert_eq!(pass.on_error(ErrorClass::ExpiredToken, "again".into()), None);
+        assert!(matches!(
+            pass.next_action(),
+            Action::Finish(Finish::Failed { class: ErrorClass::ExpiredToken, .. })
+        ));
+    }
+
+    #[test]
+    fn auth_transient_and_permanent_errors_end_the_pass_keeping_the_cursor() {
+        for class in [ErrorClass::Auth, ErrorClass::Transient, ErrorClass::Permanent] {
+            let mut state = idle(1);
+            state.phase = Phase::Updated;
+            state.updated.page_token = some("P3");
+            let mut pass = Pass::new(state.clone(), window(), policy());
+            assert_eq!(pass.on_error(class, "boom".into()), None, "{class}: nothing to commit");
+            assert_eq!(pass.next_action(), Action::Finish(&Finish::Failed { class, message: "boom".into() }));
+            assert_eq!(pass.state(), &state, "{class}: the stored cursor stays where it was");
+        }
+    }
+
+    #[test]
+    fn a_gone_collection_is_removed_and_purged() {
+        let mut pass = Pass::new(idle(4), window(), policy());
+        let commit = pass.on_error(ErrorClass::Gone, "404".into()).unwrap();
+        assert!(commit.purge);
+        assert_eq!(commit.state.phase, Phase::Removed);
+        assert_eq!(commit.state.updated.request(), None);
+        assert_eq!(pass.next_action(), Action::Finish(&Finish::Removed));
+    }
+
+    #[test]
+    fn a_removed_collection_that_returns_starts_over_with_a_new_generation() {
+        let mut state = idle(4);
+        state.phase = Phase::Removed;
+        let mut pass = Pass::new(state, window(), policy());
+        assert!(matches!(pass.next_action(), Action::Provision { .. }));
+        assert_eq!(pass.on_provision(ready("U", "D")).unwrap().state.generation, 5);
+    }
+
+    /// Crash recovery: every commit is what the store holds if the process
+    /// dies right after it. A new pass from any of them continues exactly
+    /// where the committed state points, never before.
+    #[test]
+    fn a_pass_resumed_from_any_commit_continues_at_the_committed_position() {
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        let mut commits = vec![pass.on_provision(ready("U0", "D0")).unwrap()];
+        commits.push(pass.on_page(some("P1"), None));
+        commits.push(pass.on_page(some("P2"), None));
+        commits.push(pass.on_page(None, some("U1")));
+        commits.push(pass.on_page(some("Q1"), None));
+        commits.push(pass.on_page(None, some("D1")));
+        let expected = [
+            Some((Stream::Updated, TokenRef::Delta("U0"))),
+            Some((Stream::Updated, TokenRef::Page("P1"))),
+            Some((Stream::Updated, TokenRef::Page("P2"))),
+            Some((Stream::Deleted, TokenRef::Delta("D0"))),
+            Some((Stream::Deleted, TokenRef::Page("Q1"))),
+            // Idle: the next pass asks for changes since the new delta token.
+            Some((Stream::Updated, TokenRef::Delta("U1"))),
+        ];
+        for (commit, expected) in commits.iter().zip(expected) {
+            let resumed = Pass::new(commit.state.clone(), window(), policy());
+            let action = match resumed.next_action() {
+                Action::Fetch { stream, token } => Some((stream, token)),
+                _ => None,
+            };
+            assert_eq!(action, expected, "resuming from {:?}", commit.state);
+        }
+        // Crashing mid-reconcile keeps the sweep pending until the pass ends.
+        let mut resumed = Pass::new(commits[2].state.clone(), window(), policy());
+        assert!(resumed.state().reconciling);
+        assert_eq!(resumed.on_page(None, some("U1")).sweep_below, Some(1));
+    }
+
+    #[test]
+    fn a_crash_while_provisioning_provisions_again() {
+        let mut pass = Pass::new(idle(1), window(), policy());
+        let commit = pass.on_error(ErrorClass::ExpiredToken, "".into()).unwrap();
+        let resumed = Pass::new(commit.state, window(), policy());
+        assert!(matches!(resumed.next_action(), Action::Provision { .. }));
+    }
+
+    #[test]
+    fn a_damaged_state_without_tokens_provisions_instead_of_failing() {
+        let mut state = idle(1);
+        state.phase = Phase::Updated;
+        state.updated = Cursor::default();
+        let pass = Pass::new(state, window(), policy());
+        assert!(matches!(pass.next_action(), Action::Provision { .. }));
+    }
+}

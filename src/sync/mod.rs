@@ -1,0 +1,23 @@
+//! Delta sync: the protocol machine, the records it carries, and the drivers
+//! that run it against Aurinko and the store.
+//!
+//! - `state`: what is persisted per collection (phase, cursors, window).
+//! - `machine`: the protocol as a state machine without I/O.
+//! - `records`: raw records into rows with typed columns.
+//! - `driver`: runs one pass of the machine with the client and the store.
+//! - `engine`: discovery, concurrency and accounts around the driver.
+//! - `progress`: counters the terminal display and summaries read.
+
+mod driver;
+mod engine;
+mod machine;
+mod progress;
+mod records;
+mod state;
+
+pub use driver::{PassReport, run_pass};
+pub use engine::{CatchUpReport, CollectionResult, Engine};
+pub use machine::{Action, Commit, Finish, Pass, ReadyPolicy};
+pub use progress::Progress;
+pub use records::{EventRow, Rejected, parse_deleted, parse_event};
+pub use state::{Cursor, Phase, Stream, SyncState, Window};

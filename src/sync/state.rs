@@ -1,0 +1,147 @@
+//! The persisted sync state of one collection (for now: one calendar).
+//!
+//! This is exactly what the store keeps between runs; the machine reads it
+//! at the start of a pass and hands back a new copy with every commit.
+
+use chrono::{DateTime, Utc};
+
+use crate::aurinko::TokenRef;
+
+/// The two independent delta streams Aurinko keeps per collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Updated,
+    Deleted,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Updated => "updated",
+            Stream::Deleted => "deleted",
+        }
+    }
+}
+
+/// Where a collection stands between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Never provisioned.
+    New,
+    /// Needs `POST .../sync` (first time, or after an expired delta token).
+    Provisioning,
+    /// Draining `/sync/updated`; the cursor says from where.
+    Updated,
+    /// `/sync/updated` is drained for this pass; draining `/sync/deleted`.
+    Deleted,
+    /// Both streams drained to their delta tokens.
+    Idle,
+    /// The collection is gone upstream; its records were purged.
+    Removed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::New => "new",
+            Phase::Provisioning => "provisioning",
+            Phase::Updated => "draining_updated",
+            Phase::Deleted => "draining_deleted",
+            Phase::Idle => "idle",
+            Phase::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        [Phase::New, Phase::Provisioning, Phase::Updated, Phase::Deleted, Phase::Idle, Phase::Removed]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// The position in one delta stream. A stored page token wins over the delta
+/// token: it is the exact place a drain stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub delta_token: Option<String>,
+    pub page_token: Option<String>,
+}
+
+impl Cursor {
+    pub fn at_delta(token: String) -> Cursor {
+        Cursor { delta_token: Some(token), page_token: None }
+    }
+
+    pub fn request(&self) -> Option<TokenRef<'_>> {
+        match (&self.page_token, &self.delta_token) {
+            (Some(page), _) => Some(TokenRef::Page(page)),
+            (None, Some(delta)) => Some(TokenRef::Delta(delta)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The time range a calendar was provisioned with (`timeMin`, `timeMax`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub time_min: DateTime<Utc>,
+    pub time_max: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn around(now: DateTime<Utc>, past_days: u32, future_days: u32) -> Window {
+        Window {
+            time_min: now - chrono::Duration::days(past_days.into()),
+            time_max: now + chrono::Duration::days(future_days.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncState {
+    pub phase: Phase,
+    /// The window of the current provisioning.
+    pub window: Option<Window>,
+    /// Bumped by every successful provisioning. Rows carry the generation
+    /// that last saw them, so a reconciling pass can remove the rows it did
+    /// not see.
+    pub generation: i64,
+    /// True from a provisioning until its first full `/sync/updated` pass has
+    /// committed; that commit sweeps rows of older generations.
+    pub reconciling: bool,
+    pub updated: Cursor,
+    pub deleted: Cursor,
+}
+
+impl SyncState {
+    pub fn new() -> SyncState {
+        SyncState {
+            phase: Phase::New,
+            window: None,
+            generation: 0,
+            reconciling: false,
+            updated: Cursor::default(),
+            deleted: Cursor::default(),
+        }
+    }
+
+    pub fn cursor(&self, stream: Stream) -> &Cursor {
+        match stream {
+            Stream::Updated => &self.updated,
+            Stream::Deleted => &self.deleted,
+        }
+    }
+
+    pub fn cursor_mut(&mut self, stream: Stream) -> &mut Cursor {
+        match stream {
+            Stream::Updated => &mut self.updated,
+            Stream::Deleted => &mut self.deleted,
+        }
+    }
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        SyncState::new()
+    }
+}

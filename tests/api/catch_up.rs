@@ -1,0 +1,99 @@
+//! Full and incremental catch-up.
+
+use aurinko_sync::fake::{Endpoint, FakeOptions};
+
+use crate::helpers::{Setup, assert_exit, spawn_app, text};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_equals_the_truth_and_state_shows_it() {
+    let app = spawn_app(Setup::default()).await;
+    let out = app.catch_up().await;
+    assert_exit(&out, 0);
+    app.assert_store_equals_truth("work");
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok")).count(), 2, "one summary line per calendar:\n{stdout}");
+
+    // The protocol: one provisioning per calendar, the first page with the
+    // delta token, follow-ups with the page token alone.
+    let requests = app.requests();
+    assert_eq!(requests.iter().filter(|r| r.endpoint == Endpoint::SyncStart).count(), 2);
+    for r in requests.iter().filter(|r| matches!(r.endpoint, Endpoint::SyncUpdated | Endpoint::SyncDeleted)) {
+        assert!(r.delta_token.is_some() != r.page_token.is_some(), "exactly one token per request: {r:?}");
+    }
+
+    let state = app.state_json().await;
+    let collections = state["collections"].as_array().unwrap();
+    assert_eq!(collections.len(), 2);
+    for c in collections {
+        assert_eq!(c["phase"], "idle");
+        assert_eq!(c["consecutive_failures"], 0);
+        assert!(c["last_success_at"].is_string());
+    }
+    let total: i64 = collections.iter().map(|c| c["records"].as_i64().unwrap()).sum();
+    assert_eq!(total as usize, app.truth("work").len());
+
+    let table = text(&app.run_binary(&["state"]).await.stdout);
+    assert!(table.contains("cal-1") && table.contains("idle"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_mutations_a_second_catch_up_uses_only_delta_requests() {
+    let app = spawn_app(Setup::default()).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    app.fake.mutate_random(&token, 40);
+    let created = app.fake.create_event(&token, "cal-2");
+    app.fake.clear_requests();
+
+    let out = app.catch_up().await;
+    assert_exit(&out, 0);
+    app.assert_store_equals_truth("work");
+    assert!(app.stored("work").iter().any(|(_, id, _)| *id == created));
+    let requests = app.requests();
+    assert!(
+        requests.iter().all(|r| r.endpoint != Endpoint::SyncStart),
+        "no new provisioning: {:?}",
+        requests.iter().map(|r| r.endpoint).collect::<Vec<_>>()
+    );
+    assert!(requests.iter().all(|r| r.status == 200));
+    // Only the changes came back, not the whole calendars.
+    let records: usize = requests.iter().map(|r| r.records).sum();
+    assert!(records <= 41, "{records} records for 41 changes");
+
+    // Nothing changed since: one request per stream and calendar.
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    let sync_requests = app
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.endpoint, Endpoint::SyncUpdated | Endpoint::SyncDeleted))
+        .count();
+    assert_eq!(sync_requests, 4, "2 calendars x 2 streams");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioning_that_is_not_ready_at_first_is_asked_again() {
+    let setup = Setup { options: FakeOptions { not_ready_polls: 3, page_size: 50, ..FakeOptions::default() }, ..Setup::default() };
+    let app = spawn_app(setup).await;
+    let report = app.catch_up_in_process().await;
+    assert!(report.all_succeeded(), "{report:?}");
+    app.assert_store_equals_truth("work");
+    let starts = app.requests().iter().filter(|r| r.endpoint == Endpoint::SyncStart).count();
+    assert_eq!(starts, 2 * 4, "three not-ready answers and a ready one per calendar");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_removed_upstream_is_purged() {
+    let app = spawn_app(Setup::default()).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    app.fake.remove_calendar(&token, "cal-2");
+    let out = app.catch_up().await;
+    assert_exit(&out, 0);
+    assert!(app.stored("work").iter().all(|(cal, _, _)| cal == "cal-1"));
+    app.assert_store_equals_truth("work");
+    let state = app.state_json().await;
+    let cal2 = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-2").unwrap().clone();
+    assert_eq!(cal2["phase"], "removed");
+    assert_eq!(cal2["records"], 0);
+}

@@ -1,0 +1,174 @@
+//! `spawn_app`: a fake Aurinko on a loopback port, a temporary directory with
+//! a configuration and a store path, and ways to run the real binary or the
+//! engine against them.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+
+use aurinko_sync::config::Config;
+use aurinko_sync::fake::{FakeAurinko, FakeOptions, FakeServer, RequestRecord};
+use aurinko_sync::store::Store;
+use aurinko_sync::sync::{CatchUpReport, Engine};
+use tokio_util::sync::CancellationToken;
+
+pub struct Account {
+    pub name: &'static str,
+    pub token: String,
+    pub env: String,
+}
+
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub fake: FakeAurinko,
+    pub server: FakeServer,
+    pub accounts: Vec<Account>,
+    pub config_path: PathBuf,
+    pub db_path: PathBuf,
+}
+
+/// What the fake holds at the start: per account, calendars with events.
+pub struct Setup {
+    pub accounts: Vec<(&'static str, Vec<(&'static str, usize)>)>,
+    pub options: FakeOptions,
+    /// Extra lines appended to the `[sync]` table.
+    pub sync_extra: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            accounts: vec![("work", vec![("cal-1", 120), ("cal-2", 80)])],
+            options: FakeOptions { page_size: 25, ..FakeOptions::default() },
+            sync_extra: "",
+        }
+    }
+}
+
+pub async fn spawn_app(setup: Setup) -> TestApp {
+    let fake = FakeAurinko::new(setup.options);
+    let mut accounts = Vec::new();
+    for (i, (name, calendars)) in setup.accounts.iter().enumerate() {
+        let token = format!("tok-{name}-{i}-S3CR3T-{}", std::process::id());
+        fake.add_account(name, &token);
+        for (j, (calendar, events)) in calendars.iter().enumerate() {
+            fake.add_calendar(&token, calendar, &format!("Calendar {calendar}"), j == 0);
+            fake.generate_events(&token, calendar, *events);
+        }
+        accounts.push(Account { name, token, env: format!("TEST_TOKEN_{}", name.to_uppercase()) });
+    }
+    let server = fake.spawn(([127, 0, 0, 1], 0).into()).await.expect("fake binds");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("store.db");
+    let config_path = dir.path().join("aurinko-sync.toml");
+    let app = TestApp { dir, fake, server, accounts, config_path, db_path };
+    std::fs::write(&app.config_path, app.config_text(setup.sync_extra)).expect("config written");
+    app
+}
+
+impl TestApp {
+    /// A configuration for the fake with fast retries, so fault tests finish
+    /// in seconds.
+    pub fn config_text(&self, sync_extra: &str) -> String {
+        let mut text = format!(
+            "[api]\nbase_url = \"{}\"\nrequests_per_second = 2000\nmax_attempts = 10\nbackoff_base_ms = 5\nbackoff_max_ms = 100\ntimeout_secs = 5\nready_timeout_secs = 20\n\n[store]\npath = \"{}\"\n\n[sync]\nconcurrency = 4\n{sync_extra}\n",
+            self.server.base_url(),
+            self.db_path.display()
+        );
+        for a in &self.accounts {
+            text.push_str(&format!("[[accounts]]\nname = \"{}\"\ntoken_env = \"{}\"\n", a.name, a.env));
+        }
+        text
+    }
+
+    pub fn token(&self, account: &str) -> &str {
+        &self.account(account).token
+    }
+
+    fn account(&self, name: &str) -> &Account {
+        self.accounts.iter().find(|a| a.name == name).expect("known account")
+    }
+
+    /// Runs the real binary with the app's configuration and tokens.
+    pub async fn run_binary(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("binary runs")
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurinko-sync"));
+        cmd.arg("--config").arg(&self.config_path).args(args).current_dir(self.dir.path());
+        cmd.env_remove("RUST_LOG").env_remove("AURINKO_SYNC_CONFIG");
+        for a in &self.accounts {
+            cmd.env(&a.env, &a.token);
+        }
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn catch_up(&self) -> Output {
+        self.run_binary(&["run", "--catch-up"]).await
+    }
+
+    /// The engine in this process, for tests that look at its report.
+    pub async fn catch_up_in_process(&self) -> CatchUpReport {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let config = Config::parse(&text, |var| {
+            self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone())
+        })
+        .expect("valid config");
+        let store = Arc::new(Store::open(&self.db_path).expect("store opens"));
+        let engine = Engine::new(config, store).expect("engine");
+        engine.catch_up(&CancellationToken::new()).await
+    }
+
+    /// The store's events of an account as (calendar, id, etag).
+    pub fn stored(&self, account: &str) -> Vec<(String, String, Option<String>)> {
+        let store = Store::open_read_only(&self.db_path).expect("store exists");
+        store.events(account).unwrap().into_iter().map(|e| (e.calendar_id, e.event_id, e.etag)).collect()
+    }
+
+    pub fn truth(&self, account: &str) -> Vec<(String, String, Option<String>)> {
+        self.fake.truth(self.token(account)).into_iter().map(|e| (e.calendar_id, e.id, Some(e.etag))).collect()
+    }
+
+    pub fn assert_store_equals_truth(&self, account: &str) {
+        let stored = self.stored(account);
+        let truth = self.truth(account);
+        assert!(!truth.is_empty(), "the fake holds events for {account}");
+        if stored != truth {
+            let missing: Vec<_> = truth.iter().filter(|t| !stored.contains(t)).take(5).collect();
+            let extra: Vec<_> = stored.iter().filter(|s| !truth.contains(s)).take(5).collect();
+            panic!(
+                "store differs from the truth for {account}: {} stored, {} true; missing {missing:?}; extra {extra:?}",
+                stored.len(),
+                truth.len()
+            );
+        }
+    }
+
+    pub async fn state_json(&self) -> serde_json::Value {
+        let out = self.run_binary(&["state", "--json"]).await;
+        assert_eq!(out.status.code(), Some(0), "state --json: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("state --json prints JSON")
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.fake.requests()
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a run exited with `code`, showing its output if not.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}

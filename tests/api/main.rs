@@ -1,0 +1,11 @@
+//! Integration tests: the real binary and the engine against the fake
+//! Aurinko over loopback HTTP.
+
+mod accounts;
+mod catch_up;
+mod config_errors;
+mod crash;
+mod expiry;
+mod faults;
+mod helpers;
+mod secrets;
