@@ -135,14 +135,9 @@ struct RawAccount {
     name: Option<String>,
     token_env: Option<String>,
     token_file: Option<String>,
-    calendars: Option<RawCalendars>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawCalendars {
-    Keyword(String),
-    List(Vec<String>),
+    /// `"all"` or a list of ids; checked by hand so a wrong shape gets a
+    /// message naming the key rather than serde's "no variant matched".
+    calendars: Option<toml::Value>,
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.aurinko.io/v1";
@@ -177,7 +172,7 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
         resolve_tokens: bool,
     ) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(describe_toml_error)?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| describe_toml_error(text, e))?;
         let api = validate_api(raw.api)?;
         let store = StoreConfig {
             path: PathBuf::from(non_empty("store.path", raw.store.path)?.unwrap_or_else(|| "aurinko-sync.db".into())),
@@ -206,11 +201,18 @@ impl Config {
     }
 }
 
-fn describe_toml_error(e: toml::de::Error) -> ConfigError {
-    // toml's Display spans several lines (a source excerpt); the message alone
-    // names the key, and the line number says where it is.
+fn describe_toml_error(text: &str, e: toml::de::Error) -> ConfigError {
+    // toml's Display spans several lines (a source excerpt). One line with
+    // the line number and the offending line names the key just as well.
     let message = e.message().replace('\n', " ");
-    ConfigError(format!("invalid configuration: {message}"))
+    match e.span() {
+        Some(span) => {
+            let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            ConfigError(format!("line {line_no} ({line}): {message}"))
+        }
+        None => ConfigError(format!("invalid configuration: {message}")),
+    }
 }
 
 fn validate_api(raw: RawApi) -> Result<ApiConfig, ConfigError> {
@@ -282,13 +284,18 @@ fn validate_account(
         // A header value cannot hold these; say so without echoing the token.
         return Err(ConfigError::at(key("token"), "the token contains spaces or control characters"));
     }
+    let expected = "expected \"all\" or a list of calendar ids";
     let calendars = match raw.calendars {
         None => CalendarSelection::All,
-        Some(RawCalendars::Keyword(k)) if k == "all" => CalendarSelection::All,
-        Some(RawCalendars::Keyword(k)) => {
-            return Err(ConfigError::at(key("calendars"), format!("expected \"all\" or a list of calendar ids, got {k:?}")));
-        }
-        Some(RawCalendars::List(ids)) => {
+        Some(toml::Value::String(k)) if k == "all" => CalendarSelection::All,
+        Some(toml::Value::Array(items)) => {
+            let ids = items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(id) => Ok(id),
+                    other => Err(ConfigError::at(key("calendars"), format!("{expected}, got {other}"))),
+                })
+                .collect::<Result<Vec<String>, ConfigError>>()?;
             if ids.is_empty() {
                 return Err(ConfigError::at(key("calendars"), "empty list (use \"all\" or name calendars)"));
             }
@@ -303,6 +310,7 @@ fn validate_account(
             }
             CalendarSelection::Listed(ids)
         }
+        Some(other) => return Err(ConfigError::at(key("calendars"), format!("{expected}, got {other}"))),
     };
     Ok(AccountConfig { name, token: SecretString::from(token), calendars })
 }
@@ -355,6 +363,8 @@ mod tests {
             ("[api]\nbogus = 1\n", "bogus"),
             ("[api]\nbase_url = \"not a url\"\n", "api.base_url"),
             ("[api]\nrequests_per_second = 0\n", "api.requests_per_second"),
+            ("[api]\nrequests_per_second = \"fast\"\n", "requests_per_second"),
+            ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [1]\n", "accounts[0].calendars"),
             ("[sync]\nwindow_past_days = -3\n", "sync.window_past_days"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"MISSING\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::TruthEvent;
 use super::error::ApiError;
 use super::generate::{self, GeneratedEvent};
-use super::tokens::{Stream, SyncPosition, Token, TokenCodec};
+use super::tokens::{Stream, SyncPosition, Token, TokenCodec, fnv1a};
 
 /// A connected account, as Aurinko sees it.
 #[derive(Debug)]
@@ -68,6 +68,9 @@ struct CalendarData {
     tombstones: Vec<Tombstone>,
     /// `ready:false` answers left before the current provisioning is ready.
     not_ready_left: u32,
+    /// Seeded from (seed, account name, calendar id), so a calendar's generated events do not
+    /// depend on what else was set up before it.
+    rng: StdRng,
 }
 
 /// One page of `/sync/updated` or `/sync/deleted`, already serialised.
@@ -101,6 +104,7 @@ struct PageBody<'a, T: Serialize> {
 /// Everything the fake Aurinko knows.
 pub(crate) struct Data {
     pub codec: TokenCodec,
+    seed: u64,
     /// "Now" for generated data, fixed at creation so one seed gives one data set per hour.
     anchor: DateTime<Utc>,
     rng: StdRng,
@@ -121,6 +125,7 @@ impl Data {
             .unwrap_or(now);
         Self {
             codec: TokenCodec::new(seed),
+            seed,
             anchor,
             rng: StdRng::seed_from_u64(seed),
             accounts: Vec::new(),
@@ -186,17 +191,16 @@ impl Data {
             Some(index) => index,
             None => {
                 let index = self.calendars.len();
-                let color = ["#9fe1e7", "#f83a22", "#7bd148", "#ffad46", "#a47ae2"]
-                    [self.rng.random_range(0..5)];
+                let key = format!("{}\n{calendar_id}", self.accounts[account].name);
+                let mut rng = StdRng::seed_from_u64(fnv1a(self.seed, key.as_bytes()));
+                let color =
+                    ["#9fe1e7", "#f83a22", "#7bd148", "#ffad46", "#a47ae2"][rng.random_range(0..5)];
                 let access_role = if primary {
                     "owner"
                 } else {
-                    ["owner", "writer", "reader"][self.rng.random_range(0..3)]
+                    ["owner", "writer", "reader"][rng.random_range(0..3)]
                 };
-                let description = self
-                    .rng
-                    .random_bool(0.5)
-                    .then(|| format!("Calendar «{name}»"));
+                let description = rng.random_bool(0.5).then(|| format!("Calendar «{name}»"));
                 self.calendars.push(CalendarData {
                     id: calendar_id.to_string(),
                     name: String::new(),
@@ -210,6 +214,7 @@ impl Data {
                     by_seq: BTreeMap::new(),
                     tombstones: Vec::new(),
                     not_ready_left: self.not_ready_polls,
+                    rng,
                 });
                 self.accounts[account].calendars.push(index);
                 index
@@ -302,7 +307,7 @@ impl Data {
 
     fn fresh_event_id(&mut self, index: usize) -> String {
         loop {
-            let id = generate::event_id(&mut self.rng);
+            let id = generate::event_id(&mut self.calendars[index].rng);
             if !self.calendars[index].events.contains_key(&id)
                 && !self.calendars[index].tombstones.iter().any(|t| t.id == id)
             {
@@ -352,10 +357,11 @@ impl Data {
         let mut made = 0;
         while made < count {
             let id = self.fresh_event_id(index);
-            let batch = if count - made >= 2 && self.rng.random_bool(0.08) {
-                generate::series(&mut self.rng, anchor, &calendar_id, id, count - made)
+            let rng = &mut self.calendars[index].rng;
+            let batch = if count - made >= 2 && rng.random_bool(0.08) {
+                generate::series(rng, anchor, &calendar_id, id, count - made)
             } else {
-                vec![generate::single(&mut self.rng, anchor, &calendar_id, id)]
+                vec![generate::single(rng, anchor, &calendar_id, id)]
             };
             made += batch.len();
             for event in batch {
@@ -372,7 +378,8 @@ impl Data {
     fn create_in(&mut self, index: usize) -> String {
         let id = self.fresh_event_id(index);
         let calendar_id = self.calendars[index].id.clone();
-        let event = generate::single(&mut self.rng, self.anchor, &calendar_id, id.clone());
+        let rng = &mut self.calendars[index].rng;
+        let event = generate::single(rng, self.anchor, &calendar_id, id.clone());
         self.insert(index, event, Some(now_millis()));
         id
     }
@@ -389,16 +396,13 @@ impl Data {
             return false;
         }
         let seq = self.next_seq(index);
-        let etag = generate::etag(&mut self.rng);
-        let Some(event) = self.calendars[index].events.get(event_id) else {
-            return false;
-        };
-        let old_subject = event.record.get("subject").and_then(Value::as_str);
-        let subject = generate::updated_subject(&mut self.rng, old_subject);
         let calendar = &mut self.calendars[index];
         let Some(event) = calendar.events.get_mut(event_id) else {
             return false;
         };
+        let etag = generate::etag(&mut calendar.rng);
+        let old_subject = event.record.get("subject").and_then(Value::as_str);
+        let subject = generate::updated_subject(&mut calendar.rng, old_subject);
         calendar.by_seq.remove(&event.seq);
         calendar.by_seq.insert(seq, event_id.to_string());
         event.seq = seq;

@@ -12,10 +12,7 @@ pub(crate) struct RateLimiter {
 impl RateLimiter {
     /// Counts one request of `token`; false when it exceeds `per_sec` in the current window.
     pub fn admit(&mut self, token: &str, per_sec: u32, now: Instant) -> bool {
-        let window = self
-            .windows
-            .entry(token.to_string())
-            .or_insert((now, 0));
+        let window = self.windows.entry(token.to_string()).or_insert((now, 0));
         if now.duration_since(window.0) >= Duration::from_secs(1) {
             *window = (now, 0);
         }

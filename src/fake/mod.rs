@@ -267,11 +267,17 @@ impl FakeAurinko {
             let (id, name) = match n {
                 0 => ("demo@example.com".to_string(), "Demo".to_string()),
                 n if n % 3 == 1 => (
-                    format!("c_{:016x}{n}@group.calendar.google.com", tokens::fnv1a(seed, &n.to_be_bytes())),
+                    format!(
+                        "c_{:016x}{n}@group.calendar.google.com",
+                        tokens::fnv1a(seed, &n.to_be_bytes())
+                    ),
                     format!("Équipe {n} 🗓"),
                 ),
                 n if n % 3 == 2 => (
-                    format!("AAMkADk0ZjU{:x}-{n}_AAA=", tokens::fnv1a(seed, &n.to_be_bytes())),
+                    format!(
+                        "AAMkADk0ZjU{:x}-{n}_AAA=",
+                        tokens::fnv1a(seed, &n.to_be_bytes())
+                    ),
                     format!("Team \"{n}\""),
                 ),
                 n => (format!("cal-{n}"), format!("Calendar {n}")),
@@ -307,7 +313,10 @@ impl FakeServer {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

@@ -43,7 +43,8 @@ async fn entry(
     if fault == Some(FaultKind::Latency) {
         tokio::time::sleep(FaultKind::LATENCY).await;
     }
-    fake.with(|state| state.answer(&request, fault)).into_response()
+    fake.with(|state| state.answer(&request, fault))
+        .into_response()
 }
 
 /// What the handler needs from an HTTP request, parsed without failing.
@@ -335,7 +336,9 @@ impl Shared {
                 let time_min = required_time(request, "timeMin")?;
                 let time_max = required_time(request, "timeMax")?;
                 if time_min >= time_max {
-                    return Err(ApiError::bad_request("timeMin must be smaller than timeMax"));
+                    return Err(ApiError::bad_request(
+                        "timeMin must be smaller than timeMax",
+                    ));
                 }
                 // "Milliseconds may be provided but are ignored" for timeMax.
                 let time_max_ms = time_max.div_euclid(1000) * 1000;
@@ -350,7 +353,10 @@ impl Shared {
                         "ready": true,
                     }),
                 };
-                Ok(Reply::json(200, serde_json::to_vec(&body).unwrap_or_default()))
+                Ok(Reply::json(
+                    200,
+                    serde_json::to_vec(&body).unwrap_or_default(),
+                ))
             }
             Endpoint::SyncUpdated | Endpoint::SyncDeleted => {
                 let stream = if request.endpoint == Endpoint::SyncUpdated {

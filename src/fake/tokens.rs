@@ -264,7 +264,10 @@ mod tests {
         ];
         for token in tokens {
             let text = codec.encode(&token);
-            assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
             assert_eq!(codec.decode(&text), Some(token));
             let mut edited = text.clone().into_bytes();
             edited[5] = if edited[5] == b'A' { b'B' } else { b'A' };
