@@ -146,8 +146,8 @@ impl Config {
     /// Reads and validates the file at `path`, resolving tokens from the
     /// environment or from files.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
         Self::parse(&text, |var| std::env::var(var).ok())
             .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
     }
@@ -156,8 +156,8 @@ impl Config {
     /// same validation, but tokens are not required, since an operator
     /// inspecting the store need not hold them.
     pub fn load_without_tokens(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
         Self::parse_with(&text, &|_| None, false).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
     }
 
@@ -180,7 +180,9 @@ impl Config {
         let sync = SyncConfig {
             window_past_days: positive("sync.window_past_days", raw.sync.window_past_days, 30)?,
             window_future_days: positive("sync.window_future_days", raw.sync.window_future_days, 365)?,
-            poll_interval: Duration::from_secs(positive("sync.poll_interval_secs", raw.sync.poll_interval_secs, 60)?.into()),
+            poll_interval: Duration::from_secs(
+                positive("sync.poll_interval_secs", raw.sync.poll_interval_secs, 60)?.into(),
+            ),
             concurrency: positive("sync.concurrency", raw.sync.concurrency, 4)? as usize,
         };
         if raw.accounts.is_empty() {
@@ -266,7 +268,10 @@ fn validate_account(
             let value = env(&var).unwrap_or_default();
             let value = value.trim();
             if value.is_empty() {
-                return Err(ConfigError::at(key("token_env"), format!("environment variable {var} is not set or empty")));
+                return Err(ConfigError::at(
+                    key("token_env"),
+                    format!("environment variable {var} is not set or empty"),
+                ));
             }
             value.to_string()
         }
@@ -370,16 +375,31 @@ mod tests {
             ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = \"some\"\n", "accounts[0].calendars"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nextra = 1\n", "extra"),
-            ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n", "accounts[1].name"),
+            (
+                "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n",
+                "accounts[1].name",
+            ),
             ("", "accounts"),
         ];
         for (text, key) in cases {
-            let text = if text.contains("[[accounts]]") || text.is_empty() { text.to_string() } else { format!("{text}{MINIMAL}") };
+            let text = if text.contains("[[accounts]]") || text.is_empty() {
+                text.to_string()
+            } else {
+                format!("{text}{MINIMAL}")
+            };
             let err = parse(&text).expect_err(&text);
             assert!(err.contains(key), "{text:?} gave {err:?}, expected it to name {key}");
             assert!(!err.contains('\n'), "multi-line error: {err:?}");
             assert!(!err.contains("secret-token"));
         }
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../deploy/aurinko-sync.toml");
+        let c = Config::parse_with(text, &|_| None, false).unwrap();
+        assert_eq!(c.accounts[0].name, "work");
+        assert_eq!(c.api.base_url, DEFAULT_BASE_URL);
     }
 
     #[test]

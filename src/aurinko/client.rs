@@ -41,7 +41,10 @@ pub struct AccountClient {
 pub enum Provision {
     /// Aurinko is still preparing; ask again later.
     NotReady,
-    Ready { updated_token: String, deleted_token: String },
+    Ready {
+        updated_token: String,
+        deleted_token: String,
+    },
 }
 
 /// One page of a delta stream. Exactly one of the two tokens is set: the
@@ -141,7 +144,12 @@ impl AccountClient {
     /// One page of `{root}/sync/updated` or `{root}/sync/deleted`: the first
     /// request of a drain carries the delta token, follow-ups the page token
     /// alone.
-    pub async fn sync_page(&self, root: &[&str], endpoint: Endpoint, token: TokenRef<'_>) -> Result<SyncPage, ApiError> {
+    pub async fn sync_page(
+        &self,
+        root: &[&str],
+        endpoint: Endpoint,
+        token: TokenRef<'_>,
+    ) -> Result<SyncPage, ApiError> {
         let leaf = match endpoint {
             Endpoint::SyncDeleted => "deleted",
             _ => "updated",

@@ -87,8 +87,8 @@ impl From<Exit> for ExitCode {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_logs = matches!(cli.command, Command::Run { catch_up: true } | Command::Demo { .. })
-        && progress_view::enabled();
+    let quiet_logs =
+        matches!(cli.command, Command::Run { catch_up: true } | Command::Demo { .. }) && progress_view::enabled();
     logging::init(cli.log_format, quiet_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -52,8 +52,8 @@ pub(super) fn open_engine(config: Config) -> Option<Engine> {
 /// One catch-up, with the live view on a terminal.
 pub(super) async fn catch_up_with_progress(engine: &Engine, cancel: &CancellationToken) -> CatchUpReport {
     let view_stop = CancellationToken::new();
-    let view = progress_view::enabled()
-        .then(|| tokio::spawn(progress_view::show(engine.progress.clone(), view_stop.clone())));
+    let view =
+        progress_view::enabled().then(|| tokio::spawn(progress_view::show(engine.progress.clone(), view_stop.clone())));
     let report = engine.catch_up(cancel).await;
     view_stop.cancel();
     if let Some(view) = view {

@@ -45,7 +45,18 @@ pub(super) fn render_table(report: &Report) -> String {
             account.auth_error.as_deref().unwrap_or("")
         ));
     }
-    let header = ["ACCOUNT", "CALENDAR", "NAME", "PHASE", "EVENTS", "WINDOW", "LAST SUCCESS", "FAILURES", "NEXT ATTEMPT", "LAST ERROR"];
+    let header = [
+        "ACCOUNT",
+        "CALENDAR",
+        "NAME",
+        "PHASE",
+        "EVENTS",
+        "WINDOW",
+        "LAST SUCCESS",
+        "FAILURES",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+    ];
     let dash = || "-".to_string();
     let rows: Vec<[String; 10]> = report
         .collections

@@ -6,7 +6,7 @@
 //! cursor is the last sequence returned) and loses nothing: an event changed during a drain moves
 //! above the drain's high-water mark and so into the next delta.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
 use chrono::{DateTime, Duration, Utc};
@@ -66,6 +66,9 @@ struct CalendarData {
     by_seq: BTreeMap<u64, String>,
     /// Deleted events, in increasing `seq`.
     tombstones: Vec<Tombstone>,
+    /// Ids of deleted events: never handed out again, so a tombstone can never hit a newer
+    /// event of the same id.
+    retired: HashSet<String>,
     /// `ready:false` answers left before the current provisioning is ready.
     not_ready_left: u32,
     /// Seeded from (seed, account name, calendar id), so a calendar's generated events do not
@@ -118,11 +121,7 @@ pub(crate) struct Data {
 impl Data {
     pub fn new(seed: u64, not_ready_polls: u32) -> Self {
         let now = Utc::now();
-        let anchor = now
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .map(|midnight| midnight.and_utc())
-            .unwrap_or(now);
+        let anchor = now.date_naive().and_hms_opt(0, 0, 0).map(|midnight| midnight.and_utc()).unwrap_or(now);
         Self {
             codec: TokenCodec::new(seed),
             seed,
@@ -147,12 +146,7 @@ impl Data {
             Some(&index) => self.accounts[index].name = name.to_string(),
             None => {
                 self.by_token.insert(token.to_string(), self.accounts.len());
-                self.accounts.push(Account {
-                    name: name.to_string(),
-                    epoch: 0,
-                    dead: false,
-                    calendars: Vec::new(),
-                });
+                self.accounts.push(Account { name: name.to_string(), epoch: 0, dead: false, calendars: Vec::new() });
             }
         }
     }
@@ -172,7 +166,7 @@ impl Data {
 
     pub fn expire_tokens(&mut self, token: &str) {
         if let Some(account) = self.account_mut(token) {
-            account.epoch += 1;
+            account.epoch = account.epoch.saturating_add(1);
         }
     }
 
@@ -193,13 +187,8 @@ impl Data {
                 let index = self.calendars.len();
                 let key = format!("{}\n{calendar_id}", self.accounts[account].name);
                 let mut rng = StdRng::seed_from_u64(fnv1a(self.seed, key.as_bytes()));
-                let color =
-                    ["#9fe1e7", "#f83a22", "#7bd148", "#ffad46", "#a47ae2"][rng.random_range(0..5)];
-                let access_role = if primary {
-                    "owner"
-                } else {
-                    ["owner", "writer", "reader"][rng.random_range(0..3)]
-                };
+                let color = ["#9fe1e7", "#f83a22", "#7bd148", "#ffad46", "#a47ae2"][rng.random_range(0..5)];
+                let access_role = if primary { "owner" } else { ["owner", "writer", "reader"][rng.random_range(0..3)] };
                 let description = rng.random_bool(0.5).then(|| format!("Calendar «{name}»"));
                 self.calendars.push(CalendarData {
                     id: calendar_id.to_string(),
@@ -213,6 +202,7 @@ impl Data {
                     events: BTreeMap::new(),
                     by_seq: BTreeMap::new(),
                     tombstones: Vec::new(),
+                    retired: HashSet::new(),
                     not_ready_left: self.not_ready_polls,
                     rng,
                 });
@@ -238,20 +228,12 @@ impl Data {
     }
 
     fn find_calendar(&self, account: usize, calendar_id: &str) -> Option<usize> {
-        self.accounts[account]
-            .calendars
-            .iter()
-            .copied()
-            .find(|&index| self.calendars[index].id == calendar_id)
+        self.accounts[account].calendars.iter().copied().find(|&index| self.calendars[index].id == calendar_id)
     }
 
     /// A live calendar of the account by id or by the alias `primary`.
     pub fn resolve_calendar(&self, account: usize, calendar_id: &str) -> Option<usize> {
-        let mut live = self.accounts[account]
-            .calendars
-            .iter()
-            .copied()
-            .filter(|&index| !self.calendars[index].removed);
+        let mut live = self.accounts[account].calendars.iter().copied().filter(|&index| !self.calendars[index].removed);
         if calendar_id == "primary" {
             live.find(|&index| self.calendars[index].primary)
         } else {
@@ -283,14 +265,7 @@ impl Data {
 
     fn calendar_record(&self, index: usize) -> Value {
         let c = &self.calendars[index];
-        generate::calendar_record(
-            &c.id,
-            &c.name,
-            c.primary,
-            &c.color,
-            c.access_role,
-            c.description.as_deref(),
-        )
+        generate::calendar_record(&c.id, &c.name, c.primary, &c.color, c.access_role, c.description.as_deref())
     }
 
     pub fn calendar_json(&self, index: usize) -> Vec<u8> {
@@ -308,9 +283,8 @@ impl Data {
     fn fresh_event_id(&mut self, index: usize) -> String {
         loop {
             let id = generate::event_id(&mut self.calendars[index].rng);
-            if !self.calendars[index].events.contains_key(&id)
-                && !self.calendars[index].tombstones.iter().any(|t| t.id == id)
-            {
+            let calendar = &self.calendars[index];
+            if !calendar.events.contains_key(&id) && !calendar.retired.contains(&id) {
                 return id;
             }
         }
@@ -411,10 +385,7 @@ impl Data {
         if let Value::Object(record) = &mut event.record {
             record.insert("etag".into(), json!(etag));
             record.insert("subject".into(), json!(subject));
-            record.insert(
-                "lastModifiedTime".into(),
-                json!(generate::timestamp(event.modified)),
-            );
+            record.insert("lastModifiedTime".into(), json!(generate::timestamp(event.modified)));
         }
         true
     }
@@ -436,6 +407,7 @@ impl Data {
             return false;
         };
         calendar.by_seq.remove(&event.seq);
+        calendar.retired.insert(event_id.to_string());
         calendar.tombstones.push(Tombstone {
             seq,
             id: event_id.to_string(),
@@ -450,12 +422,8 @@ impl Data {
         let Some(account) = self.account_by_token(token) else {
             return;
         };
-        let live: Vec<usize> = self.accounts[account]
-            .calendars
-            .iter()
-            .copied()
-            .filter(|&index| !self.calendars[index].removed)
-            .collect();
+        let live: Vec<usize> =
+            self.accounts[account].calendars.iter().copied().filter(|&index| !self.calendars[index].removed).collect();
         if live.is_empty() {
             return;
         }
@@ -513,33 +481,18 @@ impl Data {
         let offset = match page_token.filter(|text| !text.is_empty()) {
             None => 0,
             Some(text) => match self.codec.decode(text) {
-                Some(Token::Calendars {
-                    account: owner,
-                    offset,
-                }) if owner as usize == account => offset as usize,
+                Some(Token::Calendars { account: owner, offset }) if owner as usize == account => offset as usize,
                 _ => return Err(ApiError::token_not_valid("Page token is invalid")),
             },
         };
-        let live: Vec<usize> = self.accounts[account]
-            .calendars
-            .iter()
-            .copied()
-            .filter(|&index| !self.calendars[index].removed)
-            .collect();
-        let records: Vec<Value> = live
-            .iter()
-            .skip(offset)
-            .take(page_size)
-            .map(|&index| self.calendar_record(index))
-            .collect();
+        let live: Vec<usize> =
+            self.accounts[account].calendars.iter().copied().filter(|&index| !self.calendars[index].removed).collect();
+        let records: Vec<Value> =
+            live.iter().skip(offset).take(page_size).map(|&index| self.calendar_record(index)).collect();
         let count = records.len();
         let end = offset + count;
-        let next_page_token = (end < live.len()).then(|| {
-            self.codec.encode(&Token::Calendars {
-                account: account as u32,
-                offset: end as u32,
-            })
-        });
+        let next_page_token = (end < live.len())
+            .then(|| self.codec.encode(&Token::Calendars { account: account as u32, offset: end as u32 }));
         let body = serde_json::to_vec(&PageBody {
             next_page_token: next_page_token.as_deref(),
             next_delta_token: None,
@@ -547,11 +500,7 @@ impl Data {
             records,
         })
         .unwrap_or_default();
-        Ok(CalendarsPage {
-            body,
-            records: count,
-            next_page_token,
-        })
+        Ok(CalendarsPage { body, records: count, next_page_token })
     }
 
     /// `POST /sync`: `None` while not ready, else the two delta tokens of a new provisioning.
@@ -580,12 +529,8 @@ impl Data {
             time_max_ms,
             base,
         };
-        let updated = self
-            .codec
-            .encode(&Token::Delta(position(Stream::Updated, 0)));
-        let deleted = self
-            .codec
-            .encode(&Token::Delta(position(Stream::Deleted, start)));
+        let updated = self.codec.encode(&Token::Delta(position(Stream::Updated, 0)));
+        let deleted = self.codec.encode(&Token::Delta(position(Stream::Deleted, start)));
         Some((updated, deleted))
     }
 
@@ -601,14 +546,10 @@ impl Data {
     ) -> Result<SyncPage, ApiError> {
         let (position, high, after) = match (delta_token, page_token) {
             (Some(_), Some(_)) => {
-                return Err(ApiError::bad_request(
-                    "Only one of deltaToken and pageToken may be given",
-                ));
+                return Err(ApiError::bad_request("Only one of deltaToken and pageToken may be given"));
             }
             (None, None) => {
-                return Err(ApiError::bad_request(
-                    "One of deltaToken and pageToken is required",
-                ));
+                return Err(ApiError::bad_request("One of deltaToken and pageToken is required"));
             }
             (Some(text), None) => match self.codec.decode(text) {
                 Some(Token::Delta(position)) => {
@@ -619,21 +560,12 @@ impl Data {
                 _ => return Err(ApiError::token_not_valid("Delta token is invalid")),
             },
             (None, Some(text)) => match self.codec.decode(text) {
-                Some(Token::Page {
-                    position,
-                    high,
-                    after,
-                }) => (position, high, after),
+                Some(Token::Page { position, high, after }) => (position, high, after),
                 _ => return Err(ApiError::token_not_valid("Page token is invalid")),
             },
         };
-        if position.account as usize != account
-            || position.calendar as usize != index
-            || position.stream != stream
-        {
-            return Err(ApiError::token_not_valid(
-                "Token belongs to another calendar or stream",
-            ));
+        if position.account as usize != account || position.calendar as usize != index || position.stream != stream {
+            return Err(ApiError::token_not_valid("Token belongs to another calendar or stream"));
         }
         let epoch = self.accounts[account].epoch;
         if position.epoch < epoch {
@@ -650,9 +582,7 @@ impl Data {
                     .by_seq
                     .range((Bound::Excluded(after), Bound::Included(high.max(after))))
                     .filter_map(|(&seq, id)| calendar.events.get(id).map(|event| (seq, event)))
-                    .filter(|(_, event)| {
-                        event.end_ms > position.time_min_ms && event.start_ms < position.time_max_ms
-                    });
+                    .filter(|(_, event)| event.end_ms > position.time_min_ms && event.start_ms < position.time_max_ms);
                 let page: Vec<(u64, &StoredEvent)> = matching.by_ref().take(page_size).collect();
                 let more = matching.next().is_some();
                 let last = page.last().map(|(seq, _)| *seq);
@@ -661,9 +591,7 @@ impl Data {
             }
             Stream::Deleted => {
                 let start = calendar.tombstones.partition_point(|t| t.seq <= after);
-                let mut matching = calendar.tombstones[start..]
-                    .iter()
-                    .take_while(|t| t.seq <= high);
+                let mut matching = calendar.tombstones[start..].iter().take_while(|t| t.seq <= high);
                 let page: Vec<&Tombstone> = matching.by_ref().take(page_size).collect();
                 let more = matching.next().is_some();
                 let last = page.last().map(|t| t.seq);
@@ -672,18 +600,11 @@ impl Data {
         };
         let (next_page_token, next_delta_token) = match last_seq {
             Some(last) if more => {
-                let token = Token::Page {
-                    position,
-                    high,
-                    after: last,
-                };
+                let token = Token::Page { position, high, after: last };
                 (Some(self.codec.encode(&token)), None)
             }
             _ => {
-                let token = Token::Delta(SyncPosition {
-                    base: high.max(after),
-                    ..position
-                });
+                let token = Token::Delta(SyncPosition { base: high.max(after), ..position });
                 (None, Some(self.codec.encode(&token)))
             }
         };
@@ -702,12 +623,7 @@ impl Data {
             }),
         }
         .unwrap_or_default();
-        Ok(SyncPage {
-            body,
-            records,
-            next_page_token,
-            next_delta_token,
-        })
+        Ok(SyncPage { body, records, next_page_token, next_delta_token })
     }
 }
 

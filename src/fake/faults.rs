@@ -21,27 +21,16 @@ impl Faults {
 
     /// Faults `rate` of the requests with one of `kinds` (all kinds when empty).
     pub fn new(rate: f64, kinds: impl Into<Vec<FaultKind>>) -> Self {
-        Self {
-            rate,
-            kinds: kinds.into(),
-        }
+        Self { rate, kinds: kinds.into() }
     }
 
     /// Rolls the dice for one request.
     pub(crate) fn choose(&self, rng: &mut StdRng) -> Option<FaultKind> {
-        let rate = if self.rate.is_nan() {
-            0.0
-        } else {
-            self.rate.clamp(0.0, 1.0)
-        };
+        let rate = if self.rate.is_nan() { 0.0 } else { self.rate.clamp(0.0, 1.0) };
         if rate == 0.0 || !rng.random_bool(rate) {
             return None;
         }
-        let kinds: &[FaultKind] = if self.kinds.is_empty() {
-            &FaultKind::ALL
-        } else {
-            &self.kinds
-        };
+        let kinds: &[FaultKind] = if self.kinds.is_empty() { &FaultKind::ALL } else { &self.kinds };
         Some(kinds[rng.random_range(0..kinds.len())])
     }
 }

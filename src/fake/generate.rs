@@ -80,9 +80,7 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
 }
 
 fn chars(rng: &mut StdRng, alphabet: &[u8], len: usize) -> String {
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
 const BASE32HEX: &[u8] = b"0123456789abcdefghijklmnopqrstuv";
@@ -106,21 +104,14 @@ pub(crate) fn event_id(rng: &mut StdRng) -> String {
             chars(rng, HEX, 12).to_uppercase()
         ),
         // Short opaque ids with separators.
-        _ => format!(
-            "evt_{}-{}",
-            chars(rng, BASE64URL, 10),
-            rng.random_range(0..1000)
-        ),
+        _ => format!("evt_{}-{}", chars(rng, BASE64URL, 10), rng.random_range(0..1000)),
     }
 }
 
 /// A new etag in one of the shapes providers use.
 pub(crate) fn etag(rng: &mut StdRng) -> String {
     match rng.random_range(0..3) {
-        0 => format!(
-            "\"{}\"",
-            rng.random_range(3_000_000_000_000_000u64..4_000_000_000_000_000)
-        ),
+        0 => format!("\"{}\"", rng.random_range(3_000_000_000_000_000u64..4_000_000_000_000_000)),
         1 => format!("DwAAABYAAAB{}==", chars(rng, BASE64URL, 30)),
         _ => format!("W/\"{}\"", chars(rng, HEX, 16)),
     }
@@ -131,11 +122,7 @@ fn subject(rng: &mut StdRng) -> Option<String> {
         return None;
     }
     let base = pick(rng, &SUBJECTS);
-    Some(if rng.random_bool(0.3) {
-        format!("{base} #{}", rng.random_range(1..500))
-    } else {
-        (*base).to_string()
-    })
+    Some(if rng.random_bool(0.3) { format!("{base} #{}", rng.random_range(1..500)) } else { (*base).to_string() })
 }
 
 /// The subject after an update: always different from the old one.
@@ -160,11 +147,7 @@ fn email(name: &str, address: &str) -> Value {
 fn timed(rng: &mut StdRng, at: DateTime<Utc>) -> Value {
     let (zone, minutes) = *pick(rng, &ZONES);
     let offset = FixedOffset::east_opt(minutes * 60).unwrap_or(Utc.fix());
-    let format = if rng.random_bool(0.3) {
-        SecondsFormat::Millis
-    } else {
-        SecondsFormat::Secs
-    };
+    let format = if rng.random_bool(0.3) { SecondsFormat::Millis } else { SecondsFormat::Secs };
     let date_time = at.with_timezone(&offset).to_rfc3339_opts(format, true);
     if rng.random_bool(0.1) {
         json!({ "dateTime": date_time })
@@ -178,12 +161,7 @@ fn date_only(at: DateTime<Utc>) -> Value {
 }
 
 /// Start of a timed event: a quarter hour between `anchor - 20 d` and `anchor + 20 d + span`.
-fn start_between(
-    rng: &mut StdRng,
-    anchor: DateTime<Utc>,
-    from_days: i64,
-    to_days: i64,
-) -> DateTime<Utc> {
+fn start_between(rng: &mut StdRng, anchor: DateTime<Utc>, from_days: i64, to_days: i64) -> DateTime<Utc> {
     let quarters = rng.random_range(from_days * 96..to_days * 96);
     anchor + Duration::minutes(quarters * 15)
 }
@@ -218,18 +196,12 @@ fn all_day_shape(rng: &mut StdRng, anchor: DateTime<Utc>) -> Shape {
 }
 
 /// Fields every kind of event shares; times, ids and recurrence are filled in by the caller.
-fn common(
-    rng: &mut StdRng,
-    anchor: DateTime<Utc>,
-    calendar_id: &str,
-    ical_uid: &str,
-) -> Map<String, Value> {
+fn common(rng: &mut StdRng, anchor: DateTime<Utc>, calendar_id: &str, ical_uid: &str) -> Map<String, Value> {
     let mut r = Map::new();
     r.insert("etag".into(), json!(etag(rng)));
     r.insert("calendarId".into(), json!(calendar_id));
     let created = anchor - Duration::minutes(rng.random_range(21 * 1440..400 * 1440));
-    let modified =
-        created + Duration::minutes(rng.random_range(0..(anchor - created).num_minutes().max(1)));
+    let modified = created + Duration::minutes(rng.random_range(0..(anchor - created).num_minutes().max(1)));
     r.insert("createdTime".into(), json!(timestamp(created)));
     r.insert("lastModifiedTime".into(), json!(timestamp(modified)));
     if let Some(subject) = subject(rng) {
@@ -239,10 +211,7 @@ fn common(
         let text = if rng.random_bool(0.3) {
             "<html><body><p>Agenda:</p><ul><li>Status</li><li>Risks &amp; issues</li></ul></body></html>".to_string()
         } else {
-            format!(
-                "Notes #{}\nBring the \"numbers\". Ünïcödé ✓",
-                rng.random_range(1..100)
-            )
+            format!("Notes #{}\nBring the \"numbers\". Ünïcödé ✓", rng.random_range(1..100))
         };
         r.insert("description".into(), json!(text));
     }
@@ -262,28 +231,16 @@ fn common(
                 let (name, address) = *pick(rng, &PEOPLE);
                 let mut a = Map::new();
                 a.insert("emailAddress".into(), email(name, address));
-                a.insert(
-                    "type".into(),
-                    json!(pick(rng, &["required", "optional", "resource"])),
-                );
+                a.insert("type".into(), json!(pick(rng, &["required", "optional", "resource"])));
                 if rng.random_bool(0.7) {
-                    a.insert(
-                        "response".into(),
-                        json!(pick(rng, &["accepted", "tentitive", "declined"])),
-                    );
+                    a.insert("response".into(), json!(pick(rng, &["accepted", "tentitive", "declined"])));
                 }
                 Value::Object(a)
             })
             .collect();
         let mut meeting = Map::new();
         meeting.insert("attendees".into(), Value::Array(attendees));
-        meeting.insert(
-            "response".into(),
-            json!(pick(
-                rng,
-                &["noResponse", "declined", "tentative", "accepted"]
-            )),
-        );
+        meeting.insert("response".into(), json!(pick(rng, &["noResponse", "declined", "tentative", "accepted"])));
         if rng.random_bool(0.3) {
             meeting.insert("onlineMeetingProvider".into(), json!("teamsForBusiness"));
             meeting.insert(
@@ -296,38 +253,12 @@ fn common(
         }
         r.insert("meetingInfo".into(), Value::Object(meeting));
     }
-    let uid_key = if rng.random_bool(0.5) {
-        "iCalUid"
-    } else {
-        "iCalUId"
-    };
+    let uid_key = if rng.random_bool(0.5) { "iCalUid" } else { "iCalUId" };
     r.insert(uid_key.into(), json!(ical_uid));
-    r.insert(
-        "showAs".into(),
-        json!(pick(
-            rng,
-            &[
-                "free",
-                "busy",
-                "busy",
-                "tentative",
-                "outOfOffice",
-                "unknown"
-            ]
-        )),
-    );
-    r.insert(
-        "sensitivity".into(),
-        json!(pick(
-            rng,
-            &["normal", "normal", "private", "personal", "confidential"]
-        )),
-    );
+    r.insert("showAs".into(), json!(pick(rng, &["free", "busy", "busy", "tentative", "outOfOffice", "unknown"])));
+    r.insert("sensitivity".into(), json!(pick(rng, &["normal", "normal", "private", "personal", "confidential"])));
     if rng.random_bool(0.3) {
-        r.insert(
-            "reminder".into(),
-            json!({ "useDefault": false, "overrides": [{ "minutes": 10 }] }),
-        );
+        r.insert("reminder".into(), json!({ "useDefault": false, "overrides": [{ "minutes": 10 }] }));
     }
     if rng.random_bool(0.2) {
         r.insert("categories".into(), json!(["Blue category", "Work"]));
@@ -335,10 +266,7 @@ fn common(
     if rng.random_bool(0.3) {
         r.insert(
             "htmlLink".into(),
-            json!(format!(
-                "https://calendar.example.com/event?eid={}",
-                chars(rng, BASE64URL, 20)
-            )),
+            json!(format!("https://calendar.example.com/event?eid={}", chars(rng, BASE64URL, 20))),
         );
     }
     if rng.random_bool(0.3) {
@@ -349,10 +277,7 @@ fn common(
     }
     if rng.random_bool(0.1) {
         // Fields beyond the spec appear in real responses; clients must ignore them.
-        r.insert(
-            "x-extra".into(),
-            json!({ "source": "fake", "flags": [1, 2, 3], "nested": { "ok": true } }),
-        );
+        r.insert("x-extra".into(), json!({ "source": "fake", "flags": [1, 2, 3], "nested": { "ok": true } }));
     }
     r
 }
@@ -361,38 +286,20 @@ fn ical_uid(rng: &mut StdRng) -> String {
     if rng.random_bool(0.5) {
         format!("{}@google.com", chars(rng, BASE32HEX, 26))
     } else {
-        format!(
-            "040000008200E00074C5B7101A82E008{}",
-            chars(rng, HEX, 40).to_uppercase()
-        )
+        format!("040000008200E00074C5B7101A82E008{}", chars(rng, HEX, 40).to_uppercase())
     }
 }
 
-fn finish(
-    mut record: Map<String, Value>,
-    id: String,
-    shape: Shape,
-    recurrence_type: &str,
-) -> GeneratedEvent {
+fn finish(mut record: Map<String, Value>, id: String, shape: Shape, recurrence_type: &str) -> GeneratedEvent {
     record.insert("id".into(), json!(id));
     record.insert("start".into(), shape.start);
     record.insert("end".into(), shape.end);
     record.insert("recurrenceType".into(), json!(recurrence_type));
-    GeneratedEvent {
-        id,
-        start_ms: shape.start_ms,
-        end_ms: shape.end_ms,
-        record,
-    }
+    GeneratedEvent { id, start_ms: shape.start_ms, end_ms: shape.end_ms, record }
 }
 
 /// One single (non-recurring) event: about 10 % all-day, the rest timed.
-pub(crate) fn single(
-    rng: &mut StdRng,
-    anchor: DateTime<Utc>,
-    calendar_id: &str,
-    id: String,
-) -> GeneratedEvent {
+pub(crate) fn single(rng: &mut StdRng, anchor: DateTime<Utc>, calendar_id: &str, id: String) -> GeneratedEvent {
     let uid = ical_uid(rng);
     let record = common(rng, anchor, calendar_id, &uid);
     let shape = if rng.random_bool(0.1) {

@@ -8,18 +8,19 @@
 //! error handling, and every request is logged for assertions.
 //!
 //! Module map:
-//! - [`data`]: accounts, calendars, events, the per-calendar change log and the paging logic;
+//! - `data`: accounts, calendars, events, the per-calendar change log and the paging logic;
 //! - `generate`: the varied, seeded event and calendar records;
 //! - `tokens`: the opaque, stateless delta and page tokens;
-//! - [`faults`]: injected failures; `limits`: the per-token rate limit;
-//! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; [`log`]: the request log.
+//! - `faults`: injected failures ([`Faults`], [`FaultKind`]); `limits`: the per-token rate limit;
+//! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; `log`: the request log
+//!   ([`RequestRecord`]).
 
 mod data;
 mod error;
-pub mod faults;
+mod faults;
 mod generate;
 mod limits;
-pub mod log;
+mod log;
 mod routes;
 mod tokens;
 
@@ -132,9 +133,7 @@ impl FakeAurinko {
             requests_seen: 0,
             options,
         };
-        Self {
-            shared: Arc::new(Mutex::new(shared)),
-        }
+        Self { shared: Arc::new(Mutex::new(shared)) }
     }
 
     /// Runs `f` under the lock; never held across an await.
@@ -161,8 +160,7 @@ impl FakeAurinko {
 
     /// Creates one event and returns its id (empty when the calendar does not exist).
     pub fn create_event(&self, token: &str, calendar_id: &str) -> String {
-        self.with(|s| s.data.create_event(token, calendar_id))
-            .unwrap_or_default()
+        self.with(|s| s.data.create_event(token, calendar_id)).unwrap_or_default()
     }
 
     /// New etag, later `lastModifiedTime`, different subject; false when there is no such event.
@@ -244,40 +242,27 @@ impl FakeAurinko {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
-        let serve = axum::serve(listener, routes::router(self.clone()))
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let serve =
+            axum::serve(listener, routes::router(self.clone())).with_graceful_shutdown(stop.clone().cancelled_owned());
         let task = tokio::spawn(async move { serve.await });
-        Ok(FakeServer {
-            addr,
-            stop,
-            task: Some(task),
-        })
+        Ok(FakeServer { addr, stop, task: Some(task) })
     }
 
     /// A ready-made data set: account `demo` with `calendars` calendars (the first primary,
     /// ids in Google and Office 365 shapes) of `events_per_calendar` generated events each.
     pub fn demo(events_per_calendar: usize, calendars: usize, seed: u64) -> (Self, String) {
-        let fake = Self::new(FakeOptions {
-            seed,
-            ..FakeOptions::default()
-        });
+        let fake = Self::new(FakeOptions { seed, ..FakeOptions::default() });
         let token = format!("demo-token-{seed}");
         fake.add_account("demo", &token);
         for n in 0..calendars {
             let (id, name) = match n {
                 0 => ("demo@example.com".to_string(), "Demo".to_string()),
                 n if n % 3 == 1 => (
-                    format!(
-                        "c_{:016x}{n}@group.calendar.google.com",
-                        tokens::fnv1a(seed, &n.to_be_bytes())
-                    ),
+                    format!("c_{:016x}{n}@group.calendar.google.com", tokens::fnv1a(seed, &n.to_be_bytes())),
                     format!("Équipe {n} 🗓"),
                 ),
                 n if n % 3 == 2 => (
-                    format!(
-                        "AAMkADk0ZjU{:x}-{n}_AAA=",
-                        tokens::fnv1a(seed, &n.to_be_bytes())
-                    ),
+                    format!("AAMkADk0ZjU{:x}-{n}_AAA=", tokens::fnv1a(seed, &n.to_be_bytes())),
                     format!("Team \"{n}\""),
                 ),
                 n => (format!("cal-{n}"), format!("Calendar {n}")),
@@ -313,10 +298,7 @@ impl FakeServer {
         self.stop.cancel();
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
                 abort.abort();
             }
         }

@@ -25,12 +25,7 @@ pub(crate) fn router(fake: FakeAurinko) -> Router {
     Router::new().fallback(entry).with_state(fake)
 }
 
-async fn entry(
-    State(fake): State<FakeAurinko>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let latency = fake.with(|state| state.options.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -43,8 +38,7 @@ async fn entry(
     if fault == Some(FaultKind::Latency) {
         tokio::time::sleep(FaultKind::LATENCY).await;
     }
-    fake.with(|state| state.answer(&request, fault))
-        .into_response()
+    fake.with(|state| state.answer(&request, fault)).into_response()
 }
 
 /// What the handler needs from an HTTP request, parsed without failing.
@@ -77,15 +71,11 @@ impl Request {
             Some(_) => (Endpoint::Other, None),
             None => (endpoint, None),
         };
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                let token = token.trim();
-                (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
-                    .then(|| token.to_string())
-            });
+        let bearer = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            let token = token.trim();
+            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+        });
         Self {
             method: method.clone(),
             path,
@@ -98,27 +88,18 @@ impl Request {
 
     /// The single value of a query parameter; a repeated parameter is a 400.
     fn param(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        let query = self
-            .query
-            .as_ref()
-            .ok_or_else(|| ApiError::bad_request("Malformed query string"))?;
+        let query = self.query.as_ref().ok_or_else(|| ApiError::bad_request("Malformed query string"))?;
         let mut values = query.iter().filter(|(key, _)| key == name);
         let first = values.next().map(|(_, value)| value.as_str());
         if values.next().is_some() {
-            return Err(ApiError::bad_request(format!(
-                "Parameter {name} given more than once"
-            )));
+            return Err(ApiError::bad_request(format!("Parameter {name} given more than once")));
         }
         Ok(first)
     }
 
     /// Like [`Request::param`], for logging: never fails.
     fn logged_param(&self, name: &str) -> Option<String> {
-        self.query
-            .as_ref()?
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
+        self.query.as_ref()?.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
     }
 }
 
@@ -137,19 +118,13 @@ enum ReplyBody {
 
 impl Reply {
     pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Json(body),
-            headers: Vec::new(),
-        }
+        Self { status, body: ReplyBody::Json(body), headers: Vec::new() }
     }
 
     pub fn error(error: &ApiError, request_id: &str) -> Self {
         let mut reply = Self::json(error.status, error.body(request_id));
         if error.status == 401 {
-            reply
-                .headers
-                .push((header::WWW_AUTHENTICATE, "Bearer".to_string()));
+            reply.headers.push((header::WWW_AUTHENTICATE, "Bearer".to_string()));
         }
         reply
     }
@@ -170,12 +145,8 @@ impl Reply {
             })),
         };
         let mut response = Response::new(body);
-        *response.status_mut() =
-            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
@@ -189,10 +160,7 @@ impl Shared {
     /// Answers one request and logs it.
     fn answer(&mut self, request: &Request, fault: Option<FaultKind>) -> Reply {
         let request_id = self.next_request_id();
-        let account = request
-            .bearer
-            .as_deref()
-            .and_then(|token| self.data.account_by_token(token));
+        let account = request.bearer.as_deref().and_then(|token| self.data.account_by_token(token));
         let mut record = RequestRecord {
             account: account.map(|index| self.data.account(index).name.clone()),
             method: request.method.to_string(),
@@ -208,38 +176,28 @@ impl Shared {
             records: 0,
         };
         let reply = match fault {
-            Some(FaultKind::InternalError) => Reply::error(
-                &ApiError::new(500, "internalError", "Internal Server Error"),
-                &request_id,
-            ),
-            Some(FaultKind::Unavailable) => Reply::error(
-                &ApiError::new(503, "serviceUnavailable", "Service Unavailable"),
-                &request_id,
-            ),
+            Some(FaultKind::InternalError) => {
+                Reply::error(&ApiError::new(500, "internalError", "Internal Server Error"), &request_id)
+            }
+            Some(FaultKind::Unavailable) => {
+                Reply::error(&ApiError::new(503, "serviceUnavailable", "Service Unavailable"), &request_id)
+            }
             Some(FaultKind::TooManyRequestsSeconds) => {
-                Reply::error(&too_many_requests(), &request_id)
-                    .with_header(header::RETRY_AFTER, "1".to_string())
+                Reply::error(&too_many_requests(), &request_id).with_header(header::RETRY_AFTER, "1".to_string())
             }
             Some(FaultKind::TooManyRequestsDate) => {
                 let at = SystemTime::now() + Duration::from_secs(2);
                 Reply::error(&too_many_requests(), &request_id)
                     .with_header(header::RETRY_AFTER, httpdate::fmt_http_date(at))
             }
-            Some(FaultKind::ResetConnection) => Reply {
-                status: 200,
-                body: ReplyBody::Reset,
-                headers: Vec::new(),
-            },
+            Some(FaultKind::ResetConnection) => Reply { status: 200, body: ReplyBody::Reset, headers: Vec::new() },
             Some(FaultKind::TruncatedBody) => {
                 // GETs are free of side effects, so the real answer can be computed and cut; a
                 // POST must not provision, so it gets a stand-in body.
                 let full = if request.method == Method::GET {
                     let mut scratch = record.clone();
                     match self.route(request, account, &mut scratch, &request_id) {
-                        Reply {
-                            body: ReplyBody::Json(bytes),
-                            ..
-                        } => bytes,
+                        Reply { body: ReplyBody::Json(bytes), .. } => bytes,
                         _ => Vec::new(),
                     }
                 } else {
@@ -251,14 +209,11 @@ impl Shared {
             }
             None | Some(FaultKind::Latency) => {
                 let limited = match (self.options.rate_limit_per_sec, &request.bearer) {
-                    (Some(per_sec), Some(token)) => {
-                        !self.limiter.admit(token, per_sec, Instant::now())
-                    }
+                    (Some(per_sec), Some(token)) => !self.limiter.admit(token, per_sec, Instant::now()),
                     _ => false,
                 };
                 if limited {
-                    Reply::error(&too_many_requests(), &request_id)
-                        .with_header(header::RETRY_AFTER, "1".to_string())
+                    Reply::error(&too_many_requests(), &request_id).with_header(header::RETRY_AFTER, "1".to_string())
                 } else {
                     self.route(request, account, &mut record, &request_id)
                 }
@@ -278,6 +233,10 @@ impl Shared {
     ) -> Reply {
         match self.dispatch(request, account, record) {
             Ok(reply) => reply,
+            Err(error) if error.status == 405 => {
+                let allow = if request.endpoint == Endpoint::SyncStart { "POST" } else { "GET" };
+                Reply::error(&error, request_id).with_header(header::ALLOW, allow.to_string())
+            }
             Err(error) => Reply::error(&error, request_id),
         }
     }
@@ -317,18 +276,13 @@ impl Shared {
                 None | Some("") | Some("user") | Some("group") => {}
                 Some(_) => return Err(ApiError::bad_request("mode must be user or group")),
             }
-            let page = self
-                .data
-                .calendars_page(account, request.param("pageToken")?, page_size)?;
+            let page = self.data.calendars_page(account, request.param("pageToken")?, page_size)?;
             record.records = page.records;
             record.next_page_token = page.next_page_token;
             return Ok(Reply::json(200, page.body));
         }
         let path_id = request.calendar_id.as_deref().unwrap_or_default();
-        let calendar = self
-            .data
-            .resolve_calendar(account, path_id)
-            .ok_or_else(ApiError::calendar_not_found)?;
+        let calendar = self.data.resolve_calendar(account, path_id).ok_or_else(ApiError::calendar_not_found)?;
         record.calendar_id = Some(self.data.calendar_id(calendar).to_string());
         match request.endpoint {
             Endpoint::GetCalendar => Ok(Reply::json(200, self.data.calendar_json(calendar))),
@@ -336,16 +290,11 @@ impl Shared {
                 let time_min = required_time(request, "timeMin")?;
                 let time_max = required_time(request, "timeMax")?;
                 if time_min >= time_max {
-                    return Err(ApiError::bad_request(
-                        "timeMin must be smaller than timeMax",
-                    ));
+                    return Err(ApiError::bad_request("timeMin must be smaller than timeMax"));
                 }
                 // "Milliseconds may be provided but are ignored" for timeMax.
                 let time_max_ms = time_max.div_euclid(1000) * 1000;
-                let body = match self
-                    .data
-                    .provision(account, calendar, time_min, time_max_ms)
-                {
+                let body = match self.data.provision(account, calendar, time_min, time_max_ms) {
                     None => serde_json::json!({ "ready": false }),
                     Some((updated, deleted)) => serde_json::json!({
                         "syncUpdatedToken": updated,
@@ -353,17 +302,10 @@ impl Shared {
                         "ready": true,
                     }),
                 };
-                Ok(Reply::json(
-                    200,
-                    serde_json::to_vec(&body).unwrap_or_default(),
-                ))
+                Ok(Reply::json(200, serde_json::to_vec(&body).unwrap_or_default()))
             }
             Endpoint::SyncUpdated | Endpoint::SyncDeleted => {
-                let stream = if request.endpoint == Endpoint::SyncUpdated {
-                    Stream::Updated
-                } else {
-                    Stream::Deleted
-                };
+                let stream = if request.endpoint == Endpoint::SyncUpdated { Stream::Updated } else { Stream::Deleted };
                 let page = self.data.sync_page(
                     account,
                     calendar,
@@ -377,9 +319,7 @@ impl Shared {
                 record.next_delta_token = page.next_delta_token;
                 Ok(Reply::json(200, page.body))
             }
-            Endpoint::ListCalendars | Endpoint::Other => {
-                Err(ApiError::new(404, "notFound", "Not found"))
-            }
+            Endpoint::ListCalendars | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),
         }
     }
 }
@@ -394,13 +334,9 @@ fn required_time(request: &Request, name: &str) -> Result<i64, ApiError> {
         .param(name)?
         .filter(|text| !text.is_empty())
         .ok_or_else(|| ApiError::bad_request(format!("Parameter {name} is required")))?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.timestamp_millis())
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "Parameter {name} must be an RFC 3339 timestamp with a time zone offset"
-            ))
-        })
+    DateTime::parse_from_rfc3339(text).map(|at| at.timestamp_millis()).map_err(|_| {
+        ApiError::bad_request(format!("Parameter {name} must be an RFC 3339 timestamp with a time zone offset"))
+    })
 }
 
 /// `application/x-www-form-urlencoded` pairs; `None` on bad percent-encoding or bad UTF-8.

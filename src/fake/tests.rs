@@ -26,26 +26,15 @@ async fn env(options: FakeOptions) -> Env {
     fake.add_calendar(TOKEN, "cal-2", "Home", false);
     fake.add_account("bob", OTHER);
     fake.add_calendar(OTHER, "cal-b", "Bob", true);
-    let server = fake
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .expect("bind");
+    let server = fake.spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
     let base = server.base_url();
-    Env {
-        fake,
-        server,
-        http: reqwest::Client::new(),
-        base,
-    }
+    Env { fake, server, http: reqwest::Client::new(), base }
 }
 
 fn window() -> Vec<(&'static str, String)> {
     let now = Utc::now();
     let fmt = |d: chrono::DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Secs, true);
-    vec![
-        ("timeMin", fmt(now - chrono::Duration::days(30))),
-        ("timeMax", fmt(now + chrono::Duration::days(365))),
-    ]
+    vec![("timeMin", fmt(now - chrono::Duration::days(30))), ("timeMax", fmt(now + chrono::Duration::days(365)))]
 }
 
 impl Env {
@@ -56,55 +45,31 @@ impl Env {
         token: Option<&str>,
         query: &[(&str, String)],
     ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .query(query);
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).query(query);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("send");
         let status = response.status().as_u16();
-        assert_eq!(
-            response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("application/json")
-        );
+        assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
         let body = response.json::<Value>().await.expect("json body");
         (status, body)
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, Some(TOKEN), query)
-            .await
+        self.call(reqwest::Method::GET, path, Some(TOKEN), query).await
     }
 
     async fn provision(&self, calendar: &str) -> (String, String) {
-        let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/calendars/{calendar}/sync"),
-                Some(TOKEN),
-                &window(),
-            )
-            .await;
+        let (status, body) =
+            self.call(reqwest::Method::POST, &format!("/calendars/{calendar}/sync"), Some(TOKEN), &window()).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["ready"], true);
-        (
-            body["syncUpdatedToken"].as_str().unwrap().to_string(),
-            body["syncDeletedToken"].as_str().unwrap().to_string(),
-        )
+        (body["syncUpdatedToken"].as_str().unwrap().to_string(), body["syncDeletedToken"].as_str().unwrap().to_string())
     }
 
     /// Follows page tokens to the end; returns records, the next delta token and page count.
-    async fn drain(
-        &self,
-        calendar: &str,
-        stream: &str,
-        delta: &str,
-    ) -> (Vec<Value>, String, usize) {
+    async fn drain(&self, calendar: &str, stream: &str, delta: &str) -> (Vec<Value>, String, usize) {
         let path = format!("/calendars/{calendar}/sync/{stream}");
         let mut query = vec![("deltaToken", delta.to_string())];
         let mut records = Vec::new();
@@ -118,16 +83,11 @@ impl Env {
             records.extend(page.iter().cloned());
             match body.get("nextPageToken").and_then(Value::as_str) {
                 Some(next) => {
-                    assert!(
-                        body.get("nextDeltaToken").is_none(),
-                        "delta token only on the last page"
-                    );
+                    assert!(body.get("nextDeltaToken").is_none(), "delta token only on the last page");
                     query = vec![("pageToken", next.to_string())];
                 }
                 None => {
-                    let delta = body["nextDeltaToken"]
-                        .as_str()
-                        .expect("nextDeltaToken on the last page");
+                    let delta = body["nextDeltaToken"].as_str().expect("nextDeltaToken on the last page");
                     return (records, delta.to_string(), pages);
                 }
             }
@@ -136,18 +96,11 @@ impl Env {
 }
 
 fn ids(records: &[Value]) -> BTreeSet<String> {
-    records
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
+    records.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
 }
 
 fn truth_ids(fake: &FakeAurinko, calendar: &str) -> BTreeSet<String> {
-    fake.truth(TOKEN)
-        .into_iter()
-        .filter(|e| e.calendar_id == calendar)
-        .map(|e| e.id)
-        .collect()
+    fake.truth(TOKEN).into_iter().filter(|e| e.calendar_id == calendar).map(|e| e.id).collect()
 }
 
 #[tokio::test]
@@ -161,25 +114,10 @@ async fn initial_pass_pages_through_every_event() {
     assert_eq!(ids(&records), truth_ids(&env.fake, "cal-1"));
 
     // The same page token always yields the same page while nothing changed.
-    let (_, first) = env
-        .get(
-            "/calendars/cal-1/sync/updated",
-            &[("deltaToken", updated.clone())],
-        )
-        .await;
+    let (_, first) = env.get("/calendars/cal-1/sync/updated", &[("deltaToken", updated.clone())]).await;
     let page_token = first["nextPageToken"].as_str().unwrap().to_string();
-    let (_, a) = env
-        .get(
-            "/calendars/cal-1/sync/updated",
-            &[("pageToken", page_token.clone())],
-        )
-        .await;
-    let (_, b) = env
-        .get(
-            "/calendars/cal-1/sync/updated",
-            &[("pageToken", page_token)],
-        )
-        .await;
+    let (_, a) = env.get("/calendars/cal-1/sync/updated", &[("pageToken", page_token.clone())]).await;
+    let (_, b) = env.get("/calendars/cal-1/sync/updated", &[("pageToken", page_token)]).await;
     assert_eq!(a, b);
     env.server.shutdown().await;
 }
@@ -203,14 +141,8 @@ async fn delta_returns_exactly_the_changes() {
     assert!(!env.fake.delete_event(TOKEN, "cal-1", &removed));
 
     let (records, after_updated, _) = env.drain("cal-1", "updated", &next_updated).await;
-    assert_eq!(
-        ids(&records),
-        BTreeSet::from([changed.clone(), created.clone()])
-    );
-    let record = records
-        .iter()
-        .find(|r| r["id"] == changed.as_str())
-        .unwrap();
+    assert_eq!(ids(&records), BTreeSet::from([changed.clone(), created.clone()]));
+    let record = records.iter().find(|r| r["id"] == changed.as_str()).unwrap();
     assert_ne!(record["etag"].as_str().unwrap(), old_etag);
     let (tombstones, after_deleted, _) = env.drain("cal-1", "deleted", &next_deleted).await;
     assert_eq!(tombstones.len(), 1);
@@ -228,31 +160,19 @@ async fn delta_returns_exactly_the_changes() {
 
 #[tokio::test]
 async fn changes_during_paging_land_in_the_next_delta() {
-    let env = env(FakeOptions {
-        page_size: 10,
-        ..FakeOptions::default()
-    })
-    .await;
+    let env = env(FakeOptions { page_size: 10, ..FakeOptions::default() }).await;
     env.fake.generate_events(TOKEN, "cal-1", 30);
     let (updated, _) = env.provision("cal-1").await;
-    let (_, first) = env
-        .get("/calendars/cal-1/sync/updated", &[("deltaToken", updated)])
-        .await;
+    let (_, first) = env.get("/calendars/cal-1/sync/updated", &[("deltaToken", updated)]).await;
     let first_ids = ids(first["records"].as_array().unwrap());
-    let unseen: Vec<String> = truth_ids(&env.fake, "cal-1")
-        .difference(&first_ids)
-        .cloned()
-        .collect();
+    let unseen: Vec<String> = truth_ids(&env.fake, "cal-1").difference(&first_ids).cloned().collect();
     let seen = first_ids.iter().next().unwrap().clone();
     env.fake.update_event(TOKEN, "cal-1", &seen);
     env.fake.update_event(TOKEN, "cal-1", &unseen[0]);
     let late = env.fake.create_event(TOKEN, "cal-1");
 
     let mut all = first_ids.clone();
-    let mut query = vec![(
-        "pageToken",
-        first["nextPageToken"].as_str().unwrap().to_string(),
-    )];
+    let mut query = vec![("pageToken", first["nextPageToken"].as_str().unwrap().to_string())];
     let delta = loop {
         let (status, body) = env.get("/calendars/cal-1/sync/updated", &query).await;
         assert_eq!(status, 200);
@@ -264,10 +184,7 @@ async fn changes_during_paging_land_in_the_next_delta() {
     };
     assert!(!all.contains(&unseen[0]) && !all.contains(&late));
     let (records, _, _) = env.drain("cal-1", "updated", &delta).await;
-    assert_eq!(
-        ids(&records),
-        BTreeSet::from([seen, unseen[0].clone(), late])
-    );
+    assert_eq!(ids(&records), BTreeSet::from([seen, unseen[0].clone(), late]));
     all.extend(ids(&records));
     assert_eq!(all, truth_ids(&env.fake, "cal-1"));
     env.server.shutdown().await;
@@ -279,31 +196,11 @@ async fn window_filters_the_initial_pass() {
     env.fake.generate_events(TOKEN, "cal-1", 200);
     let now = Utc::now();
     let fmt = |d: chrono::DateTime<Utc>| d.to_rfc3339_opts(SecondsFormat::Millis, false);
-    let query = [
-        ("timeMin", fmt(now)),
-        ("timeMax", fmt(now + chrono::Duration::days(30))),
-    ];
-    let (status, body) = env
-        .call(
-            reqwest::Method::POST,
-            "/calendars/primary/sync",
-            Some(TOKEN),
-            &query,
-        )
-        .await;
+    let query = [("timeMin", fmt(now)), ("timeMax", fmt(now + chrono::Duration::days(30)))];
+    let (status, body) = env.call(reqwest::Method::POST, "/calendars/primary/sync", Some(TOKEN), &query).await;
     assert_eq!(status, 200);
-    let (records, _, _) = env
-        .drain(
-            "cal-1",
-            "updated",
-            body["syncUpdatedToken"].as_str().unwrap(),
-        )
-        .await;
-    assert!(
-        !records.is_empty() && records.len() < 200,
-        "{}",
-        records.len()
-    );
+    let (records, _, _) = env.drain("cal-1", "updated", body["syncUpdatedToken"].as_str().unwrap()).await;
+    assert!(!records.is_empty() && records.len() < 200, "{}", records.len());
     env.server.shutdown().await;
 }
 
@@ -316,51 +213,26 @@ async fn token_errors() {
     let path = "/calendars/cal-1/sync/updated";
     let code = |body: &Value| body["code"].as_str().unwrap().to_string();
 
-    let (status, body) = env
-        .get(path, &[("deltaToken", "a8b7c6d5e4f3g2h1".into())])
-        .await;
+    let (status, body) = env.get(path, &[("deltaToken", "a8b7c6d5e4f3g2h1".into())]).await;
     assert_eq!((status, code(&body).as_str()), (400, "token.notValid"));
     assert!(body["requestId"].as_str().unwrap().len() == 36);
     let (status, body) = env.get(path, &[("pageToken", updated.clone())]).await;
     assert_eq!((status, code(&body).as_str()), (400, "token.notValid"));
-    let (status, body) = env
-        .get(
-            path,
-            &[
-                ("deltaToken", updated.clone()),
-                ("pageToken", updated.clone()),
-            ],
-        )
-        .await;
+    let (status, body) = env.get(path, &[("deltaToken", updated.clone()), ("pageToken", updated.clone())]).await;
     assert_eq!((status, code(&body).as_str()), (400, "badRequest"));
     let (status, body) = env.get(path, &[]).await;
     assert_eq!((status, code(&body).as_str()), (400, "badRequest"));
     // Another stream, another calendar, another account.
     let (status, body) = env.get(path, &[("deltaToken", deleted.clone())]).await;
     assert_eq!((status, code(&body).as_str()), (400, "token.notValid"));
-    let (status, body) = env
-        .get(
-            "/calendars/cal-2/sync/updated",
-            &[("deltaToken", updated.clone())],
-        )
-        .await;
+    let (status, body) = env.get("/calendars/cal-2/sync/updated", &[("deltaToken", updated.clone())]).await;
     assert_eq!((status, code(&body).as_str()), (400, "token.notValid"));
     let (status, body) = env
-        .call(
-            reqwest::Method::GET,
-            "/calendars/cal-b/sync/updated",
-            Some(OTHER),
-            &[("deltaToken", updated.clone())],
-        )
+        .call(reqwest::Method::GET, "/calendars/cal-b/sync/updated", Some(OTHER), &[("deltaToken", updated.clone())])
         .await;
     assert_eq!((status, code(&body).as_str()), (400, "token.notValid"));
     // The alias resolves to the same calendar, so the token is valid there.
-    let (status, _) = env
-        .get(
-            "/calendars/primary/sync/updated",
-            &[("deltaToken", updated.clone())],
-        )
-        .await;
+    let (status, _) = env.get("/calendars/primary/sync/updated", &[("deltaToken", updated.clone())]).await;
     assert_eq!(status, 200);
 
     let (_, first) = env.get(path, &[("deltaToken", updated.clone())]).await;
@@ -372,9 +244,7 @@ async fn token_errors() {
         assert_eq!(code(&body), "syncToken.expired");
         assert_eq!(body["message"], "syncToken expired.");
     }
-    let (status, _) = env
-        .get("/calendars/cal-1/sync/deleted", &[("deltaToken", deleted)])
-        .await;
+    let (status, _) = env.get("/calendars/cal-1/sync/deleted", &[("deltaToken", deleted)]).await;
     assert_eq!(status, 410);
     // Bob's tokens are unaffected; a new provisioning works again.
     let (fresh, _) = env.provision("cal-1").await;
@@ -385,21 +255,13 @@ async fn token_errors() {
 
 #[tokio::test]
 async fn expired_page_token_is_410() {
-    let env = env(FakeOptions {
-        page_size: 2,
-        ..FakeOptions::default()
-    })
-    .await;
+    let env = env(FakeOptions { page_size: 2, ..FakeOptions::default() }).await;
     env.fake.generate_events(TOKEN, "cal-1", 5);
     let (updated, _) = env.provision("cal-1").await;
-    let (_, first) = env
-        .get("/calendars/cal-1/sync/updated", &[("deltaToken", updated)])
-        .await;
+    let (_, first) = env.get("/calendars/cal-1/sync/updated", &[("deltaToken", updated)]).await;
     env.fake.expire_tokens(TOKEN);
     let page = first["nextPageToken"].as_str().unwrap().to_string();
-    let (status, _) = env
-        .get("/calendars/cal-1/sync/updated", &[("pageToken", page)])
-        .await;
+    let (status, _) = env.get("/calendars/cal-1/sync/updated", &[("pageToken", page)]).await;
     assert_eq!(status, 410);
     env.server.shutdown().await;
 }
@@ -407,20 +269,14 @@ async fn expired_page_token_is_410() {
 #[tokio::test]
 async fn authentication() {
     let env = env(FakeOptions::default()).await;
-    let (status, body) = env
-        .call(reqwest::Method::GET, "/calendars", None, &[])
-        .await;
+    let (status, body) = env.call(reqwest::Method::GET, "/calendars", None, &[]).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
-    let (status, body) = env
-        .call(reqwest::Method::GET, "/calendars", Some("nope"), &[])
-        .await;
+    let (status, body) = env.call(reqwest::Method::GET, "/calendars", Some("nope"), &[]).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
     env.fake.kill_token(TOKEN);
     let (status, body) = env.get("/calendars", &[]).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("token.dead")));
-    let (status, _) = env
-        .call(reqwest::Method::GET, "/calendars", Some(OTHER), &[])
-        .await;
+    let (status, _) = env.call(reqwest::Method::GET, "/calendars", Some(OTHER), &[]).await;
     assert_eq!(status, 200);
 
     let log = env.fake.requests();
@@ -428,31 +284,16 @@ async fn authentication() {
     assert_eq!(log[0].account, None);
     assert_eq!(log[2].account.as_deref(), Some("alice"));
     assert_eq!(log[2].status, 401);
-    assert!(
-        log.iter()
-            .all(|r| !format!("{r:?}").contains("secret-token"))
-    );
+    assert!(log.iter().all(|r| !format!("{r:?}").contains("secret-token")));
     env.server.shutdown().await;
 }
 
 #[tokio::test]
 async fn provisioning_polls_and_validation() {
-    let env = env(FakeOptions {
-        not_ready_polls: 2,
-        ..FakeOptions::default()
-    })
-    .await;
+    let env = env(FakeOptions { not_ready_polls: 2, ..FakeOptions::default() }).await;
     let post = |query: Vec<(&'static str, String)>, calendar: &'static str| {
         let env = &env;
-        async move {
-            env.call(
-                reqwest::Method::POST,
-                &format!("/calendars/{calendar}/sync"),
-                Some(TOKEN),
-                &query,
-            )
-            .await
-        }
+        async move { env.call(reqwest::Method::POST, &format!("/calendars/{calendar}/sync"), Some(TOKEN), &query).await }
     };
     for _ in 0..2 {
         let (status, body) = post(window(), "cal-1").await;
@@ -477,19 +318,12 @@ async fn provisioning_polls_and_validation() {
     ];
     for query in bad {
         let (status, body) = post(query.clone(), "cal-1").await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("badRequest")),
-            "{query:?}"
-        );
+        assert_eq!((status, body["code"].as_str()), (400, Some("badRequest")), "{query:?}");
     }
     let (status, _) = post(window(), "nope").await;
     assert_eq!(status, 404);
     let (status, body) = env.get("/calendars/cal-1/sync", &[]).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (405, Some("methodNotAllowed"))
-    );
+    assert_eq!((status, body["code"].as_str()), (405, Some("methodNotAllowed")));
     let (status, _) = env.get("/nothing/here", &[]).await;
     assert_eq!(status, 404);
     env.server.shutdown().await;
@@ -497,37 +331,22 @@ async fn provisioning_polls_and_validation() {
 
 #[tokio::test]
 async fn calendars_list_pages_and_removal() {
-    let env = env(FakeOptions {
-        page_size: 1,
-        ..FakeOptions::default()
-    })
-    .await;
+    let env = env(FakeOptions { page_size: 1, ..FakeOptions::default() }).await;
     let (status, first) = env.get("/calendars", &[]).await;
     assert_eq!(status, 200);
     assert_eq!(first["length"], 1);
     let calendar = &first["records"][0];
     assert_eq!(calendar["id"], "cal-1");
     assert_eq!(calendar["primary"], true);
-    for field in [
-        "name",
-        "color",
-        "accessRole",
-        "multipleRemindersSupported",
-        "defaultReminders",
-    ] {
+    for field in ["name", "color", "accessRole", "multipleRemindersSupported", "defaultReminders"] {
         assert!(calendar.get(field).is_some(), "{field}");
     }
     let next = first["nextPageToken"].as_str().unwrap().to_string();
     let (_, second) = env.get("/calendars", &[("pageToken", next)]).await;
     assert_eq!(second["records"][0]["id"], "cal-2");
     assert!(second.get("nextPageToken").is_none());
-    let (status, body) = env
-        .get("/calendars", &[("pageToken", "garbage".into())])
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("token.notValid"))
-    );
+    let (status, body) = env.get("/calendars", &[("pageToken", "garbage".into())]).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("token.notValid")));
 
     let (status, body) = env.get("/calendars/primary", &[]).await;
     assert_eq!((status, body["id"].as_str()), (200, Some("cal-1")));
@@ -535,34 +354,21 @@ async fn calendars_list_pages_and_removal() {
     assert_eq!(env.fake.calendar_ids(TOKEN), vec!["cal-1".to_string()]);
     let (status, _) = env.get("/calendars/cal-2", &[]).await;
     assert_eq!(status, 404);
-    let (status, _) = env
-        .get(
-            "/calendars/cal-2/sync/updated",
-            &[("deltaToken", "x".into())],
-        )
-        .await;
+    let (status, _) = env.get("/calendars/cal-2/sync/updated", &[("deltaToken", "x".into())]).await;
     assert_eq!(status, 404);
     let (_, list) = env.get("/calendars", &[]).await;
     assert!(list.get("nextPageToken").is_none());
     let log = env.fake.requests();
     assert_eq!(log[0].endpoint, Endpoint::ListCalendars);
     assert!(log[0].next_page_token.is_some());
-    let alias = log
-        .iter()
-        .find(|r| r.path == "/v1/calendars/primary")
-        .unwrap();
+    let alias = log.iter().find(|r| r.path == "/v1/calendars/primary").unwrap();
     assert_eq!(alias.calendar_id.as_deref(), Some("cal-1"));
     env.server.shutdown().await;
 }
 
 #[tokio::test]
 async fn generated_records_are_varied() {
-    let env = env(FakeOptions {
-        page_size: 1000,
-        seed: 7,
-        ..FakeOptions::default()
-    })
-    .await;
+    let env = env(FakeOptions { page_size: 1000, seed: 7, ..FakeOptions::default() }).await;
     env.fake.generate_events(TOKEN, "cal-1", 600);
     let (updated, _) = env.provision("cal-1").await;
     let (records, _, _) = env.drain("cal-1", "updated", &updated).await;
@@ -575,49 +381,26 @@ async fn generated_records_are_varied() {
     assert!(count(&|r| r.get("subject").is_none()) > 5);
     assert!(count(&|r| r.get("x-extra").is_some()) > 5);
     assert!(count(&|r| r["recurrenceType"] == "master") > 3);
-    assert!(
-        count(
-            &|r| r["recurrenceType"] == "occurrence" && r["occurrenceInfo"]["masterId"].is_string()
-        ) > 3
-    );
+    assert!(count(&|r| r["recurrenceType"] == "occurrence" && r["occurrenceInfo"]["masterId"].is_string()) > 3);
     assert!(count(&|r| r["id"].as_str().unwrap().len() > 100) > 50);
     for r in &records {
-        for key in [
-            "id",
-            "etag",
-            "calendarId",
-            "createdTime",
-            "lastModifiedTime",
-            "start",
-            "end",
-            "organizer",
-        ] {
+        for key in ["id", "etag", "calendarId", "createdTime", "lastModifiedTime", "start", "end", "organizer"] {
             assert!(r.get(key).is_some(), "{key} missing in {r}");
         }
         for edge in ["start", "end"] {
             let e = &r[edge];
-            assert!(
-                e.get("dateOnly").is_some() != e.get("dateTime").is_some(),
-                "{r}"
-            );
+            assert!(e.get("dateOnly").is_some() != e.get("dateTime").is_some(), "{r}");
             if let Some(dt) = e.get("dateTime") {
                 chrono::DateTime::parse_from_rfc3339(dt.as_str().unwrap()).unwrap();
             }
         }
     }
     // Same seed, same data.
-    let again = FakeAurinko::new(FakeOptions {
-        seed: 7,
-        ..FakeOptions::default()
-    });
+    let again = FakeAurinko::new(FakeOptions { seed: 7, ..FakeOptions::default() });
     again.add_account("alice", "t");
     again.add_calendar("t", "cal-1", "Work", true);
     again.generate_events("t", "cal-1", 600);
-    let a: Vec<_> = again
-        .truth("t")
-        .into_iter()
-        .map(|e| (e.id, e.etag, e.subject))
-        .collect();
+    let a: Vec<_> = again.truth("t").into_iter().map(|e| (e.id, e.etag, e.subject)).collect();
     let b: Vec<_> = env
         .fake
         .truth(TOKEN)
@@ -639,13 +422,7 @@ async fn truncated_body_is_invalid_json() {
     env.fake.generate_events(TOKEN, "cal-1", 20);
     env.fake.set_faults(only(FaultKind::TruncatedBody));
     for path in ["/calendars", "/calendars/cal-1"] {
-        let response = env
-            .http
-            .get(format!("{}{path}", env.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response = env.http.get(format!("{}{path}", env.base)).bearer_auth(TOKEN).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let length = response.content_length().unwrap();
         let bytes = response.bytes().await.unwrap();
@@ -665,23 +442,9 @@ async fn truncated_body_is_invalid_json() {
         .unwrap();
     assert!(serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).is_err());
     env.fake.set_faults(Faults::none());
-    let (_, body) = env
-        .call(
-            reqwest::Method::POST,
-            "/calendars/cal-1/sync",
-            Some(TOKEN),
-            &window(),
-        )
-        .await;
+    let (_, body) = env.call(reqwest::Method::POST, "/calendars/cal-1/sync", Some(TOKEN), &window()).await;
     assert_eq!(body["ready"], false);
-    assert!(
-        env.fake
-            .requests()
-            .iter()
-            .filter(|r| r.fault == Some(FaultKind::TruncatedBody))
-            .count()
-            == 3
-    );
+    assert!(env.fake.requests().iter().filter(|r| r.fault == Some(FaultKind::TruncatedBody)).count() == 3);
     env.server.shutdown().await;
 }
 
@@ -709,20 +472,13 @@ async fn reset_connection_is_a_transport_error() {
 #[tokio::test]
 async fn error_faults_and_rate_limit() {
     let env = env(FakeOptions::default()).await;
-    let send = || {
-        env.http
-            .get(format!("{}/calendars", env.base))
-            .bearer_auth(TOKEN)
-            .send()
-    };
+    let send = || env.http.get(format!("{}/calendars", env.base)).bearer_auth(TOKEN).send();
 
     env.fake.set_faults(only(FaultKind::InternalError));
     let response = send().await.unwrap();
     assert_eq!(response.status(), 500);
     let body: Value = response.json().await.unwrap();
-    assert!(
-        body["code"].is_string() && body["message"].is_string() && body["requestId"].is_string()
-    );
+    assert!(body["code"].is_string() && body["message"].is_string() && body["requestId"].is_string());
 
     env.fake.set_faults(only(FaultKind::Unavailable));
     assert_eq!(send().await.unwrap().status(), 503);
@@ -735,11 +491,8 @@ async fn error_faults_and_rate_limit() {
     env.fake.set_faults(only(FaultKind::TooManyRequestsDate));
     let response = send().await.unwrap();
     assert_eq!(response.status(), 429);
-    let at =
-        httpdate::parse_http_date(response.headers()["retry-after"].to_str().unwrap()).unwrap();
-    let ahead = at
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or_default();
+    let at = httpdate::parse_http_date(response.headers()["retry-after"].to_str().unwrap()).unwrap();
+    let ahead = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
     assert!(ahead <= Duration::from_secs(2), "{ahead:?}");
 
     env.fake.set_faults(only(FaultKind::Latency));
@@ -767,44 +520,20 @@ async fn error_faults_and_rate_limit() {
 
 #[tokio::test]
 async fn faulted_provisioning_has_no_effect_and_faults_are_seeded() {
-    let env = env(FakeOptions {
-        not_ready_polls: 1,
-        faults: only(FaultKind::InternalError),
-        ..FakeOptions::default()
-    })
-    .await;
-    let (status, _) = env
-        .call(
-            reqwest::Method::POST,
-            "/calendars/cal-1/sync",
-            Some(TOKEN),
-            &window(),
-        )
-        .await;
+    let env =
+        env(FakeOptions { not_ready_polls: 1, faults: only(FaultKind::InternalError), ..FakeOptions::default() }).await;
+    let (status, _) = env.call(reqwest::Method::POST, "/calendars/cal-1/sync", Some(TOKEN), &window()).await;
     assert_eq!(status, 500);
     env.fake.set_faults(Faults::none());
-    let (_, body) = env
-        .call(
-            reqwest::Method::POST,
-            "/calendars/cal-1/sync",
-            Some(TOKEN),
-            &window(),
-        )
-        .await;
+    let (_, body) = env.call(reqwest::Method::POST, "/calendars/cal-1/sync", Some(TOKEN), &window()).await;
     assert_eq!(body["ready"], false);
     env.server.shutdown().await;
 
     let pattern = |seed| {
-        let fake = FakeAurinko::new(FakeOptions {
-            seed,
-            faults: Faults::new(0.5, []),
-            ..FakeOptions::default()
-        });
+        let fake = FakeAurinko::new(FakeOptions { seed, faults: Faults::new(0.5, []), ..FakeOptions::default() });
         let mut shared = fake.shared.lock().unwrap();
         let faults = shared.options.faults.clone();
-        (0..50)
-            .map(|_| faults.choose(&mut shared.fault_rng))
-            .collect::<Vec<_>>()
+        (0..50).map(|_| faults.choose(&mut shared.fault_rng)).collect::<Vec<_>>()
     };
     assert_eq!(pattern(3), pattern(3));
     let faulted = pattern(3).iter().filter(|f| f.is_some()).count();
@@ -817,19 +546,12 @@ async fn demo_and_mutations() {
     let calendars = fake.calendar_ids(&token);
     assert_eq!(calendars.len(), 3);
     assert_eq!(fake.truth(&token).len(), 150);
-    let server = fake
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
+    let server = fake.spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let http = reqwest::Client::new();
     // Calendar ids with '@' and '=' work percent-encoded in the path.
     let encoded = calendars[1].replace('@', "%40");
-    let response = http
-        .get(format!("{}/calendars/{encoded}", server.base_url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        http.get(format!("{}/calendars/{encoded}", server.base_url())).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let before = fake.truth(&token);
     fake.mutate_random(&token, 30);

@@ -41,11 +41,7 @@ pub(crate) enum Token {
     /// Starts a drain; the high-water mark is fixed by the first request that uses it.
     Delta(SyncPosition),
     /// Continues a drain: records with `after < seq <= high`.
-    Page {
-        position: SyncPosition,
-        high: u64,
-        after: u64,
-    },
+    Page { position: SyncPosition, high: u64, after: u64 },
     /// Continues `GET /calendars` at `offset`.
     Calendars { account: u32, offset: u32 },
 }
@@ -64,9 +60,7 @@ pub(crate) struct TokenCodec {
 
 impl TokenCodec {
     pub fn new(seed: u64) -> Self {
-        Self {
-            key: fnv1a(0x6175_7269_6e6b_6f21 ^ seed, &seed.to_be_bytes()),
-        }
+        Self { key: fnv1a(0x6175_7269_6e6b_6f21 ^ seed, &seed.to_be_bytes()) }
     }
 
     pub fn encode(&self, token: &Token) -> String {
@@ -76,11 +70,7 @@ impl TokenCodec {
                 out.push(KIND_DELTA);
                 put_position(&mut out, position);
             }
-            Token::Page {
-                position,
-                high,
-                after,
-            } => {
+            Token::Page { position, high, after } => {
                 out.push(KIND_PAGE);
                 put_position(&mut out, position);
                 out.extend_from_slice(&high.to_be_bytes());
@@ -113,15 +103,10 @@ impl TokenCodec {
         }
         let token = match reader.u8()? {
             KIND_DELTA => Token::Delta(read_position(&mut reader)?),
-            KIND_PAGE => Token::Page {
-                position: read_position(&mut reader)?,
-                high: reader.u64()?,
-                after: reader.u64()?,
-            },
-            KIND_CALENDARS => Token::Calendars {
-                account: reader.u32()?,
-                offset: reader.u32()?,
-            },
+            KIND_PAGE => {
+                Token::Page { position: read_position(&mut reader)?, high: reader.u64()?, after: reader.u64()? }
+            }
+            KIND_CALENDARS => Token::Calendars { account: reader.u32()?, offset: reader.u32()? },
             _ => return None,
         };
         reader.0.is_empty().then_some(token)
@@ -196,10 +181,7 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 fn base64url_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -252,22 +234,12 @@ mod tests {
         let codec = TokenCodec::new(9);
         let tokens = [
             Token::Delta(position()),
-            Token::Page {
-                position: position(),
-                high: 99,
-                after: 50,
-            },
-            Token::Calendars {
-                account: 1,
-                offset: 100,
-            },
+            Token::Page { position: position(), high: 99, after: 50 },
+            Token::Calendars { account: 1, offset: 100 },
         ];
         for token in tokens {
             let text = codec.encode(&token);
-            assert!(
-                text.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            );
+            assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             assert_eq!(codec.decode(&text), Some(token));
             let mut edited = text.clone().into_bytes();
             edited[5] = if edited[5] == b'A' { b'B' } else { b'A' };

@@ -85,9 +85,7 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| fail(e.to_string()))?;
-        Migrations::from_slice(MIGRATIONS)
-            .to_latest(&mut conn)
-            .map_err(|e| fail(format!("migration failed: {e}")))?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).map_err(|e| fail(format!("migration failed: {e}")))?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
@@ -98,8 +96,9 @@ impl Store {
         if !path.exists() {
             return Err(fail("does not exist yet (run `aurinko-sync run --catch-up` first)".into()));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| fail(e.to_string()))?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| fail(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))

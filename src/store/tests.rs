@@ -53,7 +53,9 @@ fn a_page_and_its_token_are_stored_together_and_reload() {
     let store = Store::open(&dir.path().join("s.db")).unwrap();
     assert_eq!(store.load_state(&key()).unwrap(), None);
     let s = state(1, Some("P1"));
-    let stats = store.commit(&key(), &commit(s.clone()), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now()).unwrap();
+    let stats = store
+        .commit(&key(), &commit(s.clone()), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now())
+        .unwrap();
     assert_eq!(stats.upserted, 2);
     assert_eq!(store.load_state(&key()).unwrap(), Some(s));
     assert_eq!(ids(&store), vec![("a".into(), Some("1".into())), ("b".into(), Some("1".into()))]);
@@ -79,12 +81,16 @@ fn deletes_sweeps_and_purges_remove_rows() {
     let rows = vec![row("a", "1"), row("b", "1"), row("c", "1")];
     store.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(rows), now()).unwrap();
     // A new generation sees only a and b, then sweeps.
-    store.commit(&key(), &commit(state(2, None)), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now()).unwrap();
+    store
+        .commit(&key(), &commit(state(2, None)), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now())
+        .unwrap();
     assert_eq!(ids(&store).len(), 3, "nothing is removed before the sweep");
     let sweep = Commit { sweep_below: Some(2), ..commit(state(2, None)) };
     let stats = store.commit(&key(), &sweep, &PageRecords::None, now()).unwrap();
     assert_eq!(stats.swept, 1);
-    let stats = store.commit(&key(), &commit(state(2, None)), &PageRecords::Deletes(vec!["a".into(), "zz".into()]), now()).unwrap();
+    let stats = store
+        .commit(&key(), &commit(state(2, None)), &PageRecords::Deletes(vec!["a".into(), "zz".into()]), now())
+        .unwrap();
     assert_eq!(stats.deleted, 1, "an id never seen deletes nothing");
     assert_eq!(ids(&store), vec![("b".into(), Some("1".into()))]);
     let purge = Commit { purge: true, ..commit(state(2, None)) };

@@ -76,10 +76,9 @@ impl Store {
         let mut stats = CommitStats::default();
         let now_text = timestamp(now);
         if commit.purge {
-            stats.swept += tx.execute(
-                "DELETE FROM events WHERE account = ?1 AND calendar_id = ?2",
-                params![key.account, key.id],
-            )? as u64;
+            stats.swept += tx
+                .execute("DELETE FROM events WHERE account = ?1 AND calendar_id = ?2", params![key.account, key.id])?
+                as u64;
             tx.execute(
                 "UPDATE calendars SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND calendar_id = ?2",
                 params![key.account, key.id, now_text],
@@ -91,9 +90,8 @@ impl Store {
                 upsert_events(&tx, key, rows, commit.state.generation, &now_text, &mut stats)?;
             }
             PageRecords::Deletes(ids) => {
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM events WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3",
-                )?;
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM events WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3")?;
                 for id in ids {
                     stats.deleted += delete.execute(params![key.account, key.id, id])? as u64;
                 }
@@ -165,7 +163,12 @@ impl Store {
     }
 
     /// Sets or clears an account's authentication failure.
-    pub fn record_account_auth(&self, account: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub fn record_account_auth(
+        &self,
+        account: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let now_text = timestamp(now);
         self.conn().execute(
             "INSERT INTO accounts (name, auth_error, auth_error_at, updated_at) VALUES (?1, ?2, CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END, ?3)

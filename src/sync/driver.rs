@@ -41,13 +41,8 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     let started = Instant::now();
     let name = ctx.key.to_string();
     let root = ["calendars", ctx.key.id.as_str()];
-    let mut report = PassReport {
-        finish: None,
-        stats: CommitStats::default(),
-        pages: 0,
-        rejected: 0,
-        duration: Duration::ZERO,
-    };
+    let mut report =
+        PassReport { finish: None, stats: CommitStats::default(), pages: 0, rejected: 0, duration: Duration::ZERO };
     let mut pass = Pass::new(state, ctx.window, ctx.ready);
     ctx.progress.start(&name);
     loop {
@@ -78,8 +73,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                     Stream::Updated => Endpoint::SyncUpdated,
                     Stream::Deleted => Endpoint::SyncDeleted,
                 };
-                let Some(result) = cancellable(ctx.cancel, ctx.client.sync_page(&root, endpoint, token)).await
-                else {
+                let Some(result) = cancellable(ctx.cancel, ctx.client.sync_page(&root, endpoint, token)).await else {
                     break;
                 };
                 match result {

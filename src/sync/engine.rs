@@ -199,7 +199,10 @@ impl Engine {
             }
         };
         for c in known.into_iter().filter(|c| {
-            c.account == account && c.kind == KIND_CALENDAR && c.phase != Phase::Removed.as_str() && !present.contains(c.id.as_str())
+            c.account == account
+                && c.kind == KIND_CALENDAR
+                && c.phase != Phase::Removed.as_str()
+                && !present.contains(c.id.as_str())
         }) {
             let key = CollectionKey::calendar(account, &c.id);
             let mut state = store.load_state(&key).ok().flatten().unwrap_or_default();
@@ -242,7 +245,11 @@ impl Engine {
         let ids = if known.is_empty() { vec!["*".to_string()] } else { known };
         let mut results = Vec::new();
         for id in ids {
-            let result = CollectionResult { key: CollectionKey::calendar(&account.name, &id), name: None, report: report.clone() };
+            let result = CollectionResult {
+                key: CollectionKey::calendar(&account.name, &id),
+                name: None,
+                report: report.clone(),
+            };
             if id != "*" {
                 self.record_outcome(&result).await;
             }

@@ -39,7 +39,10 @@ pub enum Finish {
     CaughtUp,
     /// The collection is gone upstream and was purged.
     Removed,
-    Failed { class: ErrorClass, message: String },
+    Failed {
+        class: ErrorClass,
+        message: String,
+    },
 }
 
 /// What to persist, atomically with the records of the page that led to it.
@@ -411,10 +414,7 @@ mod tests {
         pass.on_error(ErrorClass::ExpiredToken, "".into()).unwrap();
         pass.on_provision(ready("U", "D")).unwrap();
         assert_eq!(pass.on_error(ErrorClass::ExpiredToken, "again".into()), None);
-        assert!(matches!(
-            pass.next_action(),
-            Action::Finish(Finish::Failed { class: ErrorClass::ExpiredToken, .. })
-        ));
+        assert!(matches!(pass.next_action(), Action::Finish(Finish::Failed { class: ErrorClass::ExpiredToken, .. })));
     }
 
     #[test]

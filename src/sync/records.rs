@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn a_date_only_event_is_all_day() {
-        let row = parse_event(&raw(r#"{"id":"e2","start":{"dateOnly":"2026-12-24"},"end":{"dateOnly":"2026-12-25"}}"#)).unwrap();
+        let row = parse_event(&raw(r#"{"id":"e2","start":{"dateOnly":"2026-12-24"},"end":{"dateOnly":"2026-12-25"}}"#))
+            .unwrap();
         assert!(row.all_day);
         assert_eq!(row.start.as_deref(), Some("2026-12-24"));
         assert_eq!(row.end.as_deref(), Some("2026-12-25"));

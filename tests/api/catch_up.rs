@@ -64,17 +64,17 @@ async fn after_mutations_a_second_catch_up_uses_only_delta_requests() {
     // Nothing changed since: one request per stream and calendar.
     app.fake.clear_requests();
     assert_exit(&app.catch_up().await, 0);
-    let sync_requests = app
-        .requests()
-        .iter()
-        .filter(|r| matches!(r.endpoint, Endpoint::SyncUpdated | Endpoint::SyncDeleted))
-        .count();
+    let sync_requests =
+        app.requests().iter().filter(|r| matches!(r.endpoint, Endpoint::SyncUpdated | Endpoint::SyncDeleted)).count();
     assert_eq!(sync_requests, 4, "2 calendars x 2 streams");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provisioning_that_is_not_ready_at_first_is_asked_again() {
-    let setup = Setup { options: FakeOptions { not_ready_polls: 3, page_size: 50, ..FakeOptions::default() }, ..Setup::default() };
+    let setup = Setup {
+        options: FakeOptions { not_ready_polls: 3, page_size: 50, ..FakeOptions::default() },
+        ..Setup::default()
+    };
     let app = spawn_app(setup).await;
     let report = app.catch_up_in_process().await;
     assert!(report.all_succeeded(), "{report:?}");

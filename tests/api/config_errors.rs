@@ -14,15 +14,29 @@ async fn each_configuration_error_exits_2_with_its_key_and_sends_nothing() {
         (format!("[api]\nbase_url = \"{base}\"\nspeed = 3\n{account}"), "speed"),
         (format!("[api]\nbase_url = \"not a url\"\n{account}"), "api.base_url"),
         (format!("[api]\nbase_url = \"{base}\"\nrequests_per_second = 0\n{account}"), "api.requests_per_second"),
-        (format!("[api]\nbase_url = \"{base}\"\n[sync]\nwindow_future_days = -1\n{account}"), "sync.window_future_days"),
-        (format!("[api]\nbase_url = \"{base}\"\n[sync]\npoll_interval_secs = 0\n{account}"), "sync.poll_interval_secs"),
-        (format!("[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"work\"\ntoken_env = \"NOT_SET_ANYWHERE\"\n"), "accounts[0].token_env"),
         (
-            format!("[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"work\"\ntoken_file = \"{}\"\n", empty_file.display()),
+            format!("[api]\nbase_url = \"{base}\"\n[sync]\nwindow_future_days = -1\n{account}"),
+            "sync.window_future_days",
+        ),
+        (format!("[api]\nbase_url = \"{base}\"\n[sync]\npoll_interval_secs = 0\n{account}"), "sync.poll_interval_secs"),
+        (
+            format!("[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"work\"\ntoken_env = \"NOT_SET_ANYWHERE\"\n"),
+            "accounts[0].token_env",
+        ),
+        (
+            format!(
+                "[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"work\"\ntoken_file = \"{}\"\n",
+                empty_file.display()
+            ),
             "accounts[0].token_file",
         ),
         (format!("[api]\nbase_url = \"{base}\"\n{account}{account}"), "accounts[1].name"),
-        (format!("[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"work\"\ntoken_env = \"TEST_TOKEN_WORK\"\ncalendars = 5\n"), "calendars"),
+        (
+            format!(
+                "[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"work\"\ntoken_env = \"TEST_TOKEN_WORK\"\ncalendars = 5\n"
+            ),
+            "calendars",
+        ),
         (format!("[api]\nbase_url = \"{base}\"\n[store]\npath = \"\"\n{account}"), "store.path"),
     ];
     for (config, key) in cases {

@@ -22,11 +22,9 @@ pub fn assert_no_committed_page_refetched(requests: &[RequestRecord]) {
     for r in requests {
         let Some(token) = r.page_token.clone().or(r.delta_token.clone()) else { continue };
         let key = (r.calendar_id.clone(), r.endpoint, token);
-        if r.status == 200 {
-            if let Some(next) = next_of.get(&key) {
-                let later = (key.0.clone(), key.1, next.clone());
-                assert!(!requested.contains(&later), "page {key:?} was fetched again after its successor");
-            }
+        if let Some(next) = next_of.get(&key).filter(|_| r.status == 200) {
+            let later = (key.0.clone(), key.1, next.clone());
+            assert!(!requested.contains(&later), "page {key:?} was fetched again after its successor");
         }
         requested.insert(key);
     }

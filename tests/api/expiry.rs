@@ -12,7 +12,8 @@ async fn after_token_expiry_with_deletions_between_the_store_is_reconciled() {
     app.fake.expire_tokens(&token);
     // Deletions made now are not in the new provisioning's deleted stream:
     // only the reconciling sweep can remove them.
-    let victims: Vec<String> = app.truth("work").iter().filter(|(cal, _, _)| cal == "cal-1").take(7).map(|t| t.1.clone()).collect();
+    let victims: Vec<String> =
+        app.truth("work").iter().filter(|(cal, _, _)| cal == "cal-1").take(7).map(|t| t.1.clone()).collect();
     for id in &victims {
         assert!(app.fake.delete_event(&token, "cal-1", id));
     }

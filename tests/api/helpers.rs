@@ -112,10 +112,8 @@ impl TestApp {
     /// The engine in this process, for tests that look at its report.
     pub async fn catch_up_in_process(&self) -> CatchUpReport {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
-        let config = Config::parse(&text, |var| {
-            self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone())
-        })
-        .expect("valid config");
+        let config = Config::parse(&text, |var| self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
+            .expect("valid config");
         let store = Arc::new(Store::open(&self.db_path).expect("store opens"));
         let engine = Engine::new(config, store).expect("engine");
         engine.catch_up(&CancellationToken::new()).await

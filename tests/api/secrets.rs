@@ -14,7 +14,7 @@ async fn tokens_never_reach_output_logs_state_or_the_database() {
     };
     let app = spawn_app(setup).await;
     app.fake.set_faults(Faults { rate: 0.2, kinds: vec![] });
-    app.fake.kill_token(&app.token("home").to_string());
+    app.fake.kill_token(app.token("home"));
     let mut outputs = Vec::new();
     let mut cmd = app.command(&["run", "--catch-up"]);
     cmd.env("RUST_LOG", "trace");
@@ -29,7 +29,10 @@ async fn tokens_never_reach_output_logs_state_or_the_database() {
         haystack.push((format!("stdout {i}"), out.stdout));
         haystack.push((format!("stderr {i}"), out.stderr));
     }
-    assert!(haystack.iter().any(|(_, b)| text(b).contains("TRACE") || text(b).contains("\"level\":\"TRACE\"")), "trace logging was on");
+    assert!(
+        haystack.iter().any(|(_, b)| text(b).contains("TRACE") || text(b).contains("\"level\":\"TRACE\"")),
+        "trace logging was on"
+    );
     for entry in std::fs::read_dir(app.dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap().to_string_lossy().starts_with("store.db") {
@@ -39,7 +42,10 @@ async fn tokens_never_reach_output_logs_state_or_the_database() {
     for account in ["work", "home"] {
         let token = app.token(account).as_bytes().to_vec();
         for (what, bytes) in &haystack {
-            assert!(!bytes.windows(token.len()).any(|w| w == token.as_slice()), "the {account} token leaked into {what}");
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_slice()),
+                "the {account} token leaked into {what}"
+            );
         }
     }
 }
