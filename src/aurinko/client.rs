@@ -226,7 +226,12 @@ impl AccountClient {
                 message: format!("response body did not decode: {why}"),
             });
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        // Retry-After is documented for 429 and 408, and proxies send it
+        // with 503; wherever it comes, the whole account waits it out.
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT
+        ) {
             let delay = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)

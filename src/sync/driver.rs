@@ -86,6 +86,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                         }
                         let count = page.records.len() as u64 - rejected;
                         ctx.progress.page(&name, count);
+                        tracing::debug!(collection = %name, stream = stream.as_str(), records = count, last = page.next_page_token.is_none(), "page");
                         Some((pass.on_page(page.next_page_token, page.next_delta_token), records))
                     }
                     Err(e) => pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)),

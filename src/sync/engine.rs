@@ -307,7 +307,25 @@ impl Task {
         };
         let report = run_pass(ctx, state).await;
         let result = CollectionResult { key: self.key.clone(), name: self.name.clone(), report };
-        if result.report.finish.is_some() {
+        let r = &result.report;
+        match &r.finish {
+            Some(Finish::CaughtUp) => tracing::info!(
+                collection = %self.key,
+                upserted = r.stats.upserted,
+                unchanged = r.stats.unchanged,
+                deleted = r.stats.deleted,
+                swept = r.stats.swept,
+                pages = r.pages,
+                duration_ms = r.duration.as_millis() as u64,
+                "caught up"
+            ),
+            Some(Finish::Removed) => tracing::info!(collection = %self.key, "gone upstream: events purged"),
+            Some(Finish::Failed { class, message }) => {
+                tracing::warn!(collection = %self.key, class = %class, "sync failed: {message}")
+            }
+            None => tracing::info!(collection = %self.key, "stopped"),
+        }
+        if r.finish.is_some() {
             record_outcome(&self.store, &result).await;
         }
         result

@@ -98,3 +98,39 @@ async fn a_calendar_removed_upstream_is_purged() {
     assert_eq!(cal2["phase"], "removed");
     assert_eq!(cal2["records"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_during_a_run_are_caught_by_the_next_one() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("cal-1", 400), ("cal-2", 300)])],
+        options: FakeOptions { page_size: 10, latency: std::time::Duration::from_millis(2), ..FakeOptions::default() },
+        ..Setup::default()
+    };
+    let app = spawn_app(setup).await;
+    let token = app.token("work").to_string();
+    let fake = app.fake.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mutator = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut rounds = 0;
+            while !stop.is_cancelled() {
+                fake.mutate_random(&token, 3);
+                rounds += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            rounds
+        }
+    });
+    // While the first run pages through the calendars, events change under it.
+    let first = app.catch_up().await;
+    let second = app.catch_up().await;
+    stop.cancel();
+    let rounds = mutator.await.unwrap();
+    assert!(rounds > 10, "mutations happened during the runs ({rounds})");
+    assert_exit(&first, 0);
+    assert_exit(&second, 0);
+    // A quiet run afterwards converges to the truth.
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+}

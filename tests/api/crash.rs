@@ -52,6 +52,9 @@ async fn sigkill_during_a_long_first_sync_loses_nothing_and_refetches_no_committ
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if child.try_wait().unwrap().is_none() {
+            // `state` reads while the sync writes.
+            let state = app.state_json().await;
+            assert!(state["collections"].as_array().is_some_and(|c| !c.is_empty()), "{state}");
             child.kill().await.expect("SIGKILL");
             kills += 1;
         }
