@@ -11,6 +11,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::sync::BodyType;
+
 /// A configuration problem. `Display` is one line naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -70,11 +72,23 @@ pub enum CalendarSelection {
     Listed(Vec<String>),
 }
 
+/// Email sync settings (`email = { days_within = 30, body = "text" }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailConfig {
+    /// Only messages received within this many days are loaded initially.
+    pub days_within: Option<u32>,
+    /// Message bodies as text or HTML; `None` leaves bodies out.
+    pub body: Option<BodyType>,
+}
+
 #[derive(Clone)]
 pub struct AccountConfig {
     pub name: String,
     pub token: SecretString,
     pub calendars: CalendarSelection,
+    /// `None`: the mailbox is not synced.
+    pub email: Option<EmailConfig>,
+    pub contacts: bool,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -83,6 +97,8 @@ impl std::fmt::Debug for AccountConfig {
             .field("name", &self.name)
             .field("token", &"[redacted]")
             .field("calendars", &self.calendars)
+            .field("email", &self.email)
+            .field("contacts", &self.contacts)
             .finish()
     }
 }
@@ -138,6 +154,15 @@ struct RawAccount {
     /// `"all"` or a list of ids; checked by hand so a wrong shape gets a
     /// message naming the key rather than serde's "no variant matched".
     calendars: Option<toml::Value>,
+    email: Option<RawEmail>,
+    contacts: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    days_within: Option<i64>,
+    body: Option<String>,
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.aurinko.io/v1";
@@ -293,6 +318,7 @@ fn validate_account(
     let calendars = match raw.calendars {
         None => CalendarSelection::All,
         Some(toml::Value::String(k)) if k == "all" => CalendarSelection::All,
+        Some(toml::Value::Array(items)) if items.is_empty() => CalendarSelection::Listed(Vec::new()),
         Some(toml::Value::Array(items)) => {
             let ids = items
                 .into_iter()
@@ -301,9 +327,6 @@ fn validate_account(
                     other => Err(ConfigError::at(key("calendars"), format!("{expected}, got {other}"))),
                 })
                 .collect::<Result<Vec<String>, ConfigError>>()?;
-            if ids.is_empty() {
-                return Err(ConfigError::at(key("calendars"), "empty list (use \"all\" or name calendars)"));
-            }
             if let Some(bad) = ids.iter().find(|id| id.trim().is_empty()) {
                 return Err(ConfigError::at(key("calendars"), format!("empty calendar id {bad:?}")));
             }
@@ -317,7 +340,32 @@ fn validate_account(
         }
         Some(other) => return Err(ConfigError::at(key("calendars"), format!("{expected}, got {other}"))),
     };
-    Ok(AccountConfig { name, token: SecretString::from(token), calendars })
+    let email = match raw.email {
+        None => None,
+        Some(e) => {
+            let days_within = match e.days_within {
+                None => None,
+                Some(days) => Some(positive(&key("email.days_within"), Some(days), 0)?),
+            };
+            let body = match e.body.as_deref() {
+                None => None,
+                Some("text") => Some(BodyType::Text),
+                Some("html") => Some(BodyType::Html),
+                Some(other) => {
+                    return Err(ConfigError::at(
+                        key("email.body"),
+                        format!("expected \"text\" or \"html\", got {other:?}"),
+                    ));
+                }
+            };
+            Some(EmailConfig { days_within, body })
+        }
+    };
+    let contacts = raw.contacts.unwrap_or(false);
+    if calendars == CalendarSelection::Listed(Vec::new()) && email.is_none() && !contacts {
+        return Err(ConfigError::at(key("calendars"), "nothing to sync: no calendars, no email, no contacts"));
+    }
+    Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts })
 }
 
 fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
@@ -391,6 +439,36 @@ mod tests {
             assert!(err.contains(key), "{text:?} gave {err:?}, expected it to name {key}");
             assert!(!err.contains('\n'), "multi-line error: {err:?}");
             assert!(!err.contains("secret-token"));
+        }
+    }
+
+    #[test]
+    fn email_and_contacts_are_off_by_default_and_configurable() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!((c.accounts[0].email, c.accounts[0].contacts), (None, false));
+        let text = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = []\nemail = { days_within = 30, body = \"html\" }\ncontacts = true\n";
+        let c = parse(text).unwrap();
+        let a = &c.accounts[0];
+        assert_eq!(a.calendars, CalendarSelection::Listed(vec![]));
+        assert_eq!(a.email, Some(EmailConfig { days_within: Some(30), body: Some(BodyType::Html) }));
+        assert!(a.contacts);
+        let c = parse("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nemail = {}\n").unwrap();
+        assert_eq!(c.accounts[0].email, Some(EmailConfig { days_within: None, body: None }));
+    }
+
+    #[test]
+    fn bad_email_and_contacts_settings_name_their_key() {
+        let account = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n";
+        let cases = [
+            ("email = { days_within = 0 }\n", "accounts[0].email.days_within"),
+            ("email = { body = \"rtf\" }\n", "accounts[0].email.body"),
+            ("email = { folders = 1 }\n", "folders"),
+            ("contacts = \"yes\"\n", "contacts"),
+            ("calendars = []\n", "accounts[0].calendars"),
+        ];
+        for (line, key) in cases {
+            let err = parse(&format!("{account}{line}")).expect_err(line);
+            assert!(err.contains(key), "{line:?} gave {err:?}");
         }
     }
 

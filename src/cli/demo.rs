@@ -28,7 +28,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
         let _ = std::fs::remove_file(path);
     }
     let text = format!(
-        "[api]\nbase_url = {}\nrequests_per_second = 1000\n[store]\npath = {}\n[[accounts]]\nname = \"demo\"\ntoken_env = \"DEMO_TOKEN\"\n",
+        "[api]\nbase_url = {}\nrequests_per_second = 1000\n[store]\npath = {}\n[[accounts]]\nname = \"demo\"\ntoken_env = \"DEMO_TOKEN\"\nemail = {{ days_within = 90, body = \"text\" }}\ncontacts = true\n",
         toml::Value::String(server.base_url()),
         toml::Value::String(db.display().to_string()),
     );
@@ -41,7 +41,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
     };
     let Some(engine) = open_engine(config) else { return Exit::Failed };
     println!(
-        "Fake Aurinko on {} with {} calendars of {} events; syncing into {}\n",
+        "Fake Aurinko on {} with {} calendars of {} events, a mailbox and an address book; syncing into {}\n",
         server.base_url(),
         calendars.max(1),
         events,
@@ -55,7 +55,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
     let requests = fake.requests();
     let count = |e: Endpoint| requests.iter().filter(|r| r.endpoint == e).count();
     println!(
-        "\n{stored} events in {:.2}s: {:.0} events/s; {} requests ({} calendar lists, {} sync starts, {} updated pages, {} deleted pages)\n",
+        "\n{stored} records in {:.2}s: {:.0} records/s; {} requests ({} calendar lists, {} sync starts, {} updated pages, {} deleted pages)\n",
         elapsed.as_secs_f64(),
         stored as f64 / elapsed.as_secs_f64().max(1e-9),
         requests.len(),

@@ -87,8 +87,10 @@ impl From<Exit> for ExitCode {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_logs =
-        matches!(cli.command, Command::Run { catch_up: true } | Command::Demo { .. }) && progress_view::enabled();
+    // The demo prints its own summary; a catch-up on a terminal has the
+    // live view. Both keep info lines out of the way.
+    let quiet_logs = matches!(cli.command, Command::Demo { .. })
+        || (matches!(cli.command, Command::Run { catch_up: true }) && progress_view::enabled());
     logging::init(cli.log_format, quiet_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

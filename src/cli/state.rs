@@ -47,10 +47,11 @@ pub(super) fn render_table(report: &Report) -> String {
     }
     let header = [
         "ACCOUNT",
-        "CALENDAR",
+        "KIND",
+        "COLLECTION",
         "NAME",
         "PHASE",
-        "EVENTS",
+        "RECORDS",
         "WINDOW",
         "LAST SUCCESS",
         "FAILURES",
@@ -58,12 +59,13 @@ pub(super) fn render_table(report: &Report) -> String {
         "LAST ERROR",
     ];
     let dash = || "-".to_string();
-    let rows: Vec<[String; 10]> = report
+    let rows: Vec<[String; 11]> = report
         .collections
         .iter()
         .map(|c| {
             [
                 c.account.clone(),
+                c.kind.clone(),
                 c.id.clone(),
                 c.name.clone().unwrap_or_else(dash),
                 c.phase.clone(),

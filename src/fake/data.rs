@@ -1,11 +1,13 @@
-//! Accounts, calendars, events and each calendar's change log.
+//! Accounts, their collections and each collection's change log.
 //!
-//! Every create, update and delete bumps the calendar's sequence number; live events are indexed
-//! by the sequence of their last change and deletions leave tombstones in sequence order. A
-//! delta is then just "records with `base < seq <= high`", which makes paging stateless (the
-//! cursor is the last sequence returned) and loses nothing: an event changed during a drain moves
-//! above the drain's high-water mark and so into the next delta.
+//! A collection is one calendar's events, an account's mailbox or its address book; each lives in
+//! a [`Store`]. Every create, update and delete bumps the store's sequence number; live records
+//! are indexed by the sequence of their last change and deletions leave tombstones in sequence
+//! order. A delta is then just "records with `base < seq <= high`", which makes paging stateless
+//! (the cursor is the last sequence returned) and loses nothing: a record changed during a drain
+//! moves above the drain's high-water mark and so into the next delta.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
@@ -13,12 +15,21 @@ use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::TruthEvent;
 use super::error::ApiError;
 use super::generate::{self, GeneratedEvent};
-use super::tokens::{Stream, SyncPosition, Token, TokenCodec, fnv1a};
+use super::mail::{self, Bodies};
+use super::tokens::{BodyType, Stream, SyncPosition, Token, TokenCodec, fnv1a};
+use super::{Collection, TruthEvent, TruthRecord, contacts};
+
+/// What a store holds; decides record shapes, the window filter and the tombstone shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Calendar,
+    Email,
+    Contacts,
+}
 
 /// A connected account, as Aurinko sees it.
 #[derive(Debug)]
@@ -31,23 +42,172 @@ pub(crate) struct Account {
     pub dead: bool,
     /// Calendar numbers in creation order (the order of `GET /calendars`).
     calendars: Vec<usize>,
+    /// Store numbers of the mailbox and the address book, which every account has.
+    email: usize,
+    contacts: usize,
 }
 
 #[derive(Debug)]
-struct StoredEvent {
+struct Item {
     seq: u64,
+    /// Events: their interval; messages: `receivedAt` at both ends; contacts: 0.
     start_ms: i64,
     end_ms: i64,
     modified: DateTime<Utc>,
-    record: Value,
+    record: Map<String, Value>,
+    /// Messages only: the body, put into the record as the provisioning's `bodyType` asks.
+    bodies: Option<Box<Bodies>>,
 }
 
+/// `DeletedRecord`, or `DeletedEmailMessage` when the two message fields are set.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Tombstone {
     #[serde(skip)]
     seq: u64,
     id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folder_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    internet_message_id: Option<String>,
     timestamp: String,
+}
+
+/// One collection's records and change log.
+#[derive(Debug)]
+struct Store {
+    kind: Kind,
+    /// The calendar id for calendar stores (events carry it), empty otherwise.
+    calendar_id: String,
+    /// Last change sequence number handed out in this store.
+    seq: u64,
+    items: BTreeMap<String, Item>,
+    /// Live records by the sequence number of their last change.
+    by_seq: BTreeMap<u64, String>,
+    /// Deleted records, in increasing `seq`.
+    tombstones: Vec<Tombstone>,
+    /// Ids of deleted records: never handed out again, so a tombstone can never hit a newer
+    /// record of the same id.
+    retired: HashSet<String>,
+    /// `ready:false` answers left before the current provisioning is ready.
+    not_ready_left: u32,
+    /// Seeded from (seed, account name, collection), so a collection's generated records do not
+    /// depend on what else was set up before it.
+    rng: StdRng,
+}
+
+impl Store {
+    fn new(kind: Kind, calendar_id: &str, not_ready_left: u32, rng: StdRng) -> Self {
+        Self {
+            kind,
+            calendar_id: calendar_id.to_string(),
+            seq: 0,
+            items: BTreeMap::new(),
+            by_seq: BTreeMap::new(),
+            tombstones: Vec::new(),
+            retired: HashSet::new(),
+            not_ready_left,
+            rng,
+        }
+    }
+
+    fn fresh_id(&mut self) -> String {
+        loop {
+            let id = match self.kind {
+                Kind::Calendar => generate::event_id(&mut self.rng),
+                Kind::Email => mail::message_id(&mut self.rng),
+                Kind::Contacts => contacts::contact_id(&mut self.rng),
+            };
+            if !self.items.contains_key(&id) && !self.retired.contains(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Adds a record; with `stamp`, its `createdTime` and `lastModifiedTime` become `stamp`.
+    fn insert(
+        &mut self,
+        id: String,
+        (start_ms, end_ms): (i64, i64),
+        mut record: Map<String, Value>,
+        bodies: Option<Bodies>,
+        stamp: Option<DateTime<Utc>>,
+        anchor: DateTime<Utc>,
+    ) {
+        let seq = self.next_seq();
+        let modified = match stamp {
+            Some(at) => {
+                let text = json!(generate::timestamp(at));
+                record.insert("createdTime".into(), text.clone());
+                record.insert("lastModifiedTime".into(), text);
+                at
+            }
+            None => record
+                .get("lastModifiedTime")
+                .and_then(Value::as_str)
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .map(|at| at.to_utc())
+                .unwrap_or(anchor),
+        };
+        self.by_seq.insert(seq, id.clone());
+        self.items.insert(id, Item { seq, start_ms, end_ms, modified, record, bodies: bodies.map(Box::new) });
+    }
+
+    /// Moves a live record to a new sequence number and a strictly later `modified` time, and
+    /// returns it for the caller to change.
+    fn touch(&mut self, id: &str) -> Option<(&mut Item, &mut StdRng)> {
+        if !self.items.contains_key(id) {
+            return None;
+        }
+        let seq = self.next_seq();
+        let item = self.items.get_mut(id)?;
+        self.by_seq.remove(&item.seq);
+        self.by_seq.insert(seq, id.to_string());
+        item.seq = seq;
+        // lastModifiedTime strictly increases even when two updates share a millisecond.
+        item.modified = now_millis().max(item.modified + Duration::milliseconds(1));
+        Some((item, &mut self.rng))
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        if !self.items.contains_key(id) {
+            return false;
+        }
+        let seq = self.next_seq();
+        let Some(item) = self.items.remove(id) else {
+            return false;
+        };
+        self.by_seq.remove(&item.seq);
+        self.retired.insert(id.to_string());
+        let (folder_id, internet_message_id) = match self.kind {
+            Kind::Email => (
+                Some(text_field(&item.record, "folderId").unwrap_or_default()),
+                Some(text_field(&item.record, "internetMessageId").unwrap_or_default()),
+            ),
+            _ => (None, None),
+        };
+        self.tombstones.push(Tombstone {
+            seq,
+            id: id.to_string(),
+            folder_id,
+            internet_message_id,
+            timestamp: generate::timestamp(now_millis()),
+        });
+        true
+    }
+
+    /// The record as served to a provisioning with `body`.
+    fn render<'a>(&self, item: &'a Item, body: BodyType) -> Cow<'a, Map<String, Value>> {
+        match &item.bodies {
+            Some(bodies) => Cow::Owned(mail::render(&item.record, bodies, body)),
+            None => Cow::Borrowed(&item.record),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -59,21 +219,8 @@ struct CalendarData {
     color: String,
     access_role: &'static str,
     description: Option<String>,
-    /// Last change sequence number handed out in this calendar.
-    seq: u64,
-    events: BTreeMap<String, StoredEvent>,
-    /// Live events by the sequence number of their last change.
-    by_seq: BTreeMap<u64, String>,
-    /// Deleted events, in increasing `seq`.
-    tombstones: Vec<Tombstone>,
-    /// Ids of deleted events: never handed out again, so a tombstone can never hit a newer
-    /// event of the same id.
-    retired: HashSet<String>,
-    /// `ready:false` answers left before the current provisioning is ready.
-    not_ready_left: u32,
-    /// Seeded from (seed, account name, calendar id), so a calendar's generated events do not
-    /// depend on what else was set up before it.
-    rng: StdRng,
+    /// The store of the calendar's events.
+    store: usize,
 }
 
 /// One page of `/sync/updated` or `/sync/deleted`, already serialised.
@@ -114,6 +261,7 @@ pub(crate) struct Data {
     accounts: Vec<Account>,
     by_token: HashMap<String, usize>,
     calendars: Vec<CalendarData>,
+    stores: Vec<Store>,
     /// Given to each new provisioning.
     not_ready_polls: u32,
 }
@@ -130,23 +278,44 @@ impl Data {
             accounts: Vec::new(),
             by_token: HashMap::new(),
             calendars: Vec::new(),
+            stores: Vec::new(),
             not_ready_polls,
         }
     }
 
     pub fn set_not_ready_polls(&mut self, n: u32) {
         self.not_ready_polls = n;
-        for calendar in &mut self.calendars {
-            calendar.not_ready_left = n;
+        for store in &mut self.stores {
+            store.not_ready_left = n;
         }
+    }
+
+    fn add_store(&mut self, kind: Kind, calendar_id: &str, rng: StdRng) -> usize {
+        self.stores.push(Store::new(kind, calendar_id, self.not_ready_polls, rng));
+        self.stores.len() - 1
+    }
+
+    fn store_rng(&self, account_name: &str, collection: &str) -> StdRng {
+        let key = format!("{account_name}\n{collection}");
+        StdRng::seed_from_u64(fnv1a(self.seed, key.as_bytes()))
     }
 
     pub fn add_account(&mut self, name: &str, token: &str) {
         match self.by_token.get(token) {
             Some(&index) => self.accounts[index].name = name.to_string(),
             None => {
+                // NUL cannot start a calendar id in a path, so these keys never meet a calendar's.
+                let email = self.add_store(Kind::Email, "", self.store_rng(name, "\0email"));
+                let contacts = self.add_store(Kind::Contacts, "", self.store_rng(name, "\0contacts"));
                 self.by_token.insert(token.to_string(), self.accounts.len());
-                self.accounts.push(Account { name: name.to_string(), epoch: 0, dead: false, calendars: Vec::new() });
+                self.accounts.push(Account {
+                    name: name.to_string(),
+                    epoch: 0,
+                    dead: false,
+                    calendars: Vec::new(),
+                    email,
+                    contacts,
+                });
             }
         }
     }
@@ -185,11 +354,11 @@ impl Data {
             Some(index) => index,
             None => {
                 let index = self.calendars.len();
-                let key = format!("{}\n{calendar_id}", self.accounts[account].name);
-                let mut rng = StdRng::seed_from_u64(fnv1a(self.seed, key.as_bytes()));
+                let mut rng = self.store_rng(&self.accounts[account].name, calendar_id);
                 let color = ["#9fe1e7", "#f83a22", "#7bd148", "#ffad46", "#a47ae2"][rng.random_range(0..5)];
                 let access_role = if primary { "owner" } else { ["owner", "writer", "reader"][rng.random_range(0..3)] };
                 let description = rng.random_bool(0.5).then(|| format!("Calendar «{name}»"));
+                let store = self.add_store(Kind::Calendar, calendar_id, rng);
                 self.calendars.push(CalendarData {
                     id: calendar_id.to_string(),
                     name: String::new(),
@@ -198,13 +367,7 @@ impl Data {
                     color: color.to_string(),
                     access_role,
                     description,
-                    seq: 0,
-                    events: BTreeMap::new(),
-                    by_seq: BTreeMap::new(),
-                    tombstones: Vec::new(),
-                    retired: HashSet::new(),
-                    not_ready_left: self.not_ready_polls,
-                    rng,
+                    store,
                 });
                 self.accounts[account].calendars.push(index);
                 index
@@ -250,6 +413,33 @@ impl Data {
         &self.calendars[index].id
     }
 
+    pub fn calendar_store(&self, index: usize) -> usize {
+        self.calendars[index].store
+    }
+
+    pub fn email_store(&self, account: usize) -> usize {
+        self.accounts[account].email
+    }
+
+    pub fn contacts_store(&self, account: usize) -> usize {
+        self.accounts[account].contacts
+    }
+
+    pub fn store_kind(&self, store: usize) -> Kind {
+        self.stores[store].kind
+    }
+
+    /// The store behind a collection of the account of `token`; calendars by id or `primary`,
+    /// live ones only.
+    pub fn store_of(&self, token: &str, collection: &Collection) -> Option<usize> {
+        let account = self.account_by_token(token)?;
+        match collection {
+            Collection::Calendar(id) => self.resolve_calendar(account, id).map(|index| self.calendars[index].store),
+            Collection::Email => Some(self.accounts[account].email),
+            Collection::Contacts => Some(self.accounts[account].contacts),
+        }
+    }
+
     pub fn calendar_ids(&self, token: &str) -> Vec<String> {
         let Some(account) = self.account_by_token(token) else {
             return Vec::new();
@@ -272,148 +462,132 @@ impl Data {
         serde_json::to_vec(&self.calendar_record(index)).unwrap_or_default()
     }
 
-    // ----- events -------------------------------------------------------------------------
+    // ----- records ------------------------------------------------------------------------
 
-    fn next_seq(&mut self, index: usize) -> u64 {
-        let calendar = &mut self.calendars[index];
-        calendar.seq += 1;
-        calendar.seq
-    }
-
-    fn fresh_event_id(&mut self, index: usize) -> String {
-        loop {
-            let id = generate::event_id(&mut self.calendars[index].rng);
-            let calendar = &self.calendars[index];
-            if !calendar.events.contains_key(&id) && !calendar.retired.contains(&id) {
-                return id;
-            }
-        }
-    }
-
-    fn insert(&mut self, index: usize, event: GeneratedEvent, modified: Option<DateTime<Utc>>) {
-        let seq = self.next_seq(index);
-        let mut record = event.record;
-        let modified = match modified {
-            Some(at) => {
-                let stamp = json!(generate::timestamp(at));
-                record.insert("createdTime".into(), stamp.clone());
-                record.insert("lastModifiedTime".into(), stamp);
-                at
-            }
-            None => record
-                .get("lastModifiedTime")
-                .and_then(Value::as_str)
-                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-                .map(|at| at.to_utc())
-                .unwrap_or(self.anchor),
-        };
-        let calendar = &mut self.calendars[index];
-        calendar.by_seq.insert(seq, event.id.clone());
-        calendar.events.insert(
-            event.id,
-            StoredEvent {
-                seq,
-                start_ms: event.start_ms,
-                end_ms: event.end_ms,
-                modified,
-                record: Value::Object(record),
-            },
-        );
-    }
-
-    /// Adds `count` generated events: mostly singles, some series (master + occurrences).
-    pub fn generate_events(&mut self, token: &str, calendar_id: &str, count: usize) {
-        let Some(index) = self.live_calendar_by_token(token, calendar_id) else {
-            return;
-        };
+    fn insert_event(&mut self, store: usize, event: GeneratedEvent, stamp: Option<DateTime<Utc>>) {
         let anchor = self.anchor;
-        let calendar_id = self.calendars[index].id.clone();
-        let mut made = 0;
-        while made < count {
-            let id = self.fresh_event_id(index);
-            let rng = &mut self.calendars[index].rng;
-            let batch = if count - made >= 2 && rng.random_bool(0.08) {
-                generate::series(rng, anchor, &calendar_id, id, count - made)
-            } else {
-                vec![generate::single(rng, anchor, &calendar_id, id)]
-            };
-            made += batch.len();
-            for event in batch {
-                self.insert(index, event, None);
+        self.stores[store].insert(event.id, (event.start_ms, event.end_ms), event.record, None, stamp, anchor);
+    }
+
+    /// Adds `count` generated records to a store. Calendars get mostly single events and some
+    /// series (master + occurrences); mailboxes messages received over the last two months;
+    /// address books contacts.
+    pub fn generate(&mut self, store: usize, count: usize) {
+        let anchor = self.anchor;
+        match self.stores[store].kind {
+            Kind::Calendar => {
+                let calendar_id = self.stores[store].calendar_id.clone();
+                let mut made = 0;
+                while made < count {
+                    let id = self.stores[store].fresh_id();
+                    let rng = &mut self.stores[store].rng;
+                    let batch = if count - made >= 2 && rng.random_bool(0.08) {
+                        generate::series(rng, anchor, &calendar_id, id, count - made)
+                    } else {
+                        vec![generate::single(rng, anchor, &calendar_id, id)]
+                    };
+                    made += batch.len();
+                    for event in batch {
+                        self.insert_event(store, event, None);
+                    }
+                }
+            }
+            Kind::Email => {
+                for _ in 0..count {
+                    let s = &mut self.stores[store];
+                    let id = s.fresh_id();
+                    let m = mail::message(&mut s.rng, anchor, id, None);
+                    let received = m.received.timestamp_millis();
+                    s.insert(m.id, (received, received), m.record, Some(m.bodies), None, anchor);
+                }
+            }
+            Kind::Contacts => {
+                for _ in 0..count {
+                    let s = &mut self.stores[store];
+                    let id = s.fresh_id();
+                    let record = contacts::contact(&mut s.rng, anchor, id.clone(), None);
+                    s.insert(id, (0, 0), record, None, None, anchor);
+                }
             }
         }
     }
 
-    pub fn create_event(&mut self, token: &str, calendar_id: &str) -> Option<String> {
-        let index = self.live_calendar_by_token(token, calendar_id)?;
-        Some(self.create_in(index))
-    }
-
-    fn create_in(&mut self, index: usize) -> String {
-        let id = self.fresh_event_id(index);
-        let calendar_id = self.calendars[index].id.clone();
-        let rng = &mut self.calendars[index].rng;
-        let event = generate::single(rng, self.anchor, &calendar_id, id.clone());
-        self.insert(index, event, Some(now_millis()));
+    /// Creates one record "now" and returns its id: a single event, a message just arrived in
+    /// the inbox (unread), a new contact.
+    pub fn create(&mut self, store: usize) -> String {
+        let anchor = self.anchor;
+        let now = now_millis();
+        let s = &mut self.stores[store];
+        let id = s.fresh_id();
+        match s.kind {
+            Kind::Calendar => {
+                let event = generate::single(&mut s.rng, anchor, &s.calendar_id, id.clone());
+                self.insert_event(store, event, Some(now));
+            }
+            Kind::Email => {
+                let m = mail::message(&mut s.rng, anchor, id.clone(), Some(now));
+                let received = m.received.timestamp_millis();
+                s.insert(m.id, (received, received), m.record, Some(m.bodies), Some(now), anchor);
+            }
+            Kind::Contacts => {
+                let record = contacts::contact(&mut s.rng, anchor, id.clone(), Some(now));
+                s.insert(id.clone(), (0, 0), record, None, Some(now), anchor);
+            }
+        }
         id
     }
 
-    pub fn update_event(&mut self, token: &str, calendar_id: &str, event_id: &str) -> bool {
-        match self.live_calendar_by_token(token, calendar_id) {
-            Some(index) => self.update_in(index, event_id),
-            None => false,
-        }
-    }
-
-    fn update_in(&mut self, index: usize, event_id: &str) -> bool {
-        if !self.calendars[index].events.contains_key(event_id) {
-            return false;
-        }
-        let seq = self.next_seq(index);
-        let calendar = &mut self.calendars[index];
-        let Some(event) = calendar.events.get_mut(event_id) else {
+    /// Changes a live record (later `lastModifiedTime`; new etag for events and contacts; other
+    /// content); false when there is no such record.
+    pub fn update(&mut self, store: usize, id: &str) -> bool {
+        let kind = self.stores[store].kind;
+        let Some((item, rng)) = self.stores[store].touch(id) else {
             return false;
         };
-        let etag = generate::etag(&mut calendar.rng);
-        let old_subject = event.record.get("subject").and_then(Value::as_str);
-        let subject = generate::updated_subject(&mut calendar.rng, old_subject);
-        calendar.by_seq.remove(&event.seq);
-        calendar.by_seq.insert(seq, event_id.to_string());
-        event.seq = seq;
-        // lastModifiedTime strictly increases even when two updates share a millisecond.
-        event.modified = now_millis().max(event.modified + Duration::milliseconds(1));
-        if let Value::Object(record) = &mut event.record {
-            record.insert("etag".into(), json!(etag));
-            record.insert("subject".into(), json!(subject));
-            record.insert("lastModifiedTime".into(), json!(generate::timestamp(event.modified)));
+        match kind {
+            Kind::Calendar => {
+                let etag = generate::etag(rng);
+                let old_subject = item.record.get("subject").and_then(Value::as_str);
+                let subject = generate::updated_subject(rng, old_subject);
+                item.record.insert("etag".into(), json!(etag));
+                item.record.insert("subject".into(), json!(subject));
+                item.record.insert("lastModifiedTime".into(), json!(generate::timestamp(item.modified)));
+            }
+            Kind::Email => mail::update(rng, &mut item.record, item.modified),
+            Kind::Contacts => contacts::update(rng, &mut item.record, item.modified),
         }
         true
     }
 
-    pub fn delete_event(&mut self, token: &str, calendar_id: &str, event_id: &str) -> bool {
-        match self.live_calendar_by_token(token, calendar_id) {
-            Some(index) => self.delete_in(index, event_id),
-            None => false,
+    /// Deletes a live record, leaving a tombstone for `/sync/deleted`.
+    pub fn delete(&mut self, store: usize, id: &str) -> bool {
+        self.stores[store].remove(id)
+    }
+
+    /// `count` random changes in one store: about 40 % creates, 40 % updates, 20 % deletes
+    /// (creates when it is empty).
+    pub fn mutate_random_in(&mut self, store: usize, count: usize) {
+        for _ in 0..count {
+            self.mutate_once(store);
         }
     }
 
-    fn delete_in(&mut self, index: usize, event_id: &str) -> bool {
-        if !self.calendars[index].events.contains_key(event_id) {
-            return false;
+    fn mutate_once(&mut self, store: usize) {
+        let size = self.stores[store].items.len();
+        let roll = self.rng.random_range(0..10);
+        if size == 0 || roll < 4 {
+            self.create(store);
+            return;
         }
-        let seq = self.next_seq(index);
-        let calendar = &mut self.calendars[index];
-        let Some(event) = calendar.events.remove(event_id) else {
-            return false;
+        let nth = self.rng.random_range(0..size);
+        let Some(id) = self.stores[store].items.keys().nth(nth).cloned() else {
+            return;
         };
-        calendar.by_seq.remove(&event.seq);
-        calendar.retired.insert(event_id.to_string());
-        calendar.tombstones.push(Tombstone {
-            seq,
-            id: event_id.to_string(),
-            timestamp: generate::timestamp(now_millis()),
-        });
-        true
+        if roll < 8 {
+            self.update(store, &id);
+        } else {
+            self.delete(store, &id);
+        }
     }
 
     /// `count` random changes over the account's live calendars: about 40 % creates, 40 %
@@ -422,28 +596,19 @@ impl Data {
         let Some(account) = self.account_by_token(token) else {
             return;
         };
-        let live: Vec<usize> =
-            self.accounts[account].calendars.iter().copied().filter(|&index| !self.calendars[index].removed).collect();
+        let live: Vec<usize> = self.accounts[account]
+            .calendars
+            .iter()
+            .map(|&index| &self.calendars[index])
+            .filter(|calendar| !calendar.removed)
+            .map(|calendar| calendar.store)
+            .collect();
         if live.is_empty() {
             return;
         }
         for _ in 0..count {
-            let index = live[self.rng.random_range(0..live.len())];
-            let size = self.calendars[index].events.len();
-            let roll = self.rng.random_range(0..10);
-            if size == 0 || roll < 4 {
-                self.create_in(index);
-                continue;
-            }
-            let nth = self.rng.random_range(0..size);
-            let Some(id) = self.calendars[index].events.keys().nth(nth).cloned() else {
-                continue;
-            };
-            if roll < 8 {
-                self.update_in(index, &id);
-            } else {
-                self.delete_in(index, &id);
-            }
+            let store = live[self.rng.random_range(0..live.len())];
+            self.mutate_once(store);
         }
     }
 
@@ -457,7 +622,7 @@ impl Data {
             .map(|&index| &self.calendars[index])
             .filter(|calendar| !calendar.removed)
             .flat_map(|calendar| {
-                calendar.events.iter().map(|(id, event)| TruthEvent {
+                self.stores[calendar.store].items.iter().map(|(id, event)| TruthEvent {
                     calendar_id: calendar.id.clone(),
                     id: id.clone(),
                     etag: text_field(&event.record, "etag").unwrap_or_default(),
@@ -467,6 +632,32 @@ impl Data {
             .collect();
         out.sort();
         out
+    }
+
+    /// Live records of a store, sorted by id, filtered by `keep(received_ms)`.
+    pub fn truth_records(&self, store: usize, keep: impl Fn(i64) -> bool) -> Vec<TruthRecord> {
+        let store = &self.stores[store];
+        store
+            .items
+            .iter()
+            .filter(|(_, item)| store.kind != Kind::Email || keep(item.start_ms))
+            .map(|(id, item)| {
+                let (version, received_at) = match store.kind {
+                    Kind::Email => (
+                        text_field(&item.record, "lastModifiedTime").unwrap_or_default(),
+                        text_field(&item.record, "receivedAt"),
+                    ),
+                    _ => (text_field(&item.record, "etag").unwrap_or_default(), None),
+                };
+                TruthRecord { id: id.clone(), version, received_at }
+            })
+            .collect()
+    }
+
+    /// Live records of a store, sorted by id, as they would be served now.
+    pub fn truth_json(&self, store: usize, body: BodyType) -> Vec<Value> {
+        let store = &self.stores[store];
+        store.items.values().map(|item| Value::Object(store.render(item, body).into_owned())).collect()
     }
 
     // ----- protocol ----------------------------------------------------------------------
@@ -504,29 +695,33 @@ impl Data {
     }
 
     /// `POST /sync`: `None` while not ready, else the two delta tokens of a new provisioning.
+    /// The initial updated pass reports live records with `end > time_min && start < time_max`
+    /// (for messages both ends are `receivedAt`).
     pub fn provision(
         &mut self,
         account: usize,
-        index: usize,
+        store: usize,
         time_min_ms: i64,
         time_max_ms: i64,
+        body: BodyType,
     ) -> Option<(String, String)> {
         let not_ready_polls = self.not_ready_polls;
-        let calendar = &mut self.calendars[index];
-        if calendar.not_ready_left > 0 {
-            calendar.not_ready_left -= 1;
+        let s = &mut self.stores[store];
+        if s.not_ready_left > 0 {
+            s.not_ready_left -= 1;
             return None;
         }
         // The next POST starts a new provisioning, which again takes `not_ready_polls` polls.
-        calendar.not_ready_left = not_ready_polls;
-        let start = calendar.seq;
+        s.not_ready_left = not_ready_polls;
+        let start = s.seq;
         let position = |stream, base| SyncPosition {
             stream,
             account: account as u32,
-            calendar: index as u32,
+            store: store as u32,
             epoch: self.accounts[account].epoch,
             time_min_ms,
             time_max_ms,
+            body,
             base,
         };
         let updated = self.codec.encode(&Token::Delta(position(Stream::Updated, 0)));
@@ -538,12 +733,13 @@ impl Data {
     pub fn sync_page(
         &self,
         account: usize,
-        index: usize,
+        store: usize,
         stream: Stream,
         delta_token: Option<&str>,
         page_token: Option<&str>,
         page_size: usize,
     ) -> Result<SyncPage, ApiError> {
+        let s = &self.stores[store];
         let (position, high, after) = match (delta_token, page_token) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request("Only one of deltaToken and pageToken may be given"));
@@ -553,9 +749,8 @@ impl Data {
             }
             (Some(text), None) => match self.codec.decode(text) {
                 Some(Token::Delta(position)) => {
-                    let high = self.calendars[index].seq;
                     let after = position.base;
-                    (position, high, after)
+                    (position, s.seq, after)
                 }
                 _ => return Err(ApiError::token_not_valid("Delta token is invalid")),
             },
@@ -564,8 +759,8 @@ impl Data {
                 _ => return Err(ApiError::token_not_valid("Page token is invalid")),
             },
         };
-        if position.account as usize != account || position.calendar as usize != index || position.stream != stream {
-            return Err(ApiError::token_not_valid("Token belongs to another calendar or stream"));
+        if position.account as usize != account || position.store as usize != store || position.stream != stream {
+            return Err(ApiError::token_not_valid("Token belongs to another collection or stream"));
         }
         let epoch = self.accounts[account].epoch;
         if position.epoch < epoch {
@@ -575,23 +770,23 @@ impl Data {
             return Err(ApiError::token_not_valid("Token is invalid"));
         }
         let page_size = page_size.max(1);
-        let calendar = &self.calendars[index];
         let (records, body, last_seq, more) = match stream {
             Stream::Updated => {
-                let mut matching = calendar
+                let mut matching = s
                     .by_seq
                     .range((Bound::Excluded(after), Bound::Included(high.max(after))))
-                    .filter_map(|(&seq, id)| calendar.events.get(id).map(|event| (seq, event)))
-                    .filter(|(_, event)| event.end_ms > position.time_min_ms && event.start_ms < position.time_max_ms);
-                let page: Vec<(u64, &StoredEvent)> = matching.by_ref().take(page_size).collect();
+                    .filter_map(|(&seq, id)| s.items.get(id).map(|item| (seq, item)))
+                    .filter(|(_, item)| item.end_ms > position.time_min_ms && item.start_ms < position.time_max_ms);
+                let page: Vec<(u64, &Item)> = matching.by_ref().take(page_size).collect();
                 let more = matching.next().is_some();
                 let last = page.last().map(|(seq, _)| *seq);
-                let records: Vec<&Value> = page.iter().map(|(_, event)| &event.record).collect();
-                (page.len(), Body::Events(records), last, more)
+                let records: Vec<Cow<'_, Map<String, Value>>> =
+                    page.iter().map(|(_, item)| s.render(item, position.body)).collect();
+                (page.len(), Body::Records(records), last, more)
             }
             Stream::Deleted => {
-                let start = calendar.tombstones.partition_point(|t| t.seq <= after);
-                let mut matching = calendar.tombstones[start..].iter().take_while(|t| t.seq <= high);
+                let start = s.tombstones.partition_point(|t| t.seq <= after);
+                let mut matching = s.tombstones[start..].iter().take_while(|t| t.seq <= high);
                 let page: Vec<&Tombstone> = matching.by_ref().take(page_size).collect();
                 let more = matching.next().is_some();
                 let last = page.last().map(|t| t.seq);
@@ -604,12 +799,17 @@ impl Data {
                 (Some(self.codec.encode(&token)), None)
             }
             _ => {
-                let token = Token::Delta(SyncPosition { base: high.max(after), ..position });
-                (None, Some(self.codec.encode(&token)))
+                let mut next = SyncPosition { base: high.max(after), ..position };
+                if s.kind != Kind::Calendar {
+                    // `daysWithin` limits the initial scan only: later deltas report every change.
+                    next.time_min_ms = i64::MIN;
+                    next.time_max_ms = i64::MAX;
+                }
+                (None, Some(self.codec.encode(&Token::Delta(next))))
             }
         };
         let body = match body {
-            Body::Events(records) => serde_json::to_vec(&PageBody {
+            Body::Records(records) => serde_json::to_vec(&PageBody {
                 next_page_token: next_page_token.as_deref(),
                 next_delta_token: next_delta_token.as_deref(),
                 length: records.len(),
@@ -628,16 +828,16 @@ impl Data {
 }
 
 enum Body<'a> {
-    Events(Vec<&'a Value>),
+    Records(Vec<Cow<'a, Map<String, Value>>>),
     Deleted(Vec<&'a Tombstone>),
 }
 
-fn text_field(record: &Value, key: &str) -> Option<String> {
+fn text_field(record: &Map<String, Value>, key: &str) -> Option<String> {
     record.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
 /// Now, at the millisecond precision the records carry.
-fn now_millis() -> DateTime<Utc> {
+pub(crate) fn now_millis() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }

@@ -75,17 +75,17 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+pub(super) fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
-fn chars(rng: &mut StdRng, alphabet: &[u8], len: usize) -> String {
+pub(super) fn chars(rng: &mut StdRng, alphabet: &[u8], len: usize) -> String {
     (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
-const BASE32HEX: &[u8] = b"0123456789abcdefghijklmnopqrstuv";
-const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const HEX: &[u8] = b"0123456789abcdef";
+pub(super) const BASE32HEX: &[u8] = b"0123456789abcdefghijklmnopqrstuv";
+pub(super) const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+pub(super) const HEX: &[u8] = b"0123456789abcdef";
 
 /// An event id in one of the shapes providers use.
 pub(crate) fn event_id(rng: &mut StdRng) -> String {
@@ -135,7 +135,7 @@ pub(crate) fn updated_subject(rng: &mut StdRng, old: Option<&str>) -> String {
     }
 }
 
-fn email(name: &str, address: &str) -> Value {
+pub(super) fn email(name: &str, address: &str) -> Value {
     let mut map = Map::new();
     if !name.is_empty() {
         map.insert("name".into(), json!(name));

@@ -2,20 +2,22 @@
 //! (refetched pages, retries after faults, requests per endpoint). Tokens never appear in it:
 //! the account is recorded by name.
 
-use super::FaultKind;
+use super::{Collection, FaultKind};
 
-/// The API operation a request addressed.
+/// The API operation a request addressed. The sync operations of every collection share the
+/// `Sync*` variants; [`RequestRecord::collection`] tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// `GET /v1/calendars` (operation `calendars`).
     ListCalendars,
     /// `GET /v1/calendars/{id}` (operation `calendarById`).
     GetCalendar,
-    /// `POST /v1/calendars/{id}/sync` (operation `calSyncStart`).
+    /// `POST /v1/calendars/{id}/sync`, `POST /v1/email/sync`, `POST /v1/contacts/sync`
+    /// (operations `calSyncStart`, `emailSyncStart`, `contSyncStart`).
     SyncStart,
-    /// `GET /v1/calendars/{id}/sync/updated` (operation `calSyncUpdated`).
+    /// `GET .../sync/updated` (operations `calSyncUpdated`, `emailSyncUpdated`, `contSyncUpdated`).
     SyncUpdated,
-    /// `GET /v1/calendars/{id}/sync/deleted` (operation `calSyncDeleted`).
+    /// `GET .../sync/deleted` (operations `calSyncDeleted`, `emailSyncDeleted`, `contSyncDeleted`).
     SyncDeleted,
     /// Anything else (answered 404 or 405).
     Other,
@@ -31,8 +33,13 @@ pub struct RequestRecord {
     pub path: String,
     pub endpoint: Endpoint,
     /// The calendar addressed: the real id when the path's id (or `primary`) resolved to a live
-    /// calendar of the account, otherwise the id as written in the path.
+    /// calendar of the account, otherwise the id as written in the path. `None` for email and
+    /// contacts.
     pub calendar_id: Option<String>,
+    /// The collection addressed: `Calendar(id)` for the per-calendar endpoints (id as in
+    /// `calendar_id`), `Email` and `Contacts` for theirs; `None` for `GET /calendars` and for
+    /// unknown paths.
+    pub collection: Option<Collection>,
     /// `deltaToken` and `pageToken` query parameters as sent.
     pub delta_token: Option<String>,
     pub page_token: Option<String>,

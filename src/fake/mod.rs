@@ -1,31 +1,50 @@
-//! A fake Aurinko calendar API server for tests, benchmarks and the `demo` command.
+//! A fake Aurinko API server for tests, benchmarks and the `demo` command.
 //!
-//! It serves `GET /v1/calendars`, `GET /v1/calendars/{id}`, `POST /v1/calendars/{id}/sync` and
-//! `GET /v1/calendars/{id}/sync/{updated,deleted}` as the official OpenAPI spec describes them,
-//! over real HTTP, and is strict where real Aurinko is strict (required parameters, RFC 3339
-//! windows, exactly one of `deltaToken`/`pageToken`, tokens bound to their account, calendar,
-//! stream and epoch). Faults, latency and a rate limit can be switched on to exercise a client's
-//! error handling, and every request is logged for assertions.
+//! It serves, over real HTTP and as the official OpenAPI spec describes them:
+//! - calendars: `GET /v1/calendars`, `GET /v1/calendars/{id}`, `POST /v1/calendars/{id}/sync`
+//!   and `GET /v1/calendars/{id}/sync/{updated,deleted}`;
+//! - email: `POST /v1/email/sync?daysWithin=&bodyType=` and `GET /v1/email/sync/{updated,deleted}`
+//!   (`EmailMessagesPage`, `EmailDeletedPage`);
+//! - contacts: `POST /v1/contacts/sync` and `GET /v1/contacts/sync/{updated,deleted}`
+//!   (`ContactsPage`, `DeletedPage`).
+//!
+//! It is strict where real Aurinko is strict (required parameters, RFC 3339 windows, `daysWithin`
+//! a positive integer, `bodyType` `html` or `text`, exactly one of `deltaToken`/`pageToken`,
+//! tokens bound to their account, collection, stream and epoch). Faults, latency and a rate
+//! limit can be switched on to exercise a client's error handling, and every request is logged
+//! for assertions.
+//!
+//! Every account has a mailbox and an address book (empty until generated) besides its
+//! calendars; each is a [`Collection`] with its own change log, tombstones and tokens, and each
+//! provisioning goes through `not_ready_polls` `ready:false` answers. Email specifics: the
+//! initial updated pass reports the live messages received within `daysWithin` days of the
+//! `POST` (all without it), later deltas every changed message; messages carry `body` in the
+//! provisioning's `bodyType` (kept in its tokens), or list `"body"` in `omitted` without one.
 //!
 //! Module map:
-//! - `data`: accounts, calendars, events, the per-calendar change log and the paging logic;
-//! - `generate`: the varied, seeded event and calendar records;
+//! - `data`: accounts, calendars, the per-collection stores and change logs, and the paging logic;
+//! - `generate`: the varied, seeded event and calendar records; `mail`: messages; `contacts`:
+//!   contacts;
 //! - `tokens`: the opaque, stateless delta and page tokens;
 //! - `faults`: injected failures ([`Faults`], [`FaultKind`]); `limits`: the per-token rate limit;
 //! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; `log`: the request log
 //!   ([`RequestRecord`]).
 
+mod contacts;
 mod data;
 mod error;
 mod faults;
 mod generate;
 mod limits;
 mod log;
+mod mail;
 mod routes;
 mod tokens;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_collections;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,14 +60,15 @@ pub use log::{Endpoint, RequestRecord};
 
 use data::Data;
 use limits::RateLimiter;
+use tokens::BodyType;
 
 /// How the fake behaves; every field can also be changed later through a setter.
 #[derive(Clone, Debug)]
 pub struct FakeOptions {
-    /// Records per page for `/sync/updated`, `/sync/deleted` and `/calendars` (minimum 1).
+    /// Records per page for every `/sync/updated`, `/sync/deleted` and `/calendars` (minimum 1).
     pub page_size: usize,
-    /// Each provisioning (`POST /sync`) answers `ready:false` this many times per calendar
-    /// before `ready:true`; the next `POST /sync` after a ready answer starts over.
+    /// Each provisioning (`POST .../sync`) answers `ready:false` this many times per collection
+    /// before `ready:true`; the next `POST` after a ready answer starts over.
     pub not_ready_polls: u32,
     /// Injected failures.
     pub faults: Faults,
@@ -80,6 +100,25 @@ pub struct TruthEvent {
     pub id: String,
     pub etag: String,
     pub subject: Option<String>,
+}
+
+/// One synchronisable collection of an account: a calendar (by id, or the alias `primary`), the
+/// mailbox or the address book.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Collection {
+    Calendar(String),
+    Email,
+    Contacts,
+}
+
+/// Ground truth for assertions: one live record of a collection.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TruthRecord {
+    pub id: String,
+    /// `etag` for events and contacts, `lastModifiedTime` for messages (which have no etag).
+    pub version: String,
+    /// Messages only: `receivedAt`, exactly as served (RFC 3339, UTC, milliseconds).
+    pub received_at: Option<String>,
 }
 
 /// Everything behind the fake's one lock.
@@ -155,27 +194,67 @@ impl FakeAurinko {
 
     /// Adds `count` seeded, varied events (singles, all-day, series with occurrences).
     pub fn generate_events(&self, token: &str, calendar_id: &str, count: usize) {
-        self.with(|s| s.data.generate_events(token, calendar_id, count));
+        self.generate(token, &Collection::Calendar(calendar_id.to_string()), count);
     }
 
     /// Creates one event and returns its id (empty when the calendar does not exist).
     pub fn create_event(&self, token: &str, calendar_id: &str) -> String {
-        self.with(|s| s.data.create_event(token, calendar_id)).unwrap_or_default()
+        self.create(token, &Collection::Calendar(calendar_id.to_string()))
     }
 
     /// New etag, later `lastModifiedTime`, different subject; false when there is no such event.
     pub fn update_event(&self, token: &str, calendar_id: &str, event_id: &str) -> bool {
-        self.with(|s| s.data.update_event(token, calendar_id, event_id))
+        self.update(token, &Collection::Calendar(calendar_id.to_string()), event_id)
     }
 
     /// Deletes the event, leaving a tombstone for `/sync/deleted`.
     pub fn delete_event(&self, token: &str, calendar_id: &str, event_id: &str) -> bool {
-        self.with(|s| s.data.delete_event(token, calendar_id, event_id))
+        self.delete(token, &Collection::Calendar(calendar_id.to_string()), event_id)
     }
 
-    /// `count` seeded random creates, updates and deletes over the account's live calendars.
+    /// `count` seeded random creates, updates and deletes over the account's live calendars
+    /// (calendars only; see [`FakeAurinko::mutate_random_in`] for the others).
     pub fn mutate_random(&self, token: &str, count: usize) {
         self.with(|s| s.data.mutate_random(token, count));
+    }
+
+    /// Adds `count` seeded, varied records to a collection (no-op for an unknown token or a
+    /// missing calendar): events as [`FakeAurinko::generate_events`]; messages received over the
+    /// last ~60 days (about half of them more than 30 days ago); contacts.
+    pub fn generate(&self, token: &str, collection: &Collection, count: usize) {
+        self.with(|s| {
+            if let Some(store) = s.data.store_of(token, collection) {
+                s.data.generate(store, count);
+            }
+        });
+    }
+
+    /// Creates one record now and returns its id (empty when the collection does not exist). A
+    /// created message has just arrived: `receivedAt` now, in the inbox, unread.
+    pub fn create(&self, token: &str, collection: &Collection) -> String {
+        self.with(|s| s.data.store_of(token, collection).map(|store| s.data.create(store))).unwrap_or_default()
+    }
+
+    /// Changes a live record: later `lastModifiedTime` and different content (events: new etag
+    /// and subject; messages: `unread` flips, sometimes `flagged`; contacts: new etag and notes).
+    /// False when there is no such record.
+    pub fn update(&self, token: &str, collection: &Collection, id: &str) -> bool {
+        self.with(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.update(store, id)))
+    }
+
+    /// Deletes a live record, leaving a tombstone for `/sync/deleted`.
+    pub fn delete(&self, token: &str, collection: &Collection, id: &str) -> bool {
+        self.with(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.delete(store, id)))
+    }
+
+    /// `count` seeded random changes in one collection: about 40 % creates, 40 % updates, 20 %
+    /// deletes (creates while it is empty).
+    pub fn mutate_random_in(&self, token: &str, collection: &Collection, count: usize) {
+        self.with(|s| {
+            if let Some(store) = s.data.store_of(token, collection) {
+                s.data.mutate_random_in(store, count);
+            }
+        });
     }
 
     /// The calendar disappears from `GET /calendars` and its endpoints answer 404.
@@ -183,13 +262,13 @@ impl FakeAurinko {
         self.with(|s| s.data.remove_calendar(token, calendar_id));
     }
 
-    /// Every delta and page token issued so far for this account answers 410
-    /// `syncToken.expired`.
+    /// Every delta and page token issued so far for this account (calendars, email and
+    /// contacts) answers 410 `syncToken.expired`.
     pub fn expire_tokens(&self, token: &str) {
         self.with(|s| s.data.expire_tokens(token));
     }
 
-    /// Every request with this token answers 401 `token.dead`.
+    /// Every request with this token answers 401 `token.dead`, whatever the collection.
     pub fn kill_token(&self, token: &str) {
         self.with(|s| s.data.kill_token(token));
     }
@@ -223,6 +302,39 @@ impl FakeAurinko {
         self.with(|s| s.data.truth(token))
     }
 
+    /// Live records of one collection, sorted by id, with their version (etag, or
+    /// `lastModifiedTime` for messages) and, for messages, `receivedAt`. Empty for an unknown
+    /// token or a missing calendar.
+    pub fn truth_records(&self, token: &str, collection: &Collection) -> Vec<TruthRecord> {
+        self.with(|s| s.data.store_of(token, collection).map(|store| s.data.truth_records(store, |_| true)))
+            .unwrap_or_default()
+    }
+
+    /// The messages of the account's mailbox received within the last `days` days (by the same
+    /// rule `POST /email/sync?daysWithin=` applies: `receivedAt` later than now minus `days`),
+    /// sorted by id: what a fresh provisioning with that `daysWithin` reports on its first pass.
+    pub fn truth_records_within(&self, token: &str, days: u32) -> Vec<TruthRecord> {
+        let cutoff = data::now_millis().timestamp_millis() - i64::from(days) * DAY_MS;
+        self.with(|s| {
+            s.data.store_of(token, &Collection::Email).map(|store| s.data.truth_records(store, |at| at > cutoff))
+        })
+        .unwrap_or_default()
+    }
+
+    /// Live records of one collection, sorted by id, each as the exact JSON the fake would
+    /// serve now. `body_type` matters for messages only: `Some("html")` or `Some("text")` as a
+    /// provisioning with that `bodyType` gets them, anything else as one without (no `body`,
+    /// `"body"` in `omitted`).
+    pub fn truth_json(&self, token: &str, collection: &Collection, body_type: Option<&str>) -> Vec<serde_json::Value> {
+        let body = match body_type {
+            Some("html") => BodyType::Html,
+            Some("text") => BodyType::Text,
+            _ => BodyType::Omitted,
+        };
+        self.with(|s| s.data.store_of(token, collection).map(|store| s.data.truth_json(store, body)))
+            .unwrap_or_default()
+    }
+
     /// Ids of the account's live calendars, in `GET /calendars` order.
     pub fn calendar_ids(&self, token: &str) -> Vec<String> {
         self.with(|s| s.data.calendar_ids(token))
@@ -249,7 +361,8 @@ impl FakeAurinko {
     }
 
     /// A ready-made data set: account `demo` with `calendars` calendars (the first primary,
-    /// ids in Google and Office 365 shapes) of `events_per_calendar` generated events each.
+    /// ids in Google and Office 365 shapes) of `events_per_calendar` generated events each,
+    /// `events_per_calendar` messages and `min(events_per_calendar, 300)` contacts.
     pub fn demo(events_per_calendar: usize, calendars: usize, seed: u64) -> (Self, String) {
         let fake = Self::new(FakeOptions { seed, ..FakeOptions::default() });
         let token = format!("demo-token-{seed}");
@@ -270,9 +383,13 @@ impl FakeAurinko {
             fake.add_calendar(&token, &id, &name, n == 0);
             fake.generate_events(&token, &id, events_per_calendar);
         }
+        fake.generate(&token, &Collection::Email, events_per_calendar);
+        fake.generate(&token, &Collection::Contacts, events_per_calendar.min(300));
         (fake, token)
     }
 }
+
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// A running fake server; stops on [`FakeServer::shutdown`] or when dropped.
 pub struct FakeServer {

@@ -16,10 +16,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use chrono::DateTime;
 
+use super::data::Kind;
 use super::error::ApiError;
 use super::log::{Endpoint, RequestRecord};
-use super::tokens::Stream;
-use super::{FakeAurinko, FaultKind, Shared};
+use super::tokens::{BodyType, Stream};
+use super::{Collection, DAY_MS, FakeAurinko, FaultKind, Shared};
 
 pub(crate) fn router(fake: FakeAurinko) -> Router {
     Router::new().fallback(entry).with_state(fake)
@@ -48,6 +49,9 @@ pub(crate) struct Request {
     endpoint: Endpoint,
     /// Calendar id from the path, percent-decoded.
     calendar_id: Option<String>,
+    /// The collection the path addresses (a calendar by the id as written); `None` for
+    /// `GET /calendars` and unknown paths.
+    collection: Option<Collection>,
     /// `None` when the query string is not valid percent-encoding.
     query: Option<Vec<(String, String)>>,
     bearer: Option<String>,
@@ -57,19 +61,31 @@ impl Request {
     fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Self {
         let path = uri.path().to_string();
         let segments: Vec<&str> = path.split('/').skip(1).collect();
-        let (endpoint, raw_id) = match segments.as_slice() {
-            ["v1", "calendars"] => (Endpoint::ListCalendars, None),
-            ["v1", "calendars", id] => (Endpoint::GetCalendar, Some(*id)),
-            ["v1", "calendars", id, "sync"] => (Endpoint::SyncStart, Some(*id)),
-            ["v1", "calendars", id, "sync", "updated"] => (Endpoint::SyncUpdated, Some(*id)),
-            ["v1", "calendars", id, "sync", "deleted"] => (Endpoint::SyncDeleted, Some(*id)),
-            _ => (Endpoint::Other, None),
+        let sync = |rest: &[&str]| match rest {
+            ["sync"] => Some(Endpoint::SyncStart),
+            ["sync", "updated"] => Some(Endpoint::SyncUpdated),
+            ["sync", "deleted"] => Some(Endpoint::SyncDeleted),
+            _ => None,
+        };
+        let (endpoint, raw_id, collection) = match segments.as_slice() {
+            ["v1", "calendars"] => (Endpoint::ListCalendars, None, None),
+            ["v1", "calendars", id] => (Endpoint::GetCalendar, Some(*id), None),
+            ["v1", "calendars", id, rest @ ..] if sync(rest).is_some() => {
+                (sync(rest).unwrap_or(Endpoint::Other), Some(*id), None)
+            }
+            ["v1", "email", rest @ ..] if sync(rest).is_some() => {
+                (sync(rest).unwrap_or(Endpoint::Other), None, Some(Collection::Email))
+            }
+            ["v1", "contacts", rest @ ..] if sync(rest).is_some() => {
+                (sync(rest).unwrap_or(Endpoint::Other), None, Some(Collection::Contacts))
+            }
+            _ => (Endpoint::Other, None, None),
         };
         let calendar_id = raw_id.map(|id| percent_decode(id, false));
-        let (endpoint, calendar_id) = match calendar_id {
-            Some(Some(id)) if !id.is_empty() => (endpoint, Some(id)),
-            Some(_) => (Endpoint::Other, None),
-            None => (endpoint, None),
+        let (endpoint, calendar_id, collection) = match calendar_id {
+            Some(Some(id)) if !id.is_empty() => (endpoint, Some(id.clone()), Some(Collection::Calendar(id))),
+            Some(_) => (Endpoint::Other, None, None),
+            None => (endpoint, None, collection),
         };
         let bearer = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
             let (scheme, token) = value.trim().split_once(' ')?;
@@ -81,6 +97,7 @@ impl Request {
             path,
             endpoint,
             calendar_id,
+            collection,
             query: parse_query(uri.query().unwrap_or("")),
             bearer,
         }
@@ -167,6 +184,7 @@ impl Shared {
             path: request.path.clone(),
             endpoint: request.endpoint,
             calendar_id: request.calendar_id.clone(),
+            collection: request.collection.clone(),
             delta_token: request.logged_param("deltaToken"),
             page_token: request.logged_param("pageToken"),
             status: 0,
@@ -281,20 +299,54 @@ impl Shared {
             record.next_page_token = page.next_page_token;
             return Ok(Reply::json(200, page.body));
         }
-        let path_id = request.calendar_id.as_deref().unwrap_or_default();
-        let calendar = self.data.resolve_calendar(account, path_id).ok_or_else(ApiError::calendar_not_found)?;
-        record.calendar_id = Some(self.data.calendar_id(calendar).to_string());
-        match request.endpoint {
-            Endpoint::GetCalendar => Ok(Reply::json(200, self.data.calendar_json(calendar))),
-            Endpoint::SyncStart => {
-                let time_min = required_time(request, "timeMin")?;
-                let time_max = required_time(request, "timeMax")?;
-                if time_min >= time_max {
-                    return Err(ApiError::bad_request("timeMin must be smaller than timeMax"));
+        let store = match &request.collection {
+            Some(Collection::Calendar(path_id)) => {
+                let calendar = self.data.resolve_calendar(account, path_id).ok_or_else(ApiError::calendar_not_found)?;
+                let id = self.data.calendar_id(calendar).to_string();
+                record.calendar_id = Some(id.clone());
+                record.collection = Some(Collection::Calendar(id));
+                if request.endpoint == Endpoint::GetCalendar {
+                    return Ok(Reply::json(200, self.data.calendar_json(calendar)));
                 }
-                // "Milliseconds may be provided but are ignored" for timeMax.
-                let time_max_ms = time_max.div_euclid(1000) * 1000;
-                let body = match self.data.provision(account, calendar, time_min, time_max_ms) {
+                self.data.calendar_store(calendar)
+            }
+            Some(Collection::Email) => self.data.email_store(account),
+            Some(Collection::Contacts) => self.data.contacts_store(account),
+            None => return Err(ApiError::new(404, "notFound", "Not found")),
+        };
+        match request.endpoint {
+            Endpoint::SyncStart => {
+                let (time_min, time_max, body) = match self.data.store_kind(store) {
+                    Kind::Calendar => {
+                        let time_min = required_time(request, "timeMin")?;
+                        let time_max = required_time(request, "timeMax")?;
+                        if time_min >= time_max {
+                            return Err(ApiError::bad_request("timeMin must be smaller than timeMax"));
+                        }
+                        // "Milliseconds may be provided but are ignored" for timeMax.
+                        (time_min, time_max.div_euclid(1000) * 1000, BodyType::Omitted)
+                    }
+                    Kind::Email => {
+                        let body = match request.param("bodyType")? {
+                            None | Some("") => BodyType::Omitted,
+                            Some("html") => BodyType::Html,
+                            Some("text") => BodyType::Text,
+                            Some(_) => return Err(ApiError::bad_request("bodyType must be html or text")),
+                        };
+                        let time_min = match request.param("daysWithin")? {
+                            None | Some("") => i64::MIN,
+                            Some(text) => match text.parse::<i32>() {
+                                Ok(days) if days > 0 => {
+                                    chrono::Utc::now().timestamp_millis() - i64::from(days) * DAY_MS
+                                }
+                                _ => return Err(ApiError::bad_request("daysWithin must be a positive integer")),
+                            },
+                        };
+                        (time_min, i64::MAX, body)
+                    }
+                    Kind::Contacts => (i64::MIN, i64::MAX, BodyType::Omitted),
+                };
+                let body = match self.data.provision(account, store, time_min, time_max, body) {
                     None => serde_json::json!({ "ready": false }),
                     Some((updated, deleted)) => serde_json::json!({
                         "syncUpdatedToken": updated,
@@ -308,7 +360,7 @@ impl Shared {
                 let stream = if request.endpoint == Endpoint::SyncUpdated { Stream::Updated } else { Stream::Deleted };
                 let page = self.data.sync_page(
                     account,
-                    calendar,
+                    store,
                     stream,
                     request.param("deltaToken")?,
                     request.param("pageToken")?,
@@ -319,7 +371,9 @@ impl Shared {
                 record.next_delta_token = page.next_delta_token;
                 Ok(Reply::json(200, page.body))
             }
-            Endpoint::ListCalendars | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),
+            Endpoint::GetCalendar | Endpoint::ListCalendars | Endpoint::Other => {
+                Err(ApiError::new(404, "notFound", "Not found"))
+            }
         }
     }
 }

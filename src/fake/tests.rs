@@ -9,17 +9,17 @@ use serde_json::Value;
 
 use super::*;
 
-const TOKEN: &str = "secret-token-alice";
-const OTHER: &str = "secret-token-bob";
+pub(super) const TOKEN: &str = "secret-token-alice";
+pub(super) const OTHER: &str = "secret-token-bob";
 
-struct Env {
-    fake: FakeAurinko,
-    server: FakeServer,
-    http: reqwest::Client,
-    base: String,
+pub(super) struct Env {
+    pub fake: FakeAurinko,
+    pub server: FakeServer,
+    pub http: reqwest::Client,
+    pub base: String,
 }
 
-async fn env(options: FakeOptions) -> Env {
+pub(super) async fn env(options: FakeOptions) -> Env {
     let fake = FakeAurinko::new(options);
     fake.add_account("alice", TOKEN);
     fake.add_calendar(TOKEN, "cal-1", "Work", true);
@@ -38,7 +38,7 @@ fn window() -> Vec<(&'static str, String)> {
 }
 
 impl Env {
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -56,7 +56,7 @@ impl Env {
         (status, body)
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
+    pub(super) async fn get(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, Some(TOKEN), query).await
     }
 
@@ -95,7 +95,7 @@ impl Env {
     }
 }
 
-fn ids(records: &[Value]) -> BTreeSet<String> {
+pub(super) fn ids(records: &[Value]) -> BTreeSet<String> {
     records.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
 }
 

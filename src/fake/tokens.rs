@@ -1,35 +1,50 @@
 //! Opaque, stateless delta and page tokens.
 //!
 //! Real Aurinko tokens are opaque strings; clients must store and replay them verbatim. The fake
-//! packs everything it needs to answer a request into the token itself (calendar, stream, epoch,
-//! window, base and high-water sequence, cursor), so the same token always yields the same page
+//! packs everything it needs to answer a request into the token itself (collection, stream, epoch,
+//! window, body type, base and high-water sequence, cursor), so the same token always yields the same page
 //! while the data is unchanged, and nothing has to be remembered server-side. A keyed checksum
 //! makes edited or made-up tokens fail with `token.notValid` instead of being half-accepted.
 //!
 //! Wire form: base64url without padding of a big-endian record followed by an 8-byte checksum.
 
-/// Which of the two change streams of a calendar sync a token belongs to.
+/// Which of the two change streams of a sync a token belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stream {
-    /// `/sync/updated`: created or changed events.
+    /// `/sync/updated`: created or changed records.
     Updated,
-    /// `/sync/deleted`: tombstones of removed events.
+    /// `/sync/deleted`: tombstones of removed records.
     Deleted,
 }
 
-/// Position in one calendar's change log, shared by delta and page tokens.
+/// The `bodyType` of an email provisioning: how `/email/sync/updated` serves `body`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum BodyType {
+    /// No `body`; `omitted` lists `"body"`. Also the value for calendars and contacts.
+    #[default]
+    Omitted,
+    Html,
+    Text,
+}
+
+/// Position in one collection's change log, shared by delta and page tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SyncPosition {
     pub stream: Stream,
     /// Internal account number; a token is only valid for the account that received it.
     pub account: u32,
-    /// Internal calendar number; a token is only valid for its calendar.
-    pub calendar: u32,
+    /// Internal store number (one per calendar, one mailbox and one address book per account);
+    /// a token is only valid for its collection.
+    pub store: u32,
     /// Account epoch at issue time; `expire_tokens` bumps the epoch so older tokens answer 410.
     pub epoch: u32,
-    /// Provisioning window (exclusive bounds), milliseconds since the Unix epoch.
+    /// Provisioning window (exclusive bounds), milliseconds since the Unix epoch: the calendar
+    /// window, or for email the `daysWithin` cutoff of the initial pass (`i64::MIN..i64::MAX`
+    /// when unbounded).
     pub time_min_ms: i64,
     pub time_max_ms: i64,
+    /// Email only: the provisioning's `bodyType`, kept for every page and delta of it.
+    pub body: BodyType,
     /// Changes with a sequence number above `base` are reported. The `syncUpdatedToken` of a
     /// provisioning has base 0: its first pass is a full load of the window.
     pub base: u64,
@@ -46,7 +61,7 @@ pub(crate) enum Token {
     Calendars { account: u32, offset: u32 },
 }
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const KIND_DELTA: u8 = 1;
 const KIND_PAGE: u8 = 2;
 const KIND_CALENDARS: u8 = 3;
@@ -119,10 +134,15 @@ fn put_position(out: &mut Vec<u8>, p: &SyncPosition) {
         Stream::Deleted => 2,
     });
     out.extend_from_slice(&p.account.to_be_bytes());
-    out.extend_from_slice(&p.calendar.to_be_bytes());
+    out.extend_from_slice(&p.store.to_be_bytes());
     out.extend_from_slice(&p.epoch.to_be_bytes());
     out.extend_from_slice(&p.time_min_ms.to_be_bytes());
     out.extend_from_slice(&p.time_max_ms.to_be_bytes());
+    out.push(match p.body {
+        BodyType::Omitted => 0,
+        BodyType::Html => 1,
+        BodyType::Text => 2,
+    });
     out.extend_from_slice(&p.base.to_be_bytes());
 }
 
@@ -132,15 +152,18 @@ fn read_position(r: &mut Reader<'_>) -> Option<SyncPosition> {
         2 => Stream::Deleted,
         _ => return None,
     };
-    Some(SyncPosition {
-        stream,
-        account: r.u32()?,
-        calendar: r.u32()?,
-        epoch: r.u32()?,
-        time_min_ms: r.u64()? as i64,
-        time_max_ms: r.u64()? as i64,
-        base: r.u64()?,
-    })
+    let account = r.u32()?;
+    let store = r.u32()?;
+    let epoch = r.u32()?;
+    let time_min_ms = r.u64()? as i64;
+    let time_max_ms = r.u64()? as i64;
+    let body = match r.u8()? {
+        0 => BodyType::Omitted,
+        1 => BodyType::Html,
+        2 => BodyType::Text,
+        _ => return None,
+    };
+    Some(SyncPosition { stream, account, store, epoch, time_min_ms, time_max_ms, body, base: r.u64()? })
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -221,10 +244,11 @@ mod tests {
         SyncPosition {
             stream: Stream::Deleted,
             account: 3,
-            calendar: 7,
+            store: 7,
             epoch: 2,
-            time_min_ms: -5_000,
+            time_min_ms: i64::MIN,
             time_max_ms: 1_900_000_000_000,
+            body: BodyType::Text,
             base: 42,
         }
     }

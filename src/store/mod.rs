@@ -20,14 +20,15 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
-pub use read::{AccountReport, CollectionReport, Report, StoredEvent};
+pub use crate::sync::CollectionKey;
+pub use read::{AccountReport, CollectionReport, Report, StoredEvent, StoredRecord};
 pub use write::{CommitStats, PageRecords};
 
-/// The kind of collection a sync state belongs to.
-pub const KIND_CALENDAR: &str = "calendar";
-
 /// Schema migrations, in order; each file under `state/` is applied once.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../../state/0001_initial.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../../state/0001_initial.sql")),
+    M::up(include_str!("../../state/0002_email_and_contacts.sql")),
+];
 
 /// How long a write waits for another writer (another process holding the
 /// lock) before it fails.
@@ -39,26 +40,6 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-}
-
-/// Which collection a state or a row belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CollectionKey {
-    pub account: String,
-    pub kind: &'static str,
-    pub id: String,
-}
-
-impl CollectionKey {
-    pub fn calendar(account: &str, calendar_id: &str) -> CollectionKey {
-        CollectionKey { account: account.to_string(), kind: KIND_CALENDAR, id: calendar_id.to_string() }
-    }
-}
-
-impl std::fmt::Display for CollectionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.account, self.id)
-    }
 }
 
 pub struct Store {

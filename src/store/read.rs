@@ -4,6 +4,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::sync::Kind;
 
 /// Everything the store knows, per account and per collection.
 #[derive(Debug, Serialize)]
@@ -38,7 +39,16 @@ pub struct CollectionReport {
     pub next_attempt_at: Option<String>,
 }
 
-/// An event row as stored, for comparisons and the demo.
+/// Any kind's row as stored: its collection, id, version and raw JSON.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct StoredRecord {
+    pub collection_id: String,
+    pub id: String,
+    pub etag: Option<String>,
+    pub raw: String,
+}
+
+/// An event row as stored, for the demo.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct StoredEvent {
     pub calendar_id: String,
@@ -57,15 +67,16 @@ impl Store {
             .query_map([], |r| Ok(AccountReport { name: r.get(0)?, auth_error: r.get(1)?, auth_error_at: r.get(2)? }))?
             .collect::<Result<Vec<_>, _>>()?;
         let collections = conn
-            .prepare(
-                "SELECT s.account, s.kind, s.collection_id, c.name, s.phase,
-                        (SELECT count(*) FROM events e WHERE e.account = s.account AND e.calendar_id = s.collection_id),
+            .prepare(&format!(
+                "SELECT s.account, s.kind, s.collection_id, c.name, s.phase, {},
                         s.window_min, s.window_max, s.last_success_at, s.last_attempt_at, s.last_error,
                         s.last_error_class, s.consecutive_failures, s.next_attempt_at
                  FROM sync_state s
                  LEFT JOIN calendars c ON c.account = s.account AND c.calendar_id = s.collection_id
+                     AND s.kind = 'calendar'
                  ORDER BY s.account, s.kind, s.collection_id",
-            )?
+                record_count_by_kind()
+            ))?
             .query_map([], |r| {
                 Ok(CollectionReport {
                     account: r.get(0)?,
@@ -86,6 +97,26 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Report { accounts, collections })
+    }
+
+    /// Every row of one kind for an account, ordered by collection and id.
+    pub fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {
+        let t = kind.table();
+        let sql = format!(
+            "SELECT {scope}, {id}, {etag}, raw FROM {name} WHERE account = ?1 ORDER BY 1, 2",
+            scope = t.scope.map(str::to_string).unwrap_or_else(|| format!("'{}'", kind.as_str())),
+            id = t.id,
+            etag = if t.etag { "etag" } else { "NULL" },
+            name = t.name,
+        );
+        let conn = self.conn();
+        let rows = conn
+            .prepare(&sql)?
+            .query_map(params![account], |r| {
+                Ok(StoredRecord { collection_id: r.get(0)?, id: r.get(1)?, etag: r.get(2)?, raw: r.get(3)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// The events of an account, ordered by calendar and id.
@@ -109,4 +140,22 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+}
+
+/// A SQL expression counting the rows of the sync state `s`'s collection,
+/// whatever its kind.
+fn record_count_by_kind() -> String {
+    let arms: String = Kind::ALL
+        .iter()
+        .map(|k| {
+            let t = k.table();
+            let scope = t.scope.map(|c| format!(" AND r.{c} = s.collection_id")).unwrap_or_default();
+            format!(
+                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope})",
+                k.as_str(),
+                t.name
+            )
+        })
+        .collect();
+    format!("CASE s.kind{arms} ELSE 0 END")
 }

@@ -3,7 +3,9 @@
 use chrono::{TimeZone, Utc};
 
 use super::*;
-use crate::sync::{Commit, Cursor, EventRow, Phase, SyncState, Window};
+use serde_json::value::RawValue;
+
+use crate::sync::{Commit, Cursor, Kind, Phase, Row, SyncState, Window};
 
 fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
@@ -13,19 +15,12 @@ fn key() -> CollectionKey {
     CollectionKey::calendar("work", "cal-1")
 }
 
-fn row(id: &str, etag: &str) -> EventRow {
-    EventRow {
-        event_id: id.into(),
-        etag: Some(etag.into()),
-        subject: Some(format!("subject {id}")),
-        start: Some("2026-12-01T10:00:00Z".into()),
-        end: Some("2026-12-01T11:00:00Z".into()),
-        all_day: false,
-        last_modified: None,
-        ical_uid: None,
-        recurrence_type: None,
-        raw: format!(r#"{{"id":"{id}","etag":"{etag}"}}"#),
-    }
+fn row(id: &str, etag: &str) -> Row {
+    parse(Kind::Calendar, &format!(r#"{{"id":"{id}","etag":"{etag}","subject":"subject {id}"}}"#))
+}
+
+fn parse(kind: Kind, json: &str) -> Row {
+    kind.parse_record(&RawValue::from_string(json.to_string()).unwrap()).unwrap()
 }
 
 fn state(generation: i64, page: Option<&str>) -> SyncState {
@@ -180,4 +175,43 @@ fn the_read_only_view_sees_commits_and_cannot_write() {
     assert_eq!(reader.report().unwrap().collections[0].records, 2);
     assert!(reader.record_outcome(&key(), None, None, now()).is_err());
     assert!(Store::open_read_only(&dir.path().join("missing.db")).is_err());
+}
+
+#[test]
+fn messages_without_etags_are_rewritten_only_when_their_json_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let key = CollectionKey::account_wide("work", Kind::Email);
+    let c = commit(state(1, None));
+    let m1 = parse(Kind::Email, r#"{"id":"m1","subject":"Hi","sysLabels":["unread"]}"#);
+    let m1_read = parse(Kind::Email, r#"{"id":"m1","subject":"Hi","sysLabels":[]}"#);
+    store.commit(&key, &c, &PageRecords::Upserts(vec![m1.clone()]), now()).unwrap();
+    let stats = store.commit(&key, &c, &PageRecords::Upserts(vec![m1]), now()).unwrap();
+    assert_eq!((stats.upserted, stats.unchanged), (0, 1));
+    let stats = store.commit(&key, &c, &PageRecords::Upserts(vec![m1_read]), now()).unwrap();
+    assert_eq!((stats.upserted, stats.unchanged), (1, 0));
+    let stored = store.records("work", Kind::Email).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].raw.contains(r#""sysLabels":[]"#));
+    let stats = store.commit(&key, &c, &PageRecords::Deletes(vec!["m1".into()]), now()).unwrap();
+    assert_eq!(stats.deleted, 1);
+    assert!(store.records("work", Kind::Email).unwrap().is_empty());
+}
+
+#[test]
+fn kinds_keep_to_their_own_tables_and_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let contacts = CollectionKey::account_wide("work", Kind::Contacts);
+    let c1 = parse(Kind::Contacts, r#"{"id":"c1","etag":"1","name":{"displayName":"Ann"}}"#);
+    store.commit(&contacts, &commit(state(1, None)), &PageRecords::Upserts(vec![c1]), now()).unwrap();
+    store.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![row("c1", "1")]), now()).unwrap();
+    // A sweep of the contacts' next generation leaves the calendar alone.
+    let sweep = Commit { sweep_below: Some(2), ..commit(state(2, None)) };
+    assert_eq!(store.commit(&contacts, &sweep, &PageRecords::None, now()).unwrap().swept, 1);
+    assert!(store.records("work", Kind::Contacts).unwrap().is_empty());
+    assert_eq!(store.records("work", Kind::Calendar).unwrap().len(), 1);
+    let report = store.report().unwrap();
+    let counts: Vec<(String, i64)> = report.collections.iter().map(|c| (c.kind.clone(), c.records)).collect();
+    assert_eq!(counts, vec![("calendar".to_string(), 1), ("contacts".to_string(), 0)]);
 }

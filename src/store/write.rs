@@ -1,19 +1,95 @@
 //! The write side: a page with its token in one transaction, outcomes,
 //! discovered calendars and account health.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::types::{ToSql, ToSqlOutput};
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use super::{CollectionKey, Store, StoreError};
 use crate::aurinko::Calendar;
-use crate::sync::{Commit, Cursor, EventRow, Phase, SyncState, Window};
+use crate::sync::{Commit, Cursor, Field, Kind, Phase, Row, SyncState, Table, Window};
 
 /// The records that came with a page.
 #[derive(Debug)]
 pub enum PageRecords {
     None,
-    Upserts(Vec<EventRow>),
+    Upserts(Vec<Row>),
     Deletes(Vec<String>),
+}
+
+impl ToSql for Field {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Field::Text(t) => t.to_sql(),
+            Field::Flag(f) => f.to_sql(),
+        }
+    }
+}
+
+/// The statements of one kind's table, built once from its description.
+/// Parameters start with the collection's key: `account`, then the scope
+/// column's value for tables that have one.
+pub(super) struct KindSql {
+    upsert: String,
+    delete: String,
+    sweep: String,
+    pub(super) purge: String,
+}
+
+pub(super) fn sql(kind: Kind) -> &'static KindSql {
+    static SQL: OnceLock<Vec<KindSql>> = OnceLock::new();
+    let all = SQL.get_or_init(|| Kind::ALL.iter().map(|k| KindSql::new(k.table())).collect());
+    &all[Kind::ALL.iter().position(|k| *k == kind).expect("every kind is in ALL")]
+}
+
+impl KindSql {
+    fn new(t: &Table) -> KindSql {
+        let mut key_columns = vec!["account"];
+        key_columns.extend(t.scope);
+        let scope_filter: String =
+            key_columns.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect::<Vec<_>>().join(" AND ");
+        let next = key_columns.len() + 1;
+        let mut columns = key_columns.clone();
+        columns.push(t.id);
+        if t.etag {
+            columns.push("etag");
+        }
+        columns.extend(t.columns);
+        columns.extend(["raw", "generation", "synced_at"]);
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let conflict = [key_columns.as_slice(), &[t.id]].concat().join(", ");
+        let updates: Vec<String> =
+            columns[key_columns.len() + 1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        let changed = if t.etag {
+            format!("{0}.etag IS NOT excluded.etag OR (excluded.etag IS NULL AND {0}.raw IS NOT excluded.raw)", t.name)
+        } else {
+            format!("{0}.raw IS NOT excluded.raw", t.name)
+        };
+        KindSql {
+            upsert: format!(
+                "INSERT INTO {name} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO UPDATE SET {updates} \
+                 WHERE {name}.generation IS NOT excluded.generation OR {changed}",
+                name = t.name,
+                columns = columns.join(", "),
+                placeholders = placeholders.join(", "),
+                updates = updates.join(", "),
+            ),
+            delete: format!("DELETE FROM {} WHERE {scope_filter} AND {} = ?{next}", t.name, t.id),
+            sweep: format!("DELETE FROM {} WHERE {scope_filter} AND generation < ?{next}", t.name),
+            purge: format!("DELETE FROM {} WHERE {scope_filter}", t.name),
+        }
+    }
+}
+
+/// The key's values for a kind's key columns.
+fn key_values(key: &CollectionKey) -> Vec<&dyn ToSql> {
+    let mut values: Vec<&dyn ToSql> = vec![&key.account];
+    if key.kind.table().scope.is_some() {
+        values.push(&key.id);
+    }
+    values
 }
 
 /// What a commit changed, for progress and summaries.
@@ -42,7 +118,7 @@ impl Store {
                 "SELECT phase, window_min, window_max, generation, reconciling,
                         updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token
                  FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind, key.id],
+                params![key.account, key.kind.as_str(), key.id],
                 |r| {
                     let phase: String = r.get(0)?;
                     let window_min: Option<String> = r.get(1)?;
@@ -75,33 +151,34 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut stats = CommitStats::default();
         let now_text = timestamp(now);
+        let sql = sql(key.kind);
         if commit.purge {
-            stats.swept += tx
-                .execute("DELETE FROM events WHERE account = ?1 AND calendar_id = ?2", params![key.account, key.id])?
-                as u64;
-            tx.execute(
-                "UPDATE calendars SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND calendar_id = ?2",
-                params![key.account, key.id, now_text],
-            )?;
+            stats.swept += tx.execute(&sql.purge, params_from_iter(key_values(key)))? as u64;
+            if key.kind == Kind::Calendar {
+                tx.execute(
+                    "UPDATE calendars SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND calendar_id = ?2",
+                    params![key.account, key.id, now_text],
+                )?;
+            }
         }
         match records {
             PageRecords::None => {}
             PageRecords::Upserts(rows) => {
-                upsert_events(&tx, key, rows, commit.state.generation, &now_text, &mut stats)?;
+                upsert_rows(&tx, key, rows, commit.state.generation, &now_text, &mut stats)?;
             }
             PageRecords::Deletes(ids) => {
-                let mut delete =
-                    tx.prepare_cached("DELETE FROM events WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3")?;
+                let mut delete = tx.prepare_cached(&sql.delete)?;
                 for id in ids {
-                    stats.deleted += delete.execute(params![key.account, key.id, id])? as u64;
+                    let mut values = key_values(key);
+                    values.push(id);
+                    stats.deleted += delete.execute(params_from_iter(values))? as u64;
                 }
             }
         }
         if let Some(generation) = commit.sweep_below {
-            stats.swept += tx.execute(
-                "DELETE FROM events WHERE account = ?1 AND calendar_id = ?2 AND generation < ?3",
-                params![key.account, key.id, generation],
-            )? as u64;
+            let mut values = key_values(key);
+            values.push(&generation);
+            stats.swept += tx.execute(&sql.sweep, params_from_iter(values))? as u64;
         }
         save_state(&tx, key, &commit.state, &now_text)?;
         tx.commit()?;
@@ -121,7 +198,7 @@ impl Store {
         conn.execute(
             "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
              VALUES (?1, ?2, ?3, 'new', ?4) ON CONFLICT DO NOTHING",
-            params![key.account, key.kind, key.id, now_text],
+            params![key.account, key.kind.as_str(), key.id, now_text],
         )?;
         let next = next_attempt.map(timestamp);
         match error {
@@ -129,13 +206,13 @@ impl Store {
                 "UPDATE sync_state SET last_attempt_at = ?4, last_success_at = ?4, last_error = NULL,
                         last_error_class = NULL, consecutive_failures = 0, next_attempt_at = ?5, updated_at = ?4
                  WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind, key.id, now_text, next],
+                params![key.account, key.kind.as_str(), key.id, now_text, next],
             )?,
             Some((class, message)) => conn.execute(
                 "UPDATE sync_state SET last_attempt_at = ?4, last_error = ?6, last_error_class = ?7,
                         consecutive_failures = consecutive_failures + 1, next_attempt_at = ?5, updated_at = ?4
                  WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind, key.id, now_text, next, message, class],
+                params![key.account, key.kind.as_str(), key.id, now_text, next, message, class],
             )?,
         };
         Ok(())
@@ -181,48 +258,28 @@ impl Store {
     }
 }
 
-/// An event whose etag did not change is not rewritten; during a
-/// reconciling pass the generation differs, so the row is touched once to
-/// mark it as seen.
-fn upsert_events(
+/// A record whose etag (or, without one, whose JSON) did not change is not
+/// rewritten; during a reconciling pass the generation differs, so the row
+/// is touched once to mark it as seen.
+fn upsert_rows(
     tx: &Transaction<'_>,
     key: &CollectionKey,
-    rows: &[EventRow],
+    rows: &[Row],
     generation: i64,
     now: &str,
     stats: &mut CommitStats,
 ) -> Result<(), StoreError> {
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO events (account, calendar_id, event_id, etag, subject, start_time, end_time, all_day,
-                             last_modified, ical_uid, recurrence_type, raw, generation, synced_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (account, calendar_id, event_id) DO UPDATE SET
-            etag = excluded.etag, subject = excluded.subject, start_time = excluded.start_time,
-            end_time = excluded.end_time, all_day = excluded.all_day, last_modified = excluded.last_modified,
-            ical_uid = excluded.ical_uid, recurrence_type = excluded.recurrence_type, raw = excluded.raw,
-            generation = excluded.generation, synced_at = excluded.synced_at
-         WHERE events.generation IS NOT excluded.generation
-            OR events.etag IS NOT excluded.etag
-            OR (excluded.etag IS NULL AND events.raw IS NOT excluded.raw)",
-    )?;
+    let with_etag = key.kind.table().etag;
+    let mut upsert = tx.prepare_cached(&sql(key.kind).upsert)?;
     for row in rows {
-        let changed = upsert.execute(params![
-            key.account,
-            key.id,
-            row.event_id,
-            row.etag,
-            row.subject,
-            row.start,
-            row.end,
-            row.all_day,
-            row.last_modified,
-            row.ical_uid,
-            row.recurrence_type,
-            row.raw,
-            generation,
-            now,
-        ])?;
-        if changed > 0 {
+        let mut values = key_values(key);
+        values.push(&row.id);
+        if with_etag {
+            values.push(&row.etag);
+        }
+        values.extend(row.fields.iter().map(|f| f as &dyn ToSql));
+        values.extend([&row.raw as &dyn ToSql, &generation, &now]);
+        if upsert.execute(params_from_iter(values))? > 0 {
             stats.upserted += 1;
         } else {
             stats.unchanged += 1;
@@ -245,7 +302,7 @@ fn save_state(tx: &Transaction<'_>, key: &CollectionKey, s: &SyncState, now: &st
     )?
     .execute(params![
         key.account,
-        key.kind,
+        key.kind.as_str(),
         key.id,
         s.phase.as_str(),
         s.window.map(|w| timestamp(w.time_min)),

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::collection::{Collection, CollectionKey, Kind};
 use super::machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 use super::progress::Progress;
-use super::records::{parse_deleted, parse_event};
-use super::state::{Stream, SyncState, Window};
+use super::records::parse_deleted;
+use super::state::{Stream, SyncState};
 use crate::aurinko::{AccountClient, Endpoint, ErrorClass, SyncPage};
-use crate::store::{CollectionKey, CommitStats, PageRecords, Store};
+use crate::store::{CommitStats, PageRecords, Store};
 
 /// What one pass did. `finish` is `None` when the pass was stopped by
 /// cancellation before it ended.
@@ -28,10 +29,9 @@ pub struct PassReport {
 }
 
 pub struct PassContext<'a> {
-    pub key: &'a CollectionKey,
+    pub collection: &'a Collection,
     pub client: &'a AccountClient,
     pub store: &'a Arc<Store>,
-    pub window: Window,
     pub ready: ReadyPolicy,
     pub cancel: &'a CancellationToken,
     pub progress: &'a Progress,
@@ -39,11 +39,12 @@ pub struct PassContext<'a> {
 
 pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     let started = Instant::now();
-    let name = ctx.key.to_string();
-    let root = ["calendars", ctx.key.id.as_str()];
+    let key = &ctx.collection.key;
+    let name = key.to_string();
+    let root = ctx.collection.root();
     let mut report =
         PassReport { finish: None, stats: CommitStats::default(), pages: 0, rejected: 0, duration: Duration::ZERO };
-    let mut pass = Pass::new(state, ctx.window, ctx.ready);
+    let mut pass = Pass::new(state, ctx.collection.window(Utc::now()), ctx.ready);
     ctx.progress.start(&name);
     loop {
         // No new request starts once a stop was asked for; commits already
@@ -56,8 +57,8 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                 report.finish = Some(finish.clone());
                 break;
             }
-            Action::Provision { window, delay } => {
-                let params = [("timeMin", rfc3339(window.time_min)), ("timeMax", rfc3339(window.time_max))];
+            Action::Provision { delay } => {
+                let params = ctx.collection.start_params();
                 let request = async {
                     tokio::time::sleep(delay).await;
                     ctx.client.start_sync(&root, &params).await
@@ -78,7 +79,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                 };
                 match result {
                     Ok(page) => {
-                        let (records, rejected) = page_records(stream, &page);
+                        let (records, rejected) = page_records(key.kind, stream, &page);
                         report.pages += 1;
                         report.rejected += rejected;
                         if rejected > 0 {
@@ -94,7 +95,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
             }
         };
         if let Some((commit, records)) = commit {
-            match commit_blocking(ctx.store, ctx.key, commit, records).await {
+            match commit_blocking(ctx.store, key, commit, records).await {
                 Ok(stats) => add(&mut report.stats, stats),
                 Err(message) => {
                     report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
@@ -108,11 +109,11 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     report
 }
 
-fn page_records(stream: Stream, page: &SyncPage) -> (PageRecords, u64) {
+fn page_records(kind: Kind, stream: Stream, page: &SyncPage) -> (PageRecords, u64) {
     let mut rejected = 0;
     let records = match stream {
         Stream::Updated => PageRecords::Upserts(
-            page.records.iter().filter_map(|r| parse_event(r).map_err(|_| rejected += 1).ok()).collect(),
+            page.records.iter().filter_map(|r| kind.parse_record(r).map_err(|_| rejected += 1).ok()).collect(),
         ),
         Stream::Deleted => PageRecords::Deletes(
             page.records.iter().filter_map(|r| parse_deleted(r).map_err(|_| rejected += 1).ok()).collect(),
@@ -150,8 +151,4 @@ fn add(total: &mut CommitStats, more: CommitStats) {
     total.unchanged += more.unchanged;
     total.deleted += more.deleted;
     total.swept += more.swept;
-}
-
-fn rfc3339(t: chrono::DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

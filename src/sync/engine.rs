@@ -1,5 +1,5 @@
 //! The engine: accounts, calendar discovery and bounded concurrency around
-//! the per-calendar driver. `run --catch-up`, the daemon, `demo` and the
+//! the per-collection driver. `run --catch-up`, the daemon, `demo` and the
 //! tests all go through [`Engine::catch_up`].
 
 use std::collections::BTreeSet;
@@ -11,13 +11,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::collection::{Collection, CollectionKey, Kind, Start};
 use super::driver::{PassContext, PassReport, run_pass};
 use super::machine::{Commit, Finish, ReadyPolicy};
 use super::progress::Progress;
 use super::state::{Phase, SyncState, Window};
 use crate::aurinko::{AccountClient, Api, ApiError, Calendar, ErrorClass};
 use crate::config::{AccountConfig, CalendarSelection, Config};
-use crate::store::{CollectionKey, KIND_CALENDAR, PageRecords, Store};
+use crate::store::{PageRecords, Store};
 
 pub struct Engine {
     config: Config,
@@ -37,6 +38,24 @@ pub struct CollectionResult {
 impl CollectionResult {
     pub fn succeeded(&self) -> bool {
         matches!(self.report.finish, Some(Finish::CaughtUp | Finish::Removed))
+    }
+
+    fn failed(key: CollectionKey, name: Option<String>, class: ErrorClass, message: String) -> CollectionResult {
+        let report = PassReport {
+            finish: Some(Finish::Failed { class, message }),
+            stats: Default::default(),
+            pages: 0,
+            rejected: 0,
+            duration: Duration::ZERO,
+        };
+        CollectionResult { key, name, report }
+    }
+
+    fn auth_failure(&self) -> Option<&str> {
+        match &self.report.finish {
+            Some(Finish::Failed { class: ErrorClass::Auth, message }) => Some(message),
+            _ => None,
+        }
     }
 }
 
@@ -66,14 +85,13 @@ impl Engine {
         &self.store
     }
 
-    /// Brings every configured calendar to the end of its delta, accounts
-    /// in parallel and at most `sync.concurrency` calendars at a time.
+    /// Brings every configured collection to the end of its delta, accounts
+    /// in parallel and at most `sync.concurrency` collections at a time.
     pub async fn catch_up(&self, cancel: &CancellationToken) -> CatchUpReport {
         let limit = Arc::new(Semaphore::new(self.config.sync.concurrency));
-        let window = Window::around(Utc::now(), self.config.sync.window_past_days, self.config.sync.window_future_days);
         let per_account = self.accounts.iter().map(|(account, client)| {
             let limit = limit.clone();
-            async move { self.catch_up_account(account, client, window, limit, cancel).await }
+            async move { self.catch_up_account(account, client, limit, cancel).await }
         });
         let mut results: Vec<CollectionResult> =
             futures_util::future::join_all(per_account).await.into_iter().flatten().collect();
@@ -85,26 +103,21 @@ impl Engine {
         &self,
         account: &AccountConfig,
         client: &AccountClient,
-        window: Window,
         limit: Arc<Semaphore>,
         cancel: &CancellationToken,
     ) -> Vec<CollectionResult> {
-        let calendars = match self.discover(account, client).await {
-            Ok(calendars) => calendars,
-            Err(e) => return self.account_failed(account, &e).await,
-        };
-        self.record_auth(&account.name, None).await;
-        // An auth failure in one calendar stops the others of the account.
+        let (collections, mut results) = self.plan(account, client).await;
+        if results.iter().any(|r| r.auth_failure().is_some()) {
+            return results;
+        }
+        // An auth failure in one collection stops the others of the account.
         let account_cancel = cancel.child_token();
         let mut tasks = JoinSet::new();
-        for (calendar_id, name) in calendars {
-            let key = CollectionKey::calendar(&account.name, &calendar_id);
-            let ctx = Task {
-                key,
-                name,
+        for collection in collections {
+            let task = Task {
+                collection,
                 client: client.clone(),
                 store: self.store.clone(),
-                window,
                 ready: self.ready_policy(),
                 cancel: account_cancel.clone(),
                 progress: self.progress.clone(),
@@ -112,35 +125,78 @@ impl Engine {
             let limit = limit.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
-                ctx.run().await
+                task.run().await
             });
         }
-        let mut results = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            let result = match joined {
-                Ok(result) => result,
-                Err(e) => {
-                    tracing::error!(account = %account.name, "calendar task failed: {e}");
-                    continue;
+            match joined {
+                Ok(result) => {
+                    if let Some(message) = result.auth_failure() {
+                        account_cancel.cancel();
+                        self.record_auth(&account.name, Some(message)).await;
+                    }
+                    results.push(result);
                 }
-            };
-            if let Some(Finish::Failed { class: ErrorClass::Auth, message }) = &result.report.finish {
-                account_cancel.cancel();
-                self.record_auth(&account.name, Some(message)).await;
+                Err(e) => tracing::error!(account = %account.name, "collection task failed: {e}"),
             }
-            results.push(result);
         }
-        // Calendars stopped because the account's token was refused say so.
         if account_cancel.is_cancelled() && !cancel.is_cancelled() {
+            // Collections stopped because the account's token was refused say so.
             for r in results.iter_mut().filter(|r| r.report.finish.is_none()) {
-                r.report.finish = Some(Finish::Failed {
-                    class: ErrorClass::Auth,
-                    message: "stopped: the account's token was refused".into(),
-                });
-                self.record_outcome(r).await;
+                *r = CollectionResult::failed(
+                    r.key.clone(),
+                    r.name.clone(),
+                    ErrorClass::Auth,
+                    "stopped: the account's token was refused".into(),
+                );
+                record_outcome(&self.store, r).await;
             }
+        } else if results.iter().any(CollectionResult::succeeded) {
+            self.record_auth(&account.name, None).await;
         }
         results
+    }
+
+    /// The collections to sync for an account, and results for those that
+    /// failed before starting (discovery errors).
+    async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> (Vec<Collection>, Vec<CollectionResult>) {
+        let mut collections = Vec::new();
+        let mut failed = Vec::new();
+        if account.calendars != CalendarSelection::Listed(Vec::new()) {
+            let sync = &self.config.sync;
+            let window = Window::around(Utc::now(), sync.window_past_days, sync.window_future_days);
+            match self.discover(account, client).await {
+                Ok(calendars) => {
+                    self.record_auth(&account.name, None).await;
+                    collections.extend(calendars.into_iter().map(|(id, name)| Collection {
+                        key: CollectionKey::calendar(&account.name, &id),
+                        name,
+                        start: Start::Calendar(window),
+                    }));
+                }
+                Err(e) => {
+                    failed = self.discovery_failed(account, &e).await;
+                    if e.class == ErrorClass::Auth {
+                        return (Vec::new(), failed);
+                    }
+                }
+            }
+        }
+        if let Some(email) = account.email {
+            collections.push(Collection {
+                key: CollectionKey::account_wide(&account.name, Kind::Email),
+                name: None,
+                start: Start::Email { days_within: email.days_within, body: email.body },
+            });
+        }
+        if account.contacts {
+            collections.push(Collection {
+                key: CollectionKey::account_wide(&account.name, Kind::Contacts),
+                name: None,
+                start: Start::Contacts,
+            });
+        }
+        (collections, failed)
     }
 
     /// Which calendars to sync for an account, as `(id, name)`. Records what
@@ -190,70 +246,63 @@ impl Engine {
     /// events are removed and their state marked removed.
     async fn purge_vanished(&self, account: &str, found: &[Calendar]) {
         let present: BTreeSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
-        let store = self.store.clone();
-        let known = match store.report() {
-            Ok(report) => report.collections,
-            Err(e) => {
-                tracing::error!(account, "cannot read the store: {e}");
-                return;
+        for key in self.known(account, Some(Kind::Calendar)) {
+            if present.contains(key.id.as_str()) {
+                continue;
             }
-        };
-        for c in known.into_iter().filter(|c| {
-            c.account == account
-                && c.kind == KIND_CALENDAR
-                && c.phase != Phase::Removed.as_str()
-                && !present.contains(c.id.as_str())
-        }) {
-            let key = CollectionKey::calendar(account, &c.id);
-            let mut state = store.load_state(&key).ok().flatten().unwrap_or_default();
-            state.phase = Phase::Removed;
-            state.updated = Default::default();
-            state.deleted = Default::default();
-            state.reconciling = false;
-            let commit = Commit { state, sweep_below: None, purge: true };
-            let store = store.clone();
-            tracing::info!(calendar = %key, "calendar no longer listed by Aurinko: removing its events");
-            blocking(move || store.commit(&key, &commit, &PageRecords::None, Utc::now()).map(drop)).await;
+            let store = self.store.clone();
+            tracing::info!(collection = %key, "calendar no longer listed by Aurinko: removing its events");
+            blocking(move || {
+                let mut state = store.load_state(&key)?.unwrap_or_default();
+                state.phase = Phase::Removed;
+                state.updated = Default::default();
+                state.deleted = Default::default();
+                state.reconciling = false;
+                let commit = Commit { state, sweep_below: None, purge: true };
+                store.commit(&key, &commit, &PageRecords::None, Utc::now()).map(drop)
+            })
+            .await;
         }
     }
 
-    async fn account_failed(&self, account: &AccountConfig, e: &ApiError) -> Vec<CollectionResult> {
+    /// The collections of an account the store knows and has not removed.
+    fn known(&self, account: &str, kind: Option<Kind>) -> Vec<CollectionKey> {
+        let report = match self.store.report() {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(account, "cannot read the store: {e}");
+                return Vec::new();
+            }
+        };
+        report
+            .collections
+            .into_iter()
+            .filter(|c| c.account == account && c.phase != Phase::Removed.as_str())
+            .filter_map(|c| Some(CollectionKey { account: c.account, kind: Kind::parse(&c.kind)?, id: c.id }))
+            .filter(|k| kind.is_none_or(|kind| k.kind == kind))
+            .collect()
+    }
+
+    /// Discovery failed: the account's calendars (all its collections, for
+    /// an auth failure) fail with it.
+    async fn discovery_failed(&self, account: &AccountConfig, e: &ApiError) -> Vec<CollectionResult> {
         tracing::error!(account = %account.name, class = %e.class, "calendar discovery failed: {e}");
-        if e.class == ErrorClass::Auth {
+        let message = format!("discovery failed: {e}");
+        let auth = e.class == ErrorClass::Auth;
+        if auth {
             self.record_auth(&account.name, Some(&e.to_string())).await;
         }
-        let report = PassReport {
-            finish: Some(Finish::Failed { class: e.class, message: format!("discovery failed: {e}") }),
-            stats: Default::default(),
-            pages: 0,
-            rejected: 0,
-            duration: Duration::ZERO,
-        };
-        // Report every calendar the store knows for the account, or the
-        // account itself when it never synced.
-        let known: Vec<String> = self
-            .store
-            .report()
-            .map(|r| {
-                r.collections
-                    .into_iter()
-                    .filter(|c| c.account == account.name && c.phase != Phase::Removed.as_str())
-                    .map(|c| c.id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ids = if known.is_empty() { vec!["*".to_string()] } else { known };
+        let known = self.known(&account.name, if auth { None } else { Some(Kind::Calendar) });
         let mut results = Vec::new();
-        for id in ids {
-            let result = CollectionResult {
-                key: CollectionKey::calendar(&account.name, &id),
-                name: None,
-                report: report.clone(),
-            };
-            if id != "*" {
-                self.record_outcome(&result).await;
-            }
+        for key in known {
+            let result = CollectionResult::failed(key, None, e.class, message.clone());
+            record_outcome(&self.store, &result).await;
             results.push(result);
+        }
+        if results.is_empty() {
+            // Nothing synced yet: report the account itself.
+            let key = CollectionKey::calendar(&account.name, "*");
+            results.push(CollectionResult::failed(key, None, e.class, message));
         }
         results
     }
@@ -265,23 +314,17 @@ impl Engine {
         blocking(move || store.record_account_auth(&account, error.as_deref(), Utc::now())).await;
     }
 
-    async fn record_outcome(&self, result: &CollectionResult) {
-        record_outcome(&self.store, result).await;
-    }
-
     fn ready_policy(&self) -> ReadyPolicy {
         let api = &self.config.api;
         ReadyPolicy { first_delay: api.backoff_base * 2, max_delay: api.backoff_max, timeout: api.ready_timeout }
     }
 }
 
-/// One calendar's pass, owned so it can run as a task.
+/// One collection's pass, owned so it can run as a task.
 struct Task {
-    key: CollectionKey,
-    name: Option<String>,
+    collection: Collection,
     client: AccountClient,
     store: Arc<Store>,
-    window: Window,
     ready: ReadyPolicy,
     cancel: CancellationToken,
     progress: Progress,
@@ -289,60 +332,58 @@ struct Task {
 
 impl Task {
     async fn run(self) -> CollectionResult {
+        let key = self.collection.key.clone();
+        let name = self.collection.name.clone();
         let store = self.store.clone();
-        let key = self.key.clone();
-        let state = match tokio::task::spawn_blocking(move || store.load_state(&key)).await {
+        let load_key = key.clone();
+        let state = match tokio::task::spawn_blocking(move || store.load_state(&load_key)).await {
             Ok(Ok(state)) => state.unwrap_or_else(SyncState::new),
-            Ok(Err(e)) => return self.failed(format!("cannot load state: {e}")),
-            Err(e) => return self.failed(format!("cannot load state: {e}")),
+            Ok(Err(e)) => {
+                return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
+            }
+            Err(e) => {
+                return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
+            }
         };
         let ctx = PassContext {
-            key: &self.key,
+            collection: &self.collection,
             client: &self.client,
             store: &self.store,
-            window: self.window,
             ready: self.ready,
             cancel: &self.cancel,
             progress: &self.progress,
         };
         let report = run_pass(ctx, state).await;
-        let result = CollectionResult { key: self.key.clone(), name: self.name.clone(), report };
-        let r = &result.report;
-        match &r.finish {
-            Some(Finish::CaughtUp) => tracing::info!(
-                collection = %self.key,
-                upserted = r.stats.upserted,
-                unchanged = r.stats.unchanged,
-                deleted = r.stats.deleted,
-                swept = r.stats.swept,
-                pages = r.pages,
-                duration_ms = r.duration.as_millis() as u64,
-                "caught up"
-            ),
-            Some(Finish::Removed) => tracing::info!(collection = %self.key, "gone upstream: events purged"),
-            Some(Finish::Failed { class, message }) => {
-                tracing::warn!(collection = %self.key, class = %class, "sync failed: {message}")
-            }
-            None => tracing::info!(collection = %self.key, "stopped"),
-        }
-        if r.finish.is_some() {
+        let result = CollectionResult { key, name, report };
+        log_pass(&result);
+        if result.report.finish.is_some() {
             record_outcome(&self.store, &result).await;
         }
         result
     }
+}
 
-    fn failed(&self, message: String) -> CollectionResult {
-        CollectionResult {
-            key: self.key.clone(),
-            name: self.name.clone(),
-            report: PassReport {
-                finish: Some(Finish::Failed { class: ErrorClass::Permanent, message }),
-                stats: Default::default(),
-                pages: 0,
-                rejected: 0,
-                duration: Duration::ZERO,
-            },
+/// One line per pass at info (warn for failures), for plain log output.
+fn log_pass(result: &CollectionResult) {
+    let r = &result.report;
+    let key = &result.key;
+    match &r.finish {
+        Some(Finish::CaughtUp) => tracing::info!(
+            collection = %key,
+            kind = %key.kind,
+            upserted = r.stats.upserted,
+            unchanged = r.stats.unchanged,
+            deleted = r.stats.deleted,
+            swept = r.stats.swept,
+            pages = r.pages,
+            duration_ms = r.duration.as_millis() as u64,
+            "caught up"
+        ),
+        Some(Finish::Removed) => tracing::info!(collection = %key, "gone upstream: records purged"),
+        Some(Finish::Failed { class, message }) => {
+            tracing::warn!(collection = %key, class = %class, "sync failed: {message}")
         }
+        None => tracing::info!(collection = %key, "stopped"),
     }
 }
 

@@ -24,8 +24,9 @@ pub struct ReadyPolicy {
 /// What the driver should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action<'a> {
-    /// `POST .../sync` with this window, after `delay` (zero the first time).
-    Provision { window: Window, delay: Duration },
+    /// `POST .../sync` with the collection's start parameters, after
+    /// `delay` (zero the first time).
+    Provision { delay: Duration },
     /// `GET .../sync/{stream}` with this token.
     Fetch { stream: Stream, token: TokenRef<'a> },
     /// The pass is over.
@@ -64,7 +65,8 @@ impl Commit {
 
 pub struct Pass {
     state: SyncState,
-    window: Window,
+    /// The range a provisioning in this pass covers, recorded with it.
+    window: Option<Window>,
     ready: ReadyPolicy,
     /// Delay before the next provisioning request, and the total waited.
     provision_delay: Duration,
@@ -79,9 +81,9 @@ pub struct Pass {
 }
 
 impl Pass {
-    /// Begins a pass from the stored state. `window` is used if the pass has
-    /// to provision.
-    pub fn new(mut state: SyncState, window: Window, ready: ReadyPolicy) -> Pass {
+    /// Begins a pass from the stored state. `window` is recorded if the pass
+    /// has to provision.
+    pub fn new(mut state: SyncState, window: Option<Window>, ready: ReadyPolicy) -> Pass {
         match state.phase {
             Phase::New | Phase::Removed => begin_provisioning(&mut state),
             Phase::Idle => state.phase = Phase::Updated,
@@ -118,9 +120,7 @@ impl Pass {
             return Action::Finish(finish);
         }
         match self.state.phase {
-            Phase::New | Phase::Provisioning | Phase::Removed => {
-                Action::Provision { window: self.window, delay: self.provision_delay }
-            }
+            Phase::New | Phase::Provisioning | Phase::Removed => Action::Provision { delay: self.provision_delay },
             Phase::Updated | Phase::Deleted => {
                 let stream = self.stream();
                 let token = self.state.cursor(stream).request().expect("checked when the pass began");
@@ -160,7 +160,7 @@ impl Pass {
                 let s = &mut self.state;
                 s.generation += 1;
                 s.reconciling = true;
-                s.window = Some(self.window);
+                s.window = self.window;
                 s.updated = Cursor::at_delta(updated_token);
                 s.deleted = Cursor::at_delta(deleted_token);
                 s.phase = Phase::Updated;
@@ -258,9 +258,9 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn window() -> Window {
+    fn window() -> Option<Window> {
         let now = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
-        Window::around(now, 30, 365)
+        Some(Window::around(now, 30, 365))
     }
 
     fn policy() -> ReadyPolicy {
@@ -283,7 +283,7 @@ mod tests {
     fn idle(generation: i64) -> SyncState {
         SyncState {
             phase: Phase::Idle,
-            window: Some(window()),
+            window: window(),
             generation,
             reconciling: false,
             updated: Cursor::at_delta("U1".into()),
@@ -301,12 +301,12 @@ mod tests {
     #[test]
     fn first_pass_provisions_drains_both_streams_and_sweeps_once() {
         let mut pass = Pass::new(SyncState::new(), window(), policy());
-        assert_eq!(pass.next_action(), Action::Provision { window: window(), delay: Duration::ZERO });
+        assert_eq!(pass.next_action(), Action::Provision { delay: Duration::ZERO });
 
         let commit = pass.on_provision(ready("U0", "D0")).expect("ready is committed");
         assert_eq!(commit.state.generation, 1);
         assert!(commit.state.reconciling);
-        assert_eq!(commit.state.window, Some(window()));
+        assert_eq!(commit.state.window, window());
         assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U0")));
 
         let commit = pass.on_page(some("P1"), None);

@@ -1,6 +1,7 @@
 //! Delta sync: the protocol machine, the records it carries, and the drivers
 //! that run it against Aurinko and the store.
 //!
+//! - `collection`: what differs between kinds (calendar, email, contacts).
 //! - `state`: what is persisted per collection (phase, cursors, window).
 //! - `machine`: the protocol as a state machine without I/O.
 //! - `records`: raw records into rows with typed columns.
@@ -8,6 +9,7 @@
 //! - `engine`: discovery, concurrency and accounts around the driver.
 //! - `progress`: counters the terminal display and summaries read.
 
+mod collection;
 mod driver;
 mod engine;
 mod machine;
@@ -15,9 +17,10 @@ mod progress;
 mod records;
 mod state;
 
+pub use collection::{BodyType, Collection, CollectionKey, Kind, Start, Table};
 pub use driver::{PassReport, run_pass};
 pub use engine::{CatchUpReport, CollectionResult, Engine};
 pub use machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 pub use progress::Progress;
-pub use records::{EventRow, Rejected, parse_deleted, parse_event};
+pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message};
 pub use state::{Cursor, Phase, Stream, SyncState, Window};

@@ -6,53 +6,144 @@
 //! and nothing is lost. Only a record without an id cannot be stored.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
-/// One calendar event ready for the `events` table.
+/// One record ready for its kind's table: the typed columns in the order
+/// the kind's [`Table`](super::Table) names them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    pub event_id: String,
+pub struct Row {
+    pub id: String,
     pub etag: Option<String>,
-    pub subject: Option<String>,
-    /// RFC 3339 UTC for timed events, `YYYY-MM-DD` for all-day ones.
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub all_day: bool,
-    pub last_modified: Option<String>,
-    pub ical_uid: Option<String>,
-    pub recurrence_type: Option<String>,
+    pub fields: Vec<Field>,
     pub raw: String,
+}
+
+/// A typed column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Text(Option<String>),
+    Flag(bool),
+}
+
+impl Row {
+    /// The text of the field at `index`, for tests and displays.
+    pub fn text(&self, index: usize) -> Option<&str> {
+        match self.fields.get(index) {
+            Some(Field::Text(t)) => t.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn flag(&self, index: usize) -> Option<bool> {
+        match self.fields.get(index) {
+            Some(Field::Flag(f)) => Some(*f),
+            _ => None,
+        }
+    }
 }
 
 /// Why a record was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected(pub &'static str);
 
-/// Reads an `Event` record.
-pub fn parse_event(raw: &RawValue) -> Result<EventRow, Rejected> {
-    let value: Value = serde_json::from_str(raw.get()).map_err(|_| Rejected("not JSON"))?;
-    let object = value.as_object().ok_or(Rejected("not an object"))?;
-    let text = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_string);
-    let event_id = text("id").filter(|id| !id.is_empty()).ok_or(Rejected("no id"))?;
-    let (start, start_all_day) = event_time(object.get("start"));
-    let (end, _) = event_time(object.get("end"));
-    Ok(EventRow {
-        event_id,
-        etag: text("etag"),
-        subject: text("subject"),
-        start,
-        end,
-        all_day: start_all_day,
-        last_modified: text("lastModifiedTime").map(|t| normalise_instant(&t)),
-        // The spec spells it `iCalUid` on Event and `iCalUId` elsewhere.
-        ical_uid: text("iCalUid").or_else(|| text("iCalUId")),
-        recurrence_type: text("recurrenceType"),
-        raw: raw.get().to_string(),
-    })
+/// A record as a JSON object, with lenient accessors.
+struct Record {
+    object: Map<String, Value>,
+    raw: String,
 }
 
-/// Reads a `DeletedRecord` (`{id, timestamp}`; email adds fields we ignore).
+impl Record {
+    fn parse(raw: &RawValue) -> Result<Record, Rejected> {
+        let value: Value = serde_json::from_str(raw.get()).map_err(|_| Rejected("not JSON"))?;
+        match value {
+            Value::Object(object) => Ok(Record { object, raw: raw.get().to_string() }),
+            _ => Err(Rejected("not an object")),
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.object.get(key).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn id(&self) -> Result<String, Rejected> {
+        self.text("id").filter(|id| !id.is_empty()).ok_or(Rejected("no id"))
+    }
+
+    fn instant(&self, key: &str) -> Option<String> {
+        self.text(key).map(|t| normalise_instant(&t))
+    }
+
+    fn row(self, id: String, etag: Option<String>, fields: Vec<Field>) -> Row {
+        Row { id, etag, fields, raw: self.raw }
+    }
+}
+
+/// Reads an `Event`.
+pub fn parse_event(raw: &RawValue) -> Result<Row, Rejected> {
+    let r = Record::parse(raw)?;
+    let id = r.id()?;
+    let (start, all_day) = event_time(r.object.get("start"));
+    let (end, _) = event_time(r.object.get("end"));
+    let fields = vec![
+        Field::Text(r.text("subject")),
+        Field::Text(start),
+        Field::Text(end),
+        Field::Flag(all_day),
+        Field::Text(r.instant("lastModifiedTime")),
+        // The spec spells it `iCalUid` on Event and `iCalUId` elsewhere.
+        Field::Text(r.text("iCalUid").or_else(|| r.text("iCalUId"))),
+        Field::Text(r.text("recurrenceType")),
+    ];
+    let etag = r.text("etag");
+    Ok(r.row(id, etag, fields))
+}
+
+/// Reads an `EmailMessage`. Messages carry no etag.
+pub fn parse_message(raw: &RawValue) -> Result<Row, Rejected> {
+    let r = Record::parse(raw)?;
+    let id = r.id()?;
+    let from = r.object.get("from").and_then(Value::as_object);
+    let from_text = |key: &str| from.and_then(|f| f.get(key)).and_then(Value::as_str).map(str::to_string);
+    let labels: Option<Vec<&str>> =
+        r.object.get("sysLabels").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
+    let fields = vec![
+        Field::Text(r.text("threadId")),
+        Field::Text(r.text("folderId")),
+        Field::Text(r.text("internetMessageId")),
+        Field::Text(r.text("subject")),
+        Field::Text(from_text("address")),
+        Field::Text(from_text("name")),
+        Field::Text(r.instant("receivedAt")),
+        Field::Text(labels.map(|l| Value::from(l).to_string())),
+        Field::Flag(r.object.get("hasAttachments").and_then(Value::as_bool).unwrap_or(false)),
+    ];
+    Ok(r.row(id, None, fields))
+}
+
+/// Reads a `Contact`.
+pub fn parse_contact(raw: &RawValue) -> Result<Row, Rejected> {
+    let r = Record::parse(raw)?;
+    let id = r.id()?;
+    let name = r.object.get("name").and_then(Value::as_object);
+    let name_text = |key: &str| name.and_then(|n| n.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let display_name = name_text("displayName").map(str::to_string).or_else(|| {
+        let parts: Vec<&str> = ["givenName", "familyName"].into_iter().filter_map(name_text).collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    let emails: Option<Vec<&str>> = r
+        .object
+        .get("emailAddresses")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| e.get("address").and_then(Value::as_str)).collect());
+    let fields = vec![Field::Text(display_name), Field::Text(emails.map(|e| Value::from(e).to_string()))];
+    let etag = r.text("etag");
+    Ok(r.row(id, etag, fields))
+}
+
+/// Reads a deleted record: `DeletedRecord {id, timestamp}`, or email's
+/// `DeletedEmailMessage`, which adds `folderId` and `internetMessageId`.
+/// Only the id matters: the row it names is removed wherever it is.
 pub fn parse_deleted(raw: &RawValue) -> Result<String, Rejected> {
     #[derive(serde::Deserialize)]
     struct Deleted {
@@ -99,12 +190,14 @@ mod tests {
     fn a_timed_event_gets_utc_columns_and_keeps_its_raw_text() {
         let text = r#"{"id":"e1","etag":"\"7\"","subject":"Standup","start":{"dateTime":"2026-11-27T10:00:00+02:00","timezone":"Europe/Helsinki"},"end":{"dateTime":"2026-11-27T10:15:00+02:00"},"lastModifiedTime":"2026-11-20T08:00:00.123Z","iCalUId":"uid-1","x-extra":[1,2]}"#;
         let row = parse_event(&raw(text)).unwrap();
-        assert_eq!(row.event_id, "e1");
-        assert_eq!(row.start.as_deref(), Some("2026-11-27T08:00:00Z"));
-        assert_eq!(row.end.as_deref(), Some("2026-11-27T08:15:00Z"));
-        assert!(!row.all_day);
-        assert_eq!(row.last_modified.as_deref(), Some("2026-11-20T08:00:00.123Z"));
-        assert_eq!(row.ical_uid.as_deref(), Some("uid-1"));
+        assert_eq!(row.id, "e1");
+        assert_eq!(row.etag.as_deref(), Some("\"7\""));
+        assert_eq!(row.text(0), Some("Standup"));
+        assert_eq!(row.text(1), Some("2026-11-27T08:00:00Z"));
+        assert_eq!(row.text(2), Some("2026-11-27T08:15:00Z"));
+        assert_eq!(row.flag(3), Some(false));
+        assert_eq!(row.text(4), Some("2026-11-20T08:00:00.123Z"));
+        assert_eq!(row.text(5), Some("uid-1"));
         assert_eq!(row.raw, text);
     }
 
@@ -112,23 +205,69 @@ mod tests {
     fn a_date_only_event_is_all_day() {
         let row = parse_event(&raw(r#"{"id":"e2","start":{"dateOnly":"2026-12-24"},"end":{"dateOnly":"2026-12-25"}}"#))
             .unwrap();
-        assert!(row.all_day);
-        assert_eq!(row.start.as_deref(), Some("2026-12-24"));
-        assert_eq!(row.end.as_deref(), Some("2026-12-25"));
+        assert_eq!(row.flag(3), Some(true));
+        assert_eq!(row.text(1), Some("2026-12-24"));
+        assert_eq!(row.text(2), Some("2026-12-25"));
     }
 
     #[test]
     fn odd_but_valid_records_are_kept_and_idless_ones_rejected() {
         let row = parse_event(&raw(r#"{"id":"e3","subject":null,"start":"tomorrow","etag":5}"#)).unwrap();
-        assert_eq!((row.subject, row.start, row.etag), (None, None, None));
+        assert_eq!((row.text(0), row.text(1), row.etag.as_deref()), (None, None, None));
         assert_eq!(parse_event(&raw(r#"{"subject":"x"}"#)), Err(Rejected("no id")));
         assert_eq!(parse_event(&raw(r#"[1]"#)), Err(Rejected("not an object")));
         assert_eq!(parse_event(&raw(r#"{"id":""}"#)), Err(Rejected("no id")));
+        assert_eq!(parse_message(&raw(r#"{"id":7}"#)), Err(Rejected("no id")));
+        assert_eq!(parse_contact(&raw(r#""text""#)), Err(Rejected("not an object")));
+    }
+
+    #[test]
+    fn a_message_gets_its_columns() {
+        let text = r#"{"id":"m1","threadId":"t1","folderId":"f1","internetMessageId":"<a@b>","subject":"Hi","from":{"name":"Ann","address":"ann@example.com"},"receivedAt":"2026-11-27T10:00:00+01:00","sysLabels":["inbox","unread",3],"hasAttachments":true}"#;
+        let row = parse_message(&raw(text)).unwrap();
+        assert_eq!(row.etag, None);
+        let texts: Vec<Option<&str>> = (0..8).map(|i| row.text(i)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                Some("t1"),
+                Some("f1"),
+                Some("<a@b>"),
+                Some("Hi"),
+                Some("ann@example.com"),
+                Some("Ann"),
+                Some("2026-11-27T09:00:00Z"),
+                Some(r#"["inbox","unread"]"#)
+            ]
+        );
+        assert_eq!(row.flag(8), Some(true));
+        let bare = parse_message(&raw(r#"{"id":"m2","from":"nobody"}"#)).unwrap();
+        assert_eq!((bare.text(4), bare.text(7), bare.flag(8)), (None, None, Some(false)));
+    }
+
+    #[test]
+    fn a_contact_gets_a_display_name_and_its_addresses() {
+        let row = parse_contact(&raw(
+            r#"{"id":"c1","etag":"e","name":{"displayName":"Ann Lee"},"emailAddresses":[{"address":"a@x"},{"name":"no address"},{"address":"b@x"}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(row.text(0), Some("Ann Lee"));
+        assert_eq!(row.text(1), Some(r#"["a@x","b@x"]"#));
+        let composed = parse_contact(&raw(r#"{"id":"c2","name":{"givenName":"Bo","familyName":"Ek"}}"#)).unwrap();
+        assert_eq!(composed.text(0), Some("Bo Ek"));
+        let nameless = parse_contact(&raw(r#"{"id":"c3","name":null}"#)).unwrap();
+        assert_eq!((nameless.text(0), nameless.text(1)), (None, None));
     }
 
     #[test]
     fn deleted_records_yield_their_ids() {
         assert_eq!(parse_deleted(&raw(r#"{"id":"x","timestamp":"2026-01-01T00:00:00Z"}"#)), Ok("x".into()));
+        assert_eq!(
+            parse_deleted(&raw(
+                r#"{"id":"m","folderId":"f","internetMessageId":"<i>","timestamp":"2026-01-01T00:00:00Z"}"#
+            )),
+            Ok("m".into())
+        );
         assert_eq!(parse_deleted(&raw(r#"{"id":7}"#)), Err(Rejected("no id")));
         assert_eq!(parse_deleted(&raw(r#"null"#)), Err(Rejected("not an object")));
     }

@@ -3,31 +3,57 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Endpoint, FakeOptions, RequestRecord};
+use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, RequestRecord};
 
-use crate::helpers::{Setup, assert_exit, spawn_app};
+use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 
 /// A page is committed before the request for the token that follows it is
 /// sent. So a successful request for token T after a request for next(T)
 /// would be a refetch of a committed page.
 pub fn assert_no_committed_page_refetched(requests: &[RequestRecord]) {
-    let mut next_of: HashMap<(Option<String>, Endpoint, String), String> = HashMap::new();
+    let mut next_of: HashMap<(Option<Collection>, Endpoint, String), String> = HashMap::new();
     for r in requests.iter().filter(|r| r.status == 200) {
         let Some(token) = r.page_token.clone().or(r.delta_token.clone()) else { continue };
         if let Some(next) = r.next_page_token.clone().or(r.next_delta_token.clone()) {
-            next_of.insert((r.calendar_id.clone(), r.endpoint, token), next);
+            next_of.insert((r.collection.clone(), r.endpoint, token), next);
         }
     }
-    let mut requested: HashSet<(Option<String>, Endpoint, String)> = HashSet::new();
+    let mut requested: HashSet<(Option<Collection>, Endpoint, String)> = HashSet::new();
     for r in requests {
         let Some(token) = r.page_token.clone().or(r.delta_token.clone()) else { continue };
-        let key = (r.calendar_id.clone(), r.endpoint, token);
+        let key = (r.collection.clone(), r.endpoint, token);
         if let Some(next) = next_of.get(&key).filter(|_| r.status == 200) {
             let later = (key.0.clone(), key.1, next.clone());
             assert!(!requested.contains(&later), "page {key:?} was fetched again after its successor");
         }
         requested.insert(key);
     }
+}
+
+/// Starts `run --catch-up` `rounds` times and kills each with SIGKILL once
+/// it has had `pages` more successful answers. Returns how many runs were
+/// killed before they finished. `state` must work while each run writes.
+pub async fn kill_repeatedly(app: &TestApp, rounds: usize, pages: usize) -> usize {
+    let mut kills = 0;
+    for _ in 0..rounds {
+        let before = app.requests().iter().filter(|r| r.status == 200).count();
+        let mut child = app.command(&["run", "--catch-up"]).spawn().expect("binary starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while app.requests().iter().filter(|r| r.status == 200).count() < before + pages {
+            assert!(Instant::now() < deadline, "no progress");
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if child.try_wait().unwrap().is_none() {
+            let state = app.state_json().await;
+            assert!(state["collections"].as_array().is_some_and(|c| !c.is_empty()), "{state}");
+            child.kill().await.expect("SIGKILL");
+            kills += 1;
+        }
+    }
+    kills
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,27 +64,7 @@ async fn sigkill_during_a_long_first_sync_loses_nothing_and_refetches_no_committ
         ..Setup::default()
     };
     let app = spawn_app(setup).await;
-    let mut kills = 0;
-    for _ in 0..4 {
-        let before = app.requests().iter().filter(|r| r.status == 200).count();
-        let mut child = app.command(&["run", "--catch-up"]).spawn().expect("binary starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // Let it commit a few dozen pages, then kill it without warning.
-        while app.requests().iter().filter(|r| r.status == 200).count() < before + 40 {
-            assert!(Instant::now() < deadline, "no progress");
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if child.try_wait().unwrap().is_none() {
-            // `state` reads while the sync writes.
-            let state = app.state_json().await;
-            assert!(state["collections"].as_array().is_some_and(|c| !c.is_empty()), "{state}");
-            child.kill().await.expect("SIGKILL");
-            kills += 1;
-        }
-    }
+    let kills = kill_repeatedly(&app, 4, 40).await;
     assert!(kills >= 3, "the sync was interrupted several times ({kills})");
     let stored_before = app.stored("work").len();
     assert!(stored_before > 0 && stored_before < app.truth("work").len(), "killed mid-way: {stored_before} stored");

@@ -7,9 +7,9 @@ use std::process::Output;
 use std::sync::Arc;
 
 use aurinko_sync::config::Config;
-use aurinko_sync::fake::{FakeAurinko, FakeOptions, FakeServer, RequestRecord};
+use aurinko_sync::fake::{Collection, FakeAurinko, FakeOptions, FakeServer, RequestRecord};
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{CatchUpReport, Engine};
+use aurinko_sync::sync::{CatchUpReport, Engine, Kind};
 use tokio_util::sync::CancellationToken;
 
 pub struct Account {
@@ -25,6 +25,8 @@ pub struct TestApp {
     pub accounts: Vec<Account>,
     pub config_path: PathBuf,
     pub db_path: PathBuf,
+    /// Lines added to every `[[accounts]]` entry.
+    account_extra: String,
 }
 
 /// What the fake holds at the start: per account, calendars with events.
@@ -33,6 +35,11 @@ pub struct Setup {
     pub options: FakeOptions,
     /// Extra lines appended to the `[sync]` table.
     pub sync_extra: &'static str,
+    /// Every account's mailbox: messages in the fake, and the `email`
+    /// setting (e.g. `{ days_within = 365, body = "text" }`).
+    pub mail: Option<(usize, &'static str)>,
+    /// Every account's address book: contacts in the fake; synced when set.
+    pub contacts: Option<usize>,
 }
 
 impl Default for Setup {
@@ -41,6 +48,8 @@ impl Default for Setup {
             accounts: vec![("work", vec![("cal-1", 120), ("cal-2", 80)])],
             options: FakeOptions { page_size: 25, ..FakeOptions::default() },
             sync_extra: "",
+            mail: None,
+            contacts: None,
         }
     }
 }
@@ -55,13 +64,26 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
             fake.add_calendar(&token, calendar, &format!("Calendar {calendar}"), j == 0);
             fake.generate_events(&token, calendar, *events);
         }
+        if let Some((messages, _)) = setup.mail {
+            fake.generate(&token, &Collection::Email, messages);
+        }
+        if let Some(contacts) = setup.contacts {
+            fake.generate(&token, &Collection::Contacts, contacts);
+        }
         accounts.push(Account { name, token, env: format!("TEST_TOKEN_{}", name.to_uppercase()) });
     }
     let server = fake.spawn(([127, 0, 0, 1], 0).into()).await.expect("fake binds");
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("store.db");
     let config_path = dir.path().join("aurinko-sync.toml");
-    let app = TestApp { dir, fake, server, accounts, config_path, db_path };
+    let mut account_extra = String::new();
+    if let Some((_, email)) = setup.mail {
+        account_extra.push_str(&format!("email = {email}\n"));
+    }
+    if setup.contacts.is_some() {
+        account_extra.push_str("contacts = true\n");
+    }
+    let app = TestApp { dir, fake, server, accounts, config_path, db_path, account_extra };
     std::fs::write(&app.config_path, app.config_text(setup.sync_extra)).expect("config written");
     app
 }
@@ -76,7 +98,10 @@ impl TestApp {
             self.db_path.display()
         );
         for a in &self.accounts {
-            text.push_str(&format!("[[accounts]]\nname = \"{}\"\ntoken_env = \"{}\"\n", a.name, a.env));
+            text.push_str(&format!(
+                "[[accounts]]\nname = \"{}\"\ntoken_env = \"{}\"\n{}",
+                a.name, a.env, self.account_extra
+            ));
         }
         text
     }
@@ -138,6 +163,43 @@ impl TestApp {
             let extra: Vec<_> = stored.iter().filter(|s| !truth.contains(s)).take(5).collect();
             panic!(
                 "store differs from the truth for {account}: {} stored, {} true; missing {missing:?}; extra {extra:?}",
+                stored.len(),
+                truth.len()
+            );
+        }
+    }
+
+    /// Compares one mailbox or address book with the fake, record by record
+    /// and field by field (the raw JSON as stored against the JSON the fake
+    /// serves now). `body` is the configured email body type.
+    pub fn assert_collection_equals_truth(&self, account: &str, collection: &Collection, body: Option<&str>) {
+        let kind = match collection {
+            Collection::Calendar(_) => Kind::Calendar,
+            Collection::Email => Kind::Email,
+            Collection::Contacts => Kind::Contacts,
+        };
+        let store = Store::open_read_only(&self.db_path).expect("store exists");
+        let stored: Vec<(String, serde_json::Value)> = store
+            .records(account, kind)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, serde_json::from_str(&r.raw).expect("raw is JSON")))
+            .collect();
+        let truth: Vec<(String, serde_json::Value)> = self
+            .fake
+            .truth_json(self.token(account), collection, body)
+            .into_iter()
+            .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+            .collect();
+        assert!(!truth.is_empty(), "the fake holds {collection:?} records for {account}");
+        if stored != truth {
+            let ids = |v: &[(String, serde_json::Value)]| v.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+            let (s, t) = (ids(&stored), ids(&truth));
+            let missing: Vec<_> = t.iter().filter(|id| !s.contains(id)).take(5).collect();
+            let extra: Vec<_> = s.iter().filter(|id| !t.contains(id)).take(5).collect();
+            let differing: Vec<_> = stored.iter().filter(|r| t.contains(&r.0) && !truth.contains(r)).take(2).collect();
+            panic!(
+                "{collection:?} of {account} differs: {} stored, {} true; missing {missing:?}; extra {extra:?}; differing {differing:?}",
                 stored.len(),
                 truth.len()
             );

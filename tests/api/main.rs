@@ -8,4 +8,5 @@ mod crash;
 mod expiry;
 mod faults;
 mod helpers;
+mod mail_and_contacts;
 mod secrets;

@@ -1,0 +1,247 @@
+//! What differs between collection kinds, in one small description: the
+//! path of the sync endpoints, the start parameters, how a record becomes a
+//! row, and the table it lands in. The machine, the driver and the store's
+//! write path are shared by every kind.
+
+use std::fmt;
+
+use serde_json::value::RawValue;
+
+use super::records::{Rejected, Row, parse_contact, parse_event, parse_message};
+use super::state::Window;
+
+/// The kinds of collection Aurinko offers delta sync for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// One calendar's events; one collection per calendar.
+    Calendar,
+    /// The account's mailbox, all folders; one collection per account.
+    Email,
+    /// The account's address book; one collection per account.
+    Contacts,
+}
+
+/// Where a kind's rows live. Column names are part of the public schema
+/// (`state/README.md`); the store builds its SQL from this.
+#[derive(Debug)]
+pub struct Table {
+    pub name: &'static str,
+    /// The column holding the collection id, for kinds with several
+    /// collections per account (`calendar_id`).
+    pub scope: Option<&'static str>,
+    /// The record id column.
+    pub id: &'static str,
+    /// Whether records carry an etag; without one, a record is rewritten
+    /// only when its JSON changed.
+    pub etag: bool,
+    /// Typed columns, in the order of [`Row::fields`].
+    pub columns: &'static [&'static str],
+}
+
+const EVENTS: Table = Table {
+    name: "events",
+    scope: Some("calendar_id"),
+    id: "event_id",
+    etag: true,
+    columns: &["subject", "start_time", "end_time", "all_day", "last_modified", "ical_uid", "recurrence_type"],
+};
+
+const MESSAGES: Table = Table {
+    name: "messages",
+    scope: None,
+    id: "message_id",
+    etag: false,
+    columns: &[
+        "thread_id",
+        "folder_id",
+        "internet_message_id",
+        "subject",
+        "from_address",
+        "from_name",
+        "received_at",
+        "sys_labels",
+        "has_attachments",
+    ],
+};
+
+const CONTACTS: Table =
+    Table { name: "contacts", scope: None, id: "contact_id", etag: true, columns: &["display_name", "emails"] };
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Calendar, Kind::Email, Kind::Contacts];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Calendar => "calendar",
+            Kind::Email => "email",
+            Kind::Contacts => "contacts",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn table(self) -> &'static Table {
+        match self {
+            Kind::Calendar => &EVENTS,
+            Kind::Email => &MESSAGES,
+            Kind::Contacts => &CONTACTS,
+        }
+    }
+
+    /// Reads one record of the `/sync/updated` stream.
+    pub fn parse_record(self, raw: &RawValue) -> Result<Row, Rejected> {
+        match self {
+            Kind::Calendar => parse_event(raw),
+            Kind::Email => parse_message(raw),
+            Kind::Contacts => parse_contact(raw),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which collection a state or a row belongs to. Account-wide kinds (email,
+/// contacts) use the kind's name as their id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CollectionKey {
+    pub account: String,
+    pub kind: Kind,
+    pub id: String,
+}
+
+impl CollectionKey {
+    pub fn calendar(account: &str, calendar_id: &str) -> CollectionKey {
+        CollectionKey { account: account.to_string(), kind: Kind::Calendar, id: calendar_id.to_string() }
+    }
+
+    pub fn account_wide(account: &str, kind: Kind) -> CollectionKey {
+        CollectionKey { account: account.to_string(), kind, id: kind.as_str().to_string() }
+    }
+}
+
+impl fmt::Display for CollectionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account, self.id)
+    }
+}
+
+/// The body format asked for when email sync starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyType {
+    Text,
+    Html,
+}
+
+/// How a collection is provisioned: its kind's start parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Calendars: events ending after `timeMin` and starting before `timeMax`.
+    Calendar(Window),
+    /// Email: messages received within `days_within` days, bodies as asked.
+    Email { days_within: Option<u32>, body: Option<BodyType> },
+    /// Contacts take no parameters.
+    Contacts,
+}
+
+/// Everything the driver needs to sync one collection.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub key: CollectionKey,
+    /// A display name (the calendar's name), when known.
+    pub name: Option<String>,
+    pub start: Start,
+}
+
+impl Collection {
+    /// Path segments of the collection's sync root.
+    pub fn root(&self) -> Vec<&str> {
+        match self.key.kind {
+            Kind::Calendar => vec!["calendars", self.key.id.as_str()],
+            Kind::Email => vec!["email"],
+            Kind::Contacts => vec!["contacts"],
+        }
+    }
+
+    /// Query parameters of `POST {root}/sync`.
+    pub fn start_params(&self) -> Vec<(&'static str, String)> {
+        let rfc3339 = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match self.start {
+            Start::Calendar(w) => vec![("timeMin", rfc3339(w.time_min)), ("timeMax", rfc3339(w.time_max))],
+            Start::Email { days_within, body } => {
+                let mut params = Vec::new();
+                if let Some(days) = days_within {
+                    params.push(("daysWithin", days.to_string()));
+                }
+                match body {
+                    Some(BodyType::Text) => params.push(("bodyType", "text".to_string())),
+                    Some(BodyType::Html) => params.push(("bodyType", "html".to_string())),
+                    None => {}
+                }
+                params
+            }
+            Start::Contacts => Vec::new(),
+        }
+    }
+
+    /// The range recorded with a provisioning, shown by `state`.
+    pub fn window(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Window> {
+        match self.start {
+            Start::Calendar(w) => Some(w),
+            Start::Email { days_within: Some(days), .. } => {
+                Some(Window { time_min: now - chrono::Duration::days(days.into()), time_max: now })
+            }
+            Start::Email { days_within: None, .. } | Start::Contacts => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn each_kind_has_its_root_and_start_parameters() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let calendar = Collection {
+            key: CollectionKey::calendar("work", "a/b"),
+            name: None,
+            start: Start::Calendar(Window::around(now, 1, 2)),
+        };
+        assert_eq!(calendar.root(), vec!["calendars", "a/b"]);
+        assert_eq!(
+            calendar.start_params(),
+            vec![("timeMin", "2026-11-26T12:00:00Z".to_string()), ("timeMax", "2026-11-29T12:00:00Z".to_string())]
+        );
+        let email = Collection {
+            key: CollectionKey::account_wide("work", Kind::Email),
+            name: None,
+            start: Start::Email { days_within: Some(30), body: Some(BodyType::Html) },
+        };
+        assert_eq!(email.root(), vec!["email"]);
+        assert_eq!(email.start_params(), vec![("daysWithin", "30".into()), ("bodyType", "html".into())]);
+        assert_eq!(email.window(now).unwrap().time_max, now);
+        let contacts =
+            Collection { key: CollectionKey::account_wide("work", Kind::Contacts), name: None, start: Start::Contacts };
+        assert_eq!(contacts.root(), vec!["contacts"]);
+        assert!(contacts.start_params().is_empty());
+        assert_eq!(contacts.window(now), None);
+    }
+
+    #[test]
+    fn every_table_names_as_many_columns_as_its_rows_carry() {
+        let samples =
+            [(Kind::Calendar, r#"{"id":"e"}"#), (Kind::Email, r#"{"id":"m"}"#), (Kind::Contacts, r#"{"id":"c"}"#)];
+        for (kind, json) in samples {
+            let raw = RawValue::from_string(json.to_string()).unwrap();
+            let row = kind.parse_record(&raw).unwrap();
+            assert_eq!(row.fields.len(), kind.table().columns.len(), "{kind}");
+        }
+    }
+}
