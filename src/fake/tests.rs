@@ -70,7 +70,12 @@ impl Env {
 
     /// Follows page tokens to the end; returns records, the next delta token and page count.
     async fn drain(&self, calendar: &str, stream: &str, delta: &str) -> (Vec<Value>, String, usize) {
-        let path = format!("/calendars/{calendar}/sync/{stream}");
+        self.drain_root(&format!("/calendars/{calendar}"), stream, delta).await
+    }
+
+    /// Follows `{root}/sync/{stream}` page tokens to the end: records, next delta token, pages.
+    pub(super) async fn drain_root(&self, root: &str, stream: &str, delta: &str) -> (Vec<Value>, String, usize) {
+        let path = format!("{root}/sync/{stream}");
         let mut query = vec![("deltaToken", delta.to_string())];
         let mut records = Vec::new();
         let mut pages = 0;

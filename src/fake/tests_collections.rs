@@ -29,29 +29,6 @@ impl Env {
         }
         panic!("never ready");
     }
-
-    /// Follows `{root}/sync/{stream}` page tokens to the end: records, next delta token, pages.
-    async fn drain_at(&self, root: &str, stream: &str, delta: &str) -> (Vec<Value>, String, usize) {
-        let path = format!("{root}/sync/{stream}");
-        let mut query = vec![("deltaToken", delta.to_string())];
-        let mut records = Vec::new();
-        let mut pages = 0;
-        loop {
-            let (status, body) = self.get(&path, &query).await;
-            assert_eq!(status, 200, "{body}");
-            pages += 1;
-            let page = body["records"].as_array().unwrap();
-            assert_eq!(body["length"].as_u64().unwrap() as usize, page.len());
-            records.extend(page.iter().cloned());
-            match body.get("nextPageToken").and_then(Value::as_str) {
-                Some(next) => {
-                    assert!(body.get("nextDeltaToken").is_none(), "delta token only on the last page");
-                    query = vec![("pageToken", next.to_string())];
-                }
-                None => return (records, body["nextDeltaToken"].as_str().unwrap().to_string(), pages),
-            }
-        }
-    }
 }
 
 fn truth_ids(records: &[TruthRecord]) -> BTreeSet<String> {
@@ -106,7 +83,7 @@ async fn email_pages_deltas_and_deleted_shape() {
     assert!(truth.iter().all(|t| t.received_at.is_some()));
 
     let (updated, deleted) = env.start("/email", &[]).await;
-    let (records, next_updated, pages) = env.drain_at("/email", "updated", &updated).await;
+    let (records, next_updated, pages) = env.drain_root("/email", "updated", &updated).await;
     assert_eq!(pages, 3);
     assert_eq!(ids(&records), truth_ids(&truth));
     for m in &records {
@@ -117,7 +94,7 @@ async fn email_pages_deltas_and_deleted_shape() {
     let mut served = records.clone();
     served.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     assert_eq!(served, env.fake.truth_json(TOKEN, &Collection::Email, None));
-    let (gone, next_deleted, _) = env.drain_at("/email", "deleted", &deleted).await;
+    let (gone, next_deleted, _) = env.drain_root("/email", "deleted", &deleted).await;
     assert!(gone.is_empty());
 
     let changed = truth[3].id.clone();
@@ -131,7 +108,7 @@ async fn email_pages_deltas_and_deleted_shape() {
     let created = env.fake.create(TOKEN, &Collection::Email);
     assert!(!created.is_empty());
 
-    let (records, _, _) = env.drain_at("/email", "updated", &next_updated).await;
+    let (records, _, _) = env.drain_root("/email", "updated", &next_updated).await;
     assert_eq!(ids(&records), BTreeSet::from([changed.clone(), created.clone()]));
     let new = records.iter().find(|r| r["id"] == changed.as_str()).unwrap();
     assert_ne!(new["sysLabels"], old["sysLabels"]);
@@ -143,7 +120,7 @@ async fn email_pages_deltas_and_deleted_shape() {
     assert_message_shape(fresh);
     assert!(fresh["sysLabels"].as_array().unwrap().contains(&Value::from("unread")));
 
-    let (tombstones, _, _) = env.drain_at("/email", "deleted", &next_deleted).await;
+    let (tombstones, _, _) = env.drain_root("/email", "deleted", &next_deleted).await;
     assert_eq!(tombstones.len(), 1);
     let t = tombstones[0].as_object().unwrap();
     assert_eq!(
@@ -218,7 +195,7 @@ async fn days_within_filters_the_initial_pass_only() {
     let all = env.fake.truth_records(TOKEN, &Collection::Email);
     for days in [7u32, 30] {
         let (updated, _) = env.start("/email", &[("daysWithin", days.to_string())]).await;
-        let (records, _, _) = env.drain_at("/email", "updated", &updated).await;
+        let (records, _, _) = env.drain_root("/email", "updated", &updated).await;
         let expected = env.fake.truth_records_within(TOKEN, days);
         assert!(!records.is_empty() && records.len() < 300, "{days}: {}", records.len());
         assert_eq!(ids(&records), truth_ids(&expected), "{days}");
@@ -232,16 +209,16 @@ async fn days_within_filters_the_initial_pass_only() {
 
     // After the initial pass, changes to old messages are reported too.
     let (updated, _) = env.start("/email", &[("daysWithin", "7".into())]).await;
-    let (_, next, _) = env.drain_at("/email", "updated", &updated).await;
+    let (_, next, _) = env.drain_root("/email", "updated", &updated).await;
     let recent = truth_ids(&env.fake.truth_records_within(TOKEN, 7));
     let old = all.iter().find(|t| !recent.contains(&t.id)).unwrap().id.clone();
     env.fake.update(TOKEN, &Collection::Email, &old);
-    let (records, _, _) = env.drain_at("/email", "updated", &next).await;
+    let (records, _, _) = env.drain_root("/email", "updated", &next).await;
     assert_eq!(ids(&records), BTreeSet::from([old]));
 
     // Without daysWithin, everything.
     let (updated, _) = env.start("/email", &[]).await;
-    let (records, _, _) = env.drain_at("/email", "updated", &updated).await;
+    let (records, _, _) = env.drain_root("/email", "updated", &updated).await;
     assert_eq!(records.len(), 300);
 
     for bad in ["0", "-3", "abc", "1.5", "99999999999"] {
@@ -259,7 +236,7 @@ async fn body_type_shapes_every_page_of_a_provisioning() {
     env.fake.generate(TOKEN, &Collection::Email, 20);
     for body_type in ["html", "text"] {
         let (updated, _) = env.start("/email", &[("bodyType", body_type.to_string())]).await;
-        let (records, next, pages) = env.drain_at("/email", "updated", &updated).await;
+        let (records, next, pages) = env.drain_root("/email", "updated", &updated).await;
         assert_eq!((records.len(), pages), (20, 3));
         for m in &records {
             let body = m["body"].as_str().unwrap_or_else(|| panic!("no body in {m}"));
@@ -272,13 +249,13 @@ async fn body_type_shapes_every_page_of_a_provisioning() {
         assert_eq!(served, env.fake.truth_json(TOKEN, &Collection::Email, Some(body_type)));
         // Later deltas of the provisioning keep its bodyType.
         let id = env.fake.create(TOKEN, &Collection::Email);
-        let (records, _, _) = env.drain_at("/email", "updated", &next).await;
+        let (records, _, _) = env.drain_root("/email", "updated", &next).await;
         assert_eq!(ids(&records), BTreeSet::from([id.clone()]));
         assert_eq!(records[0]["body"].as_str().unwrap().starts_with("<html>"), body_type == "html");
         assert!(env.fake.delete(TOKEN, &Collection::Email, &id));
     }
     let (updated, _) = env.start("/email", &[("bodyType", String::new())]).await;
-    let (records, _, _) = env.drain_at("/email", "updated", &updated).await;
+    let (records, _, _) = env.drain_root("/email", "updated", &updated).await;
     assert!(records.iter().all(|m| m.get("body").is_none() && omitted(m).contains(&"body")));
     for bad in ["HTML", "markdown", "plain"] {
         let (status, body) = env.post("/email/sync", &[("bodyType", bad.to_string())]).await;
@@ -297,7 +274,7 @@ async fn contacts_paging_updates_and_deletion() {
     assert_eq!(status, 200);
     let updated = body["syncUpdatedToken"].as_str().unwrap().to_string();
     let deleted = body["syncDeletedToken"].as_str().unwrap().to_string();
-    let (records, next_updated, pages) = env.drain_at("/contacts", "updated", &updated).await;
+    let (records, next_updated, pages) = env.drain_root("/contacts", "updated", &updated).await;
     assert_eq!((records.len(), pages), (120, 3));
     assert_eq!(ids(&records), truth_ids(&truth));
     for c in &records {
@@ -325,13 +302,13 @@ async fn contacts_paging_updates_and_deletion() {
     let (changed, removed) = (truth[0].id.clone(), truth[1].id.clone());
     assert!(env.fake.update(TOKEN, &Collection::Contacts, &changed));
     assert!(env.fake.delete(TOKEN, &Collection::Contacts, &removed));
-    let (records, _, _) = env.drain_at("/contacts", "updated", &next_updated).await;
+    let (records, _, _) = env.drain_root("/contacts", "updated", &next_updated).await;
     assert_eq!(ids(&records), BTreeSet::from([changed.clone()]));
     assert_ne!(records[0]["etag"].as_str().unwrap(), truth[0].version);
     let now = env.fake.truth_records(TOKEN, &Collection::Contacts);
     assert_eq!(now.iter().find(|t| t.id == changed).unwrap().version, records[0]["etag"].as_str().unwrap());
     assert!(now.iter().all(|t| t.id != removed && t.received_at.is_none()));
-    let (tombstones, _, _) = env.drain_at("/contacts", "deleted", &deleted).await;
+    let (tombstones, _, _) = env.drain_root("/contacts", "deleted", &deleted).await;
     assert_eq!(tombstones.len(), 1);
     assert_eq!(tombstones[0]["id"], removed.as_str());
     assert_eq!(tombstones[0].as_object().unwrap().len(), 2, "DeletedRecord is {{id, timestamp}}");
@@ -347,11 +324,11 @@ async fn expiry_death_and_readiness_cover_every_collection() {
     let env = env(FakeOptions { page_size: 2, ..FakeOptions::default() }).await;
     // Collections exist before anything is generated.
     let (updated, _) = env.start("/email", &[]).await;
-    let (records, empty_next, _) = env.drain_at("/email", "updated", &updated).await;
+    let (records, empty_next, _) = env.drain_root("/email", "updated", &updated).await;
     assert!(records.is_empty());
     env.fake.generate(TOKEN, &Collection::Email, 5);
     env.fake.generate(TOKEN, &Collection::Contacts, 5);
-    let (records, _, _) = env.drain_at("/email", "updated", &empty_next).await;
+    let (records, _, _) = env.drain_root("/email", "updated", &empty_next).await;
     assert_eq!(records.len(), 5, "records generated after a drain arrive in the next delta");
 
     let (email, email_deleted) = env.start("/email", &[]).await;
@@ -381,7 +358,7 @@ async fn expiry_death_and_readiness_cover_every_collection() {
     assert_eq!(body["ready"], false);
     let (_, body) = env.post("/email/sync", &[]).await;
     assert_eq!(body["ready"], true);
-    let (records, _, _) = env.drain_at("/email", "updated", body["syncUpdatedToken"].as_str().unwrap()).await;
+    let (records, _, _) = env.drain_root("/email", "updated", body["syncUpdatedToken"].as_str().unwrap()).await;
     assert_eq!(records.len(), 5);
 
     env.fake.kill_token(TOKEN);
@@ -399,7 +376,7 @@ async fn generated_messages_are_varied_and_seeded() {
     let env = env(FakeOptions { page_size: 1000, seed: 11, ..FakeOptions::default() }).await;
     env.fake.generate(TOKEN, &Collection::Email, 600);
     let (updated, _) = env.start("/email", &[("bodyType", "text".into())]).await;
-    let (records, _, _) = env.drain_at("/email", "updated", &updated).await;
+    let (records, _, _) = env.drain_root("/email", "updated", &updated).await;
     assert_eq!(records.len(), 600);
     let count = |f: &dyn Fn(&Value) -> bool| records.iter().filter(|r| f(r)).count();
     let has_label = |r: &Value, l: &str| r["sysLabels"].as_array().unwrap().contains(&Value::from(l));
