@@ -30,7 +30,14 @@ pub struct Config {
     pub api: ApiConfig,
     pub store: StoreConfig,
     pub sync: SyncConfig,
+    pub server: ServerConfig,
     pub accounts: Vec<AccountConfig>,
+}
+
+/// The daemon's optional HTTP listener for `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +69,10 @@ pub struct SyncConfig {
     pub poll_interval: Duration,
     /// How many calendars sync at the same time.
     pub concurrency: usize,
+    /// Daemon: how often calendar lists are refreshed.
+    pub discovery_interval: Duration,
+    /// Daemon: the longest pause between attempts of a failing collection.
+    pub max_retry_interval: Duration,
 }
 
 /// Which calendars of an account to sync.
@@ -115,7 +126,15 @@ struct RawConfig {
     #[serde(default)]
     sync: RawSync,
     #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
     accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -143,6 +162,8 @@ struct RawSync {
     window_future_days: Option<i64>,
     poll_interval_secs: Option<i64>,
     concurrency: Option<i64>,
+    discovery_interval_secs: Option<i64>,
+    max_retry_interval_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +230,20 @@ impl Config {
                 positive("sync.poll_interval_secs", raw.sync.poll_interval_secs, 60)?.into(),
             ),
             concurrency: positive("sync.concurrency", raw.sync.concurrency, 4)? as usize,
+            discovery_interval: Duration::from_secs(
+                positive("sync.discovery_interval_secs", raw.sync.discovery_interval_secs, 300)?.into(),
+            ),
+            max_retry_interval: Duration::from_secs(
+                positive("sync.max_retry_interval_secs", raw.sync.max_retry_interval_secs, 3600)?.into(),
+            ),
+        };
+        let server = ServerConfig {
+            listen: match non_empty("server.listen", raw.server.listen)? {
+                None => None,
+                Some(addr) => Some(addr.parse().map_err(|_| {
+                    ConfigError::at("server.listen", format!("expected an address like 127.0.0.1:9464, got {addr:?}"))
+                })?),
+            },
         };
         if raw.accounts.is_empty() {
             return Err(ConfigError::at("accounts", "no [[accounts]] configured"));
@@ -224,7 +259,7 @@ impl Config {
             }
             accounts.push(account);
         }
-        Ok(Config { api, store, sync, accounts })
+        Ok(Config { api, store, sync, server, accounts })
     }
 }
 
@@ -419,6 +454,7 @@ mod tests {
             ("[api]\nrequests_per_second = \"fast\"\n", "requests_per_second"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [1]\n", "accounts[0].calendars"),
             ("[sync]\nwindow_past_days = -3\n", "sync.window_past_days"),
+            ("[server]\nlisten = \"localhost\"\n", "server.listen"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"MISSING\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = \"some\"\n", "accounts[0].calendars"),

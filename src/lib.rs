@@ -10,6 +10,8 @@
 //!   the thin drivers that run it (one pass, catch-up across accounts).
 //! - [`store`]: SQLite behind a narrow interface: migrations, one writer, a
 //!   page and its token in one transaction.
+//! - [`service`]: the daemon: supervisors, per-collection actors, health,
+//!   metrics and systemd notifications.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
 //! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
 
@@ -17,5 +19,6 @@ pub mod aurinko;
 pub mod cli;
 pub mod config;
 pub mod fake;
+pub mod service;
 pub mod store;
 pub mod sync;

@@ -32,6 +32,8 @@ pub struct Api {
 #[derive(Clone)]
 pub struct AccountClient {
     api: Arc<Api>,
+    /// The local account name, for metrics labels.
+    account: Arc<str>,
     token: SecretString,
     politeness: Arc<Politeness>,
 }
@@ -69,9 +71,10 @@ impl Api {
         Ok(Arc::new(Api { http, base, config: config.clone() }))
     }
 
-    pub fn account(self: &Arc<Self>, token: SecretString) -> AccountClient {
+    pub fn account(self: &Arc<Self>, name: &str, token: SecretString) -> AccountClient {
         AccountClient {
             api: self.clone(),
+            account: name.into(),
             token,
             politeness: Arc::new(Politeness::new(self.config.requests_per_second)),
         }
@@ -213,9 +216,16 @@ impl AccountClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(|e| {
+                self.count(endpoint, "error");
+                transport(e)
+            })?;
         let status = response.status();
         tracing::debug!(endpoint = endpoint.as_str(), status = status.as_u16(), "aurinko response");
+        self.count(endpoint, status.as_str());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            metrics::counter!("aurinko_sync_rate_limited_total", "account" => self.account.to_string()).increment(1);
+        }
         if status.is_success() {
             let body = response.bytes().await.map_err(transport)?;
             return decode(&body).map_err(|why| ApiError {
@@ -257,6 +267,20 @@ impl AccountClient {
             message.push_str(&format!(" (requestId {})", truncate(id, 64)));
         }
         Err(ApiError { class, endpoint, status: Some(status.as_u16()), code, message })
+    }
+}
+
+impl AccountClient {
+    /// Counts a request by endpoint and outcome (an HTTP status, or `error`
+    /// for a transport failure). Labels are bounded: no ids.
+    fn count(&self, endpoint: Endpoint, status: &str) {
+        metrics::counter!(
+            "aurinko_sync_requests_total",
+            "account" => self.account.to_string(),
+            "endpoint" => endpoint.as_str(),
+            "status" => status.to_string()
+        )
+        .increment(1);
     }
 }
 

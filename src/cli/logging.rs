@@ -1,10 +1,19 @@
-//! Logging setup: human on a terminal, plain lines without timestamps under
-//! journald (it adds its own), JSON for log shippers.
+//! Logging setup: human on a terminal, journald-friendly under systemd,
+//! JSON for log shippers.
+//!
+//! Under journald (`JOURNAL_STREAM` set) lines carry no timestamps or
+//! colours (the journal adds its own) and start with a `<N>` syslog priority,
+//! which journald reads from the stream, so `journalctl -p warning` works.
 
+use std::fmt;
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{Format, Full, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -22,7 +31,39 @@ pub fn init(format: LogFormat, quiet: bool) {
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Auto if under_journald => builder.without_time().with_ansi(false).init(),
+        LogFormat::Auto if under_journald => builder.with_ansi(false).event_format(Journald::default()).init(),
         _ => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// The plain format without a timestamp, prefixed with the syslog priority.
+struct Journald {
+    inner: Format<Full, ()>,
+}
+
+impl Default for Journald {
+    fn default() -> Self {
+        Journald { inner: tracing_subscriber::fmt::format().without_time().with_ansi(false).with_level(false) }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Journald
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        self.inner.format_event(ctx, writer, event)
+    }
+}
+
+/// syslog priorities: err, warning, info, debug.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
     }
 }

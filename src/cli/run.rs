@@ -2,9 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, complain, progress_view};
@@ -28,7 +25,13 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
         print_summary(&report);
         if report.all_succeeded() { Exit::Ok } else { Exit::Failed }
     } else {
-        daemon(&engine, &cancel).await
+        match crate::service::run(Arc::new(engine), cancel).await {
+            Ok(()) => Exit::Ok,
+            Err(e) => {
+                complain(e);
+                Exit::Usage
+            }
+        }
     }
 }
 
@@ -60,31 +63,6 @@ pub(super) async fn catch_up_with_progress(engine: &Engine, cancel: &Cancellatio
         let _ = view.await;
     }
     report
-}
-
-/// Until stopped: a catch-up, then a pause of about `poll_interval`. The
-/// jitter keeps several instances from polling in step.
-async fn daemon(engine: &Engine, cancel: &CancellationToken) -> Exit {
-    let interval = engine.poll_interval();
-    tracing::info!(poll_interval_secs = interval.as_secs(), "aurinko-sync running");
-    while !cancel.is_cancelled() {
-        let report = engine.catch_up(cancel).await;
-        for result in &report.results {
-            let (ok, line) = summary_line(result);
-            if ok {
-                tracing::info!("{line}");
-            } else {
-                tracing::warn!("{line}");
-            }
-        }
-        let jitter = rand::rng().random_range(0.9..1.1);
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            _ = tokio::time::sleep(interval.mul_f64(jitter)) => {}
-        }
-    }
-    tracing::info!("stopped");
-    Exit::Ok
 }
 
 async fn stop_on_signal(cancel: CancellationToken) {
@@ -135,11 +113,5 @@ pub(super) fn summary_line(result: &CollectionResult) -> (bool, String) {
         Some(Finish::Removed) => (true, format!("removed  {name}: gone upstream, events purged")),
         Some(Finish::Failed { class, message }) => (false, format!("failed   {name}: {class}: {message}")),
         None => (false, format!("stopped  {name}: interrupted ({counts})")),
-    }
-}
-
-impl Engine {
-    fn poll_interval(&self) -> Duration {
-        self.config().sync.poll_interval
     }
 }

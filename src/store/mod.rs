@@ -34,6 +34,9 @@ const MIGRATIONS: &[M<'static>] = &[
 /// lock) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a health probe waits for the write lock.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {message}")]
@@ -44,6 +47,9 @@ pub enum StoreError {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection for health checks, with a short busy timeout, so
+    /// a probe never waits behind a long write and never blocks one.
+    probe: Option<Mutex<Connection>>,
 }
 
 impl Store {
@@ -67,7 +73,9 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| fail(e.to_string()))?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).map_err(|e| fail(format!("migration failed: {e}")))?;
-        Ok(Store { conn: Mutex::new(conn) })
+        let probe = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        probe.busy_timeout(PROBE_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+        Ok(Store { conn: Mutex::new(conn), probe: Some(Mutex::new(probe)) })
     }
 
     /// Opens an existing store without writing to it, for `state`. Safe
@@ -90,7 +98,22 @@ impl Store {
         if version as usize > MIGRATIONS.len() {
             return Err(fail(format!("written by a newer aurinko-sync (schema {version})")));
         }
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store { conn: Mutex::new(conn), probe: None })
+    }
+
+    /// Whether a write could start now: takes the write lock and lets it go
+    /// at once. Fails when another writer holds the store for longer than a
+    /// second, or the file cannot be written.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let Some(probe) = &self.probe else {
+            return Err(StoreError::Sqlite(rusqlite::Error::InvalidQuery));
+        };
+        let probe = probe.lock().unwrap_or_else(|p| p.into_inner());
+        probe.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").map_err(|e| {
+            // A failed BEGIN leaves no transaction; a failed ROLLBACK would.
+            let _ = probe.execute_batch("ROLLBACK");
+            StoreError::Sqlite(e)
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -1,9 +1,10 @@
 //! The read side: what `state` prints, and the rows tests and `demo` show.
 
-use rusqlite::params;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{CollectionKey, Store, StoreError};
 use crate::sync::Kind;
 
 /// Everything the store knows, per account and per collection.
@@ -97,6 +98,23 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Report { accounts, collections })
+    }
+
+    /// A collection's failure count and next attempt, so a restarted daemon
+    /// keeps backing off a broken collection.
+    pub fn schedule(&self, key: &CollectionKey) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        let conn = self.conn();
+        let row: Option<(i64, Option<String>)> = conn
+            .query_row(
+                "SELECT consecutive_failures, next_attempt_at FROM sync_state
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
+                params![key.account, key.kind.as_str(), key.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((failures, next)) = row else { return Ok((0, None)) };
+        let next = next.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+        Ok((failures, next))
     }
 
     /// Every row of one kind for an account, ordered by collection and id.

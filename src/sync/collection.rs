@@ -189,6 +189,11 @@ impl Collection {
         }
     }
 
+    /// Whether the provisioned range follows time (calendars only).
+    pub fn rolls(&self) -> bool {
+        matches!(self.start, Start::Calendar(_))
+    }
+
     /// The range recorded with a provisioning, shown by `state`.
     pub fn window(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Window> {
         match self.start {

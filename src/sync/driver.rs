@@ -18,13 +18,15 @@ use crate::store::{CommitStats, PageRecords, Store};
 
 /// What one pass did. `finish` is `None` when the pass was stopped by
 /// cancellation before it ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PassReport {
     pub finish: Option<Finish>,
     pub stats: CommitStats,
     pub pages: u64,
     /// Records skipped because they cannot be stored (no id).
     pub rejected: u64,
+    /// Provisionings after the first one (expired tokens, window rolls).
+    pub reprovisions: u64,
     pub duration: Duration,
 }
 
@@ -43,9 +45,20 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     let name = key.to_string();
     let root = ctx.collection.root();
     let mut report =
-        PassReport { finish: None, stats: CommitStats::default(), pages: 0, rejected: 0, duration: Duration::ZERO };
-    let mut pass = Pass::new(state, ctx.collection.window(Utc::now()), ctx.ready);
+        PassReport::default();
+    let now = Utc::now();
+    let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready);
     ctx.progress.start(&name);
+    if ctx.collection.rolls()
+        && let Some(commit) = pass.roll_window(now)
+    {
+        tracing::info!(collection = %name, "window rolls forward: re-provisioning");
+        if let Err(message) = commit_blocking(ctx.store, key, commit, PageRecords::None).await {
+            report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+            report.duration = started.elapsed();
+            return report;
+        }
+    }
     loop {
         // No new request starts once a stop was asked for; commits already
         // under way finish first because they are awaited below.
@@ -65,7 +78,13 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                 };
                 let Some(result) = cancellable(ctx.cancel, request).await else { break };
                 match result {
-                    Ok(provision) => pass.on_provision(provision).map(|c| (c, PageRecords::None)),
+                    Ok(provision) => {
+                        let commit = pass.on_provision(provision);
+                        if commit.as_ref().is_some_and(|c| c.state.generation > 1) {
+                            report.reprovisions += 1;
+                        }
+                        commit.map(|c| (c, PageRecords::None))
+                    }
                     Err(e) => pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)),
                 }
             }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::collection::{Collection, CollectionKey, Kind, Start};
 use super::driver::{PassContext, PassReport, run_pass};
@@ -41,21 +41,31 @@ impl CollectionResult {
     }
 
     fn failed(key: CollectionKey, name: Option<String>, class: ErrorClass, message: String) -> CollectionResult {
-        let report = PassReport {
-            finish: Some(Finish::Failed { class, message }),
-            stats: Default::default(),
-            pages: 0,
-            rejected: 0,
-            duration: Duration::ZERO,
-        };
+        let report = PassReport { finish: Some(Finish::Failed { class, message }), ..PassReport::default() };
         CollectionResult { key, name, report }
     }
 
-    fn auth_failure(&self) -> Option<&str> {
+    pub fn auth_failure(&self) -> Option<&str> {
         match &self.report.finish {
             Some(Finish::Failed { class: ErrorClass::Auth, message }) => Some(message),
             _ => None,
         }
+    }
+}
+
+/// What to sync for one account right now.
+pub struct Plan {
+    pub collections: Vec<Collection>,
+    /// Collections that failed before starting (discovery errors).
+    pub failed: Vec<CollectionResult>,
+    /// Whether the calendar list is complete (discovery succeeded or no
+    /// calendars are configured), so calendars missing from it are gone.
+    pub calendars_known: bool,
+}
+
+impl Plan {
+    pub fn auth_refused(&self) -> Option<&str> {
+        self.failed.iter().find_map(CollectionResult::auth_failure)
     }
 }
 
@@ -73,7 +83,7 @@ impl CatchUpReport {
 impl Engine {
     pub fn new(config: Config, store: Arc<Store>) -> Result<Engine, String> {
         let api = Api::new(&config.api)?;
-        let accounts = config.accounts.iter().map(|a| (a.clone(), api.account(a.token.clone()))).collect();
+        let accounts = config.accounts.iter().map(|a| (a.clone(), api.account(&a.name, a.token.clone()))).collect();
         Ok(Engine { config, store, accounts, progress: Progress::default() })
     }
 
@@ -83,6 +93,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The configured accounts with their clients.
+    pub fn accounts(&self) -> &[(AccountConfig, AccountClient)] {
+        &self.accounts
     }
 
     /// Brings every configured collection to the end of its delta, accounts
@@ -106,26 +121,26 @@ impl Engine {
         limit: Arc<Semaphore>,
         cancel: &CancellationToken,
     ) -> Vec<CollectionResult> {
-        let (collections, mut results) = self.plan(account, client).await;
+        let plan = self.plan(account, client).await;
+        let mut results = plan.failed;
         if results.iter().any(|r| r.auth_failure().is_some()) {
             return results;
         }
+        let collections = plan.collections;
         // An auth failure in one collection stops the others of the account.
         let account_cancel = cancel.child_token();
         let mut tasks = JoinSet::new();
         for collection in collections {
-            let task = Task {
-                collection,
-                client: client.clone(),
-                store: self.store.clone(),
-                ready: self.ready_policy(),
-                cancel: account_cancel.clone(),
-                progress: self.progress.clone(),
-            };
+            let task = self.task(collection, client, &account_cancel);
             let limit = limit.clone();
+            let store = self.store.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
-                task.run().await
+                let result = task.run().await;
+                if result.report.finish.is_some() {
+                    record_outcome(&store, &result, None).await;
+                }
+                result
             });
         }
         while let Some(joined) = tasks.join_next().await {
@@ -149,7 +164,7 @@ impl Engine {
                     ErrorClass::Auth,
                     "stopped: the account's token was refused".into(),
                 );
-                record_outcome(&self.store, r).await;
+                record_outcome(&self.store, r, None).await;
             }
         } else if results.iter().any(CollectionResult::succeeded) {
             self.record_auth(&account.name, None).await;
@@ -157,11 +172,29 @@ impl Engine {
         results
     }
 
+    /// Runs one pass of a collection, as a task of its own.
+    pub fn task(&self, collection: Collection, client: &AccountClient, cancel: &CancellationToken) -> Task {
+        Task {
+            collection,
+            client: client.clone(),
+            store: self.store.clone(),
+            ready: self.ready_policy(),
+            cancel: cancel.clone(),
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Remembers how a pass ended and when the collection is due next.
+    pub async fn record_outcome(&self, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
+        record_outcome(&self.store, result, next_attempt).await;
+    }
+
     /// The collections to sync for an account, and results for those that
     /// failed before starting (discovery errors).
-    async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> (Vec<Collection>, Vec<CollectionResult>) {
+    pub async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
         let mut collections = Vec::new();
         let mut failed = Vec::new();
+        let mut calendars_known = true;
         if account.calendars != CalendarSelection::Listed(Vec::new()) {
             let sync = &self.config.sync;
             let window = Window::around(Utc::now(), sync.window_past_days, sync.window_future_days);
@@ -175,9 +208,10 @@ impl Engine {
                     }));
                 }
                 Err(e) => {
+                    calendars_known = false;
                     failed = self.discovery_failed(account, &e).await;
                     if e.class == ErrorClass::Auth {
-                        return (Vec::new(), failed);
+                        return Plan { collections: Vec::new(), failed, calendars_known };
                     }
                 }
             }
@@ -196,7 +230,7 @@ impl Engine {
                 start: Start::Contacts,
             });
         }
-        (collections, failed)
+        Plan { collections, failed, calendars_known }
     }
 
     /// Which calendars to sync for an account, as `(id, name)`. Records what
@@ -296,7 +330,7 @@ impl Engine {
         let mut results = Vec::new();
         for key in known {
             let result = CollectionResult::failed(key, None, e.class, message.clone());
-            record_outcome(&self.store, &result).await;
+            record_outcome(&self.store, &result, None).await;
             results.push(result);
         }
         if results.is_empty() {
@@ -307,7 +341,8 @@ impl Engine {
         results
     }
 
-    async fn record_auth(&self, account: &str, error: Option<&str>) {
+    /// Sets or clears an account's refused-token mark in the store.
+    pub async fn record_auth(&self, account: &str, error: Option<&str>) {
         let store = self.store.clone();
         let account = account.to_string();
         let error = error.map(str::to_string);
@@ -321,7 +356,7 @@ impl Engine {
 }
 
 /// One collection's pass, owned so it can run as a task.
-struct Task {
+pub struct Task {
     collection: Collection,
     client: AccountClient,
     store: Arc<Store>,
@@ -331,7 +366,19 @@ struct Task {
 }
 
 impl Task {
-    async fn run(self) -> CollectionResult {
+    /// Loads the stored state and runs one pass, inside a span naming the
+    /// collection. The outcome is the caller's to record.
+    pub async fn run(self) -> CollectionResult {
+        let span = tracing::info_span!(
+            "sync",
+            account = %self.collection.key.account,
+            kind = %self.collection.key.kind,
+            collection = %self.collection.key.id
+        );
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(self) -> CollectionResult {
         let key = self.collection.key.clone();
         let name = self.collection.name.clone();
         let store = self.store.clone();
@@ -356,9 +403,6 @@ impl Task {
         let report = run_pass(ctx, state).await;
         let result = CollectionResult { key, name, report };
         log_pass(&result);
-        if result.report.finish.is_some() {
-            record_outcome(&self.store, &result).await;
-        }
         result
     }
 }
@@ -387,7 +431,11 @@ fn log_pass(result: &CollectionResult) {
     }
 }
 
-async fn record_outcome(store: &Arc<Store>, result: &CollectionResult) {
+async fn record_outcome(
+    store: &Arc<Store>,
+    result: &CollectionResult,
+    next_attempt: Option<chrono::DateTime<Utc>>,
+) {
     let error = match &result.report.finish {
         Some(Finish::Failed { class, message }) => Some((class.as_str().to_string(), message.clone())),
         _ => None,
@@ -396,7 +444,7 @@ async fn record_outcome(store: &Arc<Store>, result: &CollectionResult) {
     let key = result.key.clone();
     blocking(move || {
         let error = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
-        store.record_outcome(&key, error, None, Utc::now())
+        store.record_outcome(&key, error, next_attempt, Utc::now())
     })
     .await;
 }

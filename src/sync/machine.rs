@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::state::{Cursor, Phase, Stream, SyncState, Window};
 use crate::aurinko::{ErrorClass, Provision, TokenRef};
 
@@ -113,6 +115,23 @@ impl Pass {
 
     pub fn state(&self) -> &SyncState {
         &self.state
+    }
+
+    /// The window moves with time: at the start of a pass, when less than
+    /// half of the future horizon of the stored window is left, the
+    /// collection re-provisions with the fresh window and reconciles, exactly
+    /// as after an expired token. A pass resumed mid-drain finishes first.
+    pub fn roll_window(&mut self, now: DateTime<Utc>) -> Option<Commit> {
+        let (Some(stored), Some(fresh)) = (self.state.window, self.window) else { return None };
+        let at_pass_start = self.state.phase == Phase::Updated
+            && self.state.updated.page_token.is_none()
+            && self.state.deleted.page_token.is_none();
+        if !at_pass_start || (stored.time_max - now) * 2 >= fresh.time_max - now {
+            return None;
+        }
+        self.reprovisioned = true;
+        begin_provisioning(&mut self.state);
+        Some(Commit::state_only(&self.state))
     }
 
     pub fn next_action(&self) -> Action<'_> {
@@ -490,6 +509,31 @@ mod tests {
         let commit = pass.on_error(ErrorClass::ExpiredToken, "".into()).unwrap();
         let resumed = Pass::new(commit.state, window(), policy());
         assert!(matches!(resumed.next_action(), Action::Provision { .. }));
+    }
+
+    #[test]
+    fn the_window_rolls_when_less_than_half_its_future_is_left() {
+        let provisioned = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut state = idle(2);
+        state.window = Some(Window::around(provisioned, 30, 100));
+        // 49 days later, 51 of the 100 future days are left: no roll.
+        let now = provisioned + chrono::Duration::days(49);
+        let mut pass = Pass::new(state.clone(), Some(Window::around(now, 30, 100)), policy());
+        assert_eq!(pass.roll_window(now), None);
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1")));
+        // 51 days later, 49 are left: re-provision with the fresh window.
+        let now = provisioned + chrono::Duration::days(51);
+        let fresh = Window::around(now, 30, 100);
+        let mut pass = Pass::new(state.clone(), Some(fresh), policy());
+        let commit = pass.roll_window(now).expect("the roll is remembered");
+        assert_eq!(commit.state.phase, Phase::Provisioning);
+        let commit = pass.on_provision(ready("U9", "D9")).unwrap();
+        assert_eq!((commit.state.window, commit.state.generation, commit.state.reconciling), (Some(fresh), 3, true));
+        // A pass resumed mid-drain is not interrupted by a roll.
+        state.phase = Phase::Updated;
+        state.updated.page_token = some("P");
+        let mut pass = Pass::new(state, Some(fresh), policy());
+        assert_eq!(pass.roll_window(now), None);
     }
 
     #[test]

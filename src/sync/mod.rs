@@ -19,7 +19,7 @@ mod state;
 
 pub use collection::{BodyType, Collection, CollectionKey, Kind, Start, Table};
 pub use driver::{PassReport, run_pass};
-pub use engine::{CatchUpReport, CollectionResult, Engine};
+pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task};
 pub use machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 pub use progress::Progress;
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message};

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub db_path: PathBuf,
     /// Lines added to every `[[accounts]]` entry.
     account_extra: String,
+    /// The daemon's health and metrics address, when asked for.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// What the fake holds at the start: per account, calendars with events.
@@ -40,6 +42,8 @@ pub struct Setup {
     pub mail: Option<(usize, &'static str)>,
     /// Every account's address book: contacts in the fake; synced when set.
     pub contacts: Option<usize>,
+    /// Give the daemon a `[server] listen` address on a free loopback port.
+    pub server: bool,
 }
 
 impl Default for Setup {
@@ -50,6 +54,7 @@ impl Default for Setup {
             sync_extra: "",
             mail: None,
             contacts: None,
+            server: false,
         }
     }
 }
@@ -83,7 +88,11 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
     if setup.contacts.is_some() {
         account_extra.push_str("contacts = true\n");
     }
-    let app = TestApp { dir, fake, server, accounts, config_path, db_path, account_extra };
+    let listen = setup.server.then(|| {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().unwrap()
+    });
+    let app = TestApp { dir, fake, server, accounts, config_path, db_path, account_extra, listen };
     std::fs::write(&app.config_path, app.config_text(setup.sync_extra)).expect("config written");
     app
 }
@@ -97,6 +106,9 @@ impl TestApp {
             self.server.base_url(),
             self.db_path.display()
         );
+        if let Some(addr) = self.listen {
+            text.push_str(&format!("[server]\nlisten = \"{addr}\"\n\n"));
+        }
         for a in &self.accounts {
             text.push_str(&format!(
                 "[[accounts]]\nname = \"{}\"\ntoken_env = \"{}\"\n{}",
@@ -128,6 +140,33 @@ impl TestApp {
         }
         cmd.kill_on_drop(true);
         cmd
+    }
+
+    /// Starts the daemon (`run`); it is killed when the child is dropped.
+    pub fn spawn_daemon(&self) -> tokio::process::Child {
+        self.command(&["run"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("daemon starts")
+    }
+
+    /// Polls `check` every 20 ms until it holds or `limit` passes; returns
+    /// how long it took.
+    pub async fn wait_for(&self, limit: std::time::Duration, what: &str, check: impl Fn() -> bool) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        while !check() {
+            assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+
+    /// Whether the store exists and its events of `account` equal the truth.
+    pub fn store_matches_truth(&self, account: &str) -> bool {
+        self.db_path.exists()
+            && Store::open_read_only(&self.db_path)
+                .and_then(|s| s.events(account))
+                .is_ok_and(|events| {
+                    let stored: Vec<_> = events.into_iter().map(|e| (e.calendar_id, e.event_id, e.etag)).collect();
+                    stored == self.truth(account)
+                })
     }
 
     pub async fn catch_up(&self) -> Output {

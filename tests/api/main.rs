@@ -10,3 +10,4 @@ mod faults;
 mod helpers;
 mod mail_and_contacts;
 mod secrets;
+mod service;

@@ -1,0 +1,109 @@
+//! One collection's life in the daemon: a pass, then a pause of about
+//! `poll_interval` (or a growing one while it fails), until stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::health::Health;
+use crate::aurinko::{AccountClient, ErrorClass};
+use crate::sync::{Collection, CollectionResult, Engine, Finish};
+
+pub async fn run(
+    engine: Arc<Engine>,
+    collection: Collection,
+    client: AccountClient,
+    health: Arc<Health>,
+    account_cancel: CancellationToken,
+    stop: CancellationToken,
+) {
+    let key = collection.key.clone();
+    let sync = &engine.config().sync;
+    let (poll, max_retry) = (sync.poll_interval, sync.max_retry_interval);
+    // Failure memory survives restarts: a broken collection keeps its pause.
+    let (mut failures, stored_next) = engine.store().schedule(&key).unwrap_or((0, None));
+    let last_success = engine.store().report().ok().and_then(|r| {
+        r.collections
+            .into_iter()
+            .find(|c| c.account == key.account && c.kind == key.kind.as_str() && c.id == key.id)
+            .and_then(|c| c.last_success_at)
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    });
+    health.watch(&key, last_success);
+    // Spread the first passes so many collections do not start in step.
+    let mut due = match stored_next {
+        Some(next) if next > Utc::now() => next,
+        _ => Utc::now() + jittered(poll.min(Duration::from_secs(10)), 0.0, 1.0),
+    };
+    loop {
+        let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let result = engine.task(collection.clone(), &client, &stop).run().await;
+        let Some(finish) = &result.report.finish else { return };
+        count(&result);
+        let now = Utc::now();
+        let next = match finish {
+            Finish::CaughtUp => {
+                failures = 0;
+                health.succeeded(&key, now);
+                Some(now + jittered(poll, 0.9, 1.1))
+            }
+            Finish::Removed => None,
+            Finish::Failed { class: ErrorClass::Auth, .. } => None,
+            Finish::Failed { .. } => {
+                failures += 1;
+                health.failed(&key);
+                let backoff = poll.saturating_mul(2u32.saturating_pow(failures.min(20) as u32)).min(max_retry);
+                Some(now + jittered(backoff, 0.9, 1.1))
+            }
+        };
+        engine.record_outcome(&result, next).await;
+        match (finish, next) {
+            (Finish::Failed { class: ErrorClass::Auth, message }, _) => {
+                engine.record_auth(&key.account, Some(message)).await;
+                account_cancel.cancel();
+                return;
+            }
+            (Finish::Removed, _) => {
+                health.forget(&key);
+                return;
+            }
+            (_, Some(next)) => due = next,
+            (_, None) => return,
+        }
+    }
+}
+
+/// `base` scaled by a random factor in `low..high`.
+fn jittered(base: Duration, low: f64, high: f64) -> chrono::Duration {
+    let factor = rand::rng().random_range(low..high);
+    chrono::Duration::from_std(base.mul_f64(factor)).unwrap_or(chrono::Duration::zero())
+}
+
+/// Counters for `/metrics`; labels are bounded (no record ids).
+fn count(result: &CollectionResult) {
+    let key = &result.key;
+    let labels = [
+        ("account", key.account.clone()),
+        ("kind", key.kind.as_str().to_string()),
+        ("collection", key.id.clone()),
+    ];
+    let r = &result.report;
+    metrics::counter!("aurinko_sync_records_upserted_total", &labels).increment(r.stats.upserted);
+    metrics::counter!("aurinko_sync_records_deleted_total", &labels).increment(r.stats.deleted + r.stats.swept);
+    metrics::counter!("aurinko_sync_reprovisions_total", &labels).increment(r.reprovisions);
+    let outcome = match &r.finish {
+        Some(Finish::CaughtUp) => "caught_up",
+        Some(Finish::Removed) => "removed",
+        Some(Finish::Failed { .. }) => "failed",
+        None => "stopped",
+    };
+    metrics::counter!("aurinko_sync_passes_total", "account" => key.account.clone(), "kind" => key.kind.as_str(), "result" => outcome).increment(1);
+}

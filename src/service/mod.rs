@@ -1,0 +1,72 @@
+//! The long-running service (`aurinko-sync run`): one supervisor per
+//! account refreshing its calendar list, one actor per collection polling its
+//! delta, a health and metrics listener, and systemd notifications.
+//!
+//! - `supervisor`: discovery per account; starts and stops actors.
+//! - `actor`: one collection's poll loop, with failure backoff.
+//! - `health`: what `/healthz`, `STATUS=` and the lag metrics read.
+//! - `http`: the optional listener (`/healthz`, `/metrics`).
+//! - `notify`: `READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`.
+
+mod actor;
+mod health;
+mod http;
+mod notify;
+mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::sync::Engine;
+pub use health::Health;
+
+/// How long a stop may take before the remaining work is abandoned: within
+/// systemd's default stop timeout, and the promise of exiting within 10 s.
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// Runs until `cancel` fires. Returns an error only if it cannot start (the
+/// listener cannot bind).
+pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), String> {
+    let health = Arc::new(Health::new());
+    let listener = match engine.config().server.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("server.listen: cannot listen on {addr}: {e}"))?;
+            tracing::info!(%addr, "serving /healthz and /metrics");
+            Some(listener)
+        }
+        None => None,
+    };
+    let server = match listener {
+        Some(listener) => {
+            let metrics = http::install_metrics()?;
+            Some(tokio::spawn(http::serve(listener, health.clone(), engine.store().clone(), metrics, cancel.clone())))
+        }
+        None => None,
+    };
+    let supervisors = TaskTracker::new();
+    for index in 0..engine.accounts().len() {
+        supervisors.spawn(supervisor::supervise(engine.clone(), index, health.clone(), cancel.clone()));
+    }
+    supervisors.close();
+    let ticker = tokio::spawn(notify::tick(health.clone(), cancel.clone()));
+    notify::ready(&health.status_line());
+    tracing::info!(poll_interval_secs = engine.config().sync.poll_interval.as_secs(), "aurinko-sync running");
+
+    cancel.cancelled().await;
+    notify::stopping();
+    tracing::info!("stopping: finishing commits under way");
+    if tokio::time::timeout(STOP_GRACE, supervisors.wait()).await.is_err() {
+        tracing::warn!("some collections did not stop in time; their next run resumes from the store");
+    }
+    let _ = ticker.await;
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

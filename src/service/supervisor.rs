@@ -1,0 +1,67 @@
+//! One supervisor per account: refreshes the calendar list every
+//! `discovery_interval`, starts an actor for each new collection and stops
+//! the actors of calendars that are gone. A refused token stops the whole
+//! account until the next start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::actor;
+use super::health::Health;
+use crate::sync::{CollectionKey, Engine, Kind};
+
+pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, cancel: CancellationToken) {
+    let (account, client) = &engine.accounts()[index];
+    // Cancelled by shutdown, or by an actor whose pass found the token refused.
+    let account_cancel = cancel.child_token();
+    let actors = TaskTracker::new();
+    let mut running: HashMap<CollectionKey, CancellationToken> = HashMap::new();
+    let interval = engine.config().sync.discovery_interval;
+    loop {
+        let plan = engine.plan(account, client).await;
+        if let Some(message) = plan.auth_refused() {
+            tracing::error!(account = %account.name, "token refused, the account's collections stop until restart: {message}");
+            account_cancel.cancel();
+            break;
+        }
+        for collection in &plan.collections {
+            if running.contains_key(&collection.key) {
+                continue;
+            }
+            let stop = account_cancel.child_token();
+            running.insert(collection.key.clone(), stop.clone());
+            actors.spawn(actor::run(
+                engine.clone(),
+                collection.clone(),
+                client.clone(),
+                health.clone(),
+                account_cancel.clone(),
+                stop,
+            ));
+        }
+        if plan.calendars_known {
+            // Calendars no longer listed were purged by discovery; stop them.
+            running.retain(|key, stop| {
+                let keep = key.kind != Kind::Calendar || plan.collections.iter().any(|c| &c.key == key);
+                if !keep {
+                    tracing::info!(collection = %key, "calendar gone: stopping its actor");
+                    stop.cancel();
+                    health.forget(key);
+                }
+                keep
+            });
+        }
+        tokio::select! {
+            _ = account_cancel.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    if !cancel.is_cancelled() {
+        health.account_refused(&account.name);
+    }
+    actors.close();
+    actors.wait().await;
+}

@@ -1,0 +1,209 @@
+//! The daemon (`run`): polling, discovery, graceful stop, systemd
+//! notifications, health and metrics.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aurinko_sync::fake::FakeOptions;
+
+use crate::crash::assert_no_committed_page_refetched;
+use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+
+fn daemon_setup(sync: &'static str) -> Setup {
+    Setup { sync_extra: sync, server: true, ..Setup::default() }
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", app.listen.expect("a listener"));
+    match reqwest::get(&url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+async fn terminate(child: &tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_reaches_the_store_within_two_poll_intervals() {
+    let app = spawn_app(daemon_setup("poll_interval_secs = 2\n")).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    let token = app.token("work").to_string();
+    for _ in 0..2 {
+        app.fake.mutate_random(&token, 5);
+        let took = app.wait_for(Duration::from_secs(10), "the mutation", || app.store_matches_truth("work")).await;
+        assert!(took <= Duration::from_secs(4), "took {took:?}, more than two poll intervals");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendars_added_upstream_are_picked_up_and_removed_ones_purged() {
+    let app = spawn_app(daemon_setup("poll_interval_secs = 1\ndiscovery_interval_secs = 1\n")).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    let token = app.token("work").to_string();
+    app.fake.add_calendar(&token, "cal-new", "New", false);
+    app.fake.generate_events(&token, "cal-new", 30);
+    app.wait_for(Duration::from_secs(10), "the new calendar", || {
+        app.store_matches_truth("work") && app.stored("work").iter().any(|(c, _, _)| c == "cal-new")
+    })
+    .await;
+    app.fake.remove_calendar(&token, "cal-1");
+    app.wait_for(Duration::from_secs(10), "the purge", || {
+        app.store_matches_truth("work") && !app.stored("work").iter().any(|(c, _, _)| c == "cal-1")
+    })
+    .await;
+    let state = app.state_json().await;
+    let cal1 = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
+    assert_eq!(cal1["phase"], "removed");
+    // Its actor stopped: no more requests for it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = app.requests().iter().filter(|r| r.path.contains("/cal-1/")).count();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(app.requests().iter().filter(|r| r.path.contains("/cal-1/")).count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_sync_exits_0_within_10_s_and_loses_nothing() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("cal-1", 1500), ("cal-2", 1500)])],
+        options: FakeOptions { page_size: 10, latency: Duration::from_millis(5), ..FakeOptions::default() },
+        ..daemon_setup("")
+    };
+    let app = spawn_app(setup).await;
+    let daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "some pages", || app.requests().iter().filter(|r| r.status == 200).count() > 40)
+        .await;
+    let stopped = Instant::now();
+    terminate(&daemon).await;
+    let out = tokio::time::timeout(Duration::from_secs(12), daemon.wait_with_output()).await.expect("exits").unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(10), "took {:?}", stopped.elapsed());
+    assert_exit(&out, 0);
+    let stored = app.stored("work").len();
+    assert!(stored > 0 && stored < 3000, "stopped mid-sync ({stored} stored)");
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+    assert_no_committed_page_refetched(&app.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_watchdog_and_stopping() {
+    let app = spawn_app(Setup::default()).await;
+    let socket_path = app.dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let mut cmd = app.command(&["run"]);
+    cmd.env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "1000000");
+    let daemon = cmd.spawn().unwrap();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut buf = vec![0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(seen.contains_key("READY") && seen.contains_key("WATCHDOG") && seen.get("STATUS").is_some_and(|s| s.contains("2 collections")))
+    {
+        let n = tokio::time::timeout_at(deadline.into(), socket.recv(&mut buf)).await.expect("notifications").unwrap();
+        for line in String::from_utf8_lossy(&buf[..n]).lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                seen.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    assert_eq!(seen["READY"], "1");
+    assert_eq!(seen["WATCHDOG"], "1");
+    terminate(&daemon).await;
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf)).await.expect("STOPPING").unwrap();
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
+    let out = daemon.wait_with_output().await.unwrap();
+    assert_exit(&out, 0);
+}
+
+/// Parses Prometheus text: every sample line is `name{labels} value`.
+fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let labels = body
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
+                        (k.to_string(), v.trim_end_matches('"').to_string())
+                    })
+                    .collect();
+                (name.to_string(), labels)
+            }
+            None => (series.to_string(), HashMap::new()),
+        };
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "bad name: {line}");
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_count_the_work_done() {
+    let app = spawn_app(daemon_setup("poll_interval_secs = 3600\n")).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    // Scrape until both calendars' passes are counted (the last commit and
+    // the counters are a moment apart).
+    let mut samples = Vec::new();
+    let sum = |samples: &[(String, HashMap<String, String>, f64)], name: &str| -> f64 {
+        samples.iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| v).sum()
+    };
+    for _ in 0..100 {
+        let (status, text) = get(&app, "/metrics").await;
+        if status == 200 {
+            samples = parse_metrics(&text);
+            if sum(&samples, "aurinko_sync_passes_total") >= 2.0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = app.truth("work").len() as f64;
+    assert_eq!(sum(&samples, "aurinko_sync_records_upserted_total"), events);
+    assert_eq!(sum(&samples, "aurinko_sync_requests_total"), app.requests().len() as f64);
+    assert_eq!(sum(&samples, "aurinko_sync_failing_collections"), 0.0);
+    let lags: Vec<_> = samples.iter().filter(|(n, _, _)| n == "aurinko_sync_lag_seconds").collect();
+    assert_eq!(lags.len(), 2);
+    for (_, labels, lag) in lags {
+        assert_eq!(labels["account"], "work");
+        assert!(*lag >= 0.0 && *lag < 60.0, "{lag}");
+    }
+    assert!(samples.iter().all(|(_, labels, _)| labels.values().all(|v| v.len() < 100)), "bounded labels");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_while_the_store_cannot_be_written() {
+    let app = spawn_app(daemon_setup("poll_interval_secs = 3600\n")).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(&app, "/healthz").await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+    // Another writer holds the store.
+    let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (status, body) = get(&app, "/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("store not writable"), "{body}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(get(&app, "/healthz").await.0, 200);
+}
