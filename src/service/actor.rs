@@ -90,11 +90,8 @@ fn jittered(base: Duration, low: f64, high: f64) -> chrono::Duration {
 /// Counters for `/metrics`; labels are bounded (no record ids).
 fn count(result: &CollectionResult) {
     let key = &result.key;
-    let labels = [
-        ("account", key.account.clone()),
-        ("kind", key.kind.as_str().to_string()),
-        ("collection", key.id.clone()),
-    ];
+    let labels =
+        [("account", key.account.clone()), ("kind", key.kind.as_str().to_string()), ("collection", key.id.clone())];
     let r = &result.report;
     metrics::counter!("aurinko_sync_records_upserted_total", &labels).increment(r.stats.upserted);
     metrics::counter!("aurinko_sync_records_deleted_total", &labels).increment(r.stats.deleted + r.stats.swept);

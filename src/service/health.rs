@@ -49,9 +49,7 @@ impl Health {
     }
 
     pub fn watch(&self, key: &CollectionKey, last_success: Option<DateTime<Utc>>) {
-        lock(&self.collections)
-            .entry(key.clone())
-            .or_insert(CollectionHealth { failing: false, last_success });
+        lock(&self.collections).entry(key.clone()).or_insert(CollectionHealth { failing: false, last_success });
     }
 
     pub fn succeeded(&self, key: &CollectionKey, at: DateTime<Utc>) {

@@ -66,11 +66,8 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     let collections = state.health.snapshot();
     let mut failing = 0u32;
     for (key, c) in &collections {
-        let labels = [
-            ("account", key.account.clone()),
-            ("kind", key.kind.as_str().to_string()),
-            ("collection", key.id.clone()),
-        ];
+        let labels =
+            [("account", key.account.clone()), ("kind", key.kind.as_str().to_string()), ("collection", key.id.clone())];
         if let Some(at) = c.last_success {
             metrics::gauge!("aurinko_sync_lag_seconds", &labels).set((now - at).num_milliseconds() as f64 / 1000.0);
         }

@@ -22,8 +22,7 @@ pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, c
     let interval = engine.config().sync.discovery_interval;
     loop {
         let plan = engine.plan(account, client).await;
-        if let Some(message) = plan.auth_refused() {
-            tracing::error!(account = %account.name, "token refused, the account's collections stop until restart: {message}");
+        if plan.auth_refused().is_some() {
             account_cancel.cancel();
             break;
         }
@@ -60,6 +59,7 @@ pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, c
         }
     }
     if !cancel.is_cancelled() {
+        tracing::error!(account = %account.name, "token refused: the account's collections stop until restart");
         health.account_refused(&account.name);
     }
     actors.close();

@@ -44,8 +44,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     let key = &ctx.collection.key;
     let name = key.to_string();
     let root = ctx.collection.root();
-    let mut report =
-        PassReport::default();
+    let mut report = PassReport::default();
     let now = Utc::now();
     let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready);
     ctx.progress.start(&name);

@@ -207,12 +207,28 @@ impl Engine {
                         start: Start::Calendar(window),
                     }));
                 }
-                Err(e) => {
-                    calendars_known = false;
+                Err(e) if e.class == ErrorClass::Auth => {
                     failed = self.discovery_failed(account, &e).await;
-                    if e.class == ErrorClass::Auth {
-                        return Plan { collections: Vec::new(), failed, calendars_known };
+                    return Plan { collections: Vec::new(), failed, calendars_known: false };
+                }
+                Err(e) => {
+                    // A flaky list does not stop the calendars already known:
+                    // they sync as before, and nothing is removed this time.
+                    calendars_known = false;
+                    let known = self.known(&account.name, Some(Kind::Calendar));
+                    tracing::warn!(
+                        account = %account.name,
+                        known = known.len(),
+                        "calendar discovery failed, syncing the calendars already known: {e}"
+                    );
+                    if known.is_empty() {
+                        failed = self.discovery_failed(account, &e).await;
                     }
+                    collections.extend(known.into_iter().map(|key| Collection {
+                        name: None,
+                        key,
+                        start: Start::Calendar(window),
+                    }));
                 }
             }
         }
@@ -317,16 +333,16 @@ impl Engine {
             .collect()
     }
 
-    /// Discovery failed: the account's calendars (all its collections, for
-    /// an auth failure) fail with it.
+    /// Discovery failed with nothing to fall back on, or with a refused
+    /// token: the account's collections (or the account itself, when none
+    /// is known yet) fail with it.
     async fn discovery_failed(&self, account: &AccountConfig, e: &ApiError) -> Vec<CollectionResult> {
         tracing::error!(account = %account.name, class = %e.class, "calendar discovery failed: {e}");
         let message = format!("discovery failed: {e}");
-        let auth = e.class == ErrorClass::Auth;
-        if auth {
+        if e.class == ErrorClass::Auth {
             self.record_auth(&account.name, Some(&e.to_string())).await;
         }
-        let known = self.known(&account.name, if auth { None } else { Some(Kind::Calendar) });
+        let known = self.known(&account.name, None);
         let mut results = Vec::new();
         for key in known {
             let result = CollectionResult::failed(key, None, e.class, message.clone());
@@ -431,11 +447,7 @@ fn log_pass(result: &CollectionResult) {
     }
 }
 
-async fn record_outcome(
-    store: &Arc<Store>,
-    result: &CollectionResult,
-    next_attempt: Option<chrono::DateTime<Utc>>,
-) {
+async fn record_outcome(store: &Arc<Store>, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
     let error = match &result.report.finish {
         Some(Finish::Failed { class, message }) => Some((class.as_str().to_string(), message.clone())),
         _ => None,

@@ -144,12 +144,21 @@ impl TestApp {
 
     /// Starts the daemon (`run`); it is killed when the child is dropped.
     pub fn spawn_daemon(&self) -> tokio::process::Child {
-        self.command(&["run"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("daemon starts")
+        self.command(&["run"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("daemon starts")
     }
 
     /// Polls `check` every 20 ms until it holds or `limit` passes; returns
     /// how long it took.
-    pub async fn wait_for(&self, limit: std::time::Duration, what: &str, check: impl Fn() -> bool) -> std::time::Duration {
+    pub async fn wait_for(
+        &self,
+        limit: std::time::Duration,
+        what: &str,
+        check: impl Fn() -> bool,
+    ) -> std::time::Duration {
         let started = std::time::Instant::now();
         while !check() {
             assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
@@ -161,12 +170,10 @@ impl TestApp {
     /// Whether the store exists and its events of `account` equal the truth.
     pub fn store_matches_truth(&self, account: &str) -> bool {
         self.db_path.exists()
-            && Store::open_read_only(&self.db_path)
-                .and_then(|s| s.events(account))
-                .is_ok_and(|events| {
-                    let stored: Vec<_> = events.into_iter().map(|e| (e.calendar_id, e.event_id, e.etag)).collect();
-                    stored == self.truth(account)
-                })
+            && Store::open_read_only(&self.db_path).and_then(|s| s.events(account)).is_ok_and(|events| {
+                let stored: Vec<_> = events.into_iter().map(|e| (e.calendar_id, e.event_id, e.etag)).collect();
+                stored == self.truth(account)
+            })
     }
 
     pub async fn catch_up(&self) -> Output {

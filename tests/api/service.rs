@@ -76,8 +76,10 @@ async fn sigterm_during_a_long_sync_exits_0_within_10_s_and_loses_nothing() {
     };
     let app = spawn_app(setup).await;
     let daemon = app.spawn_daemon();
-    app.wait_for(Duration::from_secs(20), "some pages", || app.requests().iter().filter(|r| r.status == 200).count() > 40)
-        .await;
+    app.wait_for(Duration::from_secs(20), "some pages", || {
+        app.requests().iter().filter(|r| r.status == 200).count() > 40
+    })
+    .await;
     let stopped = Instant::now();
     terminate(&daemon).await;
     let out = tokio::time::timeout(Duration::from_secs(12), daemon.wait_with_output()).await.expect("exits").unwrap();
@@ -101,7 +103,9 @@ async fn systemd_hears_ready_status_watchdog_and_stopping() {
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut buf = vec![0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !(seen.contains_key("READY") && seen.contains_key("WATCHDOG") && seen.get("STATUS").is_some_and(|s| s.contains("2 collections")))
+    while !(seen.contains_key("READY")
+        && seen.contains_key("WATCHDOG")
+        && seen.get("STATUS").is_some_and(|s| s.contains("2 collections")))
     {
         let n = tokio::time::timeout_at(deadline.into(), socket.recv(&mut buf)).await.expect("notifications").unwrap();
         for line in String::from_utf8_lossy(&buf[..n]).lines() {
@@ -206,4 +210,83 @@ async fn healthz_turns_503_while_the_store_cannot_be_written() {
     assert!(body.contains("store not writable"), "{body}");
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(get(&app, "/healthz").await.0, 200);
+}
+
+fn sync_requests(app: &TestApp) -> usize {
+    app.requests()
+        .iter()
+        .filter(|r| r.collection.is_some() && r.endpoint != aurinko_sync::fake::Endpoint::Other)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_collection_backs_off_and_a_restart_keeps_the_pause() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("cal-1", 30)])],
+        ..daemon_setup("poll_interval_secs = 1\nmax_retry_interval_secs = 30\n")
+    };
+    let app = spawn_app(setup).await;
+    let daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    app.fake
+        .set_faults(aurinko_sync::fake::Faults { rate: 1.0, kinds: vec![aurinko_sync::fake::FaultKind::Unavailable] });
+    app.fake.clear_requests();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Each failed pass is 10 attempts (max_attempts). Polling every second
+    // would make about 8 passes; doubling pauses (2 s, 4 s, ...) allow 3.
+    let passes = sync_requests(&app) / 10;
+    assert!((1..=3).contains(&passes), "{passes} failed passes in 8 s");
+    let state = app.state_json().await;
+    let cal = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
+    assert!(cal["consecutive_failures"].as_i64().unwrap() >= 1, "{cal}");
+    assert!(cal["last_error"].as_str().unwrap().contains("503"), "{cal}");
+    let next: chrono::DateTime<chrono::Utc> = cal["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    terminate(&daemon).await;
+    assert_exit(&daemon.wait_with_output().await.unwrap(), 0);
+
+    // A restart honours the stored next attempt instead of retrying at once.
+    app.fake.clear_requests();
+    let _daemon = app.spawn_daemon();
+    let pause = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+    if pause > Duration::from_millis(1500) {
+        tokio::time::sleep(pause - Duration::from_millis(1000)).await;
+        assert_eq!(sync_requests(&app), 0, "no sync request before the stored next attempt");
+    }
+    // When the faults stop, it recovers on its own.
+    app.fake.set_faults(aurinko_sync::fake::Faults::default());
+    app.fake.mutate_random(app.token("work"), 3);
+    app.wait_for(Duration::from_secs(40), "recovery", || app.store_matches_truth("work")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_token_stops_its_account_and_the_other_keeps_syncing() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("w-1", 40)]), ("home", vec![("h-1", 30)])],
+        ..daemon_setup("poll_interval_secs = 1\n")
+    };
+    let app = spawn_app(setup).await;
+    let daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || {
+        app.store_matches_truth("work") && app.store_matches_truth("home")
+    })
+    .await;
+    app.fake.kill_token(app.token("home"));
+    let state_says_refused = || {
+        aurinko_sync::store::Store::open_read_only(&app.db_path)
+            .and_then(|s| s.report())
+            .is_ok_and(|r| r.accounts.iter().any(|a| a.name == "home" && a.auth_error.is_some()))
+    };
+    app.wait_for(Duration::from_secs(10), "the refusal in the store", state_says_refused).await;
+    // The refused account sends nothing more; the other goes on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.fake.clear_requests();
+    app.fake.mutate_random(app.token("work"), 4);
+    app.wait_for(Duration::from_secs(10), "work keeps syncing", || app.store_matches_truth("work")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(app.requests().iter().all(|r| r.account.as_deref() != Some("home")), "home was left alone");
+    terminate(&daemon).await;
+    let out = daemon.wait_with_output().await.unwrap();
+    assert_exit(&out, 0);
+    let log = crate::helpers::text(&out.stderr);
+    assert!(log.contains("home") && log.contains("token refused"), "{log}");
 }
