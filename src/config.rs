@@ -31,7 +31,33 @@ pub struct Config {
     pub store: StoreConfig,
     pub sync: SyncConfig,
     pub server: ServerConfig,
+    /// Push notifications from Aurinko; `None` when not configured.
+    pub webhook: Option<WebhookConfig>,
     pub accounts: Vec<AccountConfig>,
+}
+
+/// The webhook receiver on the `[server]` listener.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// The path notifications are posted to, e.g. `/aurinko/webhook`.
+    pub path: String,
+    /// The Aurinko app's signing secret (not its client secret).
+    pub signing_secret: SecretString,
+    /// How far a request's timestamp may be from now.
+    pub tolerance: Duration,
+    /// The URL Aurinko posts to (through a reverse proxy); `subscribe` needs it.
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("path", &self.path)
+            .field("signing_secret", &"[redacted]")
+            .field("tolerance", &self.tolerance)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
 }
 
 /// The daemon's optional HTTP listener for `/healthz` and `/metrics`.
@@ -127,8 +153,19 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     server: RawServer,
+    webhook: Option<RawWebhook>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    path: Option<String>,
+    signing_secret_env: Option<String>,
+    signing_secret_file: Option<String>,
+    tolerance_secs: Option<i64>,
+    public_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +282,10 @@ impl Config {
                 })?),
             },
         };
+        let webhook = match raw.webhook {
+            None => None,
+            Some(w) => Some(validate_webhook(w, &server, env, resolve_tokens)?),
+        };
         if raw.accounts.is_empty() {
             return Err(ConfigError::at("accounts", "no [[accounts]] configured"));
         }
@@ -259,7 +300,7 @@ impl Config {
             }
             accounts.push(account);
         }
-        Ok(Config { api, store, sync, server, accounts })
+        Ok(Config { api, store, sync, server, webhook, accounts })
     }
 }
 
@@ -315,36 +356,7 @@ fn validate_account(
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         return Err(ConfigError::at(key("name"), "use letters, digits, '-', '_' or '.' only"));
     }
-    let token = match (raw.token_env, raw.token_file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::at(key("token_env"), "set token_env or token_file, not both"));
-        }
-        (None, None) => return Err(ConfigError::at(key("token_env"), "missing (or token_file)")),
-        (Some(_), None) | (None, Some(_)) if !resolve_tokens => String::new(),
-        (Some(var), None) => {
-            if var.is_empty() {
-                return Err(ConfigError::at(key("token_env"), "empty variable name"));
-            }
-            let value = env(&var).unwrap_or_default();
-            let value = value.trim();
-            if value.is_empty() {
-                return Err(ConfigError::at(
-                    key("token_env"),
-                    format!("environment variable {var} is not set or empty"),
-                ));
-            }
-            value.to_string()
-        }
-        (None, Some(file)) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| ConfigError::at(key("token_file"), format!("cannot read {file}: {}", e.kind())))?;
-            let value = text.trim();
-            if value.is_empty() {
-                return Err(ConfigError::at(key("token_file"), format!("{file} is empty")));
-            }
-            value.to_string()
-        }
-    };
+    let token = read_secret(&key("token_env"), &key("token_file"), raw.token_env, raw.token_file, env, resolve_tokens)?;
     if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
         // A header value cannot hold these; say so without echoing the token.
         return Err(ConfigError::at(key("token"), "the token contains spaces or control characters"));
@@ -401,6 +413,84 @@ fn validate_account(
         return Err(ConfigError::at(key("calendars"), "nothing to sync: no calendars, no email, no contacts"));
     }
     Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts })
+}
+
+/// Reads a secret from an environment variable or a file, trimmed. With
+/// `resolve` false (for `state`), only the shape is checked. Errors name the
+/// key and never the value.
+fn read_secret(
+    env_key: &str,
+    file_key: &str,
+    var: Option<String>,
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+    resolve: bool,
+) -> Result<String, ConfigError> {
+    match (var, file) {
+        (Some(_), Some(_)) => Err(ConfigError::at(env_key, format!("set {env_key} or {file_key}, not both"))),
+        (None, None) => Err(ConfigError::at(env_key, format!("missing (or {file_key})"))),
+        _ if !resolve => Ok(String::new()),
+        (Some(var), None) => {
+            if var.is_empty() {
+                return Err(ConfigError::at(env_key, "empty variable name"));
+            }
+            let value = env(&var).unwrap_or_default();
+            let value = value.trim();
+            if value.is_empty() {
+                return Err(ConfigError::at(env_key, format!("environment variable {var} is not set or empty")));
+            }
+            Ok(value.to_string())
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| ConfigError::at(file_key, format!("cannot read {file}: {}", e.kind())))?;
+            let value = text.trim();
+            if value.is_empty() {
+                return Err(ConfigError::at(file_key, format!("{file} is empty")));
+            }
+            Ok(value.to_string())
+        }
+    }
+}
+
+fn validate_webhook(
+    raw: RawWebhook,
+    server: &ServerConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    resolve: bool,
+) -> Result<WebhookConfig, ConfigError> {
+    if server.listen.is_none() {
+        return Err(ConfigError::at("webhook", "needs [server] listen: notifications arrive on that listener"));
+    }
+    let path = non_empty("webhook.path", raw.path)?.unwrap_or_else(|| "/aurinko/webhook".into());
+    if !path.starts_with('/') || path.contains(['?', '#']) || matches!(path.as_str(), "/healthz" | "/metrics") {
+        return Err(ConfigError::at("webhook.path", format!("expected a path like /aurinko/webhook, got {path:?}")));
+    }
+    let secret = read_secret(
+        "webhook.signing_secret_env",
+        "webhook.signing_secret_file",
+        raw.signing_secret_env,
+        raw.signing_secret_file,
+        env,
+        resolve,
+    )?;
+    let public_url = match non_empty("webhook.public_url", raw.public_url)? {
+        None => None,
+        Some(url) => {
+            let parsed = reqwest::Url::parse(&url)
+                .map_err(|e| ConfigError::at("webhook.public_url", format!("not a valid URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::at("webhook.public_url", "must be an http:// or https:// URL with a host"));
+            }
+            Some(url)
+        }
+    };
+    Ok(WebhookConfig {
+        path,
+        signing_secret: SecretString::from(secret),
+        tolerance: Duration::from_secs(positive("webhook.tolerance_secs", raw.tolerance_secs, 300)?.into()),
+        public_url,
+    })
 }
 
 fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
@@ -505,6 +595,37 @@ mod tests {
         for (line, key) in cases {
             let err = parse(&format!("{account}{line}")).expect_err(line);
             assert!(err.contains(key), "{line:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn the_webhook_needs_a_listener_and_a_secret() {
+        let listen = "[server]\nlisten = \"127.0.0.1:9464\"\n";
+        let ok = format!(
+            "{listen}[webhook]\nsigning_secret_env = \"TOKEN\"\npublic_url = \"https://x.example/hook\"\n{MINIMAL}"
+        );
+        let c = parse(&ok).unwrap();
+        let w = c.webhook.unwrap();
+        assert_eq!((w.path.as_str(), w.tolerance.as_secs()), ("/aurinko/webhook", 300));
+        assert!(!format!("{w:?}").contains("secret-token"));
+        let cases = [
+            (format!("[webhook]\nsigning_secret_env = \"TOKEN\"\n{MINIMAL}"), "webhook"),
+            (format!("{listen}[webhook]\npath = \"/aurinko/webhook\"\n{MINIMAL}"), "webhook.signing_secret_env"),
+            (format!("{listen}[webhook]\nsigning_secret_env = \"NOPE\"\n{MINIMAL}"), "webhook.signing_secret_env"),
+            (format!("{listen}[webhook]\nsigning_secret_env = \"TOKEN\"\npath = \"hook\"\n{MINIMAL}"), "webhook.path"),
+            (
+                format!("{listen}[webhook]\nsigning_secret_env = \"TOKEN\"\ntolerance_secs = 0\n{MINIMAL}"),
+                "webhook.tolerance_secs",
+            ),
+            (
+                format!("{listen}[webhook]\nsigning_secret_env = \"TOKEN\"\npublic_url = \"ftp://x\"\n{MINIMAL}"),
+                "webhook.public_url",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).expect_err(&text);
+            assert!(err.contains(key), "{text:?} gave {err:?}");
+            assert!(!err.contains("secret-token"));
         }
     }
 

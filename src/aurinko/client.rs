@@ -15,7 +15,9 @@ use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
 use super::error::{ApiError, Endpoint, ErrorClass, classify};
 use super::politeness::{Politeness, parse_retry_after};
-use super::wire::{ApiRequestFailed, Calendar, CalendarsPage, RawSyncPage, SyncStatus};
+use super::wire::{
+    AccountInfo, ApiRequestFailed, Calendar, CalendarsPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
+};
 use crate::config::ApiConfig;
 
 /// Error bodies are read only this far; a proxy's HTML page is not useful.
@@ -174,6 +176,53 @@ impl AccountClient {
         .await
     }
 
+    /// `GET /account`: the account's numeric id, which webhook
+    /// notifications use to name it.
+    pub async fn account_id(&self) -> Result<i64, ApiError> {
+        let url = self.api.url(&["account"]);
+        self.call(Endpoint::Account, Method::GET, url, |body| {
+            let account: AccountInfo = decode_json(body)?;
+            account.id.ok_or_else(|| "account without an id".to_string())
+        })
+        .await
+    }
+
+    /// `GET /subscriptions`, following its offset paging to the end,
+    /// inactive subscriptions included.
+    pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, ApiError> {
+        const LIMIT: usize = 50;
+        let mut all: Vec<Subscription> = Vec::new();
+        loop {
+            let mut url = self.api.url(&["subscriptions"]);
+            url.query_pairs_mut()
+                .append_pair("limit", &LIMIT.to_string())
+                .append_pair("offset", &all.len().to_string())
+                .append_pair("includeInactive", "true");
+            let page: SubscriptionsPage = self.call(Endpoint::Subscriptions, Method::GET, url, decode_json).await?;
+            let records = page.records.unwrap_or_default();
+            let count = records.len();
+            all.extend(records);
+            let total = page.total_size.map(|t| t.max(0) as usize);
+            if count == 0 || page.done == Some(true) || total.is_some_and(|t| all.len() >= t) {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// `POST /subscriptions`. Aurinko checks the URL (its validation
+    /// handshake) before answering, so the receiver must be up.
+    pub async fn create_subscription(&self, resource: &str, notification_url: &str) -> Result<Subscription, ApiError> {
+        let url = self.api.url(&["subscriptions"]);
+        let body = serde_json::json!({ "resource": resource, "notificationUrl": notification_url });
+        self.call_with(Endpoint::Subscriptions, Method::POST, url, Some(&body), decode_json).await
+    }
+
+    /// `DELETE /subscriptions/{id}`.
+    pub async fn delete_subscription(&self, id: i64) -> Result<(), ApiError> {
+        let url = self.api.url(&["subscriptions", &id.to_string()]);
+        self.call(Endpoint::Subscriptions, Method::DELETE, url, |_| Ok(())).await
+    }
+
     /// Sends a request with retries. Transient failures (including bodies
     /// that `decode` rejects) are retried with backoff; other classes return
     /// at once.
@@ -184,10 +233,22 @@ impl AccountClient {
         url: Url,
         decode: impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
+        self.call_with(endpoint, method, url, None, decode).await
+    }
+
+    /// [`call`](Self::call) with an optional JSON body.
+    async fn call_with<T>(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+        decode: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
         let decode = &decode;
         RetryIf::start(
             self.api.backoff(),
-            || self.attempt(endpoint, method.clone(), url.clone(), decode),
+            || self.attempt(endpoint, method.clone(), url.clone(), body, decode),
             |e: &ApiError| e.class.is_retryable(),
         )
         .await
@@ -198,6 +259,7 @@ impl AccountClient {
         endpoint: Endpoint,
         method: Method,
         url: Url,
+        body: Option<&serde_json::Value>,
         decode: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
         self.politeness.wait_turn().await;
@@ -208,18 +270,19 @@ impl AccountClient {
             code: None,
             message: describe_transport_error(&e),
         };
-        let response = self
+        let mut request = self
             .api
             .http
             .request(method, url)
             .bearer_auth(self.token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                self.count(endpoint, "error");
-                transport(e)
-            })?;
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            self.count(endpoint, "error");
+            transport(e)
+        })?;
         let status = response.status();
         tracing::debug!(endpoint = endpoint.as_str(), status = status.as_u16(), "aurinko response");
         self.count(endpoint, status.as_str());

@@ -53,6 +53,8 @@ pub enum Endpoint {
     SyncStart,
     SyncUpdated,
     SyncDeleted,
+    Account,
+    Subscriptions,
 }
 
 impl Endpoint {
@@ -63,11 +65,15 @@ impl Endpoint {
             Endpoint::SyncStart => "sync_start",
             Endpoint::SyncUpdated => "sync_updated",
             Endpoint::SyncDeleted => "sync_deleted",
+            Endpoint::Account => "account",
+            Endpoint::Subscriptions => "subscriptions",
         }
     }
 
-    fn is_calendar_scoped(self) -> bool {
-        !matches!(self, Endpoint::ListCalendars)
+    /// Endpoints under a collection's root: a 404 there means the
+    /// collection is gone.
+    fn is_collection_scoped(self) -> bool {
+        matches!(self, Endpoint::GetCalendar | Endpoint::SyncStart | Endpoint::SyncUpdated | Endpoint::SyncDeleted)
     }
 }
 
@@ -94,7 +100,7 @@ pub fn classify(status: u16, code: Option<&str>, message: Option<&str>, endpoint
         401 => ErrorClass::Auth,
         410 => ErrorClass::ExpiredToken,
         400 if bad_token => ErrorClass::ExpiredToken,
-        404 if endpoint.is_calendar_scoped() => ErrorClass::Gone,
+        404 if endpoint.is_collection_scoped() => ErrorClass::Gone,
         408 | 429 => ErrorClass::Transient,
         500..=599 => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
@@ -121,6 +127,7 @@ mod tests {
         assert_eq!(classify(401, Some("token.dead"), None, e), Auth);
         assert_eq!(classify(404, Some("badRequest"), None, e), Gone);
         assert_eq!(classify(404, None, None, Endpoint::ListCalendars), Permanent);
+        assert_eq!(classify(404, None, None, Endpoint::Subscriptions), Permanent);
         assert_eq!(classify(403, None, None, e), Permanent);
         assert_eq!(classify(412, None, None, e), Permanent);
     }

@@ -11,4 +11,4 @@ mod wire;
 pub use client::{AccountClient, Api, Provision, SyncPage, TokenRef};
 pub use error::{ApiError, Endpoint, ErrorClass, classify};
 pub use politeness::parse_retry_after;
-pub use wire::Calendar;
+pub use wire::{Calendar, Subscription};

@@ -88,3 +88,54 @@ pub(crate) struct ApiRequestFailed {
     #[serde(default)]
     pub request_id: Option<String>,
 }
+
+/// The part of `ApiAccountOutDto` the service needs.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AccountInfo {
+    #[serde(default)]
+    pub id: Option<i64>,
+}
+
+/// `SubscriptionResponse`. The docs show `id` as a string once; both forms
+/// are accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    #[serde(deserialize_with = "id_number_or_string")]
+    pub id: i64,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub notification_url: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub fail_since: Option<String>,
+    #[serde(default)]
+    pub fail_description: Option<String>,
+}
+
+/// `SubscriptionsPage`: offset paging.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SubscriptionsPage {
+    #[serde(default)]
+    pub total_size: Option<i64>,
+    #[serde(default)]
+    pub done: Option<bool>,
+    #[serde(default)]
+    pub records: Option<Vec<Subscription>>,
+}
+
+fn id_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(i64),
+        Text(String),
+    }
+    match Id::deserialize(d)? {
+        Id::Number(n) => Ok(n),
+        Id::Text(t) => t.parse().map_err(serde::de::Error::custom),
+    }
+}

@@ -9,6 +9,7 @@ mod logging;
 mod progress_view;
 mod run;
 mod state;
+mod subscribe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ pub enum Command {
         #[arg(long)]
         catch_up: bool,
     },
+    /// Make sure every synced collection has one active webhook subscription
+    /// pointing at [webhook] public_url (the receiver must be reachable).
+    Subscribe,
     /// Show what the store knows, per calendar. Read-only.
     State {
         /// One JSON document instead of a table.
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run { catch_up } => run::run(&cli.config, catch_up).await,
             Command::State { json } => state::state(&cli.config, json),
+            Command::Subscribe => subscribe::subscribe(&cli.config).await,
             Command::Demo { events, calendars, db } => demo::demo(events, calendars, &db).await,
             Command::Fake { listen, events, calendars } => fake_cmd::serve(listen, events, calendars).await,
         }

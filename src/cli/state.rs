@@ -56,10 +56,11 @@ pub(super) fn render_table(report: &Report) -> String {
         "LAST SUCCESS",
         "FAILURES",
         "NEXT ATTEMPT",
+        "WEBHOOK",
         "LAST ERROR",
     ];
     let dash = || "-".to_string();
-    let rows: Vec<[String; 11]> = report
+    let rows: Vec<[String; 12]> = report
         .collections
         .iter()
         .map(|c| {
@@ -77,6 +78,7 @@ pub(super) fn render_table(report: &Report) -> String {
                 c.last_success_at.clone().unwrap_or_else(dash),
                 c.consecutive_failures.to_string(),
                 c.next_attempt_at.clone().unwrap_or_else(dash),
+                c.subscription_status.as_deref().map(|s| one_line(s, 40)).unwrap_or_else(dash),
                 c.last_error.as_deref().map(|e| one_line(e, 80)).unwrap_or_else(dash),
             ]
         })

@@ -31,6 +31,32 @@ pub(crate) enum Kind {
     Contacts,
 }
 
+/// What happened to a record, as webhook notifications report it (`changeType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeType {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl ChangeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeType::Created => "created",
+            ChangeType::Updated => "updated",
+            ChangeType::Deleted => "deleted",
+        }
+    }
+}
+
+/// One record change, journaled for webhook notifications.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub store: usize,
+    pub id: String,
+    pub change: ChangeType,
+}
+
 /// A connected account, as Aurinko sees it.
 #[derive(Debug)]
 pub(crate) struct Account {
@@ -264,6 +290,8 @@ pub(crate) struct Data {
     stores: Vec<Store>,
     /// Given to each new provisioning.
     not_ready_polls: u32,
+    /// Record changes since the last [`Data::take_changes`], in order.
+    journal: Vec<Change>,
 }
 
 impl Data {
@@ -280,7 +308,22 @@ impl Data {
             calendars: Vec::new(),
             stores: Vec::new(),
             not_ready_polls,
+            journal: Vec::new(),
         }
+    }
+
+    /// The record changes made since the last call, in order.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.journal)
+    }
+
+    fn journal(&mut self, store: usize, id: String, change: ChangeType) {
+        self.journal.push(Change { store, id, change });
+    }
+
+    /// "Now" for generated data: today's midnight (UTC) when the fake was created.
+    pub fn anchor(&self) -> DateTime<Utc> {
+        self.anchor
     }
 
     pub fn set_not_ready_polls(&mut self, n: u32) {
@@ -488,7 +531,9 @@ impl Data {
                     };
                     made += batch.len();
                     for event in batch {
+                        let id = event.id.clone();
                         self.insert_event(store, event, None);
+                        self.journal(store, id, ChangeType::Created);
                     }
                 }
             }
@@ -496,9 +541,10 @@ impl Data {
                 for _ in 0..count {
                     let s = &mut self.stores[store];
                     let id = s.fresh_id();
-                    let m = mail::message(&mut s.rng, anchor, id, None);
+                    let m = mail::message(&mut s.rng, anchor, id.clone(), None);
                     let received = m.received.timestamp_millis();
                     s.insert(m.id, (received, received), m.record, Some(m.bodies), None, anchor);
+                    self.journal(store, id, ChangeType::Created);
                 }
             }
             Kind::Contacts => {
@@ -506,7 +552,8 @@ impl Data {
                     let s = &mut self.stores[store];
                     let id = s.fresh_id();
                     let record = contacts::contact(&mut s.rng, anchor, id.clone(), None);
-                    s.insert(id, (0, 0), record, None, None, anchor);
+                    s.insert(id.clone(), (0, 0), record, None, None, anchor);
+                    self.journal(store, id, ChangeType::Created);
                 }
             }
         }
@@ -534,6 +581,7 @@ impl Data {
                 s.insert(id.clone(), (0, 0), record, None, Some(now), anchor);
             }
         }
+        self.journal(store, id.clone(), ChangeType::Created);
         id
     }
 
@@ -556,12 +604,17 @@ impl Data {
             Kind::Email => mail::update(rng, &mut item.record, item.modified),
             Kind::Contacts => contacts::update(rng, &mut item.record, item.modified),
         }
+        self.journal(store, id.to_string(), ChangeType::Updated);
         true
     }
 
     /// Deletes a live record, leaving a tombstone for `/sync/deleted`.
     pub fn delete(&mut self, store: usize, id: &str) -> bool {
-        self.stores[store].remove(id)
+        let removed = self.stores[store].remove(id);
+        if removed {
+            self.journal(store, id.to_string(), ChangeType::Deleted);
+        }
+        removed
     }
 
     /// `count` random changes in one store: about 40 % creates, 40 % updates, 20 % deletes

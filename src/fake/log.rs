@@ -19,6 +19,13 @@ pub enum Endpoint {
     SyncUpdated,
     /// `GET .../sync/deleted` (operations `calSyncDeleted`, `emailSyncDeleted`, `contSyncDeleted`).
     SyncDeleted,
+    /// `GET /v1/account` (operation `getMyAccount`).
+    Account,
+    /// `/v1/subscriptions` and `/v1/subscriptions/{id}`: list (`GET`, operation
+    /// `getSubscriptions`), create (`POST`, `subscribe`), get (`GET .../{id}`, `getSubscription`)
+    /// and delete (`DELETE .../{id}`, `unsubscribe`); [`RequestRecord::method`] and
+    /// [`RequestRecord::path`] tell them apart.
+    Subscriptions,
     /// Anything else (answered 404 or 405).
     Other,
 }
@@ -37,8 +44,8 @@ pub struct RequestRecord {
     /// contacts.
     pub calendar_id: Option<String>,
     /// The collection addressed: `Calendar(id)` for the per-calendar endpoints (id as in
-    /// `calendar_id`), `Email` and `Contacts` for theirs; `None` for `GET /calendars` and for
-    /// unknown paths.
+    /// `calendar_id`), `Email` and `Contacts` for theirs; `None` for `GET /calendars`, the
+    /// account and subscription endpoints and unknown paths.
     pub collection: Option<Collection>,
     /// `deltaToken` and `pageToken` query parameters as sent.
     pub delta_token: Option<String>,
@@ -46,7 +53,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// The injected fault, if any (rate-limit 429s are not faults).
     pub fault: Option<FaultKind>,
-    /// Tokens and record count of a successful page (sync pages and `GET /calendars`).
+    /// Tokens and record count of a successful page (sync pages and `GET /calendars`); for the
+    /// subscription endpoints, the number of subscriptions answered.
     pub next_page_token: Option<String>,
     pub next_delta_token: Option<String>,
     pub records: usize,

@@ -6,7 +6,11 @@
 //! - email: `POST /v1/email/sync?daysWithin=&bodyType=` and `GET /v1/email/sync/{updated,deleted}`
 //!   (`EmailMessagesPage`, `EmailDeletedPage`);
 //! - contacts: `POST /v1/contacts/sync` and `GET /v1/contacts/sync/{updated,deleted}`
-//!   (`ContactsPage`, `DeletedPage`).
+//!   (`ContactsPage`, `DeletedPage`);
+//! - `GET /v1/account` (`ApiAccountOutDto`);
+//! - webhooks: `GET`/`POST /v1/subscriptions` and `GET`/`DELETE /v1/subscriptions/{id}`, with the
+//!   notification URL validation handshake, and signed notifications to the subscribers after
+//!   every change made through this type's mutation methods.
 //!
 //! It is strict where real Aurinko is strict (required parameters, RFC 3339 windows, `daysWithin`
 //! a positive integer, `bodyType` `html` or `text`, exactly one of `deltaToken`/`pageToken`,
@@ -28,8 +32,11 @@
 //! - `tokens`: the opaque, stateless delta and page tokens;
 //! - `faults`: injected failures ([`Faults`], [`FaultKind`]); `limits`: the per-token rate limit;
 //! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; `log`: the request log
-//!   ([`RequestRecord`]).
+//!   ([`RequestRecord`]);
+//! - `account`: `GET /v1/account`; `webhooks`: subscriptions, handshake, notifications
+//!   ([`WebhookFaults`], [`Delivery`]).
 
+mod account;
 mod contacts;
 mod data;
 mod error;
@@ -40,11 +47,14 @@ mod log;
 mod mail;
 mod routes;
 mod tokens;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_collections;
+#[cfg(test)]
+mod tests_webhooks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,6 +67,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultKind, Faults};
 pub use log::{Endpoint, RequestRecord};
+pub use webhooks::{Delivery, WebhookFaults};
 
 use data::Data;
 use limits::RateLimiter;
@@ -130,6 +141,7 @@ pub(crate) struct Shared {
     limiter: RateLimiter,
     log: Vec<RequestRecord>,
     requests_seen: u64,
+    webhooks: webhooks::Webhooks,
 }
 
 impl Shared {
@@ -151,6 +163,11 @@ impl Shared {
 }
 
 /// The fake Aurinko: data, behaviour knobs and request log; cheap to clone (shared state).
+///
+/// Every record mutation method (`generate*`, `create*`, `update*`, `delete*`, `mutate_random*`)
+/// also notifies the matching active webhook subscriptions: one signed notification per changed
+/// record, sent from a spawned task when called inside a tokio runtime (see
+/// [`FakeAurinko::deliveries`] and [`FakeAurinko::wait_webhooks_idle`]).
 #[derive(Clone)]
 pub struct FakeAurinko {
     shared: Arc<Mutex<Shared>>,
@@ -170,6 +187,7 @@ impl FakeAurinko {
             limiter: RateLimiter::default(),
             log: Vec::new(),
             requests_seen: 0,
+            webhooks: webhooks::Webhooks::new(options.seed),
             options,
         };
         Self { shared: Arc::new(Mutex::new(shared)) }
@@ -215,14 +233,14 @@ impl FakeAurinko {
     /// `count` seeded random creates, updates and deletes over the account's live calendars
     /// (calendars only; see [`FakeAurinko::mutate_random_in`] for the others).
     pub fn mutate_random(&self, token: &str, count: usize) {
-        self.with(|s| s.data.mutate_random(token, count));
+        self.mutate(|s| s.data.mutate_random(token, count));
     }
 
     /// Adds `count` seeded, varied records to a collection (no-op for an unknown token or a
     /// missing calendar): events as [`FakeAurinko::generate_events`]; messages received over the
     /// last ~60 days (about half of them more than 30 days ago); contacts.
     pub fn generate(&self, token: &str, collection: &Collection, count: usize) {
-        self.with(|s| {
+        self.mutate(|s| {
             if let Some(store) = s.data.store_of(token, collection) {
                 s.data.generate(store, count);
             }
@@ -232,25 +250,25 @@ impl FakeAurinko {
     /// Creates one record now and returns its id (empty when the collection does not exist). A
     /// created message has just arrived: `receivedAt` now, in the inbox, unread.
     pub fn create(&self, token: &str, collection: &Collection) -> String {
-        self.with(|s| s.data.store_of(token, collection).map(|store| s.data.create(store))).unwrap_or_default()
+        self.mutate(|s| s.data.store_of(token, collection).map(|store| s.data.create(store))).unwrap_or_default()
     }
 
     /// Changes a live record: later `lastModifiedTime` and different content (events: new etag
     /// and subject; messages: `unread` flips, sometimes `flagged`; contacts: new etag and notes).
     /// False when there is no such record.
     pub fn update(&self, token: &str, collection: &Collection, id: &str) -> bool {
-        self.with(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.update(store, id)))
+        self.mutate(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.update(store, id)))
     }
 
     /// Deletes a live record, leaving a tombstone for `/sync/deleted`.
     pub fn delete(&self, token: &str, collection: &Collection, id: &str) -> bool {
-        self.with(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.delete(store, id)))
+        self.mutate(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.delete(store, id)))
     }
 
     /// `count` seeded random changes in one collection: about 40 % creates, 40 % updates, 20 %
     /// deletes (creates while it is empty).
     pub fn mutate_random_in(&self, token: &str, collection: &Collection, count: usize) {
-        self.with(|s| {
+        self.mutate(|s| {
             if let Some(store) = s.data.store_of(token, collection) {
                 s.data.mutate_random_in(store, count);
             }

@@ -5,6 +5,10 @@
 //! Order per request: configured latency → fault roll (a fault replaces the answer; nothing of
 //! the handler runs, so a faulted `POST /sync` provisions nothing) → per-token rate limit →
 //! authentication → routing → handler.
+//!
+//! `POST /v1/subscriptions` is the one two-step request: the handler validates it under the lock,
+//! the notification URL handshake runs outside it, and the subscription is created (and the
+//! request logged) afterwards.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,18 +24,23 @@ use super::data::Kind;
 use super::error::ApiError;
 use super::log::{Endpoint, RequestRecord};
 use super::tokens::{BodyType, Stream};
+use super::webhooks::{Draft, Pending, subscription_not_found};
 use super::{Collection, DAY_MS, FakeAurinko, FaultKind, Shared};
+
+/// Largest request body read; longer ones count as unreadable.
+const MAX_BODY: usize = 1 << 20;
 
 pub(crate) fn router(fake: FakeAurinko) -> Router {
     Router::new().fallback(entry).with_state(fake)
 }
 
-async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let body = axum::body::to_bytes(body, MAX_BODY).await.ok();
     let latency = fake.with(|state| state.options.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let request = Request::parse(&method, &uri, &headers);
+    let request = Request::parse(&method, &uri, &headers, body);
     let fault = fake.with(|state| {
         let faults = state.options.faults.clone();
         faults.choose(&mut state.fault_rng)
@@ -39,7 +48,18 @@ async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, header
     if fault == Some(FaultKind::Latency) {
         tokio::time::sleep(FaultKind::LATENCY).await;
     }
-    fake.with(|state| state.answer(&request, fault)).into_response()
+    match fake.with(|state| state.answer(&request, fault)) {
+        Answer::Ready(reply) => reply.into_response(),
+        Answer::Handshake(pending) => fake.complete_subscription(*pending).await.into_response(),
+    }
+}
+
+/// What [`Shared::answer`] decided.
+enum Answer {
+    /// Answered and logged.
+    Ready(Reply),
+    /// A valid `POST /v1/subscriptions`, waiting for its handshake; not logged yet.
+    Handshake(Box<Pending>),
 }
 
 /// What the handler needs from an HTTP request, parsed without failing.
@@ -55,10 +75,15 @@ pub(crate) struct Request {
     /// `None` when the query string is not valid percent-encoding.
     query: Option<Vec<(String, String)>>,
     bearer: Option<String>,
+    /// `/v1/subscriptions/{id}`: the id segment as written; `None` for `/v1/subscriptions`.
+    subscription_id: Option<String>,
+    content_type: Option<String>,
+    /// `None` when it could not be read (or was too long).
+    body: Option<Bytes>,
 }
 
 impl Request {
-    fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Self {
+    fn parse(method: &Method, uri: &Uri, headers: &HeaderMap, body: Option<Bytes>) -> Self {
         let path = uri.path().to_string();
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let sync = |rest: &[&str]| match rest {
@@ -67,7 +92,14 @@ impl Request {
             ["sync", "deleted"] => Some(Endpoint::SyncDeleted),
             _ => None,
         };
+        let subscription_id = match segments.as_slice() {
+            ["v1", "subscriptions", id] if !id.is_empty() => Some(id.to_string()),
+            _ => None,
+        };
         let (endpoint, raw_id, collection) = match segments.as_slice() {
+            ["v1", "account"] => (Endpoint::Account, None, None),
+            ["v1", "subscriptions"] => (Endpoint::Subscriptions, None, None),
+            ["v1", "subscriptions", id] if !id.is_empty() => (Endpoint::Subscriptions, None, None),
             ["v1", "calendars"] => (Endpoint::ListCalendars, None, None),
             ["v1", "calendars", id] => (Endpoint::GetCalendar, Some(*id), None),
             ["v1", "calendars", id, rest @ ..] if sync(rest).is_some() => {
@@ -100,6 +132,19 @@ impl Request {
             collection,
             query: parse_query(uri.query().unwrap_or("")),
             bearer,
+            subscription_id,
+            content_type: headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_string),
+            body,
+        }
+    }
+
+    /// The methods the path allows, as the `Allow` header lists them.
+    fn allow(&self) -> &'static str {
+        match self.endpoint {
+            Endpoint::SyncStart => "POST",
+            Endpoint::Subscriptions if self.subscription_id.is_none() => "GET, POST",
+            Endpoint::Subscriptions => "GET, DELETE",
+            _ => "GET",
         }
     }
 
@@ -129,13 +174,25 @@ pub(crate) struct Reply {
 
 enum ReplyBody {
     Json(Vec<u8>),
+    /// No body and no `Content-Type` (the spec's body-less 200s, e.g. `DELETE`).
+    Empty,
     /// Headers and then a body that fails at once: hyper aborts the connection.
     Reset,
+    /// Not an answer yet: a subscription to create once its handshake succeeds.
+    Handshake(Box<Draft>),
 }
 
 impl Reply {
     pub fn json(status: u16, body: Vec<u8>) -> Self {
         Self { status, body: ReplyBody::Json(body), headers: Vec::new() }
+    }
+
+    fn empty(status: u16) -> Self {
+        Self { status, body: ReplyBody::Empty, headers: Vec::new() }
+    }
+
+    fn handshake(draft: Draft) -> Self {
+        Self { status: 0, body: ReplyBody::Handshake(Box::new(draft)), headers: Vec::new() }
     }
 
     pub fn error(error: &ApiError, request_id: &str) -> Self {
@@ -151,9 +208,11 @@ impl Reply {
         self
     }
 
-    fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
+        let json = matches!(self.body, ReplyBody::Json(_) | ReplyBody::Reset);
         let body = match self.body {
             ReplyBody::Json(bytes) => Body::from(Bytes::from(bytes)),
+            ReplyBody::Empty | ReplyBody::Handshake(_) => Body::empty(),
             ReplyBody::Reset => Body::from_stream(futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
@@ -163,7 +222,9 @@ impl Reply {
         };
         let mut response = Response::new(body);
         *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if json {
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
@@ -174,8 +235,9 @@ impl Reply {
 }
 
 impl Shared {
-    /// Answers one request and logs it.
-    fn answer(&mut self, request: &Request, fault: Option<FaultKind>) -> Reply {
+    /// Answers one request and logs it (a subscription waiting for its handshake is logged once
+    /// it is answered).
+    fn answer(&mut self, request: &Request, fault: Option<FaultKind>) -> Answer {
         let request_id = self.next_request_id();
         let account = request.bearer.as_deref().and_then(|token| self.data.account_by_token(token));
         let mut record = RequestRecord {
@@ -237,9 +299,16 @@ impl Shared {
                 }
             }
         };
-        record.status = reply.status;
+        let Reply { status, body, headers } = reply;
+        let body = match body {
+            ReplyBody::Handshake(draft) => {
+                return Answer::Handshake(Box::new(Pending { draft: *draft, record, request_id }));
+            }
+            body => body,
+        };
+        record.status = status;
         self.log.push(record);
-        reply
+        Answer::Ready(Reply { status, body, headers })
     }
 
     fn route(
@@ -252,8 +321,7 @@ impl Shared {
         match self.dispatch(request, account, record) {
             Ok(reply) => reply,
             Err(error) if error.status == 405 => {
-                let allow = if request.endpoint == Endpoint::SyncStart { "POST" } else { "GET" };
-                Reply::error(&error, request_id).with_header(header::ALLOW, allow.to_string())
+                Reply::error(&error, request_id).with_header(header::ALLOW, request.allow().to_string())
             }
             Err(error) => Reply::error(&error, request_id),
         }
@@ -272,17 +340,28 @@ impl Shared {
         if self.data.account(account).dead {
             return Err(ApiError::token_dead());
         }
-        let expected = match request.endpoint {
-            Endpoint::Other => return Err(ApiError::new(404, "notFound", "Not found")),
-            Endpoint::SyncStart => Method::POST,
-            _ => Method::GET,
-        };
-        if request.method != expected {
+        if request.endpoint == Endpoint::Other {
+            return Err(ApiError::new(404, "notFound", "Not found"));
+        }
+        if !request.allow().split(", ").any(|allowed| allowed == request.method.as_str()) {
             return Err(ApiError::new(
                 405,
                 "methodNotAllowed",
                 format!("Method {} is not allowed here", request.method),
             ));
+        }
+        match request.endpoint {
+            Endpoint::Account => {
+                for name in ["pingProvider", "includeProviderAuth"] {
+                    match request.param(name)? {
+                        None | Some("") | Some("true") | Some("false") => {}
+                        Some(_) => return Err(ApiError::bad_request(format!("{name} must be true or false"))),
+                    }
+                }
+                return Ok(Reply::json(200, self.account_json(account)));
+            }
+            Endpoint::Subscriptions => return self.subscriptions(request, account, record),
+            _ => {}
         }
         let page_size = self.options.page_size.max(1);
         if request.endpoint == Endpoint::ListCalendars {
@@ -371,10 +450,49 @@ impl Shared {
                 record.next_delta_token = page.next_delta_token;
                 Ok(Reply::json(200, page.body))
             }
-            Endpoint::GetCalendar | Endpoint::ListCalendars | Endpoint::Other => {
-                Err(ApiError::new(404, "notFound", "Not found"))
-            }
+            Endpoint::GetCalendar
+            | Endpoint::ListCalendars
+            | Endpoint::Account
+            | Endpoint::Subscriptions
+            | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),
         }
+    }
+
+    /// `/v1/subscriptions` (list, create) and `/v1/subscriptions/{id}` (get, delete).
+    fn subscriptions(
+        &mut self,
+        request: &Request,
+        account: usize,
+        record: &mut RequestRecord,
+    ) -> Result<Reply, ApiError> {
+        let Some(raw_id) = &request.subscription_id else {
+            if request.method == Method::POST {
+                let media_type = request.content_type.as_deref().and_then(|value| value.split(';').next());
+                if !media_type.is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json")) {
+                    return Err(ApiError::new(415, "unsupportedMediaType", "Content-Type must be application/json"));
+                }
+                let body =
+                    request.body.as_ref().ok_or_else(|| ApiError::bad_request("Request body could not be read"))?;
+                return Ok(Reply::handshake(self.subscription_draft(account, body)?));
+            }
+            let (body, records) = self.subscriptions_page(
+                account,
+                request.param("limit")?,
+                request.param("offset")?,
+                request.param("includeInactive")?,
+            )?;
+            record.records = records;
+            return Ok(Reply::json(200, body));
+        };
+        let id = percent_decode(raw_id, false)
+            .and_then(|text| text.parse::<i64>().ok())
+            .ok_or_else(subscription_not_found)?;
+        if request.method == Method::DELETE {
+            self.delete_subscription(account, id)?;
+            return Ok(Reply::empty(200));
+        }
+        record.records = 1;
+        Ok(Reply::json(200, self.subscription_json(account, id)?))
     }
 }
 
@@ -406,7 +524,7 @@ fn parse_query(query: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// Percent-decoding; in a query (`plus_is_space`) `+` means a space, as form encoding says.
-fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
+pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
@@ -17,6 +18,7 @@ pub async fn run(
     collection: Collection,
     client: AccountClient,
     health: Arc<Health>,
+    nudge: Arc<Notify>,
     account_cancel: CancellationToken,
     stop: CancellationToken,
 ) {
@@ -41,9 +43,13 @@ pub async fn run(
     };
     loop {
         let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        // A webhook nudge runs the pass now; a failing collection keeps its
+        // backoff whatever the notifications say.
+        let nudgeable = failures == 0;
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+            _ = nudge.notified(), if nudgeable => {}
         }
         let result = engine.task(collection.clone(), &client, &stop).run().await;
         let Some(finish) = &result.report.finish else { return };

@@ -3,24 +3,25 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::Utc;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
+use super::webhook::{self, Receiver};
 use crate::store::Store;
 
 #[derive(Clone)]
-struct AppState {
-    health: Arc<Health>,
-    store: Arc<Store>,
-    metrics: PrometheusHandle,
+pub struct AppState {
+    pub health: Arc<Health>,
+    pub store: Arc<Store>,
+    pub metrics: PrometheusHandle,
 }
 
 /// Installs the process-wide Prometheus recorder the counters report to.
@@ -28,17 +29,23 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
     PrometheusBuilder::new().install_recorder().map_err(|e| format!("cannot set up metrics: {e}"))
 }
 
+/// Serves health and metrics, and the webhook receiver at its path when
+/// configured.
 pub async fn serve(
     listener: TcpListener,
-    health: Arc<Health>,
-    store: Arc<Store>,
-    metrics: PrometheusHandle,
+    state: AppState,
+    webhook: Option<(String, Receiver)>,
     cancel: CancellationToken,
 ) {
-    let app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(render_metrics))
-        .with_state(AppState { health, store, metrics });
+    let mut app =
+        Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics)).with_state(state);
+    if let Some((path, receiver)) = webhook {
+        let hook = Router::new()
+            .route(&path, post(webhook::receive))
+            .layer(DefaultBodyLimit::max(webhook::MAX_BODY))
+            .with_state(receiver);
+        app = app.merge(hook);
+    }
     let stop = cancel.clone();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await {
         tracing::error!("health and metrics listener failed: {e}");

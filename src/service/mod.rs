@@ -7,12 +7,17 @@
 //! - `health`: what `/healthz`, `STATUS=` and the lag metrics read.
 //! - `http`: the optional listener (`/healthz`, `/metrics`).
 //! - `notify`: `READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`.
+//! - `webhook` and `nudge`: Aurinko's notifications, verified, wake actors.
+//! - `subscribe`: keeps one subscription per synced collection.
 
 mod actor;
 mod health;
 mod http;
 mod notify;
+mod nudge;
+mod subscribe;
 mod supervisor;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::sync::Engine;
 pub use health::Health;
+pub use nudge::Nudges;
+pub use subscribe::{SubscribeSummary, subscribe};
 
 /// How long a stop may take before the remaining work is abandoned: within
 /// systemd's default stop timeout, and the promise of exiting within 10 s.
@@ -31,6 +38,7 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 /// listener cannot bind).
 pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), String> {
     let health = Arc::new(Health::new());
+    let nudges = Arc::new(Nudges::default());
     let listener = match engine.config().server.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -44,13 +52,23 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
     let server = match listener {
         Some(listener) => {
             let metrics = http::install_metrics()?;
-            Some(tokio::spawn(http::serve(listener, health.clone(), engine.store().clone(), metrics, cancel.clone())))
+            let receiver = engine.config().webhook.as_ref().map(|w| {
+                let receiver = webhook::Receiver {
+                    secret: w.signing_secret.clone(),
+                    tolerance: w.tolerance,
+                    nudges: nudges.clone(),
+                    store: engine.store().clone(),
+                };
+                (w.path.clone(), receiver)
+            });
+            let state = http::AppState { health: health.clone(), store: engine.store().clone(), metrics };
+            Some(tokio::spawn(http::serve(listener, state, receiver, cancel.clone())))
         }
         None => None,
     };
     let supervisors = TaskTracker::new();
     for index in 0..engine.accounts().len() {
-        supervisors.spawn(supervisor::supervise(engine.clone(), index, health.clone(), cancel.clone()));
+        supervisors.spawn(supervisor::supervise(engine.clone(), index, health.clone(), nudges.clone(), cancel.clone()));
     }
     supervisors.close();
     let ticker = tokio::spawn(notify::tick(health.clone(), cancel.clone()));

@@ -11,10 +11,18 @@ use tokio_util::task::TaskTracker;
 
 use super::actor;
 use super::health::Health;
+use super::nudge::Nudges;
 use crate::sync::{CollectionKey, Engine, Kind};
 
-pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, cancel: CancellationToken) {
+pub async fn supervise(
+    engine: Arc<Engine>,
+    index: usize,
+    health: Arc<Health>,
+    nudges: Arc<Nudges>,
+    cancel: CancellationToken,
+) {
     let (account, client) = &engine.accounts()[index];
+    let mut account_id_known = engine.config().webhook.is_none();
     // Cancelled by shutdown, or by an actor whose pass found the token refused.
     let account_cancel = cancel.child_token();
     let actors = TaskTracker::new();
@@ -26,17 +34,23 @@ pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, c
             account_cancel.cancel();
             break;
         }
+        if !account_id_known {
+            // Notifications name accounts by Aurinko's id; learn it once.
+            account_id_known = learn_account_id(&engine, index, &nudges).await;
+        }
         for collection in &plan.collections {
             if running.contains_key(&collection.key) {
                 continue;
             }
             let stop = account_cancel.child_token();
             running.insert(collection.key.clone(), stop.clone());
+            let nudge = nudges.register(&collection.key);
             actors.spawn(actor::run(
                 engine.clone(),
                 collection.clone(),
                 client.clone(),
                 health.clone(),
+                nudge,
                 account_cancel.clone(),
                 stop,
             ));
@@ -49,6 +63,7 @@ pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, c
                     tracing::info!(collection = %key, "calendar gone: stopping its actor");
                     stop.cancel();
                     health.forget(key);
+                    nudges.unregister(key);
                 }
                 keep
             });
@@ -64,4 +79,25 @@ pub async fn supervise(engine: Arc<Engine>, index: usize, health: Arc<Health>, c
     }
     actors.close();
     actors.wait().await;
+}
+
+async fn learn_account_id(engine: &Engine, index: usize, nudges: &Nudges) -> bool {
+    let (account, client) = &engine.accounts()[index];
+    match client.account_id().await {
+        Ok(id) => {
+            nudges.learn_account(id, &account.name);
+            let store = engine.store().clone();
+            let name = account.name.clone();
+            match tokio::task::spawn_blocking(move || store.save_account_id(&name, id, chrono::Utc::now())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(account = %account.name, "cannot store the account id: {e}"),
+                Err(e) => tracing::error!(account = %account.name, "cannot store the account id: {e}"),
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(account = %account.name, "cannot learn the Aurinko account id (webhooks for it wait): {e}");
+            false
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! `BEGIN IMMEDIATE` transaction.
 
 mod read;
+mod subscriptions;
 mod write;
 
 use std::fs::OpenOptions;
@@ -22,12 +23,14 @@ use rusqlite_migration::{M, Migrations};
 
 pub use crate::sync::CollectionKey;
 pub use read::{AccountReport, CollectionReport, Report, StoredEvent, StoredRecord};
+pub use subscriptions::StoredSubscription;
 pub use write::{CommitStats, PageRecords};
 
 /// Schema migrations, in order; each file under `state/` is applied once.
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0001_initial.sql")),
     M::up(include_str!("../../state/0002_email_and_contacts.sql")),
+    M::up(include_str!("../../state/0003_webhooks.sql")),
 ];
 
 /// How long a write waits for another writer (another process holding the

@@ -38,6 +38,11 @@ pub struct CollectionReport {
     pub last_error_class: Option<String>,
     pub consecutive_failures: i64,
     pub next_attempt_at: Option<String>,
+    /// The webhook subscription for this collection, if `subscribe` made one.
+    pub subscription_id: Option<i64>,
+    /// `active`, `inactive`, or `error: ...` from the last lifecycle event
+    /// or Aurinko's `failDescription`.
+    pub subscription_status: Option<String>,
 }
 
 /// Any kind's row as stored: its collection, id, version and raw JSON.
@@ -71,8 +76,18 @@ impl Store {
             .prepare(&format!(
                 "SELECT s.account, s.kind, s.collection_id, c.name, s.phase, {},
                         s.window_min, s.window_max, s.last_success_at, s.last_attempt_at, s.last_error,
-                        s.last_error_class, s.consecutive_failures, s.next_attempt_at
+                        s.last_error_class, s.consecutive_failures, s.next_attempt_at,
+                        sub.subscription_id,
+                        CASE WHEN sub.subscription_id IS NULL THEN NULL
+                             WHEN sub.lifecycle_event = 'error' THEN 'error: ' || coalesce(sub.lifecycle_error, 'reported by Aurinko')
+                             WHEN sub.active = 0 THEN 'inactive'
+                             WHEN sub.fail_description IS NOT NULL THEN 'failing: ' || sub.fail_description
+                             ELSE 'active' END
                  FROM sync_state s
+                 LEFT JOIN subscriptions sub ON sub.rowid = (
+                     SELECT rowid FROM subscriptions x
+                     WHERE x.account = s.account AND x.kind = s.kind AND x.collection_id = s.collection_id
+                     ORDER BY x.active DESC, x.updated_at DESC LIMIT 1)
                  LEFT JOIN calendars c ON c.account = s.account AND c.calendar_id = s.collection_id
                      AND s.kind = 'calendar'
                  ORDER BY s.account, s.kind, s.collection_id",
@@ -94,6 +109,8 @@ impl Store {
                     last_error_class: r.get(11)?,
                     consecutive_failures: r.get(12)?,
                     next_attempt_at: r.get(13)?,
+                    subscription_id: r.get(14)?,
+                    subscription_status: r.get(15)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -123,6 +123,15 @@ impl CollectionKey {
     pub fn account_wide(account: &str, kind: Kind) -> CollectionKey {
         CollectionKey { account: account.to_string(), kind, id: kind.as_str().to_string() }
     }
+
+    /// The resource a webhook subscription for this collection names.
+    pub fn webhook_resource(&self) -> String {
+        match self.kind {
+            Kind::Calendar => format!("/calendars/{}/events", self.id),
+            Kind::Email => "/email/messages".to_string(),
+            Kind::Contacts => "/contacts".to_string(),
+        }
+    }
 }
 
 impl fmt::Display for CollectionKey {

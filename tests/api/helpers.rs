@@ -29,6 +29,7 @@ pub struct TestApp {
     account_extra: String,
     /// The daemon's health and metrics address, when asked for.
     pub listen: Option<std::net::SocketAddr>,
+    webhook: bool,
 }
 
 /// What the fake holds at the start: per account, calendars with events.
@@ -44,7 +45,13 @@ pub struct Setup {
     pub contacts: Option<usize>,
     /// Give the daemon a `[server] listen` address on a free loopback port.
     pub server: bool,
+    /// Configure the webhook receiver at `/hook` on that listener (implies
+    /// `server`), with the fake signing notifications with [`SIGNING_SECRET`].
+    pub webhook: bool,
 }
+
+/// The webhook signing secret tests share with the fake.
+pub const SIGNING_SECRET: &str = "whsec-T3ST-S3CR3T-signing";
 
 impl Default for Setup {
     fn default() -> Self {
@@ -55,6 +62,7 @@ impl Default for Setup {
             mail: None,
             contacts: None,
             server: false,
+            webhook: false,
         }
     }
 }
@@ -88,11 +96,15 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
     if setup.contacts.is_some() {
         account_extra.push_str("contacts = true\n");
     }
-    let listen = setup.server.then(|| {
+    let listen = (setup.server || setup.webhook).then(|| {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         probe.local_addr().unwrap()
     });
-    let app = TestApp { dir, fake, server, accounts, config_path, db_path, account_extra, listen };
+    if setup.webhook {
+        fake.set_signing_secret(SIGNING_SECRET);
+    }
+    let app =
+        TestApp { dir, fake, server, accounts, config_path, db_path, account_extra, listen, webhook: setup.webhook };
     std::fs::write(&app.config_path, app.config_text(setup.sync_extra)).expect("config written");
     app
 }
@@ -108,6 +120,11 @@ impl TestApp {
         );
         if let Some(addr) = self.listen {
             text.push_str(&format!("[server]\nlisten = \"{addr}\"\n\n"));
+            if self.webhook {
+                text.push_str(&format!(
+                    "[webhook]\npath = \"/hook\"\nsigning_secret_env = \"TEST_SIGNING_SECRET\"\npublic_url = \"http://{addr}/hook\"\n\n"
+                ));
+            }
         }
         for a in &self.accounts {
             text.push_str(&format!(
@@ -138,6 +155,7 @@ impl TestApp {
         for a in &self.accounts {
             cmd.env(&a.env, &a.token);
         }
+        cmd.env("TEST_SIGNING_SECRET", SIGNING_SECRET);
         cmd.kill_on_drop(true);
         cmd
     }

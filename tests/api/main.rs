@@ -11,3 +11,4 @@ mod helpers;
 mod mail_and_contacts;
 mod secrets;
 mod service;
+mod webhooks;

@@ -1,0 +1,178 @@
+//! `aurinko-sync subscribe`: one active webhook subscription per synced
+//! collection, pointing at `[webhook] public_url`. It plans first (what to
+//! keep, create and delete), then applies, so running it twice changes
+//! nothing the second time.
+
+use chrono::Utc;
+
+use crate::aurinko::{AccountClient, ApiError, Subscription};
+use crate::config::AccountConfig;
+use crate::store::StoredSubscription;
+use crate::sync::{CollectionKey, Engine};
+
+/// What `subscribe` did for one account.
+#[derive(Debug, Default)]
+pub struct SubscribeSummary {
+    pub account: String,
+    pub kept: usize,
+    pub created: usize,
+    pub deleted: usize,
+    pub error: Option<String>,
+}
+
+/// The changes that give every wanted resource exactly one active
+/// subscription to our URL. Subscriptions to other URLs are not ours and
+/// are left alone.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionPlan {
+    pub keep: Vec<(i64, CollectionKey)>,
+    pub create: Vec<CollectionKey>,
+    pub delete: Vec<i64>,
+}
+
+pub fn plan_subscriptions(wanted: &[CollectionKey], existing: &[Subscription], url: &str) -> SubscriptionPlan {
+    let mut plan = SubscriptionPlan::default();
+    let ours: Vec<&Subscription> = existing.iter().filter(|s| s.notification_url.as_deref() == Some(url)).collect();
+    for key in wanted {
+        let resource = key.webhook_resource();
+        let mut same = ours.iter().filter(|s| s.resource.as_deref() == Some(resource.as_str()));
+        match same.clone().find(|s| s.active != Some(false)) {
+            Some(active) => {
+                plan.keep.push((active.id, key.clone()));
+                plan.delete.extend(same.filter(|s| s.id != active.id).map(|s| s.id));
+            }
+            None => {
+                plan.delete.extend(same.by_ref().map(|s| s.id));
+                plan.create.push(key.clone());
+            }
+        }
+    }
+    let wanted_resources: Vec<String> = wanted.iter().map(CollectionKey::webhook_resource).collect();
+    plan.delete.extend(
+        ours.iter().filter(|s| !s.resource.as_ref().is_some_and(|r| wanted_resources.contains(r))).map(|s| s.id),
+    );
+    plan.delete.sort_unstable();
+    plan.delete.dedup();
+    plan
+}
+
+/// Runs `subscribe` for every account.
+pub async fn subscribe(engine: &Engine, url: &str) -> Vec<SubscribeSummary> {
+    let mut summaries = Vec::new();
+    for (account, client) in engine.accounts() {
+        let mut summary = SubscribeSummary { account: account.name.clone(), ..SubscribeSummary::default() };
+        if let Err(e) = subscribe_account(engine, account, client, url, &mut summary).await {
+            summary.error = Some(e);
+        }
+        summaries.push(summary);
+    }
+    summaries
+}
+
+async fn subscribe_account(
+    engine: &Engine,
+    account: &AccountConfig,
+    client: &AccountClient,
+    url: &str,
+    summary: &mut SubscribeSummary,
+) -> Result<(), String> {
+    let plan = engine.plan(account, client).await;
+    if let Some(message) = plan.auth_refused() {
+        return Err(message.to_string());
+    }
+    if !plan.calendars_known {
+        return Err("calendar discovery failed; not changing subscriptions on a partial list".into());
+    }
+    let text = |e: ApiError| e.to_string();
+    let aurinko_id = client.account_id().await.map_err(text)?;
+    let wanted: Vec<CollectionKey> = plan.collections.iter().map(|c| c.key.clone()).collect();
+    let existing = client.list_subscriptions().await.map_err(text)?;
+    let changes = plan_subscriptions(&wanted, &existing, url);
+    for id in &changes.delete {
+        client.delete_subscription(*id).await.map_err(text)?;
+        summary.deleted += 1;
+    }
+    let mut current: Vec<StoredSubscription> = Vec::new();
+    for (id, key) in &changes.keep {
+        let s = existing.iter().find(|s| s.id == *id).expect("kept subscriptions come from the list");
+        current.push(stored(s, key, url));
+        summary.kept += 1;
+    }
+    for key in &changes.create {
+        let created = client.create_subscription(&key.webhook_resource(), url).await.map_err(text)?;
+        current.push(stored(&created, key, url));
+        summary.created += 1;
+    }
+    let store = engine.store().clone();
+    let name = account.name.clone();
+    tokio::task::spawn_blocking(move || {
+        store.save_account_id(&name, aurinko_id, Utc::now())?;
+        store.save_subscriptions(&name, &current, Utc::now())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+fn stored(s: &Subscription, key: &CollectionKey, url: &str) -> StoredSubscription {
+    StoredSubscription {
+        id: s.id,
+        resource: key.webhook_resource(),
+        key: key.clone(),
+        notification_url: url.to_string(),
+        active: s.active != Some(false),
+        fail_since: s.fail_since.clone(),
+        fail_description: s.fail_description.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "https://sync.example/hook";
+
+    fn sub(id: i64, resource: &str, url: &str, active: bool) -> Subscription {
+        Subscription {
+            id,
+            resource: Some(resource.into()),
+            notification_url: Some(url.into()),
+            active: Some(active),
+            fail_since: None,
+            fail_description: None,
+        }
+    }
+
+    fn cal(id: &str) -> CollectionKey {
+        CollectionKey::calendar("work", id)
+    }
+
+    #[test]
+    fn nothing_exists_so_everything_is_created() {
+        let plan = plan_subscriptions(&[cal("a"), cal("b")], &[], URL);
+        assert_eq!(plan, SubscriptionPlan { keep: vec![], create: vec![cal("a"), cal("b")], delete: vec![] });
+    }
+
+    #[test]
+    fn active_ones_are_kept_and_duplicates_inactive_and_stale_ones_go() {
+        let existing = [
+            sub(1, "/calendars/a/events", URL, true),
+            sub(2, "/calendars/a/events", URL, true),
+            sub(3, "/calendars/b/events", URL, false),
+            sub(4, "/calendars/gone/events", URL, true),
+            sub(5, "/calendars/a/events", "https://someone.else/hook", true),
+        ];
+        let plan = plan_subscriptions(&[cal("a"), cal("b")], &existing, URL);
+        assert_eq!(plan.keep, vec![(1, cal("a"))]);
+        assert_eq!(plan.create, vec![cal("b")]);
+        assert_eq!(plan.delete, vec![2, 3, 4], "subscriptions to other URLs are not ours");
+    }
+
+    #[test]
+    fn a_second_run_changes_nothing() {
+        let existing = [sub(1, "/calendars/a/events", URL, true), sub(2, "/email/messages", URL, true)];
+        let wanted = [cal("a"), CollectionKey::account_wide("work", crate::sync::Kind::Email)];
+        let plan = plan_subscriptions(&wanted, &existing, URL);
+        assert_eq!((plan.create.len(), plan.delete.len(), plan.keep.len()), (0, 0, 2));
+    }
+}
