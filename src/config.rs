@@ -86,6 +86,8 @@ pub struct ApiConfig {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// A cap on the database size; writes beyond it fail like a full disk.
+    pub max_size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +192,7 @@ struct RawApi {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<String>,
+    max_size_mb: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -259,6 +262,10 @@ impl Config {
         let api = validate_api(raw.api)?;
         let store = StoreConfig {
             path: PathBuf::from(non_empty("store.path", raw.store.path)?.unwrap_or_else(|| "aurinko-sync.db".into())),
+            max_size_bytes: match raw.store.max_size_mb {
+                None => None,
+                Some(mb) => Some(u64::from(positive("store.max_size_mb", Some(mb), 0)?) * 1024 * 1024),
+            },
         };
         let sync = SyncConfig {
             window_past_days: positive("sync.window_past_days", raw.sync.window_past_days, 30)?,

@@ -117,7 +117,10 @@ pub fn main() -> ExitCode {
     exit.into()
 }
 
-/// Prints a one-line error for the operator.
+/// Prints a one-line error for the operator: whatever a message carries
+/// from below (SQLite's check reports, say), it stays on one line.
 fn complain(message: impl std::fmt::Display) {
-    eprintln!("aurinko-sync: {message}");
+    let text = message.to_string();
+    let line: Vec<&str> = text.split_whitespace().collect();
+    eprintln!("aurinko-sync: {}", line.join(" "));
 }

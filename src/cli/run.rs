@@ -36,7 +36,7 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
 }
 
 pub(super) fn open_engine(config: Config) -> Option<Engine> {
-    let store = match Store::open(&config.store.path) {
+    let store = match Store::open_limited(&config.store.path, config.store.max_size_bytes) {
         Ok(store) => Arc::new(store),
         Err(e) => {
             complain(e);

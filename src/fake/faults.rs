@@ -42,16 +42,16 @@ pub enum FaultKind {
     InternalError,
     /// 503 with an `ApiRequestFailed` body.
     Unavailable,
-    /// 429 with `Retry-After: 1` (delay in seconds).
+    /// 429 with `Retry-After: 1` (delay in seconds; see `FakeOptions::retry_after_secs`).
     TooManyRequestsSeconds,
-    /// 429 with `Retry-After` as an HTTP-date 1–2 s ahead.
+    /// 429 with `Retry-After` as an HTTP-date 1–2 s ahead (`FakeOptions::retry_after_secs`).
     TooManyRequestsDate,
     /// 200 whose JSON body is cut in half; Content-Length matches the cut body, so the HTTP
     /// exchange is well-formed and only JSON parsing fails.
     TruncatedBody,
     /// The connection is dropped before a complete response: a transport error for the client.
     ResetConnection,
-    /// The normal answer, about 300 ms late.
+    /// The normal answer, about 300 ms late (`FakeOptions::latency_fault`).
     Latency,
 }
 
@@ -67,6 +67,6 @@ impl FaultKind {
         FaultKind::Latency,
     ];
 
-    /// Extra delay of a [`FaultKind::Latency`] fault.
+    /// Default extra delay of a [`FaultKind::Latency`] fault.
     pub const LATENCY: std::time::Duration = std::time::Duration::from_millis(300);
 }

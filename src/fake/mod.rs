@@ -87,6 +87,12 @@ pub struct FakeOptions {
     pub latency: Duration,
     /// Requests per second per account token; beyond it, 429 with `Retry-After: 1`.
     pub rate_limit_per_sec: Option<u32>,
+    /// The delay the 429 faults announce: [`FaultKind::TooManyRequestsSeconds`] sends
+    /// `Retry-After: {retry_after_secs}`, [`FaultKind::TooManyRequestsDate`] an HTTP-date
+    /// `retry_after_secs + 1` s ahead (now when 0). Default 1; 0 lets fast tests skip the pause.
+    pub retry_after_secs: u64,
+    /// Extra delay of a [`FaultKind::Latency`] fault (default [`FaultKind::LATENCY`], 300 ms).
+    pub latency_fault: Duration,
     /// Makes generated data, tokens and fault choices repeatable.
     pub seed: u64,
 }
@@ -99,6 +105,8 @@ impl Default for FakeOptions {
             faults: Faults::default(),
             latency: Duration::ZERO,
             rate_limit_per_sec: None,
+            retry_after_secs: 1,
+            latency_fault: FaultKind::LATENCY,
             seed: 0,
         }
     }
@@ -313,6 +321,16 @@ impl FakeAurinko {
 
     pub fn set_rate_limit(&self, per_sec: Option<u32>) {
         self.with(|s| s.options.rate_limit_per_sec = per_sec);
+    }
+
+    /// See [`FakeOptions::retry_after_secs`].
+    pub fn set_retry_after_secs(&self, secs: u64) {
+        self.with(|s| s.options.retry_after_secs = secs);
+    }
+
+    /// See [`FakeOptions::latency_fault`].
+    pub fn set_latency_fault(&self, d: Duration) {
+        self.with(|s| s.options.latency_fault = d);
     }
 
     /// Live events of the account's live calendars, sorted by `(calendar_id, id)`.

@@ -41,12 +41,12 @@ async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, header
         tokio::time::sleep(latency).await;
     }
     let request = Request::parse(&method, &uri, &headers, body);
-    let fault = fake.with(|state| {
+    let (fault, latency_fault) = fake.with(|state| {
         let faults = state.options.faults.clone();
-        faults.choose(&mut state.fault_rng)
+        (faults.choose(&mut state.fault_rng), state.options.latency_fault)
     });
-    if fault == Some(FaultKind::Latency) {
-        tokio::time::sleep(FaultKind::LATENCY).await;
+    if fault == Some(FaultKind::Latency) && !latency_fault.is_zero() {
+        tokio::time::sleep(latency_fault).await;
     }
     match fake.with(|state| state.answer(&request, fault)) {
         Answer::Ready(reply) => reply.into_response(),
@@ -262,11 +262,14 @@ impl Shared {
             Some(FaultKind::Unavailable) => {
                 Reply::error(&ApiError::new(503, "serviceUnavailable", "Service Unavailable"), &request_id)
             }
-            Some(FaultKind::TooManyRequestsSeconds) => {
-                Reply::error(&too_many_requests(), &request_id).with_header(header::RETRY_AFTER, "1".to_string())
-            }
+            Some(FaultKind::TooManyRequestsSeconds) => Reply::error(&too_many_requests(), &request_id)
+                .with_header(header::RETRY_AFTER, self.options.retry_after_secs.to_string()),
             Some(FaultKind::TooManyRequestsDate) => {
-                let at = SystemTime::now() + Duration::from_secs(2);
+                let ahead = match self.options.retry_after_secs {
+                    0 => 0,
+                    secs => secs.saturating_add(1),
+                };
+                let at = SystemTime::now() + Duration::from_secs(ahead);
                 Reply::error(&too_many_requests(), &request_id)
                     .with_header(header::RETRY_AFTER, httpdate::fmt_http_date(at))
             }

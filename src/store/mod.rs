@@ -60,6 +60,13 @@ impl Store {
     /// migrations. A file that is not an aurinko-sync database is an error
     /// and is left untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_limited(path, None)
+    }
+
+    /// [`open`](Store::open) with a size cap: past `max_bytes` writes fail
+    /// as on a full disk (the collection errors, nothing is corrupted) until
+    /// the store is reopened with more room.
+    pub fn open_limited(path: &Path, max_bytes: Option<u64>) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
         create_private(path).map_err(|e| fail(format!("cannot create: {e}")))?;
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
@@ -67,6 +74,14 @@ impl Store {
         // The first read of the header happens here: a file that is not a
         // database, or somebody else's, fails before anything is written.
         check_foreign(&conn).map_err(fail)?;
+        // Damage found now is a clear refusal; found mid-sync it would be a
+        // string of failed commits. quick_check reads every page once.
+        let check: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| fail(format!("damaged: {e}; the file is left as it is")))?;
+        if check != "ok" {
+            return Err(fail(format!("damaged: {check}; the file is left as it is")));
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| fail(format!("cannot switch to WAL ({e})")))?;
@@ -76,6 +91,11 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| fail(e.to_string()))?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).map_err(|e| fail(format!("migration failed: {e}")))?;
+        if let Some(max_bytes) = max_bytes {
+            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
+            let pages = (max_bytes / page_size.max(512) as u64).max(1);
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(|e| fail(e.to_string()))?;
+        }
         let probe = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         probe.busy_timeout(PROBE_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         Ok(Store { conn: Mutex::new(conn), probe: Some(Mutex::new(probe)) })

@@ -11,4 +11,5 @@ mod helpers;
 mod mail_and_contacts;
 mod secrets;
 mod service;
+mod storage;
 mod webhooks;
