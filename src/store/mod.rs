@@ -92,9 +92,11 @@ impl Store {
             .map_err(|e| fail(e.to_string()))?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn).map_err(|e| fail(format!("migration failed: {e}")))?;
         if let Some(max_bytes) = max_bytes {
-            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
+            let page_size: i64 =
+                conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
             let pages = (max_bytes / page_size.max(512) as u64).max(1);
-            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(|e| fail(e.to_string()))?;
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(|e| fail(e.to_string()))?;
         }
         let probe = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         probe.busy_timeout(PROBE_TIMEOUT).map_err(|e| fail(e.to_string()))?;

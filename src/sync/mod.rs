@@ -24,3 +24,5 @@ pub use machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 pub use progress::Progress;
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message};
 pub use state::{Cursor, Phase, Stream, SyncState, Window};
+#[cfg(test)]
+mod records_props;

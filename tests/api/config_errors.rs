@@ -38,7 +38,52 @@ async fn each_configuration_error_exits_2_with_its_key_and_sends_nothing() {
             "calendars",
         ),
         (format!("[api]\nbase_url = \"{base}\"\n[store]\npath = \"\"\n{account}"), "store.path"),
+        (format!("[api]\nbase_url = \"{base}\"\nmax_attempts = \"many\"\n{account}"), "max_attempts"),
+        (
+            format!("[api]\nbase_url = \"{base}\"\nbackoff_base_ms = 900\nbackoff_max_ms = 10\n{account}"),
+            "api.backoff_max_ms",
+        ),
+        (format!("[api]\nbase_url = \"ftp://{}\"\n{account}", &base[7..]), "api.base_url"),
+        (format!("[api]\nbase_url = \"{base}\"\n[surprise]\nx = 1\n{account}"), "surprise"),
+        (format!("[api]\nbase_url = \"{base}\"\n[sync\n{account}"), "([sync)"),
+        (format!("[api]\nbase_url = \"{base}\"\n[sync]\nconcurrency = 99999999999\n{account}"), "sync.concurrency"),
+        (format!("[api]\nbase_url = \"{base}\"\n[store]\nmax_size_mb = 0\n{account}"), "store.max_size_mb"),
+        (format!("[api]\nbase_url = \"{base}\"\n[server]\nlisten = \"everywhere\"\n{account}"), "server.listen"),
+        (
+            format!("[api]\nbase_url = \"{base}\"\n[webhook]\nsigning_secret_env = \"TEST_SIGNING_SECRET\"\n{account}"),
+            "webhook",
+        ),
+        (
+            format!(
+                "[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"my work\"\ntoken_env = \"TEST_TOKEN_WORK\"\n"
+            ),
+            "accounts[0].name",
+        ),
+        (
+            format!(
+                "[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"w\"\ntoken_env = \"TEST_TOKEN_WORK\"\ntoken_file = \"/x\"\n"
+            ),
+            "accounts[0].token_env",
+        ),
+        (
+            format!("[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"w\"\ntoken_file = \"/nonexistent/token\"\n"),
+            "accounts[0].token_file",
+        ),
+        (
+            format!(
+                "[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"w\"\ntoken_env = \"TEST_TOKEN_WORK\"\ncalendars = [\"a\", \"a\"]\n"
+            ),
+            "accounts[0].calendars",
+        ),
+        (
+            format!(
+                "[api]\nbase_url = \"{base}\"\n[[accounts]]\nname = \"w\"\ntoken_env = \"TEST_TOKEN_WORK\"\nemail = {{ body = \"pdf\" }}\n"
+            ),
+            "accounts[0].email.body",
+        ),
+        (format!("[api]\nbase_url = \"{base}\"\naccounts = 5\n"), "accounts"),
     ];
+    let mut messages = std::collections::HashSet::new();
     for (config, key) in cases {
         let config = config.replace("[api]", &format!("[store]\npath = \"{store}\"\n[api]")).replacen(
             &format!("[store]\npath = \"{store}\"\n[api]\nbase_url = \"{base}\"\n[store]"),
@@ -52,6 +97,7 @@ async fn each_configuration_error_exits_2_with_its_key_and_sends_nothing() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line for {key}: {stderr}");
         assert!(stderr.contains(key), "the error names {key}: {stderr}");
         assert!(!stderr.contains(app.token("work")));
+        assert!(messages.insert(stderr.clone()), "each case has its own message: {stderr}");
     }
     assert!(app.requests().is_empty(), "no request was sent");
     assert!(!app.db_path.exists(), "no store was created");

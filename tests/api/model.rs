@@ -1,0 +1,354 @@
+//! Model-based property test: random sequences of server mutations, injected
+//! faults of every kind, token expiries, calendars removed and added, and
+//! crashes (the engine dropped, or cancelled, after a random number of
+//! answered requests and restarted from the store) against the fake. After a
+//! final quiet catch-up the store must equal the truth, record by record and
+//! field by field, for the calendars, the mailbox and the address book.
+//!
+//! Failures are returned as `TestCaseError`s, never panics, so proptest
+//! shrinks them to a short sequence of steps and prints it. The number of
+//! cases is `PROPTEST_CASES` (default 256). Nothing is persisted next to the
+//! sources (`failure_persistence: None`).
+//!
+//! Each engine run (a catch-up or a crash) gets a runtime of its own, dropped
+//! when the run ends: that waits for a store commit already handed to the
+//! blocking pool, so a "crashed" engine never writes after its successor has
+//! started, as with a real process whose last transaction either committed or
+//! did not.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aurinko_sync::config::Config;
+use aurinko_sync::fake::{Collection, FakeOptions, FaultKind, Faults};
+use aurinko_sync::store::Store;
+use aurinko_sync::sync::{CatchUpReport, Engine, Kind};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestError, TestRunner};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{Setup, TestApp, spawn_app};
+
+const ACCOUNT: &str = "work";
+const EMAIL: &str = "{ days_within = 365, body = \"text\" }";
+const CALENDARS: [&str; 3] = ["cal-1", "cal-2", "cal-3"];
+/// Longest an engine run may take before the case fails as hung.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// The fake's data at the start of a case.
+#[derive(Debug, Clone)]
+struct World {
+    cal_1: usize,
+    cal_2: usize,
+    messages: usize,
+    contacts: usize,
+    page_size: usize,
+    not_ready_polls: u32,
+    seed: u64,
+}
+
+/// One collection of the account, as a mutation target.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Calendar(&'static str),
+    Email,
+    Contacts,
+}
+
+impl Target {
+    fn collection(self) -> Collection {
+        match self {
+            Target::Calendar(id) => Collection::Calendar(id.to_string()),
+            Target::Email => Collection::Email,
+            Target::Contacts => Collection::Contacts,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// `count` random creates, updates and deletes in one collection (a
+    /// no-op on a removed or missing calendar).
+    Mutate { target: Target, count: usize },
+    /// A catch-up by a new engine on the same store, run to its end.
+    CatchUp,
+    /// Every token issued so far answers 410.
+    ExpireTokens,
+    /// From now on `rate_pct` % of requests fail with `kind` (every kind when
+    /// `None`); 0 switches faults off.
+    Faults { rate_pct: u32, kind: Option<FaultKind> },
+    /// A catch-up by a new engine, stopped once the fake has answered
+    /// `after_requests` requests: the future dropped mid-way (a crash), or,
+    /// when `graceful`, its cancellation token cancelled and the pass
+    /// awaited.
+    Crash { after_requests: usize, graceful: bool },
+    /// The calendar disappears from `GET /calendars` and answers 404.
+    RemoveCalendar(&'static str),
+    /// The calendar appears (or comes back) with `events` more events.
+    AddCalendar { id: &'static str, events: usize },
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (15..40usize, 15..40usize, 0..25usize, 0..25usize, 3..8usize, 0..2u32, any::<u64>()).prop_map(
+        |(cal_1, cal_2, messages, contacts, page_size, not_ready_polls, seed)| World {
+            cal_1,
+            cal_2,
+            messages,
+            contacts,
+            page_size,
+            not_ready_polls,
+            seed,
+        },
+    )
+}
+
+fn calendar() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(CALENDARS.to_vec())
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![calendar().prop_map(Target::Calendar), Just(Target::Email), Just(Target::Contacts)]
+}
+
+/// Simpler steps first: proptest shrinks a step towards earlier variants.
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (target(), 1..8usize).prop_map(|(target, count)| Step::Mutate { target, count }),
+        3 => Just(Step::CatchUp),
+        1 => Just(Step::ExpireTokens),
+        2 => (0..40u32, prop::option::of(prop::sample::select(FaultKind::ALL.to_vec())))
+            .prop_map(|(rate_pct, kind)| Step::Faults { rate_pct, kind }),
+        3 => (1..40usize, any::<bool>())
+            .prop_map(|(after_requests, graceful)| Step::Crash { after_requests, graceful }),
+        1 => calendar().prop_map(Step::RemoveCalendar),
+        1 => (calendar(), 1..20usize).prop_map(|(id, events)| Step::AddCalendar { id, events }),
+    ]
+}
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    ProptestConfig { cases, failure_persistence: None, max_shrink_time: 600_000, ..ProptestConfig::default() }
+}
+
+#[test]
+fn random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_truth() {
+    let config = config();
+    let cases = config.cases;
+    let mut runner = TestRunner::new(config);
+    let started = Instant::now();
+    let result =
+        runner.run(&(world(), prop::collection::vec(step(), 1..12)), |(world, steps)| run_case(&world, &steps));
+    eprintln!("model: {cases} cases in {:.1?}", started.elapsed());
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(why, (world, steps))) => {
+            panic!("store differs from the model: {why}\nminimal reproduction:\n  {world:?}\n  steps: {steps:#?}")
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn run_case(world: &World, steps: &[Step]) -> Result<(), TestCaseError> {
+    let setup = Setup {
+        accounts: vec![(ACCOUNT, vec![("cal-1", world.cal_1), ("cal-2", world.cal_2)])],
+        options: FakeOptions {
+            page_size: world.page_size,
+            not_ready_polls: world.not_ready_polls,
+            seed: world.seed,
+            // Every fault kind, without the 1 s pauses and 300 ms latency of
+            // the defaults: hundreds of cases must run in well under a minute.
+            retry_after_secs: 0,
+            latency_fault: Duration::from_millis(3),
+            ..FakeOptions::default()
+        },
+        mail: Some((world.messages, EMAIL)),
+        contacts: Some(world.contacts),
+        ..Setup::default()
+    };
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| TestCaseError::fail(format!("runtime: {e}")))?;
+    let app = server_rt.block_on(spawn_app(setup));
+    let outcome = run_steps(&app, steps);
+    drop(app);
+    drop(server_rt);
+    outcome
+}
+
+fn run_steps(app: &TestApp, steps: &[Step]) -> Result<(), TestCaseError> {
+    let token = app.token(ACCOUNT).to_string();
+    let fake = &app.fake;
+    for step in steps {
+        match step {
+            Step::Mutate { target, count } => fake.mutate_random_in(&token, &target.collection(), *count),
+            Step::CatchUp => {
+                engine_run(app, None)?;
+            }
+            Step::ExpireTokens => fake.expire_tokens(&token),
+            Step::Faults { rate_pct, kind } => {
+                fake.set_faults(Faults::new(f64::from(*rate_pct) / 100.0, kind.map(|k| vec![k]).unwrap_or_default()))
+            }
+            Step::Crash { after_requests, graceful } => {
+                engine_run(app, Some((*after_requests, *graceful)))?;
+            }
+            Step::RemoveCalendar(id) => fake.remove_calendar(&token, id),
+            Step::AddCalendar { id, events } => {
+                fake.add_calendar(&token, id, &format!("Calendar {id}"), *id == "cal-1");
+                fake.generate_events(&token, id, *events);
+            }
+        }
+    }
+    fake.set_faults(Faults::none());
+    let report = engine_run(app, None)?.ok_or_else(|| TestCaseError::fail("the quiet catch-up did not report"))?;
+    if !report.all_succeeded() {
+        let failed: Vec<String> = report
+            .results
+            .iter()
+            .filter(|r| !r.succeeded())
+            .map(|r| format!("{}: {:?}", r.key, r.report.finish))
+            .collect();
+        return Err(TestCaseError::fail(format!("the quiet catch-up failed: {failed:?}")));
+    }
+    store_equals_truth(app)
+}
+
+/// Runs a catch-up with a new engine on the store, in a runtime of its own.
+/// With `crash = Some((n, graceful))` the run is stopped once the fake has
+/// answered `n` requests (dropped, or cancelled and awaited); `None` is
+/// returned then, unless the pass ended first.
+fn engine_run(app: &TestApp, crash: Option<(usize, bool)>) -> Result<Option<CatchUpReport>, TestCaseError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| TestCaseError::fail(format!("{what}: {e}"));
+    let text = std::fs::read_to_string(&app.config_path).map_err(|e| fail("config", &e))?;
+    let config = Config::parse(&text, |var| app.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
+        .map_err(|e| fail("config", &e))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail("runtime", &e))?;
+    let fake = app.fake.clone();
+    let db = app.db_path.clone();
+    let outcome = rt.block_on(async move {
+        let store = Arc::new(Store::open(&db).map_err(|e| fail("store opens", &e))?);
+        let engine = Engine::new(config, store).map_err(|e| fail("engine", &e))?;
+        let cancel = CancellationToken::new();
+        let Some((after_requests, graceful)) = crash else {
+            return match tokio::time::timeout(RUN_LIMIT, engine.catch_up(&cancel)).await {
+                Ok(report) => Ok(Some(report)),
+                Err(_) => Err(TestCaseError::fail(format!("a catch-up took more than {RUN_LIMIT:?}"))),
+            };
+        };
+        fake.clear_requests();
+        let reached = async {
+            while fake.requests().len() < after_requests {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        let run = engine.catch_up(&cancel);
+        tokio::pin!(run);
+        tokio::select! {
+            report = &mut run => return Ok(Some(report)),
+            _ = reached => {}
+            _ = tokio::time::sleep(RUN_LIMIT) => {
+                return Err(TestCaseError::fail(format!("a catch-up took more than {RUN_LIMIT:?}")));
+            }
+        }
+        if graceful {
+            cancel.cancel();
+            if tokio::time::timeout(Duration::from_secs(10), run).await.is_err() {
+                return Err(TestCaseError::fail("a cancelled catch-up did not stop within 10 s"));
+            }
+        }
+        Ok(None)
+    });
+    // Waits for a commit already running on the blocking pool.
+    drop(rt);
+    outcome
+}
+
+/// The store's rows of every kind against the fake's records as it serves
+/// them now, as `(collection, id, JSON)`.
+fn store_equals_truth(app: &TestApp) -> Result<(), TestCaseError> {
+    let token = app.token(ACCOUNT);
+    let fake = &app.fake;
+    let store =
+        Store::open_read_only(&app.db_path).map_err(|e| TestCaseError::fail(format!("store opens read-only: {e}")))?;
+    let stored = |kind: Kind| -> Result<Vec<(String, String, Value)>, TestCaseError> {
+        let rows = store.records(ACCOUNT, kind).map_err(|e| TestCaseError::fail(format!("records: {e}")))?;
+        rows.into_iter()
+            .map(|r| match serde_json::from_str(&r.raw) {
+                Ok(raw) => Ok((r.collection_id, r.id, raw)),
+                Err(e) => Err(TestCaseError::fail(format!("{kind:?} {} raw is not JSON: {e}", r.id))),
+            })
+            .collect()
+    };
+    let truth = |scope: &str, collection: &Collection, body: Option<&str>| -> Vec<(String, String, Value)> {
+        let mut rows: Vec<_> = fake
+            .truth_json(token, collection, body)
+            .into_iter()
+            .map(|v| (scope.to_string(), v["id"].as_str().unwrap_or_default().to_string(), v))
+            .collect();
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        rows
+    };
+
+    let mut calendars = Vec::new();
+    for id in fake.calendar_ids(token) {
+        calendars.extend(truth(&id, &Collection::Calendar(id.clone()), None));
+    }
+    calendars.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    compare("calendars", &stored(Kind::Calendar)?, &calendars)?;
+    compare("email", &stored(Kind::Email)?, &truth("email", &Collection::Email, Some("text")))?;
+    compare("contacts", &stored(Kind::Contacts)?, &truth("contacts", &Collection::Contacts, None))
+}
+
+/// Equal lists, or an error naming what is missing, extra and different
+/// (with the differing fields).
+fn compare(
+    what: &str,
+    stored: &[(String, String, Value)],
+    truth: &[(String, String, Value)],
+) -> Result<(), TestCaseError> {
+    let key = |r: &(String, String, Value)| (r.0.clone(), r.1.clone());
+    // Email rows are scoped by the kind's name in the store; compare by id.
+    let scoped = |rows: &[(String, String, Value)]| -> Vec<(String, String, Value)> {
+        rows.iter()
+            .map(|(c, id, v)| (if what == "calendars" { c.clone() } else { String::new() }, id.clone(), v.clone()))
+            .collect()
+    };
+    let (stored, truth) = (scoped(stored), scoped(truth));
+    if stored == truth {
+        return Ok(());
+    }
+    let stored_keys: Vec<_> = stored.iter().map(key).collect();
+    let truth_keys: Vec<_> = truth.iter().map(key).collect();
+    let missing: Vec<_> = truth_keys.iter().filter(|k| !stored_keys.contains(k)).take(5).collect();
+    let extra: Vec<_> = stored_keys.iter().filter(|k| !truth_keys.contains(k)).take(5).collect();
+    let differing: Vec<String> = stored
+        .iter()
+        .filter_map(|s| truth.iter().find(|t| key(t) == key(s)).filter(|t| t.2 != s.2).map(|t| (s, t)))
+        .take(3)
+        .map(|(s, t)| {
+            let fields: Vec<String> = match (&s.2, &t.2) {
+                (Value::Object(a), Value::Object(b)) => a
+                    .keys()
+                    .chain(b.keys())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .filter(|k| a.get(*k) != b.get(*k))
+                    .map(|k| format!("{k}: stored {:?}, true {:?}", a.get(k), b.get(k)))
+                    .collect(),
+                _ => vec!["not objects".into()],
+            };
+            format!("{:?} {{ {} }}", key(s), fields.join("; "))
+        })
+        .collect();
+    Err(TestCaseError::fail(format!(
+        "{what}: {} stored, {} true; missing {missing:?}; extra {extra:?}; differing {differing:?}",
+        stored.len(),
+        truth.len()
+    )))
+}
