@@ -354,7 +354,13 @@ pub enum TokenRef<'a> {
     Page(&'a str),
 }
 
+/// Decodes an envelope. Every Aurinko answer is a JSON object; serde would
+/// also read a struct from an array, position by position, so anything but
+/// an object is refused first.
 fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".to_string());
+    }
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 

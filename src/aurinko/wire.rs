@@ -65,6 +65,9 @@ struct CalendarFields {
 impl Calendar {
     /// `None` for a record without an id, which cannot be synced.
     pub(crate) fn from_raw(raw: &RawValue) -> Option<Calendar> {
+        if !raw.get().trim_start().starts_with('{') {
+            return None;
+        }
         let fields: CalendarFields = serde_json::from_str(raw.get()).ok()?;
         let id = fields.id.filter(|id| !id.is_empty())?;
         Some(Calendar {

@@ -262,7 +262,11 @@ impl Engine {
         let saved = found.clone();
         blocking(move || store.save_calendars(&name, &saved, Utc::now())).await;
         let selected: Vec<(String, Option<String>)> = match &account.calendars {
-            CalendarSelection::All => found.iter().map(|c| (c.id.clone(), c.name.clone())).collect(),
+            CalendarSelection::All => {
+                // A calendar listed twice is synced once.
+                let mut seen = BTreeSet::new();
+                found.iter().filter(|c| seen.insert(c.id.clone())).map(|c| (c.id.clone(), c.name.clone())).collect()
+            }
             CalendarSelection::Listed(ids) => {
                 let mut selected = Vec::new();
                 for id in ids {

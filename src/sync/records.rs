@@ -5,9 +5,11 @@
 //! absent rather than failing the page, because the raw JSON is kept whole
 //! and nothing is lost. Only a record without an id cannot be stored.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 /// One record ready for its kind's table: the typed columns in the order
 /// the kind's [`Table`](super::Table) names them.
@@ -47,23 +49,29 @@ impl Row {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected(pub &'static str);
 
-/// A record as a JSON object, with lenient accessors.
-struct Record {
-    object: Map<String, Value>,
-    raw: String,
+/// A record as a JSON object, with lenient accessors. Only the top level
+/// is split into fields (later duplicates win, as in a JSON object read
+/// into a map); a field is parsed when a column asks for it, so deep or
+/// large parts of a record cost nothing and never make it unreadable.
+struct Record<'a> {
+    fields: BTreeMap<String, &'a RawValue>,
+    raw: &'a str,
 }
 
-impl Record {
-    fn parse(raw: &RawValue) -> Result<Record, Rejected> {
-        let value: Value = serde_json::from_str(raw.get()).map_err(|_| Rejected("not JSON"))?;
-        match value {
-            Value::Object(object) => Ok(Record { object, raw: raw.get().to_string() }),
-            _ => Err(Rejected("not an object")),
-        }
+impl<'a> Record<'a> {
+    fn parse(raw: &'a RawValue) -> Result<Record<'a>, Rejected> {
+        let fields: BTreeMap<String, &'a RawValue> =
+            serde_json::from_str(raw.get()).map_err(|_| Rejected("not an object"))?;
+        Ok(Record { fields, raw: raw.get() })
     }
 
     fn text(&self, key: &str) -> Option<String> {
-        self.object.get(key).and_then(Value::as_str).map(str::to_string)
+        self.fields.get(key).and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+    }
+
+    /// A nested field as a JSON value; `None` when absent or unreadable.
+    fn value(&self, key: &str) -> Option<Value> {
+        self.fields.get(key).and_then(|v| serde_json::from_str(v.get()).ok())
     }
 
     fn id(&self) -> Result<String, Rejected> {
@@ -75,7 +83,7 @@ impl Record {
     }
 
     fn row(self, id: String, etag: Option<String>, fields: Vec<Field>) -> Row {
-        Row { id, etag, fields, raw: self.raw }
+        Row { id, etag, fields, raw: self.raw.to_string() }
     }
 }
 
@@ -83,8 +91,8 @@ impl Record {
 pub fn parse_event(raw: &RawValue) -> Result<Row, Rejected> {
     let r = Record::parse(raw)?;
     let id = r.id()?;
-    let (start, all_day) = event_time(r.object.get("start"));
-    let (end, _) = event_time(r.object.get("end"));
+    let (start, all_day) = event_time(r.value("start").as_ref());
+    let (end, _) = event_time(r.value("end").as_ref());
     let fields = vec![
         Field::Text(r.text("subject")),
         Field::Text(start),
@@ -103,10 +111,11 @@ pub fn parse_event(raw: &RawValue) -> Result<Row, Rejected> {
 pub fn parse_message(raw: &RawValue) -> Result<Row, Rejected> {
     let r = Record::parse(raw)?;
     let id = r.id()?;
-    let from = r.object.get("from").and_then(Value::as_object);
-    let from_text = |key: &str| from.and_then(|f| f.get(key)).and_then(Value::as_str).map(str::to_string);
+    let from = r.value("from");
+    let from_text = |key: &str| from.as_ref().and_then(|f| f.get(key)).and_then(Value::as_str).map(str::to_string);
+    let labels_value = r.value("sysLabels");
     let labels: Option<Vec<&str>> =
-        r.object.get("sysLabels").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
+        labels_value.as_ref().and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
     let fields = vec![
         Field::Text(r.text("threadId")),
         Field::Text(r.text("folderId")),
@@ -116,7 +125,7 @@ pub fn parse_message(raw: &RawValue) -> Result<Row, Rejected> {
         Field::Text(from_text("name")),
         Field::Text(r.instant("receivedAt")),
         Field::Text(labels.map(|l| Value::from(l).to_string())),
-        Field::Flag(r.object.get("hasAttachments").and_then(Value::as_bool).unwrap_or(false)),
+        Field::Flag(r.value("hasAttachments").and_then(|v| v.as_bool()).unwrap_or(false)),
     ];
     Ok(r.row(id, None, fields))
 }
@@ -125,15 +134,16 @@ pub fn parse_message(raw: &RawValue) -> Result<Row, Rejected> {
 pub fn parse_contact(raw: &RawValue) -> Result<Row, Rejected> {
     let r = Record::parse(raw)?;
     let id = r.id()?;
-    let name = r.object.get("name").and_then(Value::as_object);
+    let name_value = r.value("name");
+    let name = name_value.as_ref().and_then(Value::as_object);
     let name_text = |key: &str| name.and_then(|n| n.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty());
     let display_name = name_text("displayName").map(str::to_string).or_else(|| {
         let parts: Vec<&str> = ["givenName", "familyName"].into_iter().filter_map(name_text).collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     });
-    let emails: Option<Vec<&str>> = r
-        .object
-        .get("emailAddresses")
+    let emails_value = r.value("emailAddresses");
+    let emails: Option<Vec<&str>> = emails_value
+        .as_ref()
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|e| e.get("address").and_then(Value::as_str)).collect());
     let fields = vec![Field::Text(display_name), Field::Text(emails.map(|e| Value::from(e).to_string()))];
@@ -145,15 +155,7 @@ pub fn parse_contact(raw: &RawValue) -> Result<Row, Rejected> {
 /// `DeletedEmailMessage`, which adds `folderId` and `internetMessageId`.
 /// Only the id matters: the row it names is removed wherever it is.
 pub fn parse_deleted(raw: &RawValue) -> Result<String, Rejected> {
-    #[derive(serde::Deserialize)]
-    struct Deleted {
-        id: Option<Value>,
-    }
-    let deleted: Deleted = serde_json::from_str(raw.get()).map_err(|_| Rejected("not an object"))?;
-    match deleted.id {
-        Some(Value::String(id)) if !id.is_empty() => Ok(id),
-        _ => Err(Rejected("no id")),
-    }
+    Record::parse(raw)?.id()
 }
 
 /// An `EventDateTime`: `dateTime` for timed events, `dateOnly` for all-day
@@ -170,12 +172,14 @@ fn event_time(value: Option<&Value>) -> (Option<String>, bool) {
     (None, false)
 }
 
-/// RFC 3339 in UTC with a `Z`, so text comparison orders instants. A value
-/// that does not parse is kept as sent.
+/// RFC 3339 in UTC with milliseconds and a `Z` (`2026-11-27T08:00:00.000Z`):
+/// one fixed width, so text comparison orders instants. A value that does
+/// not parse, or falls outside years 0000-9999 in UTC, is kept as sent.
 fn normalise_instant(s: &str) -> String {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|_| s.to_string())
+    match DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)) {
+        Ok(t) if (0..=9999).contains(&t.year()) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        _ => s.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -193,8 +197,8 @@ mod tests {
         assert_eq!(row.id, "e1");
         assert_eq!(row.etag.as_deref(), Some("\"7\""));
         assert_eq!(row.text(0), Some("Standup"));
-        assert_eq!(row.text(1), Some("2026-11-27T08:00:00Z"));
-        assert_eq!(row.text(2), Some("2026-11-27T08:15:00Z"));
+        assert_eq!(row.text(1), Some("2026-11-27T08:00:00.000Z"));
+        assert_eq!(row.text(2), Some("2026-11-27T08:15:00.000Z"));
         assert_eq!(row.flag(3), Some(false));
         assert_eq!(row.text(4), Some("2026-11-20T08:00:00.123Z"));
         assert_eq!(row.text(5), Some("uid-1"));
@@ -236,7 +240,7 @@ mod tests {
                 Some("Hi"),
                 Some("ann@example.com"),
                 Some("Ann"),
-                Some("2026-11-27T09:00:00Z"),
+                Some("2026-11-27T09:00:00.000Z"),
                 Some(r#"["inbox","unread"]"#)
             ]
         );

@@ -8,6 +8,7 @@ mod crash;
 mod expiry;
 mod faults;
 mod helpers;
+mod hostile;
 mod mail_and_contacts;
 mod model;
 mod secrets;
