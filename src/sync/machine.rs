@@ -79,6 +79,11 @@ pub struct Pass {
     /// This pass already re-provisioned after an expired delta token; a
     /// second expiry in the same pass is an error rather than a loop.
     reprovisioned: bool,
+    /// The pass resumed a drain interrupted earlier (a stored page token, or
+    /// the deleted stream still to drain). That drain ends at delta tokens
+    /// fixed before the interruption, so changes made since are only behind
+    /// them: the pass drains both streams once more before it is caught up.
+    resumed_drain: bool,
     finish: Option<Finish>,
 }
 
@@ -101,6 +106,9 @@ impl Pass {
         if !usable {
             begin_provisioning(&mut state);
         }
+        let resumed_drain = state.phase == Phase::Deleted
+            || (state.phase == Phase::Updated
+                && (state.updated.page_token.is_some() || state.deleted.page_token.is_some()));
         Pass {
             state,
             window,
@@ -109,6 +117,7 @@ impl Pass {
             waited_for_ready: Duration::ZERO,
             page_token_retried: false,
             reprovisioned: false,
+            resumed_drain,
             finish: None,
         }
     }
@@ -183,6 +192,7 @@ impl Pass {
                 s.updated = Cursor::at_delta(updated_token);
                 s.deleted = Cursor::at_delta(deleted_token);
                 s.phase = Phase::Updated;
+                self.resumed_drain = false;
                 self.provision_delay = Duration::ZERO;
                 self.waited_for_ready = Duration::ZERO;
                 Some(Commit::state_only(&self.state))
@@ -208,6 +218,11 @@ impl Pass {
                             self.state.reconciling = false;
                         }
                         self.state.phase = Phase::Deleted;
+                    }
+                    Stream::Deleted if self.resumed_drain => {
+                        // The resumed drain is done; now the changes since.
+                        self.resumed_drain = false;
+                        self.state.phase = Phase::Updated;
                     }
                     Stream::Deleted => {
                         self.state.phase = Phase::Idle;
@@ -501,6 +516,36 @@ mod tests {
         let mut resumed = Pass::new(commits[2].state.clone(), window(), policy());
         assert!(resumed.state().reconciling);
         assert_eq!(resumed.on_page(None, some("U1")).sweep_below, Some(1));
+    }
+
+    #[test]
+    fn a_resumed_drain_is_followed_by_a_fresh_round_before_the_pass_is_caught_up() {
+        // Crashed after the updated stream finished: only deleted was left.
+        let mut state = idle(2);
+        state.phase = Phase::Deleted;
+        state.updated = Cursor::at_delta("U2".into());
+        let mut pass = Pass::new(state, window(), policy());
+        assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D1")));
+        pass.on_page(None, some("D2"));
+        // Changes made since the crash are behind U2 and D2.
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U2")));
+        pass.on_page(None, some("U3"));
+        assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D2")));
+        pass.on_page(None, some("D3"));
+        assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
+        // Resumed mid-page in the updated stream: the same.
+        let mut state = idle(2);
+        state.phase = Phase::Updated;
+        state.updated.page_token = some("P4");
+        let mut pass = Pass::new(state, window(), policy());
+        pass.on_page(None, some("U5"));
+        pass.on_page(None, some("D5"));
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U5")));
+        // A pass from idle is caught up after one round.
+        let mut pass = Pass::new(idle(2), window(), policy());
+        pass.on_page(None, some("U2"));
+        pass.on_page(None, some("D2"));
+        assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
     }
 
     #[test]

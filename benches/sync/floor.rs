@@ -1,0 +1,106 @@
+//! The floor: the same rows upserted straight into SQLite by the simplest
+//! loop, in this process. Same schema (the store opens the file and applies
+//! its migrations), same pragmas (WAL, synchronous = NORMAL), one
+//! transaction per page of 100, a prepared `INSERT ... ON CONFLICT DO
+//! UPDATE` of the same columns. The records are parsed into their column
+//! values beforehand, so only SQLite is timed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aurinko_sync::store::Store;
+use aurinko_sync::sync::{Row, parse_event};
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::data::Dataset;
+
+pub struct Page {
+    calendar: String,
+    rows: Vec<Row>,
+}
+
+pub struct Prepared {
+    pub pages: Vec<Page>,
+    pub rows: usize,
+    /// Time to decode the page bodies and parse every record into its row
+    /// (`parse_event`, the sync's own), for reference.
+    pub parse: Duration,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+pub fn prepare(data: &Dataset) -> Prepared {
+    let started = Instant::now();
+    let mut pages = Vec::with_capacity(data.full_pages.len());
+    let mut rows = 0;
+    for (c, token) in &data.full_pages {
+        let body = &data.updated[token];
+        let envelope: Envelope<'_> = serde_json::from_slice(body).expect("pages are JSON");
+        let parsed: Vec<Row> =
+            envelope.records.iter().map(|r| parse_event(r).expect("generated events have ids")).collect();
+        rows += parsed.len();
+        pages.push(Page { calendar: data.calendars[*c].clone(), rows: parsed });
+    }
+    Prepared { pages, rows, parse: started.elapsed() }
+}
+
+pub struct FloorResult {
+    pub rows: usize,
+    pub wall: Duration,
+}
+
+const UPSERT: &str = "INSERT INTO events (account, calendar_id, event_id, etag, subject, start_time, end_time, all_day,
+                                    last_modified, ical_uid, recurrence_type, raw, generation, synced_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+     ON CONFLICT (account, calendar_id, event_id) DO UPDATE SET
+        etag = excluded.etag, subject = excluded.subject, start_time = excluded.start_time,
+        end_time = excluded.end_time, all_day = excluded.all_day, last_modified = excluded.last_modified,
+        ical_uid = excluded.ical_uid, recurrence_type = excluded.recurrence_type, raw = excluded.raw,
+        generation = excluded.generation, synced_at = excluded.synced_at";
+
+pub fn run(dir: &Path, prepared: &Prepared) -> FloorResult {
+    let path = dir.join("floor.db");
+    drop(Store::open(&path).expect("the store creates the schema"));
+    let mut conn = Connection::open(&path).expect("floor database opens");
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).expect("WAL");
+    assert!(mode.eq_ignore_ascii_case("wal"), "journal mode {mode}");
+    conn.execute_batch("PRAGMA synchronous = NORMAL").expect("pragma");
+    let synced_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let started = Instant::now();
+    for page in &prepared.pages {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
+        {
+            let mut upsert = tx.prepare_cached(UPSERT).expect("prepare");
+            for row in &page.rows {
+                upsert
+                    .execute(params![
+                        "bench",
+                        page.calendar,
+                        row.id,
+                        row.etag,
+                        row.text(0),
+                        row.text(1),
+                        row.text(2),
+                        row.flag(3).unwrap_or(false),
+                        row.text(4),
+                        row.text(5),
+                        row.text(6),
+                        row.raw,
+                        1i64,
+                        synced_at,
+                    ])
+                    .expect("upsert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let wall = started.elapsed();
+    let rows: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count");
+    FloorResult { rows: rows as usize, wall }
+}

@@ -1,0 +1,448 @@
+//! The sync benchmark (issue 7): `cargo bench --bench sync`.
+//!
+//! An Aurinko double runs in this process and serves pre-encoded pages; the
+//! sync is the real binary (built by `cargo bench` with the bench profile),
+//! run as a child process with its own store, so its peak RSS and CPU are
+//! its own. Scenarios:
+//!
+//! 1. full sync of `BENCH_EVENTS` (200,000) events over `BENCH_CALENDARS`
+//!    (20) calendars, `run --catch-up` on a fresh store;
+//! 2. the floor, in the same run: the same rows upserted straight into
+//!    SQLite by the simplest loop;
+//! 3. the same full sync with 2,000 events: peak memory must not grow with
+//!    the data;
+//! 4. an incremental pass over `BENCH_INCREMENTAL_CALENDARS` (1,000)
+//!    calendars holding `BENCH_EVENTS` events, 1% of them changed (after an
+//!    untimed-for-targets full sync of the same calendars);
+//! 5. idle: the daemon (`run`, `poll_interval_secs = 10`) over those
+//!    calendars with nothing changing, for `BENCH_IDLE_SECS` (60) seconds
+//!    after every calendar's first poll: CPU and requests per poll.
+//!
+//! `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
+//! incremental pass, 5 s idle) for CI. The process exits non-zero only when
+//! the sync fails or counts are wrong (rows, provisionings, pages); missed
+//! performance targets are printed, not fatal.
+
+mod data;
+mod double;
+mod floor;
+mod process;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use data::{Dataset, PAGE_SIZE};
+use double::{Counts, Double};
+use process::{Finished, Workspace};
+
+/// The daemon's poll interval in the idle scenario: short enough that a 60 s
+/// window holds about six polls per calendar (enough to average over), long
+/// enough to be a plausible production setting (the default is 60).
+const IDLE_POLL_SECS: u64 = 10;
+
+/// Limits of the run, and the targets of issue 7.
+const SMALL_EVENTS: usize = 2_000;
+const TARGET_FLOOR_SHARE: f64 = 0.60;
+const TARGET_PEAK_RSS_MIB: f64 = 64.0;
+const TARGET_RSS_GROWTH: f64 = 0.10;
+const TARGET_IDLE_CPU_PERCENT: f64 = 2.0;
+
+struct Scale {
+    events: usize,
+    calendars: usize,
+    incremental_calendars: usize,
+    incremental_events: usize,
+    idle_secs: u64,
+    smoke: bool,
+}
+
+impl Scale {
+    fn from_env() -> Scale {
+        let smoke = std::env::var("BENCH_SMOKE").is_ok_and(|v| !v.is_empty() && v != "0");
+        let var = |name: &str, default: usize| -> usize {
+            std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+        };
+        let events = var("BENCH_EVENTS", if smoke { 5_000 } else { 200_000 });
+        Scale {
+            events,
+            calendars: var("BENCH_CALENDARS", 20),
+            incremental_calendars: var("BENCH_INCREMENTAL_CALENDARS", if smoke { 100 } else { 1_000 }),
+            incremental_events: var("BENCH_INCREMENTAL_EVENTS", events),
+            idle_secs: var("BENCH_IDLE_SECS", if smoke { 5 } else { 60 }) as u64,
+            smoke,
+        }
+    }
+}
+
+/// One timed run of the binary.
+struct Outcome {
+    events: usize,
+    run: Finished,
+    counts: Counts,
+}
+
+impl Outcome {
+    fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.run.wall.as_secs_f64()
+    }
+
+    fn peak_mib(&self) -> f64 {
+        self.run.peak_rss_kib as f64 / 1024.0
+    }
+
+    fn print(&self, title: &str) {
+        println!("== {title}");
+        row("events/s", format!("{:.0}", self.events_per_sec()));
+        row("events", self.events.to_string());
+        row("wall time", format!("{:.2} s", self.run.wall.as_secs_f64()));
+        row("peak RSS", format!("{:.1} MiB", self.peak_mib()));
+        let cpu = self.run.cpu.as_secs_f64();
+        row("CPU time", format!("{cpu:.2} s ({:.0}% of one core)", 100.0 * cpu / self.run.wall.as_secs_f64()));
+        row("requests", self.counts.describe());
+        println!();
+    }
+}
+
+fn row(label: &str, value: String) {
+    println!("   {label:<30} {value}");
+}
+
+/// Functional failures: any makes the run exit non-zero.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn expect(&mut self, what: &str, ok: bool, detail: impl FnOnce() -> String) {
+        if !ok {
+            let detail = detail();
+            eprintln!("FAILED: {what}: {detail}");
+            self.0.push(format!("{what}: {detail}"));
+        }
+    }
+
+    fn expect_eq(&mut self, what: &str, got: u64, want: u64) {
+        self.expect(what, got == want, || format!("{got}, expected {want}"));
+    }
+
+    fn exit_ok(&mut self, what: &str, ws: &Workspace, log: &str, run: &Finished) {
+        self.expect(what, run.status.success(), || {
+            let stderr = ws.log(log, "stderr");
+            let tail: Vec<&str> = stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            format!("{}; stderr ends:\n{}", run.status, tail.join("\n"))
+        });
+    }
+}
+
+fn main() -> ExitCode {
+    let scale = Scale::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("double")
+        .enable_all()
+        .build()
+        .expect("a runtime for the double");
+    let mut problems = Problems::default();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("aurinko-sync sync benchmark{}", if scale.smoke { " (BENCH_SMOKE: reduced scale)" } else { "" });
+    println!(
+        "   binary {} | {cpus} CPUs | page size {PAGE_SIZE} | concurrency 4 | requests_per_second 100000 | RSS sampled every {} ms\n",
+        process::binary().display(),
+        process::SAMPLE.as_millis()
+    );
+
+    // 1. Full sync.
+    let full_data = Arc::new(Dataset::build(scale.events, scale.calendars, false));
+    println!(
+        "   records: {} events, {:.0} bytes each on average, {:.1} MiB of JSON\n",
+        full_data.events,
+        full_data.record_bytes as f64 / full_data.events.max(1) as f64,
+        full_data.record_bytes as f64 / 1048576.0
+    );
+    let (full, _, _) = full_sync(&runtime, full_data.clone(), "full", &mut problems);
+    full.print(&format!(
+        "full sync: {} events over {} calendars (run --catch-up, fresh store)",
+        scale.events, scale.calendars
+    ));
+
+    // 2. The floor, on the same rows.
+    let prepared = floor::prepare(&full_data);
+    let floor_dir = tempfile::Builder::new()
+        .prefix("bench-floor-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("a temporary directory");
+    let floor = floor::run(floor_dir.path(), &prepared);
+    problems.expect_eq("floor rows", floor.rows as u64, full_data.events as u64);
+    let floor_rate = floor.rows as f64 / floor.wall.as_secs_f64();
+    let share = full.events_per_sec() / floor_rate;
+    println!("== floor: the same {} rows straight into SQLite, simplest loop", floor.rows);
+    row("rows/s", format!("{floor_rate:.0}"));
+    row("wall time", format!("{:.2} s", floor.wall.as_secs_f64()));
+    row("setup", "store schema and pragmas (WAL, synchronous=NORMAL), one transaction per 100-row page".into());
+    row(
+        "(not timed) parse_event alone",
+        format!("{:.0} records/s (page decode + parse)", prepared.rows as f64 / prepared.parse.as_secs_f64()),
+    );
+    row("full sync / floor", format!("{:.1}%", 100.0 * share));
+    println!();
+    drop(prepared);
+    drop(floor_dir);
+    drop(full_data);
+
+    // 3. The same with 2,000 events.
+    let small_events = SMALL_EVENTS.min(scale.events);
+    let small_data = Arc::new(Dataset::build(small_events, scale.calendars, false));
+    let (small, _, _) = full_sync(&runtime, small_data, "small", &mut problems);
+    small.print(&format!("full sync: {small_events} events over {} calendars (memory baseline)", scale.calendars));
+
+    // 4. Incremental over many calendars.
+    let inc_data = Arc::new(Dataset::build(scale.incremental_events, scale.incremental_calendars, true));
+    let (setup, ws, double) = full_sync(&runtime, inc_data.clone(), "setup", &mut problems);
+    setup.print(&format!(
+        "(setup) full sync: {} events over {} calendars",
+        scale.incremental_events, scale.incremental_calendars
+    ));
+    let incremental = incremental_pass(&ws, &double, &inc_data, &mut problems);
+    incremental.print(&format!(
+        "incremental pass: {} calendars, {} of {} events changed (events/s counts changed events)",
+        scale.incremental_calendars, inc_data.changed, inc_data.events
+    ));
+    let calendars = inc_data.calendars.len() as f64;
+    println!("   {:<30} {:.0}\n", "calendars/s", calendars / incremental.run.wall.as_secs_f64());
+
+    // 5. Idle daemon.
+    let idle = idle(&ws, &double, scale.idle_secs, &mut problems);
+    idle.print(scale.incremental_calendars);
+
+    // Targets.
+    let growth = (full.peak_mib() - small.peak_mib()) / small.peak_mib();
+    let provisioning = full.counts.start == scale.calendars as u64
+        && small.counts.start == scale.calendars as u64
+        && setup.counts.start == scale.incremental_calendars as u64
+        && incremental.counts.start == 0
+        && idle.warmup.start + idle.window.start == 0;
+    println!("== targets");
+    target(
+        &format!("full sync >= {:.0}% of floor", 100.0 * TARGET_FLOOR_SHARE),
+        share >= TARGET_FLOOR_SHARE,
+        format!("{:.1}% ({:.0} vs {floor_rate:.0} rows/s)", 100.0 * share, full.events_per_sec()),
+    );
+    target(
+        &format!("peak RSS <= {TARGET_PEAK_RSS_MIB:.0} MiB at {} events", scale.events),
+        full.peak_mib() <= TARGET_PEAK_RSS_MIB,
+        format!("{:.1} MiB", full.peak_mib()),
+    );
+    target(
+        &format!("peak RSS within {:.0}% of the {small_events}-event run", 100.0 * TARGET_RSS_GROWTH),
+        growth.abs() <= TARGET_RSS_GROWTH,
+        format!("{:.1} vs {:.1} MiB ({:+.1}%)", full.peak_mib(), small.peak_mib(), 100.0 * growth),
+    );
+    target("idle: exactly 2 requests per calendar per poll", idle.two_per_poll(), format!("{:.3}", idle.per_poll()));
+    target(
+        &format!("idle: < {TARGET_IDLE_CPU_PERCENT:.0}% CPU"),
+        idle.cpu_percent() < TARGET_IDLE_CPU_PERCENT,
+        format!("{:.2}% of one core", idle.cpu_percent()),
+    );
+    target(
+        "no repeated provisioning",
+        provisioning,
+        format!(
+            "POST /sync: full {}/{} calendars, 2k {}/{}, setup {}/{}, incremental {}, idle {}",
+            full.counts.start,
+            scale.calendars,
+            small.counts.start,
+            scale.calendars,
+            setup.counts.start,
+            scale.incremental_calendars,
+            incremental.counts.start,
+            idle.warmup.start + idle.window.start
+        ),
+    );
+    println!();
+    if problems.0.is_empty() {
+        println!("functional checks: all passed (rows, pages, provisionings, exit codes)");
+        ExitCode::SUCCESS
+    } else {
+        println!("functional checks: {} FAILED", problems.0.len());
+        for p in &problems.0 {
+            println!("   - {}", p.lines().next().unwrap_or(""));
+        }
+        ExitCode::FAILURE
+    }
+}
+
+fn target(what: &str, met: bool, detail: String) {
+    println!("   {:<4} {what:<48} {detail}", if met { "yes" } else { "NO" });
+}
+
+/// Starts a double with `data` and runs `run --catch-up` on a fresh store.
+fn full_sync(
+    runtime: &tokio::runtime::Runtime,
+    data: Arc<Dataset>,
+    log: &str,
+    problems: &mut Problems,
+) -> (Outcome, Workspace, Double) {
+    let double = runtime.block_on(Double::start(data.clone()));
+    let ws = Workspace::new(&double.base_url(), IDLE_POLL_SECS);
+    let before = double.counts();
+    let run = ws.spawn(&["run", "--catch-up"], log).wait();
+    let counts = double.counts().since(before);
+    problems.exit_ok(&format!("{log}: run --catch-up"), &ws, log, &run);
+    let calendars = data.calendars.len() as u64;
+    let pages = data.full_pages.len() as u64;
+    problems.expect_eq(&format!("{log}: GET /calendars"), counts.calendars, data.calendar_pages.len() as u64);
+    problems.expect_eq(&format!("{log}: POST /sync (one per calendar)"), counts.start, calendars);
+    problems.expect_eq(&format!("{log}: GET /sync/updated"), counts.updated, pages);
+    problems.expect_eq(&format!("{log}: GET /sync/updated with pageToken"), counts.updated_paged, pages - calendars);
+    problems.expect_eq(&format!("{log}: GET /sync/deleted"), counts.deleted, calendars);
+    problems.expect_eq(&format!("{log}: unanswerable requests"), counts.unknown, 0);
+    let stored = store_counts(&ws);
+    problems.expect_eq(&format!("{log}: rows stored"), stored.rows, data.events as u64);
+    problems.expect_eq(&format!("{log}: calendars with rows"), stored.calendars, calendars.min(data.events as u64));
+    (Outcome { events: data.events, run, counts }, ws, double)
+}
+
+/// The second `run --catch-up`: 1% of the events come back with new etags.
+fn incremental_pass(ws: &Workspace, double: &Double, data: &Dataset, problems: &mut Problems) -> Outcome {
+    let before = double.counts();
+    let run = ws.spawn(&["run", "--catch-up"], "incremental").wait();
+    let counts = double.counts().since(before);
+    problems.exit_ok("incremental: run --catch-up", ws, "incremental", &run);
+    let calendars = data.calendars.len() as u64;
+    problems.expect_eq("incremental: POST /sync", counts.start, 0);
+    problems.expect_eq("incremental: GET /sync/updated", counts.updated, data.incremental_pages as u64);
+    problems.expect_eq("incremental: GET /sync/deleted", counts.deleted, calendars);
+    problems.expect_eq("incremental: unanswerable requests", counts.unknown, 0);
+    let upserted: u64 = ws
+        .log("incremental", "stdout")
+        .lines()
+        .filter_map(|l| l.find(" upserted").and_then(|i| l[..i].rsplit(' ').next()?.parse::<u64>().ok()))
+        .sum();
+    problems.expect_eq("incremental: rows upserted (summary lines)", upserted, data.changed as u64);
+    let stored = store_counts(ws);
+    problems.expect_eq("incremental: rows stored", stored.rows, data.events as u64);
+    problems.expect_eq("incremental: rows with the new etag", stored.changed, data.changed as u64);
+    Outcome { events: data.changed, run, counts }
+}
+
+struct StoreCounts {
+    rows: u64,
+    calendars: u64,
+    changed: u64,
+}
+
+fn store_counts(ws: &Workspace) -> StoreCounts {
+    let conn = Connection::open_with_flags(&ws.db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("the store exists");
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect("count") as u64;
+    StoreCounts {
+        rows: count("SELECT count(*) FROM events"),
+        calendars: count("SELECT count(DISTINCT calendar_id) FROM events"),
+        changed: count(r#"SELECT count(*) FROM events WHERE etag LIKE '"v2-%'"#),
+    }
+}
+
+struct Idle {
+    warmup_wall: Duration,
+    warmup: Counts,
+    window_wall: Duration,
+    window: Counts,
+    cpu: Duration,
+    run: Finished,
+}
+
+impl Idle {
+    /// Polls in the window: each starts with the delta-token request of
+    /// `/sync/updated`.
+    fn polls(&self) -> u64 {
+        self.window.updated - self.window.updated_paged
+    }
+
+    /// Sync requests (all but the calendar list) per calendar per poll.
+    fn per_poll(&self) -> f64 {
+        let w = &self.window;
+        (w.start + w.updated + w.deleted + w.unknown) as f64 / self.polls().max(1) as f64
+    }
+
+    /// One `/sync/updated` and one `/sync/deleted` per poll, nothing else;
+    /// polls straddling the window's edges may leave a few unpaired.
+    fn two_per_poll(&self) -> bool {
+        let w = &self.window;
+        let edge = 4.max(self.polls() / 500);
+        self.polls() > 0
+            && w.start == 0
+            && w.updated_paged == 0
+            && w.unknown == 0
+            && w.updated.abs_diff(w.deleted) <= edge
+    }
+
+    fn cpu_percent(&self) -> f64 {
+        100.0 * self.cpu.as_secs_f64() / self.window_wall.as_secs_f64()
+    }
+
+    fn print(&self, calendars: usize) {
+        println!(
+            "== idle: daemon (run, poll_interval_secs = {IDLE_POLL_SECS}) over {calendars} calendars, nothing changing"
+        );
+        let secs = self.window_wall.as_secs_f64();
+        row("window", format!("{secs:.1} s, after every calendar's first poll"));
+        row("CPU", format!("{:.2}% of one core ({:.2} s)", self.cpu_percent(), self.cpu.as_secs_f64()));
+        row("requests per calendar per poll", format!("{:.3}", self.per_poll()));
+        row(
+            "polls",
+            format!(
+                "{} ({:.2} per calendar; {:.1} expected at one per {IDLE_POLL_SECS} s)",
+                self.polls(),
+                self.polls() as f64 / calendars as f64,
+                secs / IDLE_POLL_SECS as f64
+            ),
+        );
+        row("requests in window", self.window.describe());
+        row("requests/s in window", format!("{:.1}", self.window.total() as f64 / secs));
+        row("peak RSS", format!("{:.1} MiB (whole daemon run)", self.run.peak_rss_kib as f64 / 1024.0));
+        row(
+            "warm-up (start to first polls)",
+            format!("{:.2} s, requests {}", self.warmup_wall.as_secs_f64(), self.warmup.describe()),
+        );
+        println!();
+    }
+}
+
+fn idle(ws: &Workspace, double: &Double, secs: u64, problems: &mut Problems) -> Idle {
+    let first = double.passes();
+    let base = double.counts();
+    let mut daemon = ws.spawn(&["run"], "idle");
+    // Warm-up: every calendar polled once (the first polls are spread over
+    // up to the poll interval).
+    let limit = Duration::from_secs(120 + 3 * IDLE_POLL_SECS);
+    let mut alive = true;
+    while alive && double.passes().iter().zip(&first).any(|(now, then)| now <= then) {
+        if daemon.started.elapsed() > limit {
+            problems.expect("idle: every calendar polled during warm-up", false, || format!("not within {limit:?}"));
+            break;
+        }
+        alive = daemon.watch_for(process::SAMPLE);
+    }
+    let warmup_wall = daemon.started.elapsed();
+    let c0 = double.counts();
+    daemon.sample();
+    let (t0, w0) = (daemon.cpu_ticks, Instant::now());
+    alive = alive && daemon.watch_for(Duration::from_secs(secs));
+    let c1 = double.counts();
+    let (t1, window_wall) = (daemon.cpu_ticks, w0.elapsed());
+    problems.expect("idle: daemon kept running", alive, || "it exited early".to_string());
+    let run = daemon.stop(Duration::from_secs(15));
+    problems.exit_ok("idle: clean stop on SIGTERM", ws, "idle", &run);
+    let idle = Idle {
+        warmup_wall,
+        warmup: c0.since(base),
+        window_wall,
+        window: c1.since(c0),
+        cpu: process::ticks_to_duration(t1.saturating_sub(t0)),
+        run,
+    };
+    problems.expect_eq("idle: POST /sync", idle.warmup.start + idle.window.start, 0);
+    problems.expect_eq("idle: unanswerable requests", idle.warmup.unknown + idle.window.unknown, 0);
+    idle
+}
