@@ -31,8 +31,17 @@ async fn soak() {
         ..Setup::default()
     };
     let app = spawn_app(setup).await;
-    app.fake.set_faults(Faults { rate: 0.10, kinds: vec![] });
-    let daemon = app.spawn_daemon();
+    let fault_rate = std::env::var("SOAK_FAULT_RATE").ok().and_then(|s| s.parse().ok()).unwrap_or(0.10);
+    app.fake.set_faults(Faults { rate: fault_rate, kinds: vec![] });
+    // Its log goes to a file: a pipe nobody reads would fill and stall it.
+    let log_path = app.dir.path().join("daemon.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let daemon = app
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .expect("daemon starts");
     let pid = daemon.id().unwrap();
     let token = app.token("work").to_string();
     let started = Instant::now();
@@ -55,9 +64,20 @@ async fn soak() {
     }
     // Quiet: no faults, no changes; the daemon must converge on its own.
     app.fake.set_faults(Faults::default());
-    let converged = app
-        .wait_for(Duration::from_secs(60), "convergence", || app.store_matches_truth("work") && matches_all(&app))
-        .await;
+    let quiet = Instant::now();
+    while !(app.store_matches_truth("work") && matches_all(&app)) {
+        if quiet.elapsed() > Duration::from_secs(60) {
+            let state = app.state_json().await;
+            eprintln!("no convergence within 60 s; state: {state}");
+            let _ = std::fs::copy(&log_path, "/tmp/soak-daemon.log");
+            app.assert_store_equals_truth("work");
+            app.assert_collection_equals_truth("work", &Collection::Email, Some("text"));
+            app.assert_collection_equals_truth("work", &Collection::Contacts, None);
+            panic!("no convergence within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let converged = quiet.elapsed();
     let requests = app.requests();
     let faulted = requests.iter().filter(|r| r.fault.is_some()).count();
     let warm: Vec<u64> = samples.iter().filter(|(t, _)| *t >= total / 4 && *t < total / 2).map(|s| s.1).collect();
@@ -75,7 +95,8 @@ async fn soak() {
     tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
     let out = tokio::time::timeout(Duration::from_secs(12), daemon.wait_with_output()).await.expect("stops").unwrap();
     assert_exit(&out, 0);
-    assert!(!crate::helpers::text(&out.stderr).contains("panicked"), "no panic");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(!log.contains("panicked"), "no panic");
 }
 
 fn matches_all(app: &crate::helpers::TestApp) -> bool {
