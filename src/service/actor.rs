@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -26,15 +26,8 @@ pub async fn run(
     let sync = &engine.config().sync;
     let (poll, max_retry) = (sync.poll_interval, sync.max_retry_interval);
     // Failure memory survives restarts: a broken collection keeps its pause.
-    let (mut failures, stored_next) = engine.store().schedule(&key).unwrap_or((0, None));
-    let last_success = engine.store().report().ok().and_then(|r| {
-        r.collections
-            .into_iter()
-            .find(|c| c.account == key.account && c.kind == key.kind.as_str() && c.id == key.id)
-            .and_then(|c| c.last_success_at)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    });
+    let schedule = engine.store().schedule(&key).unwrap_or_default();
+    let (mut failures, stored_next, last_success) = (schedule.failures, schedule.next_attempt, schedule.last_success);
     health.watch(&key, last_success);
     // Spread the first passes so many collections do not start in step.
     let mut due = match stored_next {

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
 pub use crate::sync::CollectionKey;
-pub use read::{AccountReport, CollectionReport, Report, StoredEvent, StoredRecord};
+pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use subscriptions::StoredSubscription;
 pub use write::{CommitStats, PageRecords};
 

@@ -45,6 +45,14 @@ pub struct CollectionReport {
     pub subscription_status: Option<String>,
 }
 
+/// When a collection is due, as remembered between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub failures: i64,
+    pub next_attempt: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+}
+
 /// Any kind's row as stored: its collection, id, version and raw JSON.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct StoredRecord {
@@ -117,21 +125,42 @@ impl Store {
         Ok(Report { accounts, collections })
     }
 
-    /// A collection's failure count and next attempt, so a restarted daemon
-    /// keeps backing off a broken collection.
-    pub fn schedule(&self, key: &CollectionKey) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+    /// A collection's failure count, next attempt and last success, so a
+    /// restarted daemon keeps backing off a broken collection. One row read:
+    /// cheap enough for every actor at start.
+    pub fn schedule(&self, key: &CollectionKey) -> Result<Schedule, StoreError> {
         let conn = self.conn();
-        let row: Option<(i64, Option<String>)> = conn
+        let row: Option<(i64, Option<String>, Option<String>)> = conn
             .query_row(
-                "SELECT consecutive_failures, next_attempt_at FROM sync_state
+                "SELECT consecutive_failures, next_attempt_at, last_success_at FROM sync_state
                  WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
                 params![key.account, key.kind.as_str(), key.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((failures, next)) = row else { return Ok((0, None)) };
-        let next = next.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
-        Ok((failures, next))
+        let Some((failures, next, last)) = row else { return Ok(Schedule::default()) };
+        let parse =
+            |t: Option<String>| t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+        Ok(Schedule { failures, next_attempt: parse(next), last_success: parse(last) })
+    }
+
+    /// The collections of an account the store syncs (not removed), from the
+    /// sync state alone: no record counts.
+    pub fn live_collections(&self, account: &str) -> Result<Vec<CollectionKey>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT kind, collection_id FROM sync_state WHERE account = ?1 AND phase != 'removed'
+                 ORDER BY kind, collection_id",
+            )?
+            .query_map(params![account], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(kind, id)| {
+                Some(CollectionKey { account: account.to_string(), kind: Kind::parse(&kind)?, id })
+            })
+            .collect())
     }
 
     /// Every row of one kind for an account, ordered by collection and id.

@@ -321,20 +321,13 @@ impl Engine {
 
     /// The collections of an account the store knows and has not removed.
     fn known(&self, account: &str, kind: Option<Kind>) -> Vec<CollectionKey> {
-        let report = match self.store.report() {
-            Ok(report) => report,
+        match self.store.live_collections(account) {
+            Ok(keys) => keys.into_iter().filter(|k| kind.is_none_or(|kind| k.kind == kind)).collect(),
             Err(e) => {
                 tracing::error!(account, "cannot read the store: {e}");
-                return Vec::new();
+                Vec::new()
             }
-        };
-        report
-            .collections
-            .into_iter()
-            .filter(|c| c.account == account && c.phase != Phase::Removed.as_str())
-            .filter_map(|c| Some(CollectionKey { account: c.account, kind: Kind::parse(&c.kind)?, id: c.id }))
-            .filter(|k| kind.is_none_or(|kind| k.kind == kind))
-            .collect()
+        }
     }
 
     /// Discovery failed with nothing to fall back on, or with a refused
@@ -403,11 +396,12 @@ impl Task {
         let name = self.collection.name.clone();
         let store = self.store.clone();
         let load_key = key.clone();
-        let state = match tokio::task::spawn_blocking(move || store.load_state(&load_key)).await {
-            Ok(Ok(state)) => state.unwrap_or_else(SyncState::new),
-            Ok(Err(e)) => {
-                return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
-            }
+        let loaded = tokio::task::spawn_blocking(move || store.load_state(&load_key))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let state = match loaded {
+            Ok(state) => state.unwrap_or_else(SyncState::new),
             Err(e) => {
                 return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
             }
