@@ -98,7 +98,10 @@ impl Outcome {
         row("events/s", format!("{:.0}", self.events_per_sec()));
         row("events", self.events.to_string());
         row("wall time", format!("{:.2} s", self.run.wall.as_secs_f64()));
-        row("peak RSS", format!("{:.1} MiB", self.peak_mib()));
+        row(
+            "peak RSS",
+            format!("{:.1} MiB (anonymous: {:.1} MiB)", self.peak_mib(), self.run.peak_anon_kib as f64 / 1024.0),
+        );
         let cpu = self.run.cpu.as_secs_f64();
         row("CPU time", format!("{cpu:.2} s ({:.0}% of one core)", 100.0 * cpu / self.run.wall.as_secs_f64()));
         row("requests", self.counts.describe());

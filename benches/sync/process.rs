@@ -63,7 +63,7 @@ impl Workspace {
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
-        Watched { child, started: Instant::now(), peak_rss_kib: 0, cpu_ticks: 0 }
+        Watched { child, started: Instant::now(), peak_rss_kib: 0, cpu_ticks: 0, peak_anon_kib: 0 }
     }
 
     pub fn log(&self, log_name: &str, stream: &str) -> String {
@@ -78,6 +78,9 @@ pub struct Watched {
     pub peak_rss_kib: u64,
     /// The last `utime + stime` read, in clock ticks.
     pub cpu_ticks: u64,
+    /// The largest `RssAnon` seen (heap and stacks; the rest of RSS is
+    /// mapped files, mostly the binary's own code).
+    pub peak_anon_kib: u64,
 }
 
 /// How a run to the end went.
@@ -85,6 +88,7 @@ pub struct Finished {
     pub status: ExitStatus,
     pub wall: Duration,
     pub peak_rss_kib: u64,
+    pub peak_anon_kib: u64,
     pub cpu: Duration,
 }
 
@@ -94,6 +98,9 @@ impl Watched {
         let pid = self.child.id();
         if let Some(hwm) = vm_hwm_kib(pid) {
             self.peak_rss_kib = self.peak_rss_kib.max(hwm);
+        }
+        if let Some(anon) = status_kib(pid, "RssAnon:") {
+            self.peak_anon_kib = self.peak_anon_kib.max(anon);
         }
         if let Some(ticks) = cpu_ticks(pid) {
             self.cpu_ticks = self.cpu_ticks.max(ticks);
@@ -123,6 +130,7 @@ impl Watched {
             status,
             wall: self.started.elapsed(),
             peak_rss_kib: self.peak_rss_kib,
+            peak_anon_kib: self.peak_anon_kib,
             cpu: ticks_to_duration(self.cpu_ticks),
         }
     }
@@ -143,8 +151,13 @@ impl Watched {
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

@@ -82,6 +82,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
         }
     }
     println!("\nInspect it: sqlite3 {} 'SELECT subject, start_time FROM events LIMIT 10'", db.display());
+    engine.writer().close().await;
     server.shutdown().await;
     if report.all_succeeded() { Exit::Ok } else { Exit::Failed }
 }

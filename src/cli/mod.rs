@@ -96,7 +96,14 @@ pub fn main() -> ExitCode {
     let quiet_logs = matches!(cli.command, Command::Demo { .. })
         || (matches!(cli.command, Command::Run { catch_up: true }) && progress_view::enabled());
     logging::init(cli.log_format, quiet_logs);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `run`: one thread for the network and the parsing, plus the store's
+    // writer thread: two busy threads for a full sync, and no wake-ups
+    // between workers when idle. The demo serves its fake in-process too.
+    let mut builder = match cli.command {
+        Command::Demo { .. } | Command::Fake { .. } => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("aurinko-sync: cannot start the runtime: {e}");

@@ -20,7 +20,8 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
     let Some(engine) = open_engine(config) else { return Exit::Usage };
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
-    if catch_up {
+    let writer = engine.writer().clone();
+    let exit = if catch_up {
         let report = catch_up_with_progress(&engine, &cancel).await;
         print_summary(&report);
         if report.all_succeeded() { Exit::Ok } else { Exit::Failed }
@@ -32,7 +33,9 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
                 Exit::Usage
             }
         }
-    }
+    };
+    writer.close().await;
+    exit
 }
 
 pub(super) fn open_engine(config: Config) -> Option<Engine> {

@@ -24,7 +24,7 @@ use rusqlite_migration::{M, Migrations};
 pub use crate::sync::CollectionKey;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use subscriptions::StoredSubscription;
-pub use write::{CommitStats, PageRecords};
+pub use write::{CommitStats, Outcome, PageRecords, Write};
 
 /// Schema migrations, in order; each file under `state/` is applied once.
 const MIGRATIONS: &[M<'static>] = &[
@@ -46,6 +46,8 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Batch(String),
 }
 
 pub struct Store {
@@ -71,6 +73,8 @@ impl Store {
         create_private(path).map_err(|e| fail(format!("cannot create: {e}")))?;
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+        // Every kind's statements plus the state's stay prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         // The first read of the header happens here: a file that is not a
         // database, or somebody else's, fails before anything is written.
         check_foreign(&conn).map_err(fail)?;

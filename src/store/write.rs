@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSql, ToSqlOutput};
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{CollectionKey, Store, StoreError};
 use crate::aurinko::Calendar;
@@ -17,6 +17,39 @@ pub enum PageRecords {
     None,
     Upserts(Vec<Row>),
     Deletes(Vec<String>),
+}
+
+/// One unit of a batch for [`Store::write_batch`]: a page's records with the
+/// state that follows them, and/or how a pass ended.
+#[derive(Debug)]
+pub struct Write {
+    pub key: CollectionKey,
+    pub commit: Option<Commit>,
+    pub records: PageRecords,
+    pub outcome: Option<Outcome>,
+}
+
+/// How a pass ended: `error` is `(class, message)` for a failure; the
+/// collection is due again at `next_attempt`.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub error: Option<(String, String)>,
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+impl PageRecords {
+    /// How many records the page brought.
+    pub fn len(&self) -> usize {
+        match self {
+            PageRecords::None => 0,
+            PageRecords::Upserts(rows) => rows.len(),
+            PageRecords::Deletes(ids) => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl ToSql for Field {
@@ -114,26 +147,25 @@ impl Store {
     pub fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
         let conn = self.conn();
         let state = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT phase, window_min, window_max, generation, reconciling,
                         updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token
                  FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind.as_str(), key.id],
-                |r| {
-                    let phase: String = r.get(0)?;
-                    let window_min: Option<String> = r.get(1)?;
-                    let window_max: Option<String> = r.get(2)?;
-                    Ok(SyncState {
-                        // An unknown phase (a damaged row) starts over.
-                        phase: Phase::parse(&phase).unwrap_or(Phase::Provisioning),
-                        window: parse_window(window_min.as_deref(), window_max.as_deref()),
-                        generation: r.get(3)?,
-                        reconciling: r.get::<_, i64>(4)? != 0,
-                        updated: Cursor { delta_token: r.get(5)?, page_token: r.get(6)? },
-                        deleted: Cursor { delta_token: r.get(7)?, page_token: r.get(8)? },
-                    })
-                },
-            )
+            )?
+            .query_row(params![key.account, key.kind.as_str(), key.id], |r| {
+                let phase: String = r.get(0)?;
+                let window_min: Option<String> = r.get(1)?;
+                let window_max: Option<String> = r.get(2)?;
+                Ok(SyncState {
+                    // An unknown phase (a damaged row) starts over.
+                    phase: Phase::parse(&phase).unwrap_or(Phase::Provisioning),
+                    window: parse_window(window_min.as_deref(), window_max.as_deref()),
+                    generation: r.get(3)?,
+                    reconciling: r.get::<_, i64>(4)? != 0,
+                    updated: Cursor { delta_token: r.get(5)?, page_token: r.get(6)? },
+                    deleted: Cursor { delta_token: r.get(7)?, page_token: r.get(8)? },
+                })
+            })
             .optional()?;
         Ok(state)
     }
@@ -149,40 +181,45 @@ impl Store {
     ) -> Result<CommitStats, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut stats = CommitStats::default();
-        let now_text = timestamp(now);
-        let sql = sql(key.kind);
-        if commit.purge {
-            stats.swept += tx.execute(&sql.purge, params_from_iter(key_values(key)))? as u64;
-            if key.kind == Kind::Calendar {
-                tx.execute(
-                    "UPDATE calendars SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND calendar_id = ?2",
-                    params![key.account, key.id, now_text],
-                )?;
-            }
-        }
-        match records {
-            PageRecords::None => {}
-            PageRecords::Upserts(rows) => {
-                upsert_rows(&tx, key, rows, commit.state.generation, &now_text, &mut stats)?;
-            }
-            PageRecords::Deletes(ids) => {
-                let mut delete = tx.prepare_cached(&sql.delete)?;
-                for id in ids {
-                    let mut values = key_values(key);
-                    values.push(id);
-                    stats.deleted += delete.execute(params_from_iter(values))? as u64;
-                }
-            }
-        }
-        if let Some(generation) = commit.sweep_below {
-            let mut values = key_values(key);
-            values.push(&generation);
-            stats.swept += tx.execute(&sql.sweep, params_from_iter(values))? as u64;
-        }
-        save_state(&tx, key, &commit.state, &now_text)?;
+        let stats = apply(&tx, key, Some(commit), records, None, &timestamp(now))?;
         tx.commit()?;
         Ok(stats)
+    }
+
+    /// Applies several writes, of any collections, in one transaction: the
+    /// single writer batches the pages that queued up while it was busy,
+    /// so many small commits cost one. Each write is atomic on its own (a
+    /// savepoint): one that fails is rolled back alone and reports its
+    /// error; if the transaction itself cannot commit, every write fails.
+    pub fn write_batch(&self, writes: &[Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
+        let now_text = timestamp(now);
+        let mut conn = self.conn();
+        let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return writes.iter().map(|_| Err(shared(&e))).collect(),
+        };
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            let applied = tx.savepoint().map_err(StoreError::from).and_then(|sp| {
+                let stats =
+                    apply(&sp, &write.key, write.commit.as_ref(), &write.records, write.outcome.as_ref(), &now_text)?;
+                sp.commit()?;
+                Ok(stats)
+            });
+            if let Err(e) = &applied
+                && tx.is_autocommit()
+            {
+                // Some errors (a full disk, I/O) make SQLite roll the whole
+                // transaction back: every write of the batch is lost with it.
+                let message = e.to_string();
+                return writes.iter().map(|_| Err(StoreError::Batch(strip(&message)))).collect();
+            }
+            results.push(applied);
+        }
+        if let Err(e) = tx.commit() {
+            return writes.iter().map(|_| Err(shared(&e))).collect();
+        }
+        results
     }
 
     /// Remembers how a pass ended. `error` is `None` for a success.
@@ -193,29 +230,9 @@ impl Store {
         next_attempt: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let now_text = timestamp(now);
-        conn.execute(
-            "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
-             VALUES (?1, ?2, ?3, 'new', ?4) ON CONFLICT DO NOTHING",
-            params![key.account, key.kind.as_str(), key.id, now_text],
-        )?;
-        let next = next_attempt.map(timestamp);
-        match error {
-            None => conn.execute(
-                "UPDATE sync_state SET last_attempt_at = ?4, last_success_at = ?4, last_error = NULL,
-                        last_error_class = NULL, consecutive_failures = 0, next_attempt_at = ?5, updated_at = ?4
-                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind.as_str(), key.id, now_text, next],
-            )?,
-            Some((class, message)) => conn.execute(
-                "UPDATE sync_state SET last_attempt_at = ?4, last_error = ?6, last_error_class = ?7,
-                        consecutive_failures = consecutive_failures + 1, next_attempt_at = ?5, updated_at = ?4
-                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind.as_str(), key.id, now_text, next, message, class],
-            )?,
-        };
-        Ok(())
+        let outcome =
+            Outcome { error: error.map(|(class, message)| (class.to_string(), message.to_string())), next_attempt };
+        apply(&self.conn(), key, None, &PageRecords::None, Some(&outcome), &timestamp(now)).map(drop)
     }
 
     /// Records the calendars discovery returned for an account.
@@ -258,11 +275,97 @@ impl Store {
     }
 }
 
+/// One write, inside the caller's transaction or savepoint.
+fn apply(
+    conn: &Connection,
+    key: &CollectionKey,
+    commit: Option<&Commit>,
+    records: &PageRecords,
+    outcome: Option<&Outcome>,
+    now: &str,
+) -> Result<CommitStats, StoreError> {
+    let mut stats = CommitStats::default();
+    if let Some(commit) = commit {
+        let sql = sql(key.kind);
+        if commit.purge {
+            stats.swept += conn.prepare_cached(&sql.purge)?.execute(params_from_iter(key_values(key)))? as u64;
+            if key.kind == Kind::Calendar {
+                conn.prepare_cached(
+                    "UPDATE calendars SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND calendar_id = ?2",
+                )?
+                .execute(params![key.account, key.id, now])?;
+            }
+        }
+        match records {
+            PageRecords::None => {}
+            PageRecords::Upserts(rows) => upsert_rows(conn, key, rows, commit.state.generation, now, &mut stats)?,
+            PageRecords::Deletes(ids) => {
+                let mut delete = conn.prepare_cached(&sql.delete)?;
+                for id in ids {
+                    let mut values = key_values(key);
+                    values.push(id);
+                    stats.deleted += delete.execute(params_from_iter(values))? as u64;
+                }
+            }
+        }
+        if let Some(generation) = commit.sweep_below {
+            let mut values = key_values(key);
+            values.push(&generation);
+            stats.swept += conn.prepare_cached(&sql.sweep)?.execute(params_from_iter(values))? as u64;
+        }
+        save_state(conn, key, &commit.state, now)?;
+    }
+    if let Some(outcome) = outcome {
+        save_outcome(conn, key, outcome, now)?;
+    }
+    Ok(stats)
+}
+
+fn save_outcome(conn: &Connection, key: &CollectionKey, outcome: &Outcome, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
+         VALUES (?1, ?2, ?3, 'new', ?4) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![key.account, key.kind.as_str(), key.id, now])?;
+    let next = outcome.next_attempt.map(timestamp);
+    match &outcome.error {
+        None => conn
+            .prepare_cached(
+                "UPDATE sync_state SET last_attempt_at = ?4, last_success_at = ?4, last_error = NULL,
+                        last_error_class = NULL, consecutive_failures = 0, next_attempt_at = ?5, updated_at = ?4
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
+            )?
+            .execute(params![key.account, key.kind.as_str(), key.id, now, next])?,
+        Some((class, message)) => conn
+            .prepare_cached(
+                "UPDATE sync_state SET last_attempt_at = ?4, last_error = ?6, last_error_class = ?7,
+                        consecutive_failures = consecutive_failures + 1, next_attempt_at = ?5, updated_at = ?4
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
+            )?
+            .execute(params![key.account, key.kind.as_str(), key.id, now, next, message, class])?,
+    };
+    Ok(())
+}
+
+fn strip(message: &str) -> String {
+    message.strip_prefix("store: ").unwrap_or(message).to_string()
+}
+
+/// A transaction-wide failure, reported to every write of the batch.
+fn shared(e: &rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+        }
+        other => StoreError::Batch(other.to_string()),
+    }
+}
+
 /// A record whose etag (or, without one, whose JSON) did not change is not
 /// rewritten; during a reconciling pass the generation differs, so the row
 /// is touched once to mark it as seen.
 fn upsert_rows(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     key: &CollectionKey,
     rows: &[Row],
     generation: i64,
@@ -270,7 +373,7 @@ fn upsert_rows(
     stats: &mut CommitStats,
 ) -> Result<(), StoreError> {
     let with_etag = key.kind.table().etag;
-    let mut upsert = tx.prepare_cached(&sql(key.kind).upsert)?;
+    let mut upsert = conn.prepare_cached(&sql(key.kind).upsert)?;
     for row in rows {
         let mut values = key_values(key);
         values.push(&row.id);
@@ -288,8 +391,8 @@ fn upsert_rows(
     Ok(())
 }
 
-fn save_state(tx: &Transaction<'_>, key: &CollectionKey, s: &SyncState, now: &str) -> Result<(), StoreError> {
-    tx.prepare_cached(
+fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
                                  updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)

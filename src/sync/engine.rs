@@ -16,13 +16,15 @@ use super::driver::{PassContext, PassReport, run_pass};
 use super::machine::{Commit, Finish, ReadyPolicy};
 use super::progress::Progress;
 use super::state::{Phase, SyncState, Window};
+use super::writer::Writer;
 use crate::aurinko::{AccountClient, Api, ApiError, Calendar, ErrorClass};
 use crate::config::{AccountConfig, CalendarSelection, Config};
-use crate::store::{PageRecords, Store};
+use crate::store::{Outcome, PageRecords, Store, Write};
 
 pub struct Engine {
     config: Config,
     store: Arc<Store>,
+    writer: Writer,
     accounts: Vec<(AccountConfig, AccountClient)>,
     pub progress: Progress,
 }
@@ -84,7 +86,8 @@ impl Engine {
     pub fn new(config: Config, store: Arc<Store>) -> Result<Engine, String> {
         let api = Api::new(&config.api)?;
         let accounts = config.accounts.iter().map(|a| (a.clone(), api.account(&a.name, a.token.clone()))).collect();
-        Ok(Engine { config, store, accounts, progress: Progress::default() })
+        let writer = Writer::start(store.clone());
+        Ok(Engine { config, store, writer, accounts, progress: Progress::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -93,6 +96,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The single writer every pass commits through.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
     }
 
     /// The configured accounts with their clients.
@@ -133,12 +141,12 @@ impl Engine {
         for collection in collections {
             let task = self.task(collection, client, &account_cancel);
             let limit = limit.clone();
-            let store = self.store.clone();
+            let writer = self.writer.clone();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
                 let result = task.run().await;
                 if result.report.finish.is_some() {
-                    record_outcome(&store, &result, None).await;
+                    record_outcome(&writer, &result, None).await;
                 }
                 result
             });
@@ -164,7 +172,7 @@ impl Engine {
                     ErrorClass::Auth,
                     "stopped: the account's token was refused".into(),
                 );
-                record_outcome(&self.store, r, None).await;
+                record_outcome(&self.writer, r, None).await;
             }
         } else if results.iter().any(CollectionResult::succeeded) {
             self.record_auth(&account.name, None).await;
@@ -177,7 +185,7 @@ impl Engine {
         Task {
             collection,
             client: client.clone(),
-            store: self.store.clone(),
+            writer: self.writer.clone(),
             ready: self.ready_policy(),
             cancel: cancel.clone(),
             progress: self.progress.clone(),
@@ -186,7 +194,7 @@ impl Engine {
 
     /// Remembers how a pass ended and when the collection is due next.
     pub async fn record_outcome(&self, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
-        record_outcome(&self.store, result, next_attempt).await;
+        record_outcome(&self.writer, result, next_attempt).await;
     }
 
     /// The collections to sync for an account, and results for those that
@@ -343,7 +351,7 @@ impl Engine {
         let mut results = Vec::new();
         for key in known {
             let result = CollectionResult::failed(key, None, e.class, message.clone());
-            record_outcome(&self.store, &result, None).await;
+            record_outcome(&self.writer, &result, None).await;
             results.push(result);
         }
         if results.is_empty() {
@@ -372,7 +380,7 @@ impl Engine {
 pub struct Task {
     collection: Collection,
     client: AccountClient,
-    store: Arc<Store>,
+    writer: Writer,
     ready: ReadyPolicy,
     cancel: CancellationToken,
     progress: Progress,
@@ -394,13 +402,7 @@ impl Task {
     async fn run_inner(self) -> CollectionResult {
         let key = self.collection.key.clone();
         let name = self.collection.name.clone();
-        let store = self.store.clone();
-        let load_key = key.clone();
-        let loaded = tokio::task::spawn_blocking(move || store.load_state(&load_key))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        let state = match loaded {
+        let state = match self.writer.load(key.clone()).await {
             Ok(state) => state.unwrap_or_else(SyncState::new),
             Err(e) => {
                 return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
@@ -409,7 +411,7 @@ impl Task {
         let ctx = PassContext {
             collection: &self.collection,
             client: &self.client,
-            store: &self.store,
+            writer: &self.writer,
             ready: self.ready,
             cancel: &self.cancel,
             progress: &self.progress,
@@ -445,18 +447,21 @@ fn log_pass(result: &CollectionResult) {
     }
 }
 
-async fn record_outcome(store: &Arc<Store>, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
+/// Stores how a pass ended, with the state it kept back, in one write.
+async fn record_outcome(writer: &Writer, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
     let error = match &result.report.finish {
         Some(Finish::Failed { class, message }) => Some((class.as_str().to_string(), message.clone())),
         _ => None,
     };
-    let store = store.clone();
-    let key = result.key.clone();
-    blocking(move || {
-        let error = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
-        store.record_outcome(&key, error, next_attempt, Utc::now())
-    })
-    .await;
+    let write = Write {
+        key: result.key.clone(),
+        commit: result.report.pending.clone(),
+        records: PageRecords::None,
+        outcome: Some(Outcome { error, next_attempt }),
+    };
+    if let Err(e) = writer.write(write).await {
+        tracing::error!(collection = %result.key, "cannot record the pass's outcome: {e}");
+    }
 }
 
 /// Runs a store call on the blocking pool; a failure is logged, since the

@@ -6,6 +6,7 @@
 //! - `machine`: the protocol as a state machine without I/O.
 //! - `records`: raw records into rows with typed columns.
 //! - `driver`: runs one pass of the machine with the client and the store.
+//! - `writer`: the single writer thread that batches commits.
 //! - `engine`: discovery, concurrency and accounts around the driver.
 //! - `progress`: counters the terminal display and summaries read.
 
@@ -16,6 +17,7 @@ mod machine;
 mod progress;
 mod records;
 mod state;
+mod writer;
 
 pub use collection::{BodyType, Collection, CollectionKey, Kind, Start, Table};
 pub use driver::{PassReport, run_pass};
@@ -24,5 +26,6 @@ pub use machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 pub use progress::Progress;
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message};
 pub use state::{Cursor, Phase, Stream, SyncState, Window};
+pub use writer::{BatchStats, Writer};
 #[cfg(test)]
 mod records_props;
