@@ -34,6 +34,10 @@ pub async fn run(
         Some(next) if next > Utc::now() => next,
         _ => Utc::now() + jittered(poll.min(Duration::from_secs(10)), 0.0, 1.0),
     };
+    // What the last pass ended with: the next one starts from it instead of
+    // reading the store; after a failure it reads the store again.
+    let mut known = None;
+    let span = crate::sync::span(&key);
     loop {
         let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         // A webhook nudge runs the pass now; a failing collection keeps its
@@ -44,8 +48,9 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
             _ = nudge.notified(), if nudgeable => {}
         }
-        let result = engine.task(collection.clone(), &client, &stop).run().await;
+        let result = engine.task(collection.clone(), &client, &stop).resuming(known.take()).run_in(span.clone()).await;
         let Some(finish) = &result.report.finish else { return };
+        known = result.report.state.clone();
         count(&result);
         let now = Utc::now();
         let next = match finish {
@@ -63,7 +68,7 @@ pub async fn run(
                 Some(now + jittered(backoff, 0.9, 1.1))
             }
         };
-        engine.record_outcome(&result, next).await;
+        engine.record_outcome_later(&result, next);
         match (finish, next) {
             (Finish::Failed { class: ErrorClass::Auth, message }, _) => {
                 engine.record_auth(&key.account, Some(message)).await;

@@ -40,6 +40,9 @@ pub struct PassReport {
     /// State kept back from an empty last page, to be stored with the
     /// pass's outcome.
     pub pending: Option<Commit>,
+    /// The state a caught-up pass ended with, for the next pass to start
+    /// from without reading the store.
+    pub state: Option<SyncState>,
 }
 
 pub struct PassContext<'a> {
@@ -154,6 +157,9 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
         // A later state must not be stored past a page that was not.
         pending = None;
         report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+    }
+    if report.finish == Some(Finish::CaughtUp) {
+        report.state = Some(pass.state().clone());
     }
     match (&report.finish, pending) {
         (Some(_), pending) => report.pending = pending,

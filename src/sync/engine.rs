@@ -187,14 +187,16 @@ impl Engine {
             client: client.clone(),
             writer: self.writer.clone(),
             ready: self.ready_policy(),
+            known: None,
             cancel: cancel.clone(),
             progress: self.progress.clone(),
         }
     }
 
-    /// Remembers how a pass ended and when the collection is due next.
-    pub async fn record_outcome(&self, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
-        record_outcome(&self.writer, result, next_attempt).await;
+    /// Remembers how a pass ended and when the collection is due next,
+    /// without waiting: the daemon's passes share transactions this way.
+    pub fn record_outcome_later(&self, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
+        self.writer.write_later(outcome_write(result, next_attempt));
     }
 
     /// The collections to sync for an account, and results for those that
@@ -382,27 +384,41 @@ pub struct Task {
     client: AccountClient,
     writer: Writer,
     ready: ReadyPolicy,
+    /// The state the previous pass ended with, when the caller kept it.
+    known: Option<SyncState>,
     cancel: CancellationToken,
     progress: Progress,
 }
 
 impl Task {
+    /// Starts from `state` (what the previous pass of this collection ended
+    /// with) instead of reading it from the store.
+    pub fn resuming(mut self, state: Option<SyncState>) -> Task {
+        self.known = state;
+        self
+    }
+
     /// Loads the stored state and runs one pass, inside a span naming the
     /// collection. The outcome is the caller's to record.
     pub async fn run(self) -> CollectionResult {
-        let span = tracing::info_span!(
-            "sync",
-            account = %self.collection.key.account,
-            kind = %self.collection.key.kind,
-            collection = %self.collection.key.id
-        );
+        let span = span(&self.collection.key);
+        self.run_in(span).await
+    }
+
+    /// [`run`](Task::run) inside a span the caller keeps from pass to pass
+    /// (making one formats its fields, which an idle pass would notice).
+    pub async fn run_in(self, span: tracing::Span) -> CollectionResult {
         self.run_inner().instrument(span).await
     }
 
     async fn run_inner(self) -> CollectionResult {
         let key = self.collection.key.clone();
         let name = self.collection.name.clone();
-        let state = match self.writer.load(key.clone()).await {
+        let loaded = match self.known.clone() {
+            Some(state) => Ok(Some(state)),
+            None => self.writer.load(key.clone()).await,
+        };
+        let state = match loaded {
             Ok(state) => state.unwrap_or_else(SyncState::new),
             Err(e) => {
                 return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
@@ -421,6 +437,11 @@ impl Task {
         log_pass(&result);
         result
     }
+}
+
+/// The span a collection's passes run in.
+pub fn span(key: &CollectionKey) -> tracing::Span {
+    tracing::info_span!("sync", account = %key.account, kind = %key.kind, collection = %key.id)
 }
 
 /// One line per pass at info (warn for failures), for plain log output.
@@ -449,18 +470,21 @@ fn log_pass(result: &CollectionResult) {
 
 /// Stores how a pass ended, with the state it kept back, in one write.
 async fn record_outcome(writer: &Writer, result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) {
+    if let Err(e) = writer.write(outcome_write(result, next_attempt)).await {
+        tracing::error!(collection = %result.key, "cannot record the pass's outcome: {e}");
+    }
+}
+
+fn outcome_write(result: &CollectionResult, next_attempt: Option<chrono::DateTime<Utc>>) -> Write {
     let error = match &result.report.finish {
         Some(Finish::Failed { class, message }) => Some((class.as_str().to_string(), message.clone())),
         _ => None,
     };
-    let write = Write {
+    Write {
         key: result.key.clone(),
         commit: result.report.pending.clone(),
         records: PageRecords::None,
         outcome: Some(Outcome { error, next_attempt }),
-    };
-    if let Err(e) = writer.write(write).await {
-        tracing::error!(collection = %result.key, "cannot record the pass's outcome: {e}");
     }
 }
 

@@ -21,7 +21,7 @@ mod writer;
 
 pub use collection::{BodyType, Collection, CollectionKey, Kind, Start, Table};
 pub use driver::{PassReport, run_pass};
-pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task};
+pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, span};
 pub use machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 pub use progress::Progress;
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message};

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
@@ -28,12 +29,21 @@ use crate::store::{CommitStats, Store, Write};
 /// here rather than pile parsed pages up.
 const QUEUE: usize = 32;
 
-/// A batch closes at this many records (or when the queue is empty), so one
-/// transaction stays short enough that the next pages do not wait long.
+/// A batch closes at this many records or writes (or when the queue is
+/// empty), so one transaction stays short enough that the next pages do not
+/// wait long.
 const BATCH_RECORDS: usize = 1_000;
+const BATCH_WRITES: usize = 1_000;
+
+/// How long a write nobody waits for (an idle pass's outcome) may wait for
+/// others to share its transaction: an idle daemon commits about once a
+/// second instead of once per pass.
+const LINGER: Duration = Duration::from_secs(1);
 
 enum Job {
     Write(Box<Write>, oneshot::Sender<Result<CommitStats, String>>),
+    /// Writes nobody waits for were left in `held`: linger, then commit.
+    Linger,
     Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
     /// Finish what was queued before, then end the thread.
     Close,
@@ -44,6 +54,9 @@ enum Job {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Writes nobody waits for, in the order they came; the writer takes
+    /// them with its next transaction. Only the first of a run wakes it.
+    held: Arc<Mutex<Vec<Write>>>,
     stats: Arc<BatchStats>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -61,12 +74,13 @@ impl Writer {
     pub fn start(store: Arc<Store>) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
-        let counted = stats.clone();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let (counted, taken) = (stats.clone(), held.clone());
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || serve(&store, queue, &counted))
+            .spawn(move || serve(&store, queue, &taken, &counted))
             .expect("the store writer thread starts");
-        Writer { jobs, stats, thread: Arc::new(Mutex::new(Some(thread))) }
+        Writer { jobs, held, stats, thread: Arc::new(Mutex::new(Some(thread))) }
     }
 
     /// Ends the writer after the writes already queued and waits for its
@@ -74,7 +88,7 @@ impl Writer {
     /// checkpoints the WAL into the database file. Later writes fail.
     pub async fn close(&self) {
         let _ = self.jobs.send(Job::Close).await;
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
@@ -92,6 +106,23 @@ impl Writer {
         let (answer, answered) = oneshot::channel();
         self.send(Job::Write(Box::new(write), answer)).await?;
         Ok(Answer(answered))
+    }
+
+    /// Queues `write` without waiting for it: it is committed within
+    /// about a second, with whatever else comes meanwhile. A failure is
+    /// logged. For bookkeeping that nothing waits on (a pass's outcome in
+    /// the daemon); `close` commits what is still held.
+    pub fn write_later(&self, write: Write) {
+        let first = {
+            let mut held = lock(&self.held);
+            held.push(write);
+            held.len() == 1
+        };
+        // A full queue means the writer is busy: it takes the held writes
+        // with its next transaction anyway.
+        if first && let Err(mpsc::error::TrySendError::Closed(_)) = self.jobs.try_send(Job::Linger) {
+            tracing::error!("store: {STOPPED}");
+        }
     }
 
     /// A collection's stored state, read by the writer's connection so it
@@ -113,6 +144,10 @@ impl Writer {
 
 const STOPPED: &str = "the store writer has stopped";
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What a queued write changed, once it is committed.
 pub struct Answer(oneshot::Receiver<Result<CommitStats, String>>);
 
@@ -124,39 +159,193 @@ impl Future for Answer {
     }
 }
 
-fn serve(store: &Store, mut queue: mpsc::Receiver<Job>, stats: &BatchStats) {
-    let mut writes: Vec<Write> = Vec::new();
-    let mut answers = Vec::new();
-    while let Some(first) = queue.blocking_recv() {
-        let mut next = Some(first);
-        let mut records = 0;
-        // Take what is queued now, up to a batch; loads are answered at
-        // once (they only read), writes wait for the batch's commit.
+fn serve(store: &Store, mut queue: mpsc::Receiver<Job>, held: &Mutex<Vec<Write>>, stats: &BatchStats) {
+    // Only for waiting on the queue with a deadline.
+    let timer = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a timer for the writer");
+    let mut batch = Batch { store, stats, held, writes: Vec::new(), answers: Vec::new(), records: 0, since: None };
+    loop {
+        let job = match batch.since {
+            None => queue.blocking_recv(),
+            Some(since) => {
+                let deadline = tokio::time::Instant::from_std(since + LINGER);
+                match timer.block_on(async { tokio::time::timeout_at(deadline, queue.recv()).await }) {
+                    Ok(job) => job,
+                    Err(_) => {
+                        batch.commit();
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(job) = job else { break };
+        // Take what is queued now, up to a batch. Loads are answered at
+        // once, after the writes before them; writes someone waits for
+        // are committed when the queue is empty; held ones may linger.
+        let mut next = Some(job);
+        let mut awaited = false;
         while let Some(job) = next.take() {
             match job {
                 Job::Load(key, answer) => {
+                    batch.commit();
                     let _ = answer.send(store.load_state(&key).map_err(|e| e.to_string()));
                 }
                 Job::Write(write, answer) => {
-                    records += write.records.len();
-                    writes.push(*write);
-                    answers.push(answer);
+                    batch.push(*write, answer);
+                    awaited = true;
+                }
+                Job::Linger => {
+                    batch.since.get_or_insert_with(Instant::now);
                 }
                 Job::Close => queue.close(),
             }
-            if records < BATCH_RECORDS {
+            if !batch.full() {
                 next = queue.try_recv().ok();
             }
         }
-        if writes.is_empty() {
-            continue;
+        if awaited || batch.full() {
+            batch.commit();
         }
-        let results = store.write_batch(&writes, Utc::now());
-        stats.transactions.fetch_add(1, Ordering::Relaxed);
-        stats.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
-        for (answer, result) in answers.drain(..).zip(results) {
+    }
+    batch.commit();
+}
+
+/// Writes gathered for the next transaction, in the order they came.
+struct Batch<'a> {
+    store: &'a Store,
+    stats: &'a BatchStats,
+    held: &'a Mutex<Vec<Write>>,
+    writes: Vec<Write>,
+    answers: Vec<oneshot::Sender<Result<CommitStats, String>>>,
+    records: usize,
+    /// Since when writes nobody waits for have been held.
+    since: Option<Instant>,
+}
+
+impl Batch<'_> {
+    fn push(&mut self, write: Write, answer: oneshot::Sender<Result<CommitStats, String>>) {
+        self.records += write.records.len();
+        self.writes.push(write);
+        self.answers.push(answer);
+    }
+
+    fn full(&self) -> bool {
+        self.records >= BATCH_RECORDS || self.writes.len() >= BATCH_WRITES
+    }
+
+    /// Commits the held writes, then the gathered ones, in one transaction.
+    /// Held writes go first: each was sent after every earlier write of its
+    /// collection was answered, so it is older than anything gathered.
+    fn commit(&mut self) {
+        let mut writes = std::mem::take(&mut *lock(self.held));
+        let lazy = writes.len();
+        writes.append(&mut self.writes);
+        self.since = None;
+        self.records = 0;
+        if writes.is_empty() {
+            return;
+        }
+        let results = self.store.write_batch(&writes, Utc::now());
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
+        let mut results = results.into_iter();
+        for (write, result) in writes[..lazy].iter().zip(results.by_ref()) {
+            if let Err(e) = result {
+                tracing::error!(collection = %write.key, "store: {e}");
+            }
+        }
+        for (answer, result) in self.answers.drain(..).zip(results) {
             let _ = answer.send(result.map_err(|e| e.to_string()));
         }
+        // Keep the allocation for the next batch.
         writes.clear();
+        self.writes = writes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Outcome, PageRecords};
+    use crate::sync::{Commit, Cursor, Kind, Phase, Row};
+    use serde_json::value::RawValue;
+
+    fn store() -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
+        (dir, store)
+    }
+
+    fn state(delta: &str) -> SyncState {
+        SyncState {
+            phase: Phase::Updated,
+            updated: Cursor::at_delta(delta.into()),
+            deleted: Cursor::at_delta("D".into()),
+            ..SyncState::new()
+        }
+    }
+
+    fn page(key: &CollectionKey, delta: &str, rows: Vec<Row>) -> Write {
+        Write {
+            key: key.clone(),
+            commit: Some(Commit { state: state(delta), sweep_below: None, purge: false }),
+            records: PageRecords::Upserts(rows),
+            outcome: None,
+        }
+    }
+
+    fn row(id: &str) -> Row {
+        let json = format!(r#"{{"id":"{id}","etag":"e-{id}","subject":"s"}}"#);
+        Kind::Calendar.parse_record(&RawValue::from_string(json).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_held_write_is_seen_by_a_later_load_and_committed_by_close() {
+        let (_dir, store) = store();
+        let writer = Writer::start(store.clone());
+        let key = CollectionKey::calendar("work", "cal-1");
+        let mut held = page(&key, "U2", Vec::new());
+        held.outcome = Some(Outcome::default());
+        writer.write_later(held);
+        // The load must not overtake the held write.
+        let loaded = writer.load(key.clone()).await.unwrap().expect("stored");
+        assert_eq!(loaded.updated.delta_token.as_deref(), Some("U2"));
+        let other = CollectionKey::calendar("work", "cal-2");
+        let mut outcome_only = page(&other, "X", Vec::new());
+        outcome_only.commit = None;
+        outcome_only.outcome = Some(Outcome::default());
+        writer.write_later(outcome_only);
+        writer.close().await;
+        assert!(store.schedule(&other).unwrap().last_success.is_some(), "close commits what is held");
+        assert!(writer.write(page(&key, "U3", Vec::new())).await.is_err(), "a closed writer refuses writes");
+    }
+
+    #[tokio::test]
+    async fn one_failing_write_of_a_batch_is_rolled_back_alone() {
+        let (_dir, store) = store();
+        let (a, b) = (CollectionKey::calendar("work", "a"), CollectionKey::calendar("work", "b"));
+        // A row without its columns cannot be bound: that write fails.
+        let broken = Row { fields: Vec::new(), ..row("x") };
+        let writes = vec![page(&a, "A1", vec![row("1"), row("2")]), page(&b, "B1", vec![row("3"), broken])];
+        let results = store.write_batch(&writes, Utc::now());
+        assert_eq!(results[0].as_ref().unwrap().upserted, 2);
+        assert!(results[1].is_err());
+        assert_eq!(store.load_state(&a).unwrap().unwrap().updated.delta_token.as_deref(), Some("A1"));
+        assert!(store.load_state(&b).unwrap().is_none(), "neither the rows nor the state of the failed write");
+        assert_eq!(store.events("work").unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn held_writes_share_one_transaction() {
+        let (_dir, store) = store();
+        let writer = Writer::start(store.clone());
+        for i in 0..8 {
+            let key = CollectionKey::calendar("work", &format!("c{i}"));
+            writer.write_later(page(&key, "T", vec![row(&format!("r{i}"))]));
+        }
+        writer.close().await;
+        let stats = writer.stats();
+        assert_eq!(stats.writes.load(Ordering::Relaxed), 8);
+        assert_eq!(stats.transactions.load(Ordering::Relaxed), 1);
+        assert_eq!(store.events("work").unwrap().len(), 8);
     }
 }
