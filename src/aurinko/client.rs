@@ -54,10 +54,11 @@ pub enum Provision {
 /// One page of a delta stream. Exactly one of the two tokens is set: the
 /// client rejects pages that carry neither, since they leave no way forward.
 #[derive(Debug)]
-pub struct SyncPage {
+pub struct SyncPage<R> {
     pub next_page_token: Option<String>,
     pub next_delta_token: Option<String>,
-    pub records: Vec<Box<RawValue>>,
+    /// Each record as the caller's parser made it.
+    pub records: Vec<R>,
 }
 
 impl Api {
@@ -149,12 +150,13 @@ impl AccountClient {
     /// One page of `{root}/sync/updated` or `{root}/sync/deleted`: the first
     /// request of a drain carries the delta token, follow-ups the page token
     /// alone.
-    pub async fn sync_page(
+    pub async fn sync_page<R>(
         &self,
         root: &[&str],
         endpoint: Endpoint,
         token: TokenRef<'_>,
-    ) -> Result<SyncPage, ApiError> {
+        record: impl Fn(&RawValue) -> R,
+    ) -> Result<SyncPage<R>, ApiError> {
         let leaf = match endpoint {
             Endpoint::SyncDeleted => "deleted",
             _ => "updated",
@@ -165,13 +167,14 @@ impl AccountClient {
             TokenRef::Page(t) => url.query_pairs_mut().append_pair("pageToken", t),
         };
         self.call(endpoint, Method::GET, url, |body| {
-            let page: RawSyncPage = decode_json(body)?;
+            let page: RawSyncPage<'_> = decode_object(body)?;
             let next_page_token = page.next_page_token.filter(|t| !t.is_empty());
             let next_delta_token = page.next_delta_token.filter(|t| !t.is_empty());
             if next_page_token.is_none() && next_delta_token.is_none() {
                 return Err("page carries neither nextPageToken nor nextDeltaToken".to_string());
             }
-            Ok(SyncPage { next_page_token, next_delta_token, records: page.records.unwrap_or_default() })
+            let records = page.records.unwrap_or_default().into_iter().map(&record).collect();
+            Ok(SyncPage { next_page_token, next_delta_token, records })
         })
         .await
     }
@@ -358,6 +361,11 @@ pub enum TokenRef<'a> {
 /// also read a struct from an array, position by position, so anything but
 /// an object is refused first.
 fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    decode_object(body)
+}
+
+/// Decodes a JSON object, possibly borrowing from `body`.
+fn decode_object<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".to_string());
     }

@@ -21,13 +21,15 @@ pub(crate) struct SyncStatus {
 /// same envelope around different records.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RawSyncPage {
+pub(crate) struct RawSyncPage<'a> {
     #[serde(default)]
     pub next_page_token: Option<String>,
     #[serde(default)]
     pub next_delta_token: Option<String>,
-    #[serde(default)]
-    pub records: Option<Vec<Box<RawValue>>>,
+    /// Borrowed from the response body: each record is parsed from there
+    /// straight into what the store takes, with no copy in between.
+    #[serde(default, borrow)]
+    pub records: Option<Vec<&'a RawValue>>,
 }
 
 /// `CalendarsPage`.

@@ -46,8 +46,6 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("store: {0}")]
-    Batch(String),
 }
 
 pub struct Store {

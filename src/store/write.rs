@@ -188,38 +188,36 @@ impl Store {
 
     /// Applies several writes, of any collections, in one transaction: the
     /// single writer batches the pages that queued up while it was busy,
-    /// so many small commits cost one. Each write is atomic on its own (a
-    /// savepoint): one that fails is rolled back alone and reports its
-    /// error; if the transaction itself cannot commit, every write fails.
+    /// so many small commits cost one. Each write stays atomic: if any of
+    /// them fails, the transaction is rolled back and each write is applied
+    /// again in a transaction of its own, so one bad write fails alone.
+    /// (Savepoints would do the same in one pass, but make SQLite copy
+    /// every page a write touches into a statement journal first.)
     pub fn write_batch(&self, writes: &[Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
         let now_text = timestamp(now);
         let mut conn = self.conn();
-        let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => return writes.iter().map(|_| Err(shared(&e))).collect(),
-        };
-        let mut results = Vec::with_capacity(writes.len());
-        for write in writes {
-            let applied = tx.savepoint().map_err(StoreError::from).and_then(|sp| {
-                let stats =
-                    apply(&sp, &write.key, write.commit.as_ref(), &write.records, write.outcome.as_ref(), &now_text)?;
-                sp.commit()?;
-                Ok(stats)
-            });
-            if let Err(e) = &applied
-                && tx.is_autocommit()
-            {
-                // Some errors (a full disk, I/O) make SQLite roll the whole
-                // transaction back: every write of the batch is lost with it.
-                let message = e.to_string();
-                return writes.iter().map(|_| Err(StoreError::Batch(strip(&message)))).collect();
+        let together = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut all = Vec::with_capacity(writes.len());
+            for w in writes {
+                all.push(apply(&tx, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), &now_text)?);
             }
-            results.push(applied);
+            tx.commit()?;
+            Ok::<_, StoreError>(all)
+        })();
+        match together {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(e) if writes.len() == 1 => vec![Err(e)],
+            Err(_) => writes
+                .iter()
+                .map(|w| {
+                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let stats = apply(&tx, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), &now_text)?;
+                    tx.commit()?;
+                    Ok(stats)
+                })
+                .collect(),
         }
-        if let Err(e) = tx.commit() {
-            return writes.iter().map(|_| Err(shared(&e))).collect();
-        }
-        results
     }
 
     /// Remembers how a pass ended. `error` is `None` for a success.
@@ -345,20 +343,6 @@ fn save_outcome(conn: &Connection, key: &CollectionKey, outcome: &Outcome, now: 
             .execute(params![key.account, key.kind.as_str(), key.id, now, next, message, class])?,
     };
     Ok(())
-}
-
-fn strip(message: &str) -> String {
-    message.strip_prefix("store: ").unwrap_or(message).to_string()
-}
-
-/// A transaction-wide failure, reported to every write of the batch.
-fn shared(e: &rusqlite::Error) -> StoreError {
-    match e {
-        rusqlite::Error::SqliteFailure(code, message) => {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
-        }
-        other => StoreError::Batch(other.to_string()),
-    }
 }
 
 /// A record whose etag (or, without one, whose JSON) did not change is not

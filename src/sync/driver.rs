@@ -19,10 +19,12 @@ use tokio_util::sync::CancellationToken;
 use super::collection::{Collection, CollectionKey, Kind};
 use super::machine::{Action, Commit, Finish, Pass, ReadyPolicy};
 use super::progress::Progress;
-use super::records::parse_deleted;
+use super::records::{Row, parse_deleted};
 use super::state::{Stream, SyncState};
 use super::writer::{Answer, Writer};
-use crate::aurinko::{AccountClient, Endpoint, ErrorClass, SyncPage};
+use serde_json::value::RawValue;
+
+use crate::aurinko::{AccountClient, Endpoint, ErrorClass};
 use crate::store::{CommitStats, PageRecords, Write};
 
 /// What one pass did. `finish` is `None` when the pass was stopped by
@@ -110,24 +112,26 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                     Stream::Updated => Endpoint::SyncUpdated,
                     Stream::Deleted => Endpoint::SyncDeleted,
                 };
-                let Some(result) = cancellable(ctx.cancel, ctx.client.sync_page(&root, endpoint, token)).await else {
+                let kind = key.kind;
+                let fetch = ctx.client.sync_page(&root, endpoint, token, |r| parse(kind, stream, r));
+                let Some(result) = cancellable(ctx.cancel, fetch).await else {
                     break;
                 };
                 match result {
-                    Ok(page) => {
-                        let (records, rejected) = page_records(key.kind, stream, &page);
+                    Ok(mut page) => {
+                        let brought = page.records.len();
+                        let (records, rejected) = page_records(stream, &mut page.records);
                         report.pages += 1;
                         report.rejected += rejected;
                         if rejected > 0 {
                             tracing::warn!(collection = %name, rejected, "skipped records without an id");
                         }
-                        let count = page.records.len() as u64 - rejected;
+                        let count = brought as u64 - rejected;
                         ctx.progress.page(&name, count);
                         tracing::debug!(collection = %name, stream = stream.as_str(), records = count, last = page.next_page_token.is_none(), "page");
                         let ends_stream = page.next_page_token.is_none();
                         let commit = pass.on_page(page.next_page_token, page.next_delta_token);
-                        let deferrable =
-                            page.records.is_empty() && ends_stream && commit.sweep_below.is_none() && !commit.purge;
+                        let deferrable = brought == 0 && ends_stream && commit.sweep_below.is_none() && !commit.purge;
                         (Some((commit, records)), deferrable)
                     }
                     Err(e) => (pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)), false),
@@ -198,16 +202,33 @@ async fn write_now(
     writer.write(page_write(key, commit, records)).await
 }
 
-fn page_records(kind: Kind, stream: Stream, page: &SyncPage) -> (PageRecords, u64) {
-    let mut rejected = 0;
+/// A record of either stream, parsed from the response body as it is read.
+enum Parsed {
+    Row(Row),
+    Deleted(String),
+    Rejected,
+}
+
+fn parse(kind: Kind, stream: Stream, record: &RawValue) -> Parsed {
+    let parsed = match stream {
+        Stream::Updated => kind.parse_record(record).map(Parsed::Row),
+        Stream::Deleted => parse_deleted(record).map(Parsed::Deleted),
+    };
+    parsed.unwrap_or(Parsed::Rejected)
+}
+
+/// The page's records for the store, and how many could not be stored.
+fn page_records(stream: Stream, parsed: &mut Vec<Parsed>) -> (PageRecords, u64) {
+    let total = parsed.len();
     let records = match stream {
         Stream::Updated => PageRecords::Upserts(
-            page.records.iter().filter_map(|r| kind.parse_record(r).map_err(|_| rejected += 1).ok()).collect(),
+            parsed.drain(..).filter_map(|p| if let Parsed::Row(row) = p { Some(row) } else { None }).collect(),
         ),
         Stream::Deleted => PageRecords::Deletes(
-            page.records.iter().filter_map(|r| parse_deleted(r).map_err(|_| rejected += 1).ok()).collect(),
+            parsed.drain(..).filter_map(|p| if let Parsed::Deleted(id) = p { Some(id) } else { None }).collect(),
         ),
     };
+    let rejected = (total - records.len()) as u64;
     (records, rejected)
 }
 
