@@ -14,9 +14,10 @@
 //! 4. an incremental pass over `BENCH_INCREMENTAL_CALENDARS` (1,000)
 //!    calendars holding `BENCH_EVENTS` events, 1% of them changed (after an
 //!    untimed-for-targets full sync of the same calendars);
-//! 5. idle: the daemon (`run`, `poll_interval_secs = 10`) over those
-//!    calendars with nothing changing, for `BENCH_IDLE_SECS` (60) seconds
-//!    after every calendar's first poll: CPU and requests per poll.
+//! 5. idle: the daemon (`run`) over those calendars with nothing changing,
+//!    for `BENCH_IDLE_SECS` (60) seconds after every calendar's first poll:
+//!    CPU and requests per poll, at the default `poll_interval_secs` (60,
+//!    where the target is judged) and again at 10 s.
 //!
 //! `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
 //! incremental pass, 5 s idle) for CI. The process exits non-zero only when
@@ -38,10 +39,11 @@ use data::{Dataset, PAGE_SIZE};
 use double::{Counts, Double};
 use process::{Finished, Workspace};
 
-/// The daemon's poll interval in the idle scenario: short enough that a 60 s
-/// window holds about six polls per calendar (enough to average over), long
-/// enough to be a plausible production setting (the default is 60).
-const IDLE_POLL_SECS: u64 = 10;
+/// The daemon's poll intervals in the idle scenario: the default (what
+/// "daemon mode" runs with, and where the target is judged), and a six
+/// times busier one that shows the cost of a pass more plainly.
+const DEFAULT_POLL_SECS: u64 = 60;
+const BUSY_POLL_SECS: u64 = 10;
 
 /// Limits of the run, and the targets of issue 7.
 const SMALL_EVENTS: usize = 2_000;
@@ -200,6 +202,14 @@ fn main() -> ExitCode {
     let (small, _, _) = full_sync(&runtime, small_data, "small", &mut problems);
     small.print(&format!("full sync: {small_events} events over {} calendars (memory baseline)", scale.calendars));
 
+    // 3b. And with a tenth of the data, long enough for the sync to reach
+    // its steady state (buffers grown, batches formed): what memory does
+    // between there and the full size is what grows with the data.
+    let tenth_events = (scale.events / 10).max(small_events);
+    let tenth_data = Arc::new(Dataset::build(tenth_events, scale.calendars, false));
+    let (tenth, _, _) = full_sync(&runtime, tenth_data, "tenth", &mut problems);
+    tenth.print(&format!("full sync: {tenth_events} events over {} calendars (memory, steady state)", scale.calendars));
+
     // 4. Incremental over many calendars.
     let inc_data = Arc::new(Dataset::build(scale.incremental_events, scale.incremental_calendars, true));
     let (setup, ws, double) = full_sync(&runtime, inc_data.clone(), "setup", &mut problems);
@@ -215,9 +225,15 @@ fn main() -> ExitCode {
     let calendars = inc_data.calendars.len() as f64;
     println!("   {:<30} {:.0}\n", "calendars/s", calendars / incremental.run.wall.as_secs_f64());
 
-    // 5. Idle daemon.
-    let idle = idle(&ws, &double, scale.idle_secs, &mut problems);
-    idle.print(scale.incremental_calendars);
+    // 5. Idle daemon, at the default poll interval and at a busier one.
+    // The smoke run's few seconds hold no poll at the default interval.
+    let busy = run_idle(&ws, &double, scale.idle_secs, BUSY_POLL_SECS, &mut problems);
+    let default = (!scale.smoke).then(|| run_idle(&ws, &double, scale.idle_secs, DEFAULT_POLL_SECS, &mut problems));
+    let idle = default.as_ref().unwrap_or(&busy);
+    if let Some(default) = &default {
+        default.print(scale.incremental_calendars);
+    }
+    busy.print(scale.incremental_calendars);
 
     // Targets.
     let growth = (full.peak_mib() - small.peak_mib()) / small.peak_mib();
@@ -225,7 +241,7 @@ fn main() -> ExitCode {
         && small.counts.start == scale.calendars as u64
         && setup.counts.start == scale.incremental_calendars as u64
         && incremental.counts.start == 0
-        && idle.warmup.start + idle.window.start == 0;
+        && [idle, &busy].iter().all(|i| i.warmup.start + i.window.start == 0);
     println!("== targets");
     target(
         &format!("full sync >= {:.0}% of floor", 100.0 * TARGET_FLOOR_SHARE),
@@ -240,13 +256,31 @@ fn main() -> ExitCode {
     target(
         &format!("peak RSS within {:.0}% of the {small_events}-event run", 100.0 * TARGET_RSS_GROWTH),
         growth.abs() <= TARGET_RSS_GROWTH,
-        format!("{:.1} vs {:.1} MiB ({:+.1}%)", full.peak_mib(), small.peak_mib(), 100.0 * growth),
+        format!(
+            "{:.1} vs {:.1} MiB ({:+.1}%); vs {tenth_events} events {:.1} MiB ({:+.1}%)",
+            full.peak_mib(),
+            small.peak_mib(),
+            100.0 * growth,
+            tenth.peak_mib(),
+            100.0 * (full.peak_mib() - tenth.peak_mib()) / tenth.peak_mib()
+        ),
     );
-    target("idle: exactly 2 requests per calendar per poll", idle.two_per_poll(), format!("{:.3}", idle.per_poll()));
+    let busier =
+        |text: String| if default.is_some() { format!(" (poll {BUSY_POLL_SECS} s: {text})") } else { String::new() };
     target(
-        &format!("idle: < {TARGET_IDLE_CPU_PERCENT:.0}% CPU"),
+        "idle: exactly 2 requests per calendar per poll",
+        idle.two_per_poll() && busy.two_per_poll(),
+        format!("{:.3}{}", idle.per_poll(), busier(format!("{:.3}", busy.per_poll()))),
+    );
+    target(
+        &format!("idle: < {TARGET_IDLE_CPU_PERCENT:.0}% CPU (poll {} s)", idle.poll_secs),
         idle.cpu_percent() < TARGET_IDLE_CPU_PERCENT,
-        format!("{:.2}% of one core", idle.cpu_percent()),
+        format!(
+            "{:.2}% of one core{}; {:.0} us of CPU per pass",
+            idle.cpu_percent(),
+            busier(format!("{:.2}%", busy.cpu_percent())),
+            busy.cpu_per_pass_us()
+        ),
     );
     target(
         "no repeated provisioning",
@@ -260,7 +294,7 @@ fn main() -> ExitCode {
             setup.counts.start,
             scale.incremental_calendars,
             incremental.counts.start,
-            idle.warmup.start + idle.window.start
+            idle.warmup.start + idle.window.start + busy.warmup.start + busy.window.start
         ),
     );
     println!();
@@ -288,7 +322,7 @@ fn full_sync(
     problems: &mut Problems,
 ) -> (Outcome, Workspace, Double) {
     let double = runtime.block_on(Double::start(data.clone()));
-    let ws = Workspace::new(&double.base_url(), IDLE_POLL_SECS);
+    let ws = Workspace::new(&double.base_url(), DEFAULT_POLL_SECS);
     let before = double.counts();
     let run = ws.spawn(&["run", "--catch-up"], log).wait();
     let counts = double.counts().since(before);
@@ -347,6 +381,7 @@ fn store_counts(ws: &Workspace) -> StoreCounts {
 }
 
 struct Idle {
+    poll_secs: u64,
     warmup_wall: Duration,
     warmup: Counts,
     window_wall: Duration,
@@ -384,21 +419,27 @@ impl Idle {
         100.0 * self.cpu.as_secs_f64() / self.window_wall.as_secs_f64()
     }
 
+    /// CPU per pass, in microseconds: the daemon's idle cost at any poll
+    /// interval is about this times passes per second.
+    fn cpu_per_pass_us(&self) -> f64 {
+        1e6 * self.cpu.as_secs_f64() / self.polls().max(1) as f64
+    }
+
     fn print(&self, calendars: usize) {
-        println!(
-            "== idle: daemon (run, poll_interval_secs = {IDLE_POLL_SECS}) over {calendars} calendars, nothing changing"
-        );
+        let poll = self.poll_secs;
+        println!("== idle: daemon (run, poll_interval_secs = {poll}) over {calendars} calendars, nothing changing");
         let secs = self.window_wall.as_secs_f64();
         row("window", format!("{secs:.1} s, after every calendar's first poll"));
         row("CPU", format!("{:.2}% of one core ({:.2} s)", self.cpu_percent(), self.cpu.as_secs_f64()));
+        row("CPU per pass", format!("{:.0} us", self.cpu_per_pass_us()));
         row("requests per calendar per poll", format!("{:.3}", self.per_poll()));
         row(
             "polls",
             format!(
-                "{} ({:.2} per calendar; {:.1} expected at one per {IDLE_POLL_SECS} s)",
+                "{} ({:.2} per calendar; {:.1} expected at one per {poll} s)",
                 self.polls(),
                 self.polls() as f64 / calendars as f64,
-                secs / IDLE_POLL_SECS as f64
+                secs / poll as f64
             ),
         );
         row("requests in window", self.window.describe());
@@ -412,13 +453,15 @@ impl Idle {
     }
 }
 
-fn idle(ws: &Workspace, double: &Double, secs: u64, problems: &mut Problems) -> Idle {
+fn run_idle(ws: &Workspace, double: &Double, secs: u64, poll_secs: u64, problems: &mut Problems) -> Idle {
+    ws.configure(&double.base_url(), poll_secs);
     let first = double.passes();
     let base = double.counts();
-    let mut daemon = ws.spawn(&["run"], "idle");
+    let log = format!("idle-{poll_secs}");
+    let mut daemon = ws.spawn(&["run"], &log);
     // Warm-up: every calendar polled once (the first polls are spread over
     // up to the poll interval).
-    let limit = Duration::from_secs(120 + 3 * IDLE_POLL_SECS);
+    let limit = Duration::from_secs(120 + 3 * poll_secs.min(10));
     let mut alive = true;
     while alive && double.passes().iter().zip(&first).any(|(now, then)| now <= then) {
         if daemon.started.elapsed() > limit {
@@ -436,8 +479,9 @@ fn idle(ws: &Workspace, double: &Double, secs: u64, problems: &mut Problems) -> 
     let (t1, window_wall) = (daemon.cpu_ticks, w0.elapsed());
     problems.expect("idle: daemon kept running", alive, || "it exited early".to_string());
     let run = daemon.stop(Duration::from_secs(15));
-    problems.exit_ok("idle: clean stop on SIGTERM", ws, "idle", &run);
+    problems.exit_ok("idle: clean stop on SIGTERM", ws, &log, &run);
     let idle = Idle {
+        poll_secs,
         warmup_wall,
         warmup: c0.since(base),
         window_wall,

@@ -35,15 +35,21 @@ impl Workspace {
             .expect("a temporary directory");
         let db = dir.path().join("store.db");
         let config = dir.path().join("aurinko-sync.toml");
+        let ws = Workspace { dir, config, db };
+        ws.configure(base_url, poll_interval_secs);
+        ws
+    }
+
+    /// (Re)writes the configuration.
+    pub fn configure(&self, base_url: &str, poll_interval_secs: u64) {
         let text = format!(
             "[api]\nbase_url = \"{base_url}\"\nrequests_per_second = 100000\n\n\
              [store]\npath = {db:?}\n\n\
              [sync]\nconcurrency = 4\npoll_interval_secs = {poll_interval_secs}\n\n\
              [[accounts]]\nname = \"bench\"\ntoken_env = \"{TOKEN_ENV}\"\n",
-            db = db.display().to_string(),
+            db = self.db.display().to_string(),
         );
-        std::fs::write(&config, text).expect("configuration written");
-        Workspace { dir, config, db }
+        std::fs::write(&self.config, text).expect("configuration written");
     }
 
     /// Starts `aurinko-sync --config ... <args>`, its output into files.
