@@ -7,7 +7,8 @@
 //! - [`aurinko`]: the HTTP client: auth, error classification (once, at the
 //!   boundary), per-account rate limiting, retries with jitter.
 //! - [`sync`]: the per-calendar protocol as a state machine without I/O, and
-//!   the thin drivers that run it (one pass, catch-up across accounts).
+//!   the thin drivers that run it (one pass, catch-up across accounts, the
+//!   single writer thread that batches commits).
 //! - [`store`]: SQLite behind a narrow interface: migrations, one writer, a
 //!   page and its token in one transaction.
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,

@@ -247,6 +247,8 @@ impl Batch<'_> {
         let results = self.store.write_batch(&writes, Utc::now());
         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
         self.stats.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
+        metrics::counter!("aurinko_sync_store_transactions_total").increment(1);
+        metrics::counter!("aurinko_sync_store_writes_total").increment(writes.len() as u64);
         let mut results = results.into_iter();
         for (write, result) in writes[..lazy].iter().zip(results.by_ref()) {
             if let Err(e) = result {
