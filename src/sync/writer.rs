@@ -40,8 +40,12 @@ const BATCH_WRITES: usize = 1_000;
 /// second instead of once per pass.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// The answer to a write, with the write itself: freeing a page's rows is
+/// left to the side that made them, off the writer's thread.
+type Reply = oneshot::Sender<(Result<CommitStats, String>, Write)>;
+
 enum Job {
-    Write(Box<Write>, oneshot::Sender<Result<CommitStats, String>>),
+    Write(Box<Write>, Reply),
     /// Writes nobody waits for were left in `held`: linger, then commit.
     Linger,
     Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
@@ -149,13 +153,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What a queued write changed, once it is committed.
-pub struct Answer(oneshot::Receiver<Result<CommitStats, String>>);
+pub struct Answer(oneshot::Receiver<(Result<CommitStats, String>, Write)>);
 
 impl Future for Answer {
     type Output = Result<CommitStats, String>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|answer| answer.unwrap_or_else(|_| Err(STOPPED.to_string())))
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.map_or_else(|_| Err(STOPPED.to_string()), |(result, _)| result))
     }
 }
 
@@ -215,14 +221,14 @@ struct Batch<'a> {
     stats: &'a BatchStats,
     held: &'a Mutex<Vec<Write>>,
     writes: Vec<Write>,
-    answers: Vec<oneshot::Sender<Result<CommitStats, String>>>,
+    answers: Vec<Reply>,
     records: usize,
     /// Since when writes nobody waits for have been held.
     since: Option<Instant>,
 }
 
 impl Batch<'_> {
-    fn push(&mut self, write: Write, answer: oneshot::Sender<Result<CommitStats, String>>) {
+    fn push(&mut self, write: Write, answer: Reply) {
         self.records += write.records.len();
         self.writes.push(write);
         self.answers.push(answer);
@@ -255,8 +261,8 @@ impl Batch<'_> {
                 tracing::error!(collection = %write.key, "store: {e}");
             }
         }
-        for (answer, result) in self.answers.drain(..).zip(results) {
-            let _ = answer.send(result.map_err(|e| e.to_string()));
+        for ((answer, result), write) in self.answers.drain(..).zip(results).zip(writes.drain(lazy..)) {
+            let _ = answer.send((result.map_err(|e| e.to_string()), write));
         }
         // Keep the allocation for the next batch.
         writes.clear();
