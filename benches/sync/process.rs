@@ -102,7 +102,7 @@ impl Watched {
     /// Reads the child's /proc entries once; false once it has exited.
     pub fn sample(&mut self) -> bool {
         let pid = self.child.id();
-        if let Some(hwm) = vm_hwm_kib(pid) {
+        if let Some(hwm) = status_kib(pid, "VmHWM:") {
             self.peak_rss_kib = self.peak_rss_kib.max(hwm);
         }
         if let Some(anon) = status_kib(pid, "RssAnon:") {
@@ -154,10 +154,6 @@ impl Watched {
         }
         self.wait()
     }
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmHWM:")
 }
 
 /// A `/proc/<pid>/status` field in KiB.

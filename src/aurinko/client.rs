@@ -360,6 +360,8 @@ pub enum TokenRef<'a> {
 /// Decodes an envelope. Every Aurinko answer is a JSON object; serde would
 /// also read a struct from an array, position by position, so anything but
 /// an object is refused first.
+/// [`decode_object`] for owned types: as a plain function it can be passed
+/// where a decoder must take a body of any lifetime.
 fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     decode_object(body)
 }

@@ -196,26 +196,12 @@ impl Store {
     pub fn write_batch(&self, writes: &[Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
         let now_text = timestamp(now);
         let mut conn = self.conn();
-        let together = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut all = Vec::with_capacity(writes.len());
-            for w in writes {
-                all.push(apply(&tx, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), &now_text)?);
-            }
-            tx.commit()?;
-            Ok::<_, StoreError>(all)
-        })();
-        match together {
+        match transact(&mut conn, writes, &now_text) {
             Ok(all) => all.into_iter().map(Ok).collect(),
             Err(e) if writes.len() == 1 => vec![Err(e)],
             Err(_) => writes
                 .iter()
-                .map(|w| {
-                    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let stats = apply(&tx, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), &now_text)?;
-                    tx.commit()?;
-                    Ok(stats)
-                })
+                .map(|w| transact(&mut conn, std::slice::from_ref(w), &now_text).map(|mut one| one.remove(0)))
                 .collect(),
         }
     }
@@ -273,7 +259,18 @@ impl Store {
     }
 }
 
-/// One write, inside the caller's transaction or savepoint.
+/// Applies `writes` in one `BEGIN IMMEDIATE` transaction: all or none.
+fn transact(conn: &mut Connection, writes: &[Write], now: &str) -> Result<Vec<CommitStats>, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut all = Vec::with_capacity(writes.len());
+    for w in writes {
+        all.push(apply(&tx, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), now)?);
+    }
+    tx.commit()?;
+    Ok(all)
+}
+
+/// One write, inside the caller's transaction.
 fn apply(
     conn: &Connection,
     key: &CollectionKey,
