@@ -235,8 +235,6 @@ async fn creating_a_subscription_validates_the_url() {
             "resource": "/calendars/cal-1/events",
             "notificationUrl": receiver.url,
             "active": true,
-            "failSince": null,
-            "failDescription": null,
             "disabledByBilling": false,
             "filters": [],
         })

@@ -89,18 +89,24 @@ struct Subscription {
 }
 
 impl Subscription {
-    /// `SubscriptionResponse`.
+    /// `SubscriptionResponse`. `failSince` and `failDescription` are
+    /// strings in the spec, not nullable: a healthy subscription omits them.
     fn json(&self) -> Value {
-        json!({
+        let mut body = json!({
             "id": self.id,
             "resource": self.resource,
             "notificationUrl": self.notification_url,
             "active": self.active,
-            "failSince": self.fail_since.map(generate::timestamp),
-            "failDescription": self.fail_description,
             "disabledByBilling": false,
             "filters": self.filters,
-        })
+        });
+        if let Some(since) = self.fail_since {
+            body["failSince"] = json!(generate::timestamp(since));
+        }
+        if let Some(description) = &self.fail_description {
+            body["failDescription"] = json!(description);
+        }
+        body
     }
 }
 

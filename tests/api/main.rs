@@ -4,6 +4,7 @@
 mod accounts;
 mod catch_up;
 mod config_errors;
+mod contract;
 mod crash;
 mod expiry;
 mod faults;
@@ -11,6 +12,8 @@ mod helpers;
 mod hostile;
 mod mail_and_contacts;
 mod model;
+mod openapi;
+mod recorder;
 mod secrets;
 mod service;
 mod soak;
