@@ -52,6 +52,7 @@ pub(super) fn render_table(report: &Report) -> String {
         "NAME",
         "PHASE",
         "RECORDS",
+        "OUTSIDE",
         "WINDOW",
         "LAST SUCCESS",
         "FAILURES",
@@ -60,7 +61,7 @@ pub(super) fn render_table(report: &Report) -> String {
         "LAST ERROR",
     ];
     let dash = || "-".to_string();
-    let rows: Vec<[String; 12]> = report
+    let rows: Vec<[String; 13]> = report
         .collections
         .iter()
         .map(|c| {
@@ -71,6 +72,7 @@ pub(super) fn render_table(report: &Report) -> String {
                 c.name.clone().unwrap_or_else(dash),
                 c.phase.clone(),
                 c.records.to_string(),
+                c.outside_window.map(|n| n.to_string()).unwrap_or_else(dash),
                 match (&c.window_min, &c.window_max) {
                     (Some(a), Some(b)) => format!("{}..{}", &a[..a.len().min(10)], &b[..b.len().min(10)]),
                     _ => dash(),

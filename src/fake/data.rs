@@ -585,6 +585,25 @@ impl Data {
         id
     }
 
+    /// Creates a timed event from `start` to `end` now, in a calendar store, and returns its id;
+    /// `None` for another kind of store.
+    pub fn create_event_at(&mut self, store: usize, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<String> {
+        let anchor = self.anchor;
+        let s = &mut self.stores[store];
+        if s.kind != Kind::Calendar {
+            return None;
+        }
+        let id = s.fresh_id();
+        let mut event = generate::single(&mut s.rng, anchor, &s.calendar_id, id.clone());
+        let at = |t: DateTime<Utc>| json!({ "dateTime": generate::timestamp(t), "timezone": "UTC" });
+        event.record.insert("start".into(), at(start));
+        event.record.insert("end".into(), at(end));
+        (event.start_ms, event.end_ms) = (start.timestamp_millis(), end.timestamp_millis());
+        self.insert_event(store, event, Some(now_millis()));
+        self.journal(store, id.clone(), ChangeType::Created);
+        Some(id)
+    }
+
     /// Changes a live record (later `lastModifiedTime`; new etag for events and contacts; other
     /// content); false when there is no such record.
     pub fn update(&mut self, store: usize, id: &str) -> bool {

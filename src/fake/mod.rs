@@ -228,6 +228,21 @@ impl FakeAurinko {
         self.create(token, &Collection::Calendar(calendar_id.to_string()))
     }
 
+    /// Creates a timed event from `start` to `end`, whenever that is (for instance long before
+    /// any window a client would provision with), and returns its id (empty when the calendar
+    /// does not exist).
+    pub fn create_event_at(
+        &self,
+        token: &str,
+        calendar_id: &str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let collection = Collection::Calendar(calendar_id.to_string());
+        self.mutate(|s| s.data.store_of(token, &collection).and_then(|store| s.data.create_event_at(store, start, end)))
+            .unwrap_or_default()
+    }
+
     /// New etag, later `lastModifiedTime`, different subject; false when there is no such event.
     pub fn update_event(&self, token: &str, calendar_id: &str, event_id: &str) -> bool {
         self.update(token, &Collection::Calendar(calendar_id.to_string()), event_id)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{CollectionKey, Store, StoreError};
+use super::{CollectionKey, Store, StoreError, range};
 use crate::sync::Kind;
 
 /// Everything the store knows, per account and per collection.
@@ -30,6 +30,10 @@ pub struct CollectionReport {
     pub name: Option<String>,
     pub phase: String,
     pub records: i64,
+    /// Rows wholly outside the window of the current provisioning (events
+    /// before or after it, mail older than the cutoff): kept as history,
+    /// no longer updated. `None` for collections without a window.
+    pub outside_window: Option<i64>,
     pub window_min: Option<String>,
     pub window_max: Option<String>,
     pub last_success_at: Option<String>,
@@ -82,7 +86,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let collections = conn
             .prepare(&format!(
-                "SELECT s.account, s.kind, s.collection_id, c.name, s.phase, {},
+                "SELECT s.account, s.kind, s.collection_id, c.name, s.phase, {}, {},
                         s.window_min, s.window_max, s.last_success_at, s.last_attempt_at, s.last_error,
                         s.last_error_class, s.consecutive_failures, s.next_attempt_at,
                         sub.subscription_id,
@@ -99,7 +103,8 @@ impl Store {
                  LEFT JOIN calendars c ON c.account = s.account AND c.calendar_id = s.collection_id
                      AND s.kind = 'calendar'
                  ORDER BY s.account, s.kind, s.collection_id",
-                record_count_by_kind()
+                record_count_by_kind(),
+                outside_count_by_kind()
             ))?
             .query_map([], |r| {
                 Ok(CollectionReport {
@@ -109,16 +114,17 @@ impl Store {
                     name: r.get(3)?,
                     phase: r.get(4)?,
                     records: r.get(5)?,
-                    window_min: r.get(6)?,
-                    window_max: r.get(7)?,
-                    last_success_at: r.get(8)?,
-                    last_attempt_at: r.get(9)?,
-                    last_error: r.get(10)?,
-                    last_error_class: r.get(11)?,
-                    consecutive_failures: r.get(12)?,
-                    next_attempt_at: r.get(13)?,
-                    subscription_id: r.get(14)?,
-                    subscription_status: r.get(15)?,
+                    outside_window: r.get(6)?,
+                    window_min: r.get(7)?,
+                    window_max: r.get(8)?,
+                    last_success_at: r.get(9)?,
+                    last_attempt_at: r.get(10)?,
+                    last_error: r.get(11)?,
+                    last_error_class: r.get(12)?,
+                    consecutive_failures: r.get(13)?,
+                    next_attempt_at: r.get(14)?,
+                    subscription_id: r.get(15)?,
+                    subscription_status: r.get(16)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -222,4 +228,25 @@ fn record_count_by_kind() -> String {
         })
         .collect();
     format!("CASE s.kind{arms} ELSE 0 END")
+}
+
+/// A SQL expression counting the rows of `s`'s collection that lie wholly
+/// outside its stored window; NULL without a window or for kinds without a
+/// range.
+fn outside_count_by_kind() -> String {
+    let (min, max) = (range::as_record_time("s.window_min"), range::as_record_time("s.window_max"));
+    let arms: String = Kind::ALL
+        .iter()
+        .filter_map(|k| {
+            let t = k.table();
+            let outside = range::outside(t.range.as_ref()?, &min, &max);
+            let scope = t.scope.map(|c| format!(" AND r.{c} = s.collection_id")).unwrap_or_default();
+            Some(format!(
+                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope} AND {outside})",
+                k.as_str(),
+                t.name
+            ))
+        })
+        .collect();
+    format!("CASE WHEN s.window_min IS NULL OR s.window_max IS NULL THEN NULL ELSE CASE s.kind{arms} END END")
 }

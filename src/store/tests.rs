@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use super::*;
 use serde_json::value::RawValue;
 
-use crate::sync::{Commit, Cursor, Kind, Phase, Row, SyncState, Window};
+use crate::sync::{Commit, Cursor, Kind, Phase, Row, Sweep, SyncState, Window};
 
 fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
@@ -35,7 +35,7 @@ fn state(generation: i64, page: Option<&str>) -> SyncState {
 }
 
 fn commit(state: SyncState) -> Commit {
-    Commit { state, sweep_below: None, purge: false }
+    Commit { state, sweep: None, purge: false }
 }
 
 fn ids(store: &Store) -> Vec<(String, Option<String>)> {
@@ -80,7 +80,7 @@ fn deletes_sweeps_and_purges_remove_rows() {
         .commit(&key(), &commit(state(2, None)), &PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now())
         .unwrap();
     assert_eq!(ids(&store).len(), 3, "nothing is removed before the sweep");
-    let sweep = Commit { sweep_below: Some(2), ..commit(state(2, None)) };
+    let sweep = Commit { sweep: Some(Sweep { below: 2, window: None }), ..commit(state(2, None)) };
     let stats = store.commit(&key(), &sweep, &PageRecords::None, now()).unwrap();
     assert_eq!(stats.swept, 1);
     let stats = store
@@ -207,11 +207,76 @@ fn kinds_keep_to_their_own_tables_and_sweeps() {
     store.commit(&contacts, &commit(state(1, None)), &PageRecords::Upserts(vec![c1]), now()).unwrap();
     store.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![row("c1", "1")]), now()).unwrap();
     // A sweep of the contacts' next generation leaves the calendar alone.
-    let sweep = Commit { sweep_below: Some(2), ..commit(state(2, None)) };
+    let sweep = Commit { sweep: Some(Sweep { below: 2, window: None }), ..commit(state(2, None)) };
     assert_eq!(store.commit(&contacts, &sweep, &PageRecords::None, now()).unwrap().swept, 1);
     assert!(store.records("work", Kind::Contacts).unwrap().is_empty());
     assert_eq!(store.records("work", Kind::Calendar).unwrap().len(), 1);
     let report = store.report().unwrap();
     let counts: Vec<(String, i64)> = report.collections.iter().map(|c| (c.kind.clone(), c.records)).collect();
     assert_eq!(counts, vec![("calendar".to_string(), 1), ("contacts".to_string(), 0)]);
+}
+
+/// An event `id` from `start` to `end` (RFC 3339 date-times, or dates for an
+/// all-day event), or without times.
+fn event(id: &str, times: Option<(&str, &str)>) -> Row {
+    let when =
+        |t: &str| if t.len() == 10 { format!(r#"{{"dateOnly":"{t}"}}"#) } else { format!(r#"{{"dateTime":"{t}"}}"#) };
+    let times = times.map(|(s, e)| format!(r#","start":{},"end":{}"#, when(s), when(e))).unwrap_or_default();
+    parse(Kind::Calendar, &format!(r#"{{"id":"{id}","etag":"1"{times}}}"#))
+}
+
+/// The sweep ending a reconciling pass removes only rows the new initial
+/// pass could have returned: inside the window, not within a day of its
+/// edges, with readable times. `state` counts the rows wholly outside.
+#[test]
+fn a_sweep_removes_only_rows_inside_the_provisioned_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    // The window: 2026-10-28T12:00Z .. 2027-11-27T12:00Z.
+    let rows = vec![
+        event("before", Some(("2026-09-01T10:00:00Z", "2026-09-01T11:00:00Z"))),
+        event("ends-at-the-start", Some(("2026-10-28T11:00:00Z", "2026-10-28T12:00:00Z"))),
+        event("near-the-start", Some(("2026-10-28T13:00:00Z", "2026-10-28T14:00:00Z"))),
+        event("inside", Some(("2026-12-01T10:00:00+02:00", "2026-12-01T11:00:00+02:00"))),
+        event("inside-all-day", Some(("2026-12-24", "2026-12-26"))),
+        event("across-the-start", Some(("2026-10-01T00:00:00Z", "2026-11-30T00:00:00Z"))),
+        event("near-the-end", Some(("2027-11-27T00:00:00Z", "2027-11-27T01:00:00Z"))),
+        event("after", Some(("2028-01-01T10:00:00Z", "2028-01-01T11:00:00Z"))),
+        event("no-times", None),
+        parse(Kind::Calendar, r#"{"id":"odd-times","start":{"dateTime":"soon"},"end":{"dateTime":"later"}}"#),
+    ];
+    store.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(rows), now()).unwrap();
+    let window = Window::around(now(), 30, 365);
+    let sweep = Commit { sweep: Some(Sweep { below: 2, window: Some(window) }), ..commit(state(2, None)) };
+    assert_eq!(store.commit(&key(), &sweep, &PageRecords::None, now()).unwrap().swept, 3);
+    let kept: Vec<String> = ids(&store).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        kept,
+        ["after", "before", "ends-at-the-start", "near-the-end", "near-the-start", "no-times", "odd-times"]
+    );
+    let report = store.report().unwrap();
+    assert_eq!(report.collections[0].outside_window, Some(3), "before, ends-at-the-start and after");
+
+    // Mail: the range is open towards the future.
+    let email = CollectionKey::account_wide("work", Kind::Email);
+    let message = |id: &str, at: Option<&str>| {
+        let at = at.map(|t| format!(r#","receivedAt":"{t}""#)).unwrap_or_default();
+        parse(Kind::Email, &format!(r#"{{"id":"{id}"{at}}}"#))
+    };
+    let messages = vec![
+        message("old", Some("2026-06-01T08:00:00Z")),
+        message("recent", Some("2026-11-20T08:00:00Z")),
+        message("after-the-provisioning", Some("2026-11-28T08:00:00Z")),
+        message("undated", None),
+    ];
+    let mail_window = Window { time_min: now() - chrono::Duration::days(30), time_max: now() };
+    let mail_state = |generation| SyncState { window: Some(mail_window), ..state(generation, None) };
+    store.commit(&email, &commit(mail_state(1)), &PageRecords::Upserts(messages), now()).unwrap();
+    let sweep = Commit { sweep: Some(Sweep { below: 2, window: Some(mail_window) }), ..commit(mail_state(2)) };
+    assert_eq!(store.commit(&email, &sweep, &PageRecords::None, now()).unwrap().swept, 2);
+    let kept: Vec<String> = store.records("work", Kind::Email).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(kept, ["old", "undated"]);
+    let report = store.report().unwrap();
+    let mail = report.collections.iter().find(|c| c.kind == "email").unwrap();
+    assert_eq!(mail.outside_window, Some(1), "older than the cutoff");
 }

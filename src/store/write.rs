@@ -7,9 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSql, ToSqlOutput};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{CollectionKey, Store, StoreError};
+use super::{CollectionKey, Store, StoreError, range};
 use crate::aurinko::Calendar;
-use crate::sync::{Commit, Cursor, Field, Kind, Phase, Row, SyncState, Table, Window};
+use crate::sync::{Commit, Cursor, Field, Kind, Phase, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
 
 /// The records that came with a page.
 #[derive(Debug)]
@@ -68,6 +68,10 @@ pub(super) struct KindSql {
     upsert: String,
     delete: String,
     sweep: String,
+    /// The sweep limited to rows inside a window, for kinds with a range:
+    /// then the window's start (and end, when the range has one) follow the
+    /// generation.
+    sweep_in_range: Option<String>,
     pub(super) purge: String,
 }
 
@@ -111,6 +115,13 @@ impl KindSql {
             ),
             delete: format!("DELETE FROM {} WHERE {scope_filter} AND {} = ?{next}", t.name, t.id),
             sweep: format!("DELETE FROM {} WHERE {scope_filter} AND generation < ?{next}", t.name),
+            sweep_in_range: t.range.as_ref().map(|r| {
+                format!(
+                    "DELETE FROM {} WHERE {scope_filter} AND generation < ?{next} AND {}",
+                    t.name,
+                    range::inside(r, &format!("?{}", next + 1), &format!("?{}", next + 2))
+                )
+            }),
             purge: format!("DELETE FROM {} WHERE {scope_filter}", t.name),
         }
     }
@@ -303,10 +314,8 @@ fn apply(
                 }
             }
         }
-        if let Some(generation) = commit.sweep_below {
-            let mut values = key_values(key);
-            values.push(&generation);
-            stats.swept += conn.prepare_cached(&sql.sweep)?.execute(params_from_iter(values))? as u64;
+        if let Some(sweep) = commit.sweep {
+            stats.swept += apply_sweep(conn, key, sql, sweep)?;
         }
         save_state(conn, key, &commit.state, now)?;
     }
@@ -314,6 +323,26 @@ fn apply(
         save_outcome(conn, key, outcome, now)?;
     }
     Ok(stats)
+}
+
+/// Removes the rows a reconciling pass did not see, within the range its
+/// provisioning covered (less [`SWEEP_MARGIN`] at each edge).
+fn apply_sweep(conn: &Connection, key: &CollectionKey, sql: &KindSql, sweep: Sweep) -> Result<u64, StoreError> {
+    let bounds: [String; 2];
+    let mut values = key_values(key);
+    values.push(&sweep.below);
+    let statement = match (&sql.sweep_in_range, key.kind.table().range.as_ref(), sweep.window) {
+        (Some(statement), Some(range), Some(w)) => {
+            bounds = [range::time(w.time_min + SWEEP_MARGIN), range::time(w.time_max - SWEEP_MARGIN)];
+            values.push(&bounds[0]);
+            if range.start.is_some() {
+                values.push(&bounds[1]);
+            }
+            statement
+        }
+        _ => &sql.sweep,
+    };
+    Ok(conn.prepare_cached(statement)?.execute(params_from_iter(values))? as u64)
 }
 
 fn save_outcome(conn: &Connection, key: &CollectionKey, outcome: &Outcome, now: &str) -> Result<(), StoreError> {

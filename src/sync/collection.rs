@@ -36,7 +36,32 @@ pub struct Table {
     pub etag: bool,
     /// Typed columns, in the order of [`Row::fields`].
     pub columns: &'static [&'static str],
+    /// How rows lie in the range a provisioning covers; `None` when the
+    /// initial pass always returns every record (contacts).
+    pub range: Option<Range>,
 }
+
+/// Where a kind's rows lie against a provisioned [`Window`], so that the
+/// sweep ending a reconciling pass removes only rows the new initial pass
+/// could have returned. A row is inside when its `end` column is later than
+/// the window's start and its `start` column earlier than the window's end
+/// (both exclusive, as the spec defines `timeMin` and `timeMax`). Rows
+/// without a readable value in those columns are kept: nothing says the
+/// initial pass would have returned them.
+#[derive(Debug)]
+pub struct Range {
+    pub end: &'static str,
+    /// `None` when the range is open towards the future (mail: messages
+    /// that arrive after the provisioning are in its updated stream too).
+    pub start: Option<&'static str>,
+}
+
+/// How far inside the window's edges a sweep stops. Email's `daysWithin` is
+/// counted on Aurinko's clock, not ours, and providers may round it to days;
+/// all-day events carry dates without a time zone, compared as text. A
+/// record within a day of an edge is kept rather than risked: at worst a
+/// row deleted upstream while the token was dead stays.
+pub const SWEEP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 const EVENTS: Table = Table {
     name: "events",
@@ -44,6 +69,7 @@ const EVENTS: Table = Table {
     id: "event_id",
     etag: true,
     columns: &["subject", "start_time", "end_time", "all_day", "last_modified", "ical_uid", "recurrence_type"],
+    range: Some(Range { end: "end_time", start: Some("start_time") }),
 };
 
 const MESSAGES: Table = Table {
@@ -62,10 +88,17 @@ const MESSAGES: Table = Table {
         "sys_labels",
         "has_attachments",
     ],
+    range: Some(Range { end: "received_at", start: None }),
 };
 
-const CONTACTS: Table =
-    Table { name: "contacts", scope: None, id: "contact_id", etag: true, columns: &["display_name", "emails"] };
+const CONTACTS: Table = Table {
+    name: "contacts",
+    scope: None,
+    id: "contact_id",
+    etag: true,
+    columns: &["display_name", "emails"],
+    range: None,
+};
 
 impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Calendar, Kind::Email, Kind::Contacts];

@@ -131,7 +131,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                         tracing::debug!(collection = %name, stream = stream.as_str(), records = count, last = page.next_page_token.is_none(), "page");
                         let ends_stream = page.next_page_token.is_none();
                         let commit = pass.on_page(page.next_page_token, page.next_delta_token);
-                        let deferrable = brought == 0 && ends_stream && commit.sweep_below.is_none() && !commit.purge;
+                        let deferrable = brought == 0 && ends_stream && commit.sweep.is_none() && !commit.purge;
                         (Some((commit, records)), deferrable)
                     }
                     Err(e) => (pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)), false),

@@ -52,16 +52,25 @@ pub enum Finish {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
     pub state: SyncState,
-    /// Rows of this collection whose generation is below this are removed:
-    /// the end of a reconciling pass.
-    pub sweep_below: Option<i64>,
+    /// The end of a reconciling pass: rows it did not see are removed.
+    pub sweep: Option<Sweep>,
     /// The collection is gone: remove all its rows.
     pub purge: bool,
 }
 
+/// What a reconciling sweep removes: rows of generations below `below` that
+/// lie in `window`, the range the new provisioning's initial pass covered
+/// (everything when `None`). Rows outside it were not returned because they
+/// were out of range, not because they were deleted: they stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    pub below: i64,
+    pub window: Option<Window>,
+}
+
 impl Commit {
     fn state_only(state: &SyncState) -> Commit {
-        Commit { state: state.clone(), sweep_below: None, purge: false }
+        Commit { state: state.clone(), sweep: None, purge: false }
     }
 }
 
@@ -206,7 +215,7 @@ impl Pass {
     pub fn on_page(&mut self, next_page_token: Option<String>, next_delta_token: Option<String>) -> Commit {
         let stream = self.stream();
         self.page_token_retried = false;
-        let mut sweep_below = None;
+        let mut sweep = None;
         match (next_page_token, next_delta_token) {
             (Some(page), _) => self.state.cursor_mut(stream).page_token = Some(page),
             (None, Some(delta)) => {
@@ -214,7 +223,9 @@ impl Pass {
                 match stream {
                     Stream::Updated => {
                         if self.state.reconciling {
-                            sweep_below = Some(self.state.generation);
+                            // The range of the provisioning this pass
+                            // drained, as stored with it.
+                            sweep = Some(Sweep { below: self.state.generation, window: self.state.window });
                             self.state.reconciling = false;
                         }
                         self.state.phase = Phase::Deleted;
@@ -233,7 +244,7 @@ impl Pass {
             // The client refuses such pages; keep the cursor where it was.
             (None, None) => self.fail(ErrorClass::Permanent, "page without a next token".into()),
         }
-        Commit { state: self.state.clone(), sweep_below, purge: false }
+        Commit { state: self.state.clone(), sweep, purge: false }
     }
 
     /// A request failed after the client's retries. Returns a commit when the
@@ -265,7 +276,7 @@ impl Pass {
                 self.state.deleted = Cursor::default();
                 self.state.reconciling = false;
                 self.finish = Some(Finish::Removed);
-                Some(Commit { state: self.state.clone(), sweep_below: None, purge: true })
+                Some(Commit { state: self.state.clone(), sweep: None, purge: true })
             }
             _ => {
                 self.fail(class, message);
@@ -344,19 +355,19 @@ mod tests {
         assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U0")));
 
         let commit = pass.on_page(some("P1"), None);
-        assert_eq!(commit.sweep_below, None);
+        assert_eq!(commit.sweep.map(|s| s.below), None);
         assert_eq!(commit.state.updated, Cursor { delta_token: some("U0"), page_token: some("P1") });
         assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Page("P1")));
 
         let commit = pass.on_page(None, some("U1"));
-        assert_eq!(commit.sweep_below, Some(1), "the end of the first full pass sweeps");
+        assert_eq!(commit.sweep.map(|s| s.below), Some(1), "the end of the first full pass sweeps");
         assert!(!commit.state.reconciling);
         assert_eq!(commit.state.updated, Cursor::at_delta("U1".into()));
         assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D0")));
 
         let commit = pass.on_page(None, some("D1"));
         assert_eq!(commit.state.phase, Phase::Idle);
-        assert_eq!(commit.sweep_below, None);
+        assert_eq!(commit.sweep.map(|s| s.below), None);
         assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
     }
 
@@ -365,7 +376,7 @@ mod tests {
         let mut pass = Pass::new(idle(3), window(), policy());
         assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1")));
         let commit = pass.on_page(None, some("U2"));
-        assert_eq!(commit.sweep_below, None, "an ordinary delta pass sweeps nothing");
+        assert_eq!(commit.sweep.map(|s| s.below), None, "an ordinary delta pass sweeps nothing");
         assert_eq!(commit.state.generation, 3);
         assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D1")));
         pass.on_page(None, some("D2"));
@@ -421,13 +432,17 @@ mod tests {
         let commit = pass.on_error(ErrorClass::ExpiredToken, "410".into()).expect("re-provisioning is remembered");
         assert_eq!(commit.state.phase, Phase::Provisioning);
         assert_eq!(commit.state.updated, Cursor::default());
-        assert_eq!(commit.sweep_below, None, "nothing is removed before the new full pass commits");
+        assert_eq!(commit.sweep.map(|s| s.below), None, "nothing is removed before the new full pass commits");
         assert!(matches!(pass.next_action(), Action::Provision { .. }));
         let commit = pass.on_provision(ready("U9", "D9")).unwrap();
         assert_eq!(commit.state.generation, 3);
         assert!(commit.state.reconciling);
         let commit = pass.on_page(None, some("U10"));
-        assert_eq!(commit.sweep_below, Some(3));
+        assert_eq!(
+            commit.sweep,
+            Some(Sweep { below: 3, window: window() }),
+            "the sweep covers the range of the provisioning that was drained"
+        );
     }
 
     #[test]
@@ -515,7 +530,7 @@ mod tests {
         // Crashing mid-reconcile keeps the sweep pending until the pass ends.
         let mut resumed = Pass::new(commits[2].state.clone(), window(), policy());
         assert!(resumed.state().reconciling);
-        assert_eq!(resumed.on_page(None, some("U1")).sweep_below, Some(1));
+        assert_eq!(resumed.on_page(None, some("U1")).sweep.map(|s| s.below), Some(1));
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Expired tokens: re-provisioning and reconciliation.
 
-use aurinko_sync::fake::Endpoint;
+use std::collections::BTreeSet;
 
-use crate::helpers::{Setup, assert_exit, spawn_app};
+use aurinko_sync::fake::{Collection, Endpoint};
+use aurinko_sync::store::Store;
+use aurinko_sync::sync::Kind;
+
+use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_token_expiry_with_deletions_between_the_store_is_reconciled() {
@@ -39,4 +43,121 @@ async fn after_token_expiry_with_deletions_between_the_store_is_reconciled() {
     app.fake.clear_requests();
     assert_exit(&app.catch_up().await, 0);
     assert!(app.requests().iter().all(|r| r.status == 200 && r.endpoint != Endpoint::SyncStart));
+}
+
+/// The configuration file with `from` replaced by `to`: the next run
+/// provisions with the new setting when it has to provision.
+fn reconfigure(app: &TestApp, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    assert!(text.contains(from), "{from} is in the configuration");
+    std::fs::write(&app.config_path, text.replace(from, to)).unwrap();
+}
+
+fn stored_ids(app: &TestApp, kind: Kind) -> BTreeSet<String> {
+    let store = Store::open_read_only(&app.db_path).unwrap();
+    store.records("work", kind).unwrap().into_iter().map(|r| r.id).collect()
+}
+
+/// Mail gathered over months is not lost when the token expires: the new
+/// provisioning (`daysWithin = 30`) returns only recent mail, and only mail
+/// received after its cutoff is swept. Older mail stays, even mail deleted
+/// upstream meanwhile (nothing can tell); recent mail deleted meanwhile goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_expiry_mail_older_than_the_cutoff_stays_and_deleted_recent_mail_is_swept() {
+    let setup =
+        Setup { accounts: vec![("work", vec![])], mail: Some((160, "{ days_within = 365 }")), ..Setup::default() };
+    let app = spawn_app(setup).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    let everything = stored_ids(&app, Kind::Email);
+    let recent: BTreeSet<String> = app.fake.truth_records_within(&token, 28).into_iter().map(|r| r.id).collect();
+    let older: Vec<String> = everything.iter().filter(|id| !recent.contains(*id)).cloned().collect();
+    let before_cutoff = everything.len() - app.fake.truth_records_within(&token, 30).len();
+    assert!(recent.len() > 10 && older.len() > 10, "{} recent, {} older", recent.len(), older.len());
+
+    reconfigure(&app, "days_within = 365", "days_within = 30");
+    app.fake.expire_tokens(&token);
+    let gone_recent: Vec<String> = recent.iter().take(5).cloned().collect();
+    let gone_older: Vec<String> = older.iter().take(3).cloned().collect();
+    for id in gone_recent.iter().chain(&gone_older) {
+        assert!(app.fake.delete(&token, &Collection::Email, id));
+    }
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    assert!(app.requests().iter().any(|r| r.endpoint == Endpoint::SyncStart), "re-provisioned");
+
+    let expected: BTreeSet<String> = everything.iter().filter(|id| !gone_recent.contains(*id)).cloned().collect();
+    assert_eq!(stored_ids(&app, Kind::Email), expected, "older mail stays, deleted recent mail is swept");
+    let state = app.state_json().await;
+    let email = state["collections"].as_array().unwrap().iter().find(|c| c["kind"] == "email").unwrap().clone();
+    assert_eq!(email["outside_window"], before_cutoff, "state counts the mail older than the cutoff");
+}
+
+/// Events outside the new window (history before it, and events far
+/// ahead) stay after an expiry, even if deleted upstream meanwhile; events
+/// inside it that were deleted meanwhile are swept. `state` counts the
+/// events outside the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_expiry_events_outside_the_window_stay_and_deleted_ones_inside_are_swept() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("cal-1", 60)])],
+        sync_extra: "window_past_days = 400\nwindow_future_days = 800\n",
+        ..Setup::default()
+    };
+    let app = spawn_app(setup).await;
+    let token = app.token("work").to_string();
+    let now = chrono::Utc::now();
+    let mut outside = Vec::new();
+    for days in [-300, -120, -45, 500, 700] {
+        let start = now + chrono::Duration::days(days);
+        outside.push(app.fake.create_event_at(&token, "cal-1", start, start + chrono::Duration::hours(1)));
+    }
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+    let everything: BTreeSet<String> = app.stored("work").into_iter().map(|e| e.1).collect();
+
+    reconfigure(
+        &app,
+        "window_past_days = 400\nwindow_future_days = 800",
+        "window_past_days = 30\nwindow_future_days = 365",
+    );
+    app.fake.expire_tokens(&token);
+    let inside: Vec<String> = everything.iter().filter(|id| !outside.contains(id)).take(6).cloned().collect();
+    for id in inside.iter().chain(&outside[..2]) {
+        assert!(app.fake.delete_event(&token, "cal-1", id));
+    }
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    assert!(app.requests().iter().any(|r| r.endpoint == Endpoint::SyncStart), "re-provisioned");
+
+    let expected: BTreeSet<String> = everything.iter().filter(|id| !inside.contains(id)).cloned().collect();
+    let stored: BTreeSet<String> = app.stored("work").into_iter().map(|e| e.1).collect();
+    assert_eq!(stored, expected, "events outside the window stay, deleted ones inside are swept");
+    let state = app.state_json().await;
+    let cal = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
+    assert_eq!(cal["outside_window"], outside.len(), "state counts the events outside the window");
+    let table = crate::helpers::text(&app.run_binary(&["state"]).await.stdout);
+    assert!(table.contains("OUTSIDE"), "{table}");
+}
+
+/// Contacts have no range: the new initial pass returns the whole address
+/// book, so every contact it did not return is swept, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_expiry_the_address_book_is_swept_whole() {
+    let setup = Setup { accounts: vec![("work", vec![])], contacts: Some(60), ..Setup::default() };
+    let app = spawn_app(setup).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    app.fake.expire_tokens(&token);
+    let gone: Vec<String> =
+        app.fake.truth_records(&token, &Collection::Contacts).into_iter().step_by(7).map(|r| r.id).collect();
+    for id in &gone {
+        assert!(app.fake.delete(&token, &Collection::Contacts, id));
+    }
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_collection_equals_truth("work", &Collection::Contacts, None);
+    assert!(stored_ids(&app, Kind::Contacts).iter().all(|id| !gone.contains(id)));
+    let state = app.state_json().await;
+    let contacts = state["collections"].as_array().unwrap().iter().find(|c| c["kind"] == "contacts").unwrap().clone();
+    assert!(contacts["outside_window"].is_null(), "no window, no rows outside it: {contacts}");
 }
