@@ -212,11 +212,20 @@ impl AccountClient {
         }
     }
 
-    /// `POST /subscriptions`. Aurinko checks the URL (its validation
-    /// handshake) before answering, so the receiver must be up.
-    pub async fn create_subscription(&self, resource: &str, notification_url: &str) -> Result<Subscription, ApiError> {
+    /// `POST /subscriptions` with the `DataConsumerFilter`s to apply (left
+    /// out of the request when there are none). Aurinko checks the URL (its
+    /// validation handshake) before answering, so the receiver must be up.
+    pub async fn create_subscription(
+        &self,
+        resource: &str,
+        notification_url: &str,
+        filters: &[&str],
+    ) -> Result<Subscription, ApiError> {
         let url = self.api.url(&["subscriptions"]);
-        let body = serde_json::json!({ "resource": resource, "notificationUrl": notification_url });
+        let mut body = serde_json::json!({ "resource": resource, "notificationUrl": notification_url });
+        if !filters.is_empty() {
+            body["filters"] = serde_json::json!(filters);
+        }
         self.call_with(Endpoint::Subscriptions, Method::POST, url, Some(&body), decode_json).await
     }
 

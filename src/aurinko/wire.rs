@@ -97,7 +97,7 @@ pub(crate) struct ApiRequestFailed {
 /// The part of `ApiAccountOutDto` the service needs.
 #[derive(Debug, Deserialize)]
 pub(crate) struct AccountInfo {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_int_id")]
     pub id: Option<i64>,
 }
 
@@ -106,7 +106,7 @@ pub(crate) struct AccountInfo {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
-    #[serde(deserialize_with = "id_number_or_string")]
+    #[serde(deserialize_with = "int_id")]
     pub id: i64,
     #[serde(default)]
     pub resource: Option<String>,
@@ -118,6 +118,9 @@ pub struct Subscription {
     pub fail_since: Option<String>,
     #[serde(default)]
     pub fail_description: Option<String>,
+    /// `DataConsumerFilter`s; `None` when the answer leaves the field out.
+    #[serde(default)]
+    pub filters: Option<Vec<String>>,
 }
 
 /// `SubscriptionsPage`: offset paging.
@@ -132,15 +135,25 @@ pub(crate) struct SubscriptionsPage {
     pub records: Option<Vec<Subscription>>,
 }
 
-fn id_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+/// An int64 id as the spec defines it, or the same number as a string, as
+/// Aurinko's docs show subscription ids. Anything else is an error.
+pub fn int_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match NumberOrString::deserialize(d)? {
+        NumberOrString::Number(n) => Ok(n),
+        NumberOrString::Text(t) => t.trim().parse().map_err(|_| serde::de::Error::custom("id is not an integer")),
+    }
+}
+
+/// [`int_id`] for a field that may be missing or null.
+pub fn optional_int_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Number(i64),
-        Text(String),
-    }
-    match Id::deserialize(d)? {
-        Id::Number(n) => Ok(n),
-        Id::Text(t) => t.parse().map_err(serde::de::Error::custom),
-    }
+    struct Wrapped(#[serde(deserialize_with = "int_id")] i64);
+    Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(n)| n))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Number(i64),
+    Text(String),
 }

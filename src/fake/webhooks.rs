@@ -88,12 +88,17 @@ struct Subscription {
     filters: Vec<String>,
 }
 
+/// An int64 id as the spec types it, or as a string as the docs show it.
+fn id_json(id: i64, as_string: bool) -> Value {
+    if as_string { Value::String(id.to_string()) } else { Value::from(id) }
+}
+
 impl Subscription {
-    /// `SubscriptionResponse`. `failSince` and `failDescription` are
-    /// strings in the spec, not nullable: a healthy subscription omits them.
-    fn json(&self) -> Value {
+    /// `SubscriptionResponse`, its `id` a string with `string_ids`. `failSince` and
+    /// `failDescription` are strings in the spec, not nullable: a healthy subscription omits them.
+    fn json(&self, string_ids: bool) -> Value {
         let mut body = json!({
-            "id": self.id,
+            "id": id_json(self.id, string_ids),
             "resource": self.resource,
             "notificationUrl": self.notification_url,
             "active": self.active,
@@ -141,6 +146,8 @@ pub(crate) struct Webhooks {
     in_flight: usize,
     /// Created on first use, inside a runtime.
     http: Option<reqwest::Client>,
+    /// Ids in notifications and subscription answers sent as strings.
+    string_ids: bool,
 }
 
 /// One signed notification ready to be POSTed (plus its duplicates).
@@ -160,9 +167,9 @@ struct Outgoing {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Notification<'a> {
-    subscription: i64,
+    subscription: Value,
     resource: &'a str,
-    account_id: i64,
+    account_id: Value,
     payloads: Vec<Payload<'a>>,
 }
 
@@ -176,9 +183,9 @@ struct Payload<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Lifecycle<'a> {
-    subscription: i64,
+    subscription: Value,
     resource: &'a str,
-    account_id: i64,
+    account_id: Value,
     lifecycle_event: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -216,6 +223,7 @@ impl Webhooks {
             deliveries: Vec::new(),
             in_flight: 0,
             http: None,
+            string_ids: false,
         }
     }
 
@@ -304,6 +312,7 @@ impl Shared {
         }
         let mut matches: Vec<(i64, String, String, i64)> = Vec::new();
         let mut out = Vec::new();
+        let string_ids = self.webhooks.string_ids;
         for Change { store, id, change } in &changes {
             matches.clear();
             for sub in self.webhooks.subscriptions.iter().filter(|sub| sub.active) {
@@ -320,9 +329,9 @@ impl Shared {
             }
             for (sub_id, resource, url, account) in &matches {
                 let body = serde_json::to_vec(&Notification {
-                    subscription: *sub_id,
+                    subscription: id_json(*sub_id, string_ids),
                     resource,
-                    account_id: *account,
+                    account_id: id_json(*account, string_ids),
                     payloads: vec![Payload { id, change_type: change.as_str() }],
                 })
                 .unwrap_or_default();
@@ -365,7 +374,8 @@ impl Shared {
             .iter()
             .filter(|sub| sub.account == account && (include_inactive || sub.active))
             .collect();
-        let records: Vec<Value> = all.iter().skip(offset).take(limit).map(|sub| sub.json()).collect();
+        let string_ids = self.webhooks.string_ids;
+        let records: Vec<Value> = all.iter().skip(offset).take(limit).map(|sub| sub.json(string_ids)).collect();
         let count = records.len();
         let body = json!({
             "offset": offset,
@@ -379,7 +389,7 @@ impl Shared {
     /// `GET /v1/subscriptions/{id}`.
     pub(crate) fn subscription_json(&self, account: usize, id: i64) -> Result<Vec<u8>, ApiError> {
         let sub = self.webhooks.find(account, id).ok_or_else(subscription_not_found)?;
-        Ok(serde_json::to_vec(&sub.json()).unwrap_or_default())
+        Ok(serde_json::to_vec(&sub.json(self.webhooks.string_ids)).unwrap_or_default())
     }
 
     /// `DELETE /v1/subscriptions/{id}`.
@@ -445,7 +455,7 @@ impl Shared {
                     fail_description: None,
                     filters: draft.filters,
                 };
-                let body = serde_json::to_vec(&sub.json()).unwrap_or_default();
+                let body = serde_json::to_vec(&sub.json(self.webhooks.string_ids)).unwrap_or_default();
                 self.webhooks.subscriptions.push(sub);
                 record.records = 1;
                 Reply::json(200, body)
@@ -619,6 +629,12 @@ impl FakeAurinko {
         self.with(|s| s.webhooks.faults = faults);
     }
 
+    /// Sends the ids of notifications (`subscription`, `accountId`) and of subscription answers
+    /// (`id`) as strings, as Aurinko's docs show them, instead of the spec's integers.
+    pub fn set_string_ids(&self, on: bool) {
+        self.with(|s| s.webhooks.string_ids = on);
+    }
+
     /// Every notification POST so far (duplicates included), in the order they were answered.
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.with(|s| s.webhooks.deliveries.clone())
@@ -650,7 +666,13 @@ impl FakeAurinko {
             let Some(account) = s.data.account_by_token(token) else {
                 return Vec::new();
             };
-            s.webhooks.subscriptions.iter().filter(|sub| sub.account == account).map(Subscription::json).collect()
+            let string_ids = s.webhooks.string_ids;
+            s.webhooks
+                .subscriptions
+                .iter()
+                .filter(|sub| sub.account == account)
+                .map(|sub| sub.json(string_ids))
+                .collect()
         })
     }
 
@@ -688,10 +710,11 @@ impl FakeAurinko {
                 _ => {}
             }
             let (resource, url) = (sub.resource.clone(), sub.notification_url.clone());
+            let string_ids = s.webhooks.string_ids;
             let body = serde_json::to_vec(&Lifecycle {
-                subscription,
+                subscription: id_json(subscription, string_ids),
                 resource: &resource,
-                account_id: account_id(account),
+                account_id: id_json(account_id(account), string_ids),
                 lifecycle_event: event,
                 error: (event == "error").then_some(ERROR),
             })

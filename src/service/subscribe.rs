@@ -2,13 +2,19 @@
 //! collection, pointing at `[webhook] public_url`. It plans first (what to
 //! keep, create and delete), then applies, so running it twice changes
 //! nothing the second time.
+//!
+//! Mailbox subscriptions ask for `filters: ["withoutDrafts"]`, so a draft
+//! being autosaved does not wake the mailbox's sync every few seconds. One
+//! whose answer lists filters without it (made before, or by hand) is
+//! replaced; one whose answer has no `filters` field at all is kept, since
+//! replacing what cannot be checked would replace it on every run.
 
 use chrono::Utc;
 
 use crate::aurinko::{AccountClient, ApiError, Subscription};
 use crate::config::AccountConfig;
 use crate::store::StoredSubscription;
-use crate::sync::{CollectionKey, Engine};
+use crate::sync::{CollectionKey, Engine, Kind};
 
 /// What `subscribe` did for one account.
 #[derive(Debug, Default)]
@@ -20,9 +26,22 @@ pub struct SubscribeSummary {
     pub error: Option<String>,
 }
 
+/// The `DataConsumerFilter`s a collection's subscription asks for.
+fn filters(key: &CollectionKey) -> &'static [&'static str] {
+    match key.kind {
+        Kind::Email => &["withoutDrafts"],
+        _ => &[],
+    }
+}
+
+/// Whether an existing subscription applies the filters `key` wants.
+fn has_filters(s: &Subscription, key: &CollectionKey) -> bool {
+    s.filters.as_ref().is_none_or(|have| filters(key).iter().all(|want| have.iter().any(|h| h == want)))
+}
+
 /// The changes that give every wanted resource exactly one active
-/// subscription to our URL. Subscriptions to other URLs are not ours and
-/// are left alone.
+/// subscription to our URL, with the filters it wants. Subscriptions to
+/// other URLs are not ours and are left alone.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SubscriptionPlan {
     pub keep: Vec<(i64, CollectionKey)>,
@@ -36,7 +55,7 @@ pub fn plan_subscriptions(wanted: &[CollectionKey], existing: &[Subscription], u
     for key in wanted {
         let resource = key.webhook_resource();
         let mut same = ours.iter().filter(|s| s.resource.as_deref() == Some(resource.as_str()));
-        match same.clone().find(|s| s.active != Some(false)) {
+        match same.clone().find(|s| s.active != Some(false) && has_filters(s, key)) {
             Some(active) => {
                 plan.keep.push((active.id, key.clone()));
                 plan.delete.extend(same.filter(|s| s.id != active.id).map(|s| s.id));
@@ -99,7 +118,7 @@ async fn subscribe_account(
         summary.kept += 1;
     }
     for key in &changes.create {
-        let created = client.create_subscription(&key.webhook_resource(), url).await.map_err(text)?;
+        let created = client.create_subscription(&key.webhook_resource(), url, filters(key)).await.map_err(text)?;
         current.push(stored(&created, key, url));
         summary.created += 1;
     }
@@ -140,6 +159,7 @@ mod tests {
             active: Some(active),
             fail_since: None,
             fail_description: None,
+            filters: None,
         }
     }
 
@@ -166,6 +186,21 @@ mod tests {
         assert_eq!(plan.keep, vec![(1, cal("a"))]);
         assert_eq!(plan.create, vec![cal("b")]);
         assert_eq!(plan.delete, vec![2, 3, 4], "subscriptions to other URLs are not ours");
+    }
+
+    #[test]
+    fn a_mailbox_subscription_without_the_drafts_filter_is_replaced() {
+        let email = CollectionKey::account_wide("work", Kind::Email);
+        let with = |id, filters: Option<Vec<String>>| Subscription { filters, ..sub(id, "/email/messages", URL, true) };
+        let plan = plan_subscriptions(std::slice::from_ref(&email), &[with(1, Some(vec![]))], URL);
+        assert_eq!((plan.create, plan.delete), (vec![email.clone()], vec![1]));
+        let filtered = with(2, Some(vec!["withoutDrafts".into()]));
+        let plan = plan_subscriptions(std::slice::from_ref(&email), &[filtered], URL);
+        assert_eq!((plan.keep.len(), plan.create.len(), plan.delete.len()), (1, 0, 0));
+        let plan = plan_subscriptions(std::slice::from_ref(&email), &[with(3, None)], URL);
+        assert_eq!(plan.keep.len(), 1, "an answer without the field cannot be checked: kept");
+        let calendar = Subscription { filters: Some(vec![]), ..sub(4, "/calendars/a/events", URL, true) };
+        assert_eq!(plan_subscriptions(&[cal("a")], &[calendar], URL).keep.len(), 1);
     }
 
     #[test]

@@ -3,10 +3,17 @@
 //!
 //! A request is trusted only with a valid `X-Aurinko-Signature`: lowercase
 //! hex HMAC-SHA256, keyed with the app's signing secret, over
-//! `v0:{X-Aurinko-Request-Timestamp}:{raw body}`, compared in constant time,
-//! with the timestamp within `tolerance_secs` of now. Nothing a request
-//! carries is trusted beyond "this collection may have changed": the pass
-//! it triggers reads the changes from the delta stream.
+//! `v0:{X-Aurinko-Request-Timestamp}:{raw body}`, compared in constant time.
+//! Nothing a request carries is trusted beyond "this collection may have
+//! changed": the pass it triggers reads the changes from the delta stream.
+//!
+//! A validly signed request is never answered 401, whatever its age: Aurinko
+//! redelivers notifications with their original timestamp and signature, and
+//! a refusal marks the subscription as failing. Replaying one can do no more
+//! than start a delta pass, which is coalesced with any other, so an old one
+//! still nudges; beyond `tolerance_secs` it is only counted as late. A signed
+//! body that cannot be read is answered 200 too (Aurinko cannot fix it by
+//! sending it again), logged and counted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,17 +30,23 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::nudge::Nudges;
+use crate::aurinko::{int_id, optional_int_id};
 use crate::store::Store;
 use crate::sync::{CollectionKey, Kind};
 
 /// Notifications larger than this are refused with 413.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// How much of an unreadable notification the log line shows.
+const LOGGED_BODY: usize = 200;
+
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 #[derive(Clone)]
 pub struct Receiver {
     pub secret: SecretString,
+    /// Signed longer ago than this (or in the future by more), a
+    /// notification counts as late: still accepted, still a nudge.
     pub tolerance: Duration,
     pub nudges: Arc<Nudges>,
     pub store: Arc<Store>,
@@ -41,14 +54,16 @@ pub struct Receiver {
 
 /// A notification (`subscription`, `resource`, `accountId`, `payloads`,
 /// `lifecycleEvent`, `error`). Payloads are not read: they only say that
-/// something changed, which the delta stream tells exactly.
+/// something changed, which the delta stream tells exactly. The spec types
+/// the ids as integers, the docs show them as strings: both are read.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Notification {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_int_id")]
     subscription: Option<i64>,
     #[serde(default)]
     resource: Option<String>,
+    #[serde(deserialize_with = "int_id")]
     account_id: i64,
     #[serde(default)]
     lifecycle_event: Option<String>,
@@ -73,13 +88,25 @@ pub async fn receive(
         count("validation");
         return ([(CONTENT_TYPE, "text/plain")], token.clone()).into_response();
     }
-    if let Err(why) = receiver.verify(&headers, &body) {
-        return refuse(StatusCode::UNAUTHORIZED, why);
-    }
+    let signed_at = match receiver.verify(&headers, &body) {
+        Ok(at) => at,
+        Err(why) => return refuse(StatusCode::UNAUTHORIZED, why),
+    };
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(n) => n,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, if e.is_data() { "bad_notification" } else { "bad_json" }),
+        Err(e) => {
+            let why = if e.is_data() { "bad_notification" } else { "bad_json" };
+            let excerpt = String::from_utf8_lossy(&body[..body.len().min(LOGGED_BODY)]).into_owned();
+            // Debug formatting escapes control characters and quotes.
+            tracing::warn!(reason = why, error = %e, body = ?excerpt, "signed webhook request not understood; answered 200");
+            count(why);
+            return StatusCode::OK.into_response();
+        }
     };
+    if receiver.is_late(signed_at) {
+        tracing::debug!(signed_at = ?signed_at, "late notification (a redelivery?): syncing anyway");
+        metrics::counter!("aurinko_sync_webhook_late_total").increment(1);
+    }
     receiver.handle(notification).await;
     StatusCode::OK.into_response()
 }
@@ -95,17 +122,15 @@ fn count(outcome: &'static str) {
 }
 
 impl Receiver {
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    /// Checks the signature; the time it claims to have been signed at (Unix
+    /// seconds; `None` when the header is not a number, which the
+    /// signature covers like any other byte).
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Option<i64>, &'static str> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let (Some(timestamp), Some(signature)) = (header("x-aurinko-request-timestamp"), header("x-aurinko-signature"))
         else {
             return Err("unsigned");
         };
-        let seconds: i64 = timestamp.parse().map_err(|_| "bad_timestamp")?;
-        let age = Utc::now().timestamp().abs_diff(seconds);
-        if age > self.tolerance.as_secs() {
-            return Err("stale_timestamp");
-        }
         let signature = hex::decode(signature).map_err(|_| "bad_signature")?;
         let mut mac =
             HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes()).map_err(|_| "bad_signature")?;
@@ -113,7 +138,13 @@ impl Receiver {
         mac.update(timestamp.as_bytes());
         mac.update(b":");
         mac.update(body);
-        mac.verify_slice(&signature).map_err(|_| "bad_signature")
+        mac.verify_slice(&signature).map_err(|_| "bad_signature")?;
+        Ok(timestamp.parse().ok())
+    }
+
+    /// Signed further from now than `tolerance` (or at no readable time).
+    fn is_late(&self, signed_at: Option<i64>) -> bool {
+        signed_at.is_none_or(|at| Utc::now().timestamp().abs_diff(at) > self.tolerance.as_secs())
     }
 
     async fn handle(&self, n: Notification) {

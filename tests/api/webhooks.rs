@@ -87,6 +87,11 @@ async fn with_an_hourly_poll_a_mutation_arrives_within_a_second_through_the_webh
     assert!(app.fake.deliveries().iter().all(|d| d.status == Some(200)), "every delivery accepted");
 }
 
+async fn metrics(app: &TestApp) -> String {
+    let url = format!("http://{}/metrics", app.listen.unwrap());
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_webhook_requests_are_refused_and_start_no_pass() {
     let app = spawn_app(webhook_setup()).await;
@@ -106,16 +111,19 @@ async fn bad_webhook_requests_are_refused_and_start_no_pass() {
     let garbage =
         [("X-Aurinko-Request-Timestamp", now.to_string()), ("X-Aurinko-Signature", "zz".into()), json.clone()];
     assert_eq!(post(&app, &garbage, body.clone()).await, 401);
-    // Signed, but an hour old.
-    assert_eq!(post_signed(&app, now - 3600, body.clone()).await, 401);
     // Over 1 MiB.
     let mut big = b"{\"pad\":\"".to_vec();
     big.extend(std::iter::repeat_n(b'a', 1024 * 1024 + 10));
     big.extend(b"\"}");
     assert_eq!(post_signed(&app, now, big).await, 413);
-    // Signed, but not JSON, or not a notification.
-    assert_eq!(post_signed(&app, now, b"{not json".to_vec()).await, 400);
-    assert_eq!(post_signed(&app, now, b"[1,2]".to_vec()).await, 400);
+    // Signed, but not JSON, or not a notification: 200 (a refusal would mark
+    // the subscription failing, and sending it again cannot fix it), counted.
+    assert_eq!(post_signed(&app, now, b"{not json\x1b[31m".to_vec()).await, 200);
+    assert_eq!(post_signed(&app, now, b"[1,2]".to_vec()).await, 200);
+    let counted = metrics(&app).await;
+    for outcome in ["bad_json", "bad_notification", "unsigned", "bad_signature"] {
+        assert!(counted.contains(&format!("outcome=\"{outcome}\"")), "{outcome} counted: {counted}");
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         app.requests().is_empty(),
@@ -136,6 +144,65 @@ async fn bad_webhook_requests_are_refused_and_start_no_pass() {
     // The service is undisturbed: a good notification starts a pass.
     assert_eq!(post_signed(&app, now, body).await, 200);
     app.wait_for(Duration::from_secs(5), "a pass", || passes(&app.requests(), "cal-1") == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validly_signed_notification_days_old_or_ahead_is_accepted_and_syncs() {
+    let app = spawn_app(webhook_setup()).await;
+    let _daemon = subscribed(&app).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.fake.clear_requests();
+    let now = chrono::Utc::now().timestamp();
+    // A redelivery keeps its original timestamp: three days old.
+    assert_eq!(post_signed(&app, now - 3 * 86_400, notification(&app, "cal-1")).await, 200);
+    app.wait_for(Duration::from_secs(5), "a pass for the old one", || passes(&app.requests(), "cal-1") == 1).await;
+    // A sender's clock an hour ahead.
+    assert_eq!(post_signed(&app, now + 3600, notification(&app, "cal-2")).await, 200);
+    app.wait_for(Duration::from_secs(5), "a pass for the early one", || passes(&app.requests(), "cal-2") == 1).await;
+    assert!(metrics(&app).await.contains("aurinko_sync_webhook_late_total 2"), "both counted as late");
+    // Every change the fake sends an hour late arrives through the webhook.
+    app.fake.set_webhook_faults(aurinko_sync::fake::WebhookFaults { stale_timestamp: 1.0, ..Default::default() });
+    let token = app.token("work").to_string();
+    app.fake.mutate_random(&token, 5);
+    app.wait_for(Duration::from_secs(5), "the late notifications' passes", || app.store_matches_truth("work")).await;
+    assert!(app.fake.wait_webhooks_idle(Duration::from_secs(5)).await);
+    let deliveries = app.fake.deliveries();
+    assert!(!deliveries.is_empty() && deliveries.iter().all(|d| d.stale && d.status == Some(200)), "{deliveries:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_sent_as_strings_in_subscriptions_and_notifications_are_understood() {
+    let app = spawn_app(webhook_setup()).await;
+    app.fake.set_string_ids(true);
+    let _daemon = subscribed(&app).await;
+    let token = app.token("work").to_string();
+    let ids: Vec<i64> =
+        app.fake.subscriptions(&token).iter().map(|s| s["id"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "created from answers with string ids");
+    let out = app.run_binary(&["subscribe"]).await;
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains("2 kept, 0 created, 0 deleted"), "{}", text(&out.stdout));
+    // A change notified with a string subscription and account id syncs.
+    let (calendar, victim, _) = app.truth("work")[3].clone();
+    assert!(app.fake.update_event(&token, &calendar, &victim));
+    app.wait_for(Duration::from_secs(5), "the webhook pass", || app.store_matches_truth("work")).await;
+    assert!(app.fake.deliveries().iter().all(|d| d.body.contains("\"accountId\":\"") && d.status == Some(200)));
+    // A lifecycle event with string ids is recorded.
+    app.fake.send_lifecycle(&token, ids[0], "error").await;
+    let recorded = |state: &serde_json::Value| {
+        state["collections"].as_array().unwrap().iter().any(|c| {
+            c["subscription_id"] == ids[0] && c["subscription_status"].as_str().is_some_and(|s| s.starts_with("error"))
+        })
+    };
+    let mut seen = false;
+    for _ in 0..50 {
+        seen = recorded(&app.state_json().await);
+        if seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the lifecycle event is in state");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,4 +322,35 @@ async fn subscribe_without_a_public_url_is_a_usage_error() {
     assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("webhook.public_url"));
     assert!(app.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_asks_the_mailbox_for_without_drafts_and_replaces_one_without() {
+    let setup = Setup { mail: Some((20, "{ days_within = 365 }")), ..webhook_setup() };
+    let app = spawn_app(setup).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    let token = app.token("work").to_string();
+    // A mailbox subscription made without the filter (by hand, or by an older version).
+    let answer = reqwest::Client::new()
+        .post(format!("{}/subscriptions", app.server.base_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"resource": "/email/messages", "notificationUrl": format!("http://{}/hook", app.listen.unwrap())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let out = app.run_binary(&["subscribe"]).await;
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains("0 kept, 3 created, 1 deleted"), "{}", text(&out.stdout));
+    let filters = |resource: &str| {
+        let subs = app.fake.subscriptions(&token);
+        let found: Vec<_> = subs.iter().filter(|s| s["resource"] == resource).map(|s| s["filters"].clone()).collect();
+        assert_eq!(found.len(), 1, "one subscription for {resource}");
+        found[0].clone()
+    };
+    assert_eq!(filters("/email/messages"), serde_json::json!(["withoutDrafts"]));
+    assert_eq!(filters("/calendars/cal-1/events"), serde_json::json!([]));
+    let out = app.run_binary(&["subscribe"]).await;
+    assert!(text(&out.stdout).contains("3 kept, 0 created, 0 deleted"), "{}", text(&out.stdout));
 }
