@@ -130,6 +130,14 @@ impl AccountClient {
         .await
     }
 
+    /// `GET {root}`: answers `Ok` while the collection exists. Used after a
+    /// 404 on its sync endpoints, to tell a removed collection from one the
+    /// token may not sync; the body does not matter.
+    pub async fn get_collection(&self, root: &[&str]) -> Result<(), ApiError> {
+        let url = self.api.url(root);
+        self.call(Endpoint::GetCollection, Method::GET, url, |_| Ok(())).await
+    }
+
     /// `POST {root}/sync` with the collection's start parameters.
     pub async fn start_sync(&self, root: &[&str], params: &[(&str, String)]) -> Result<Provision, ApiError> {
         let mut url = self.api.url(&[root, &["sync"]].concat());

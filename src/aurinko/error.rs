@@ -16,9 +16,10 @@ pub enum ErrorClass {
     ExpiredToken,
     /// The account token is missing, dead or cannot be refreshed (401).
     Auth,
-    /// The calendar no longer exists or is no longer visible (404 on a
-    /// calendar endpoint).
-    Gone,
+    /// 404 on a collection's endpoint: the collection may be gone, or the
+    /// token may not see it (Aurinko answers 404 for both). Only the machine
+    /// can tell what it means for the collection.
+    NotFound,
     /// Anything else: retrying the same request cannot help.
     Permanent,
 }
@@ -29,7 +30,7 @@ impl ErrorClass {
             ErrorClass::Transient => "transient",
             ErrorClass::ExpiredToken => "expired_token",
             ErrorClass::Auth => "auth",
-            ErrorClass::Gone => "gone",
+            ErrorClass::NotFound => "not_found",
             ErrorClass::Permanent => "permanent",
         }
     }
@@ -50,6 +51,8 @@ impl fmt::Display for ErrorClass {
 pub enum Endpoint {
     ListCalendars,
     GetCalendar,
+    /// `GET {root}` of a collection: whether it still exists after a 404.
+    GetCollection,
     SyncStart,
     SyncUpdated,
     SyncDeleted,
@@ -62,6 +65,7 @@ impl Endpoint {
         match self {
             Endpoint::ListCalendars => "calendars",
             Endpoint::GetCalendar => "calendar",
+            Endpoint::GetCollection => "collection",
             Endpoint::SyncStart => "sync_start",
             Endpoint::SyncUpdated => "sync_updated",
             Endpoint::SyncDeleted => "sync_deleted",
@@ -70,10 +74,17 @@ impl Endpoint {
         }
     }
 
-    /// Endpoints under a collection's root: a 404 there means the
-    /// collection is gone.
+    /// Endpoints under a collection's root, where a 404 is about the
+    /// collection.
     fn is_collection_scoped(self) -> bool {
-        matches!(self, Endpoint::GetCalendar | Endpoint::SyncStart | Endpoint::SyncUpdated | Endpoint::SyncDeleted)
+        matches!(
+            self,
+            Endpoint::GetCalendar
+                | Endpoint::GetCollection
+                | Endpoint::SyncStart
+                | Endpoint::SyncUpdated
+                | Endpoint::SyncDeleted
+        )
     }
 }
 
@@ -100,7 +111,7 @@ pub fn classify(status: u16, code: Option<&str>, message: Option<&str>, endpoint
         401 => ErrorClass::Auth,
         410 => ErrorClass::ExpiredToken,
         400 if bad_token => ErrorClass::ExpiredToken,
-        404 if endpoint.is_collection_scoped() => ErrorClass::Gone,
+        404 if endpoint.is_collection_scoped() => ErrorClass::NotFound,
         408 | 429 => ErrorClass::Transient,
         500..=599 => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
@@ -125,7 +136,8 @@ mod tests {
         assert_eq!(classify(400, Some("badRequest"), Some("Page token is invalid"), e), ExpiredToken);
         assert_eq!(classify(400, Some("badRequest"), Some("timeMin is required"), e), Permanent);
         assert_eq!(classify(401, Some("token.dead"), None, e), Auth);
-        assert_eq!(classify(404, Some("badRequest"), None, e), Gone);
+        assert_eq!(classify(404, Some("badRequest"), None, e), NotFound);
+        assert_eq!(classify(404, None, None, Endpoint::GetCollection), NotFound);
         assert_eq!(classify(404, None, None, Endpoint::ListCalendars), Permanent);
         assert_eq!(classify(404, None, None, Endpoint::Subscriptions), Permanent);
         assert_eq!(classify(403, None, None, e), Permanent);

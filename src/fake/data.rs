@@ -117,6 +117,8 @@ struct Store {
     retired: HashSet<String>,
     /// `ready:false` answers left before the current provisioning is ready.
     not_ready_left: u32,
+    /// Set by `set_sync_not_found`: the sync endpoints answer 404.
+    sync_not_found: bool,
     /// Seeded from (seed, account name, collection), so a collection's generated records do not
     /// depend on what else was set up before it.
     rng: StdRng,
@@ -133,6 +135,7 @@ impl Store {
             tombstones: Vec::new(),
             retired: HashSet::new(),
             not_ready_left,
+            sync_not_found: false,
             rng,
         }
     }
@@ -470,6 +473,14 @@ impl Data {
 
     pub fn store_kind(&self, store: usize) -> Kind {
         self.stores[store].kind
+    }
+
+    pub fn set_sync_not_found(&mut self, store: usize, on: bool) {
+        self.stores[store].sync_not_found = on;
+    }
+
+    pub fn sync_not_found(&self, store: usize) -> bool {
+        self.stores[store].sync_not_found
     }
 
     /// The store behind a collection of the account of `token`; calendars by id or `primary`,

@@ -303,6 +303,18 @@ impl FakeAurinko {
         self.with(|s| s.data.remove_calendar(token, calendar_id));
     }
 
+    /// While `on`, the collection's sync endpoints (`POST .../sync`, `.../sync/updated`,
+    /// `.../sync/deleted`) answer 404 `notFound`, as Aurinko does when the token may not read
+    /// the collection (a mailbox or an address book cannot be deleted). A calendar stays listed
+    /// and `GET /calendars/{id}` still answers 200.
+    pub fn set_sync_not_found(&self, token: &str, collection: &Collection, on: bool) {
+        self.with(|s| {
+            if let Some(store) = s.data.store_of(token, collection) {
+                s.data.set_sync_not_found(store, on);
+            }
+        });
+    }
+
     /// Every delta and page token issued so far for this account (calendars, email and
     /// contacts) answers 410 `syncToken.expired`.
     pub fn expire_tokens(&self, token: &str) {

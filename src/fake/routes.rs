@@ -396,6 +396,9 @@ impl Shared {
             Some(Collection::Contacts) => self.data.contacts_store(account),
             None => return Err(ApiError::new(404, "notFound", "Not found")),
         };
+        if self.data.sync_not_found(store) {
+            return Err(ApiError::new(404, "notFound", "Not found"));
+        }
         match request.endpoint {
             Endpoint::SyncStart => {
                 let (time_min, time_max, body) = match self.data.store_kind(store) {

@@ -123,6 +123,17 @@ impl Kind {
         }
     }
 
+    /// Whether a collection of this kind can be deleted upstream, so that a
+    /// 404 may mean it is gone (confirmed with `GET {root}`): a calendar
+    /// can; a mailbox or an address book cannot, so there a 404 is refused
+    /// access and nothing is removed.
+    pub fn can_vanish(self) -> bool {
+        match self {
+            Kind::Calendar => true,
+            Kind::Email | Kind::Contacts => false,
+        }
+    }
+
     /// Reads one record of the `/sync/updated` stream.
     pub fn parse_record(self, raw: &RawValue) -> Result<Row, Rejected> {
         match self {

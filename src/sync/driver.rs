@@ -63,7 +63,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     let root = ctx.collection.root();
     let mut report = PassReport::default();
     let now = Utc::now();
-    let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready);
+    let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready).can_vanish(key.kind.can_vanish());
     ctx.progress.start(&name);
     if ctx.collection.rolls()
         && let Some(commit) = pass.roll_window(now)
@@ -106,6 +106,11 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                     Err(e) => pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)),
                 };
                 (commit, false)
+            }
+            Action::ConfirmGone => {
+                let Some(answer) = cancellable(ctx.cancel, ctx.client.get_collection(&root)).await else { break };
+                let commit = pass.on_confirm(answer.map_err(|e| (e.class, e.to_string())));
+                (commit.map(|c| (c, PageRecords::None)), false)
             }
             Action::Fetch { stream, token } => {
                 let endpoint = match stream {

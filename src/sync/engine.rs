@@ -291,7 +291,7 @@ impl Engine {
                     match calendar {
                         Some(Calendar { id, name, .. }) => selected.push((id, name)),
                         // Not listed (a shared calendar, say): sync it anyway;
-                        // a 404 will mark it removed.
+                        // a 404 confirmed by `GET /calendars/{id}` marks it removed.
                         None => selected.push((id.clone(), None)),
                     }
                 }

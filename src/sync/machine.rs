@@ -31,6 +31,9 @@ pub enum Action<'a> {
     Provision { delay: Duration },
     /// `GET .../sync/{stream}` with this token.
     Fetch { stream: Stream, token: TokenRef<'a> },
+    /// `GET {root}`: a sync request answered 404; is the collection gone?
+    /// Answered with [`Pass::on_confirm`].
+    ConfirmGone,
     /// The pass is over.
     Finish(&'a Finish),
 }
@@ -88,6 +91,12 @@ pub struct Pass {
     /// This pass already re-provisioned after an expired delta token; a
     /// second expiry in the same pass is an error rather than a loop.
     reprovisioned: bool,
+    /// The collection can be deleted upstream (a calendar), so a 404 is
+    /// worth confirming; otherwise it only means refused access.
+    can_vanish: bool,
+    /// A sync request answered 404 (this message) and the collection's
+    /// existence is being checked.
+    confirming: Option<String>,
     /// The pass resumed a drain interrupted earlier (a stored page token, or
     /// the deleted stream still to drain). That drain ends at delta tokens
     /// fixed before the interruption, so changes made since are only behind
@@ -126,9 +135,19 @@ impl Pass {
             waited_for_ready: Duration::ZERO,
             page_token_retried: false,
             reprovisioned: false,
+            can_vanish: false,
+            confirming: None,
             resumed_drain,
             finish: None,
         }
+    }
+
+    /// The collection can be deleted upstream (calendars, task lists): a 404
+    /// on its sync endpoints is confirmed with `GET {root}` and, if that
+    /// answers 404 too, the collection is removed and purged.
+    pub fn can_vanish(mut self, can_vanish: bool) -> Pass {
+        self.can_vanish = can_vanish;
+        self
     }
 
     pub fn state(&self) -> &SyncState {
@@ -155,6 +174,9 @@ impl Pass {
     pub fn next_action(&self) -> Action<'_> {
         if let Some(finish) = &self.finish {
             return Action::Finish(finish);
+        }
+        if self.confirming.is_some() {
+            return Action::ConfirmGone;
         }
         match self.state.phase {
             Phase::New | Phase::Provisioning | Phase::Removed => Action::Provision { delay: self.provision_delay },
@@ -270,19 +292,57 @@ impl Pass {
                     None
                 }
             }
-            ErrorClass::Gone => {
-                self.state.phase = Phase::Removed;
-                self.state.updated = Cursor::default();
-                self.state.deleted = Cursor::default();
-                self.state.reconciling = false;
-                self.finish = Some(Finish::Removed);
-                Some(Commit { state: self.state.clone(), sweep: None, purge: true })
+            ErrorClass::NotFound if self.can_vanish => {
+                self.confirming = Some(message);
+                None
+            }
+            ErrorClass::NotFound => {
+                self.fail(
+                    class,
+                    format!(
+                        "{message}: this collection cannot be deleted upstream, so the 404 means Aurinko refuses \
+                         access to it; check the account's scopes and permissions (nothing was removed)"
+                    ),
+                );
+                None
             }
             _ => {
                 self.fail(class, message);
                 None
             }
         }
+    }
+
+    /// The answer to [`Action::ConfirmGone`]: `Ok` when the collection
+    /// exists, else the class and message of the failure. Only a second 404
+    /// removes the collection and purges its rows; an existing collection or
+    /// a failed check fails the pass with nothing removed.
+    pub fn on_confirm(&mut self, answer: Result<(), (ErrorClass, String)>) -> Option<Commit> {
+        let not_found = self.confirming.take().unwrap_or_default();
+        match answer {
+            Err((ErrorClass::NotFound, _)) => {
+                self.state.phase = Phase::Removed;
+                self.state.updated = Cursor::default();
+                self.state.deleted = Cursor::default();
+                self.state.reconciling = false;
+                self.finish = Some(Finish::Removed);
+                return Some(Commit { state: self.state.clone(), sweep: None, purge: true });
+            }
+            Ok(()) => self.fail(
+                ErrorClass::NotFound,
+                format!(
+                    "{not_found}, but the collection itself answers 200: it exists, so nothing was removed; \
+                     the token may lack the permission to sync it"
+                ),
+            ),
+            Err((class, message)) => self.fail(
+                class,
+                format!(
+                    "{not_found}; checking whether the collection is gone failed (tried again next pass): {message}"
+                ),
+            ),
+        }
+        None
     }
 
     fn fail(&mut self, class: ErrorClass, message: String) {
@@ -480,13 +540,52 @@ mod tests {
     }
 
     #[test]
-    fn a_gone_collection_is_removed_and_purged() {
-        let mut pass = Pass::new(idle(4), window(), policy());
-        let commit = pass.on_error(ErrorClass::Gone, "404".into()).unwrap();
+    fn a_404_confirmed_by_a_second_404_removes_and_purges_the_collection() {
+        let mut pass = Pass::new(idle(4), window(), policy()).can_vanish(true);
+        assert_eq!(pass.on_error(ErrorClass::NotFound, "404".into()), None, "nothing is removed on one 404");
+        assert_eq!(pass.next_action(), Action::ConfirmGone);
+        let commit = pass.on_confirm(Err((ErrorClass::NotFound, "404".into()))).unwrap();
         assert!(commit.purge);
         assert_eq!(commit.state.phase, Phase::Removed);
         assert_eq!(commit.state.updated.request(), None);
         assert_eq!(pass.next_action(), Action::Finish(&Finish::Removed));
+    }
+
+    #[test]
+    fn a_404_on_a_collection_that_still_exists_or_cannot_be_checked_fails_keeping_everything() {
+        for (answer, class) in [
+            (Ok(()), ErrorClass::NotFound),
+            (Err((ErrorClass::Transient, "HTTP 503".to_string())), ErrorClass::Transient),
+            (Err((ErrorClass::Auth, "HTTP 401".to_string())), ErrorClass::Auth),
+        ] {
+            let mut state = idle(4);
+            state.phase = Phase::Updated;
+            state.updated.page_token = some("P2");
+            let mut pass = Pass::new(state.clone(), window(), policy()).can_vanish(true);
+            assert_eq!(pass.on_error(ErrorClass::NotFound, "sync_updated: HTTP 404".into()), None);
+            assert_eq!(pass.on_confirm(answer.clone()), None, "{answer:?}: nothing to commit, nothing purged");
+            match pass.next_action() {
+                Action::Finish(Finish::Failed { class: failed, message }) => {
+                    assert_eq!(*failed, class, "{answer:?}");
+                    assert!(message.starts_with("sync_updated: HTTP 404"), "{message}");
+                }
+                other => panic!("{answer:?}: {other:?}"),
+            }
+            assert_eq!(pass.state(), &state, "{answer:?}: the cursor stays");
+        }
+    }
+
+    #[test]
+    fn a_404_where_nothing_can_be_gone_fails_clearly_and_removes_nothing() {
+        let mut pass = Pass::new(idle(4), None, policy());
+        assert_eq!(pass.on_error(ErrorClass::NotFound, "sync_updated: HTTP 404".into()), None);
+        match pass.next_action() {
+            Action::Finish(Finish::Failed { class: ErrorClass::NotFound, message }) => {
+                assert!(message.contains("scopes and permissions"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((&pass.state().updated, &pass.state().deleted), (&idle(4).updated, &idle(4).deleted));
     }
 
     #[test]

@@ -45,14 +45,6 @@ async fn after_token_expiry_with_deletions_between_the_store_is_reconciled() {
     assert!(app.requests().iter().all(|r| r.status == 200 && r.endpoint != Endpoint::SyncStart));
 }
 
-/// The configuration file with `from` replaced by `to`: the next run
-/// provisions with the new setting when it has to provision.
-fn reconfigure(app: &TestApp, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&app.config_path).unwrap();
-    assert!(text.contains(from), "{from} is in the configuration");
-    std::fs::write(&app.config_path, text.replace(from, to)).unwrap();
-}
-
 fn stored_ids(app: &TestApp, kind: Kind) -> BTreeSet<String> {
     let store = Store::open_read_only(&app.db_path).unwrap();
     store.records("work", kind).unwrap().into_iter().map(|r| r.id).collect()
@@ -75,7 +67,7 @@ async fn after_expiry_mail_older_than_the_cutoff_stays_and_deleted_recent_mail_i
     let before_cutoff = everything.len() - app.fake.truth_records_within(&token, 30).len();
     assert!(recent.len() > 10 && older.len() > 10, "{} recent, {} older", recent.len(), older.len());
 
-    reconfigure(&app, "days_within = 365", "days_within = 30");
+    app.edit_config("days_within = 365", "days_within = 30");
     app.fake.expire_tokens(&token);
     let gone_recent: Vec<String> = recent.iter().take(5).cloned().collect();
     let gone_older: Vec<String> = older.iter().take(3).cloned().collect();
@@ -116,8 +108,7 @@ async fn after_expiry_events_outside_the_window_stay_and_deleted_ones_inside_are
     app.assert_store_equals_truth("work");
     let everything: BTreeSet<String> = app.stored("work").into_iter().map(|e| e.1).collect();
 
-    reconfigure(
-        &app,
+    app.edit_config(
         "window_past_days = 400\nwindow_future_days = 800",
         "window_past_days = 30\nwindow_future_days = 365",
     );

@@ -135,6 +135,13 @@ impl TestApp {
         text
     }
 
+    /// Rewrites the configuration file with `from` replaced by `to`.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        assert!(text.contains(from), "{from:?} is in the configuration");
+        std::fs::write(&self.config_path, text.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn token(&self, account: &str) -> &str {
         &self.account(account).token
     }

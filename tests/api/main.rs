@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod mail_and_contacts;
 mod model;
+mod not_found;
 mod openapi;
 mod recorder;
 mod secrets;
