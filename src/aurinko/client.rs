@@ -338,7 +338,7 @@ impl AccountClient {
         let failed: Option<ApiRequestFailed> = serde_json::from_slice(&body).ok();
         let code = failed.as_ref().and_then(|f| f.code.clone());
         let aurinko_message = failed.as_ref().and_then(|f| f.message.clone());
-        let class = classify(status.as_u16(), code.as_deref(), aurinko_message.as_deref(), endpoint);
+        let class = classify(status.as_u16(), &body, endpoint);
         let mut message = format!("HTTP {}", status.as_u16());
         if let Some(code) = &code {
             message.push_str(&format!(" {code}"));

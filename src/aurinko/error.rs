@@ -11,8 +11,9 @@ pub enum ErrorClass {
     /// Worth retrying after a pause: 5xx, 408, 429, timeouts, reset
     /// connections, bodies that do not decode.
     Transient,
-    /// The delta or page token is no longer valid (410, or 400
-    /// `token.notValid` / "Page token is invalid").
+    /// The delta or page token is no longer valid: 410, or a 4xx whose body
+    /// carries `token.notValid`, `syncToken.expired` or "Page token is
+    /// invalid" anywhere, nested provider errors included.
     ExpiredToken,
     /// The account token is missing, dead or cannot be refreshed (401).
     Auth,
@@ -102,19 +103,53 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// Classifies an HTTP error response. `code` and `message` come from
-/// Aurinko's `ApiRequestFailed` body when it decoded.
-pub fn classify(status: u16, code: Option<&str>, message: Option<&str>, endpoint: Endpoint) -> ErrorClass {
-    let bad_token = code.is_some_and(|c| c == "token.notValid" || c == "syncToken.expired")
-        || message.is_some_and(|m| m.contains("Page token is invalid"));
+/// Classifies an HTTP error response from its status and its body (as
+/// read, at most 16 KiB).
+pub fn classify(status: u16, body: &[u8], endpoint: Endpoint) -> ErrorClass {
     match status {
         401 => ErrorClass::Auth,
         410 => ErrorClass::ExpiredToken,
-        400 if bad_token => ErrorClass::ExpiredToken,
-        404 if endpoint.is_collection_scoped() => ErrorClass::NotFound,
         408 | 429 => ErrorClass::Transient,
+        400..=499 if names_an_expired_token(body) => ErrorClass::ExpiredToken,
+        404 if endpoint.is_collection_scoped() => ErrorClass::NotFound,
         500..=599 => ErrorClass::Transient,
         _ => ErrorClass::Permanent,
+    }
+}
+
+/// What Aurinko says when it no longer accepts a delta or page token, as
+/// lowercase text: a `code` (`token.notValid`, `syncToken.expired`) or a
+/// message.
+const EXPIRED_TOKEN_MARKERS: [&str; 3] = ["token.notvalid", "synctoken.expired", "page token is invalid"];
+
+/// How deep into nested errors the markers are looked for. Aurinko wraps
+/// the provider's error (`originalError`, which has its own `error`,
+/// `innerError`, ...), so the marker may sit a few levels down.
+const MAX_ERROR_DEPTH: usize = 32;
+
+/// Whether the body names an expired token anywhere: in any string of the
+/// JSON document (codes, messages, at any depth up to [`MAX_ERROR_DEPTH`]),
+/// or, for a body that is not JSON (cut at the size limit, a proxy's page),
+/// anywhere in its text.
+fn names_an_expired_token(body: &[u8]) -> bool {
+    let marked = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        EXPIRED_TOKEN_MARKERS.iter().any(|m| text.contains(m))
+    };
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => any_string(&value, MAX_ERROR_DEPTH, &marked),
+        Err(_) => marked(&String::from_utf8_lossy(body)),
+    }
+}
+
+fn any_string(value: &serde_json::Value, depth: usize, test: &impl Fn(&str) -> bool) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => test(s),
+        _ if depth == 0 => false,
+        Value::Array(items) => items.iter().any(|v| any_string(v, depth - 1, test)),
+        Value::Object(fields) => fields.values().any(|v| any_string(v, depth - 1, test)),
+        _ => false,
     }
 }
 
@@ -123,24 +158,81 @@ mod tests {
     use super::*;
     use ErrorClass::*;
 
+    fn body(code: &str, message: &str) -> Vec<u8> {
+        serde_json::json!({ "code": code, "message": message, "requestId": "r" }).to_string().into_bytes()
+    }
+
     #[test]
     fn statuses_map_to_classes() {
         let e = Endpoint::SyncUpdated;
-        assert_eq!(classify(500, None, None, e), Transient);
-        assert_eq!(classify(502, None, None, e), Transient);
-        assert_eq!(classify(503, None, None, e), Transient);
-        assert_eq!(classify(429, None, None, e), Transient);
-        assert_eq!(classify(408, None, None, e), Transient);
-        assert_eq!(classify(410, Some("syncToken.expired"), None, e), ExpiredToken);
-        assert_eq!(classify(400, Some("token.notValid"), None, e), ExpiredToken);
-        assert_eq!(classify(400, Some("badRequest"), Some("Page token is invalid"), e), ExpiredToken);
-        assert_eq!(classify(400, Some("badRequest"), Some("timeMin is required"), e), Permanent);
-        assert_eq!(classify(401, Some("token.dead"), None, e), Auth);
-        assert_eq!(classify(404, Some("badRequest"), None, e), NotFound);
-        assert_eq!(classify(404, None, None, Endpoint::GetCollection), NotFound);
-        assert_eq!(classify(404, None, None, Endpoint::ListCalendars), Permanent);
-        assert_eq!(classify(404, None, None, Endpoint::Subscriptions), Permanent);
-        assert_eq!(classify(403, None, None, e), Permanent);
-        assert_eq!(classify(412, None, None, e), Permanent);
+        assert_eq!(classify(500, b"", e), Transient);
+        assert_eq!(classify(502, b"<html>bad gateway</html>", e), Transient);
+        assert_eq!(classify(503, b"", e), Transient);
+        assert_eq!(classify(429, b"", e), Transient);
+        assert_eq!(classify(408, b"", e), Transient);
+        assert_eq!(classify(410, &body("syncToken.expired", "syncToken expired."), e), ExpiredToken);
+        assert_eq!(classify(410, b"", e), ExpiredToken);
+        assert_eq!(classify(400, &body("token.notValid", "Delta token is invalid"), e), ExpiredToken);
+        assert_eq!(classify(400, &body("badRequest", "Page token is invalid"), e), ExpiredToken);
+        assert_eq!(classify(400, &body("badRequest", "timeMin is required"), e), Permanent);
+        assert_eq!(classify(401, &body("token.dead", "Not authorized"), e), Auth);
+        assert_eq!(classify(404, &body("badRequest", "Not found"), e), NotFound);
+        assert_eq!(classify(404, b"", Endpoint::GetCollection), NotFound);
+        assert_eq!(classify(404, b"", Endpoint::ListCalendars), Permanent);
+        assert_eq!(classify(404, b"", Endpoint::Subscriptions), Permanent);
+        assert_eq!(classify(403, b"", e), Permanent);
+        assert_eq!(classify(412, b"", e), Permanent);
+    }
+
+    /// The markers count wherever the body carries them: a provider's
+    /// error nested in `originalError`, `error`, `innerError`, arrays, any
+    /// case; a body that is not JSON is searched as text.
+    #[test]
+    fn an_expired_token_is_recognised_anywhere_in_the_body() {
+        let e = Endpoint::SyncDeleted;
+        let bodies = [
+            (
+                r#"{"code":"badRequest","message":"Provider error","originalError":{"code":"syncToken.expired"}}"#,
+                ExpiredToken,
+            ),
+            (
+                r#"{"code":"badRequest","originalError":{"error":{"code":"Bad","innerError":{"code":"token.notValid"}}}}"#,
+                ExpiredToken,
+            ),
+            (
+                r#"{"code":"badRequest","originalError":{"error":{"errors":[{"a":1},{"message":"Page token is invalid."}]}}}"#,
+                ExpiredToken,
+            ),
+            (
+                r#"{"code":"badRequest","error":{"innerError":{"innerError":{"message":"SYNCTOKEN.EXPIRED: start over"}}}}"#,
+                ExpiredToken,
+            ),
+            (r#"not JSON at all, but: syncToken.expired"#, ExpiredToken),
+            (r#"{"code":"badRequest","originalError":{"error":{"message":"Page token is invalid"#, ExpiredToken),
+            (r#"{"code":"badRequest","originalError":{"error":{"message":"Page token is inva"#, Permanent),
+            (
+                r#"{"code":"badRequest","originalError":{"error":{"code":"invalidArgument","message":"bad"}}}"#,
+                Permanent,
+            ),
+        ];
+        for (body, class) in bodies {
+            assert_eq!(classify(400, body.as_bytes(), e), class, "{body}");
+        }
+        // A marker does not turn other statuses into an expiry.
+        let marked = body("syncToken.expired", "syncToken expired.");
+        assert_eq!(classify(401, &marked, e), Auth);
+        assert_eq!(classify(429, &marked, e), Transient);
+        assert_eq!(classify(503, &marked, e), Transient);
+        // Deeper than the bound, it is not looked for.
+        let mut deep = serde_json::json!({"code": "syncToken.expired"});
+        for _ in 0..MAX_ERROR_DEPTH {
+            deep = serde_json::json!({ "innerError": deep });
+        }
+        assert_eq!(classify(400, deep.to_string().as_bytes(), e), Permanent);
+        let mut reachable = serde_json::json!({"code": "syncToken.expired"});
+        for _ in 0..MAX_ERROR_DEPTH - 1 {
+            reachable = serde_json::json!({ "innerError": reachable });
+        }
+        assert_eq!(classify(400, reachable.to_string().as_bytes(), e), ExpiredToken);
     }
 }

@@ -57,11 +57,12 @@ pub(super) fn render_table(report: &Report) -> String {
         "LAST SUCCESS",
         "FAILURES",
         "NEXT ATTEMPT",
+        "REPROVISIONED",
         "WEBHOOK",
         "LAST ERROR",
     ];
     let dash = || "-".to_string();
-    let rows: Vec<[String; 13]> = report
+    let rows: Vec<[String; 14]> = report
         .collections
         .iter()
         .map(|c| {
@@ -80,6 +81,10 @@ pub(super) fn render_table(report: &Report) -> String {
                 c.last_success_at.clone().unwrap_or_else(dash),
                 c.consecutive_failures.to_string(),
                 c.next_attempt_at.clone().unwrap_or_else(dash),
+                match (&c.reprovision_reason, &c.reprovisioned_at) {
+                    (Some(why), Some(at)) => format!("{at} {why}"),
+                    _ => dash(),
+                },
                 c.subscription_status.as_deref().map(|s| one_line(s, 40)).unwrap_or_else(dash),
                 c.last_error.as_deref().map(|e| one_line(e, 80)).unwrap_or_else(dash),
             ]

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, ExpiredAnswer};
 use super::generate::{self, GeneratedEvent};
 use super::mail::{self, Bodies};
 use super::tokens::{BodyType, Stream, SyncPosition, Token, TokenCodec, fnv1a};
@@ -293,6 +293,8 @@ pub(crate) struct Data {
     stores: Vec<Store>,
     /// Given to each new provisioning.
     not_ready_polls: u32,
+    /// How tokens of an older epoch are refused.
+    pub expired_answer: ExpiredAnswer,
     /// Record changes since the last [`Data::take_changes`], in order.
     journal: Vec<Change>,
 }
@@ -311,6 +313,7 @@ impl Data {
             calendars: Vec::new(),
             stores: Vec::new(),
             not_ready_polls,
+            expired_answer: ExpiredAnswer::default(),
             journal: Vec::new(),
         }
     }
@@ -847,7 +850,7 @@ impl Data {
         }
         let epoch = self.accounts[account].epoch;
         if position.epoch < epoch {
-            return Err(ApiError::sync_token_expired());
+            return Err(ApiError::expired(self.expired_answer));
         }
         if position.epoch > epoch {
             return Err(ApiError::token_not_valid("Token is invalid"));

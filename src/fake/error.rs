@@ -1,6 +1,19 @@
 //! `ApiRequestFailed` errors, the body every failing Aurinko response carries.
 
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// How the fake refuses a delta or page token of an older epoch (after `expire_tokens`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiredAnswer {
+    /// 410 `syncToken.expired`, as the spec documents.
+    #[default]
+    Gone,
+    /// 400 `badRequest` with the provider's error in `originalError`, and `syncToken.expired`
+    /// only deep inside it (`originalError.error.innerError.code`).
+    Nested,
+    /// 400 `badRequest` with no marker at all: to a client, a permanent failure like any other.
+    Unmarked,
+}
 
 /// An error answer: HTTP status plus the `code` and `message` of an `ApiRequestFailed` body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,11 +21,13 @@ pub(crate) struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// The provider's error Aurinko passes through, when there is one.
+    pub original_error: Option<Value>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), original_error: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -29,6 +44,24 @@ impl ApiError {
         Self::new(410, "syncToken.expired", "syncToken expired.")
     }
 
+    /// A token of an older epoch, refused the way `answer` says.
+    pub fn expired(answer: ExpiredAnswer) -> Self {
+        match answer {
+            ExpiredAnswer::Gone => Self::sync_token_expired(),
+            ExpiredAnswer::Nested => Self {
+                original_error: Some(json!({
+                    "error": {
+                        "code": "InvalidRequest",
+                        "message": "The request could not be completed.",
+                        "innerError": { "code": "syncToken.expired", "date": "2026-11-27T12:00:00" }
+                    }
+                })),
+                ..Self::bad_request("Provider request failed")
+            },
+            ExpiredAnswer::Unmarked => Self::bad_request("Invalid request"),
+        }
+    }
+
     /// Spec example `missingToken`.
     pub fn unauthorized() -> Self {
         Self::new(401, "unauthorized", "unauthorized")
@@ -43,13 +76,16 @@ impl ApiError {
         Self::new(404, "notFound", "Calendar not found")
     }
 
-    /// JSON body `{code, message, requestId}`.
+    /// JSON body `{code, message, requestId}`, with `originalError` when there is one.
     pub fn body(&self, request_id: &str) -> Vec<u8> {
-        serde_json::to_vec(&json!({
+        let mut body = json!({
             "code": self.code,
             "message": self.message,
             "requestId": request_id,
-        }))
-        .unwrap_or_default()
+        });
+        if let Some(original) = &self.original_error {
+            body["originalError"] = original.clone();
+        }
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }

@@ -65,6 +65,7 @@ use rand::rngs::StdRng;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use error::ExpiredAnswer;
 pub use faults::{FaultKind, Faults};
 pub use log::{Endpoint, RequestRecord};
 pub use webhooks::{Delivery, WebhookFaults};
@@ -316,9 +317,14 @@ impl FakeAurinko {
     }
 
     /// Every delta and page token issued so far for this account (calendars, email and
-    /// contacts) answers 410 `syncToken.expired`.
+    /// contacts) answers 410 `syncToken.expired` (or as [`FakeAurinko::set_expired_answer`] says).
     pub fn expire_tokens(&self, token: &str) {
         self.with(|s| s.data.expire_tokens(token));
+    }
+
+    /// How tokens expired by [`FakeAurinko::expire_tokens`] are refused (410 by default).
+    pub fn set_expired_answer(&self, answer: ExpiredAnswer) {
+        self.with(|s| s.data.expired_answer = answer);
     }
 
     /// Every request with this token answers 401 `token.dead`, whatever the collection.

@@ -42,6 +42,10 @@ pub struct CollectionReport {
     pub last_error_class: Option<String>,
     pub consecutive_failures: i64,
     pub next_attempt_at: Option<String>,
+    /// Why the collection was last provisioned again (`expired_token`,
+    /// `window_rolled`, `permanent_failures`), and when.
+    pub reprovision_reason: Option<String>,
+    pub reprovisioned_at: Option<String>,
     /// The webhook subscription for this collection, if `subscribe` made one.
     pub subscription_id: Option<i64>,
     /// `active`, `inactive`, or `error: ...` from the last lifecycle event
@@ -89,6 +93,7 @@ impl Store {
                 "SELECT s.account, s.kind, s.collection_id, c.name, s.phase, {}, {},
                         s.window_min, s.window_max, s.last_success_at, s.last_attempt_at, s.last_error,
                         s.last_error_class, s.consecutive_failures, s.next_attempt_at,
+                        s.reprovision_reason, s.reprovisioned_at,
                         sub.subscription_id,
                         CASE WHEN sub.subscription_id IS NULL THEN NULL
                              WHEN sub.lifecycle_event = 'error' THEN 'error: ' || coalesce(sub.lifecycle_error, 'reported by Aurinko')
@@ -123,8 +128,10 @@ impl Store {
                     last_error_class: r.get(12)?,
                     consecutive_failures: r.get(13)?,
                     next_attempt_at: r.get(14)?,
-                    subscription_id: r.get(15)?,
-                    subscription_status: r.get(16)?,
+                    reprovision_reason: r.get(15)?,
+                    reprovisioned_at: r.get(16)?,
+                    subscription_id: r.get(17)?,
+                    subscription_status: r.get(18)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

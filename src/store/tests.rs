@@ -31,11 +31,12 @@ fn state(generation: i64, page: Option<&str>) -> SyncState {
         reconciling: false,
         updated: Cursor { delta_token: Some("U".into()), page_token: page.map(str::to_string) },
         deleted: Cursor::at_delta("D".into()),
+        ..SyncState::new()
     }
 }
 
 fn commit(state: SyncState) -> Commit {
-    Commit { state, sweep: None, purge: false }
+    Commit { state, sweep: None, purge: false, reprovision: None }
 }
 
 fn ids(store: &Store) -> Vec<(String, Option<String>)> {

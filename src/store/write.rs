@@ -160,7 +160,8 @@ impl Store {
         let state = conn
             .prepare_cached(
                 "SELECT phase, window_min, window_max, generation, reconciling,
-                        updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token
+                        updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
+                        permanent_failures, reprovisioned_after_failures
                  FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
             )?
             .query_row(params![key.account, key.kind.as_str(), key.id], |r| {
@@ -175,6 +176,8 @@ impl Store {
                     reconciling: r.get::<_, i64>(4)? != 0,
                     updated: Cursor { delta_token: r.get(5)?, page_token: r.get(6)? },
                     deleted: Cursor { delta_token: r.get(7)?, page_token: r.get(8)? },
+                    permanent_failures: r.get(9)?,
+                    reprovisioned_after_failures: r.get::<_, i64>(10)? != 0,
                 })
             })
             .optional()?;
@@ -318,6 +321,13 @@ fn apply(
             stats.swept += apply_sweep(conn, key, sql, sweep)?;
         }
         save_state(conn, key, &commit.state, now)?;
+        if let Some(reason) = commit.reprovision {
+            conn.prepare_cached(
+                "UPDATE sync_state SET reprovision_reason = ?4, reprovisioned_at = ?5
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
+            )?
+            .execute(params![key.account, key.kind.as_str(), key.id, reason.as_str(), now])?;
+        }
     }
     if let Some(outcome) = outcome {
         save_outcome(conn, key, outcome, now)?;
@@ -425,14 +435,16 @@ fn upsert_rows(
 fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
-                                 updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                 updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at,
+                                 permanent_failures, reprovisioned_after_failures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (account, kind, collection_id) DO UPDATE SET
             phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
             generation = excluded.generation, reconciling = excluded.reconciling,
             updated_delta_token = excluded.updated_delta_token, updated_page_token = excluded.updated_page_token,
             deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
-            updated_at = excluded.updated_at",
+            updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
+            reprovisioned_after_failures = excluded.reprovisioned_after_failures",
     )?
     .execute(params![
         key.account,
@@ -448,6 +460,8 @@ fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) 
         s.deleted.delta_token,
         s.deleted.page_token,
         now,
+        s.permanent_failures,
+        s.reprovisioned_after_failures,
     ])?;
     Ok(())
 }

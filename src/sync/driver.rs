@@ -65,15 +65,27 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     let now = Utc::now();
     let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready).can_vanish(key.kind.can_vanish());
     ctx.progress.start(&name);
-    if ctx.collection.rolls()
-        && let Some(commit) = pass.roll_window(now)
-    {
-        tracing::info!(collection = %name, "window rolls forward: re-provisioning");
-        if let Err(message) = write_now(ctx.writer, key, commit, PageRecords::None).await {
-            report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
-            report.duration = started.elapsed();
-            return report;
+    let failures = pass.state().permanent_failures;
+    let reprovision = match pass.reprovision_if_stuck() {
+        Some(commit) => {
+            tracing::warn!(
+                collection = %name,
+                failures,
+                "delta requests failed as permanent {failures} passes in a row: giving up the tokens and re-provisioning"
+            );
+            Some(commit)
         }
+        None if ctx.collection.rolls() => pass.roll_window(now).inspect(|_| {
+            tracing::info!(collection = %name, "window rolls forward: re-provisioning");
+        }),
+        None => None,
+    };
+    if let Some(commit) = reprovision
+        && let Err(message) = write_now(ctx.writer, key, commit, PageRecords::None).await
+    {
+        report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+        report.duration = started.elapsed();
+        return report;
     }
     let mut in_flight: Option<Answer> = None;
     let mut pending: Option<Commit> = None;

@@ -322,7 +322,7 @@ impl Engine {
                 state.updated = Default::default();
                 state.deleted = Default::default();
                 state.reconciling = false;
-                let commit = Commit { state, sweep: None, purge: true };
+                let commit = Commit { state, sweep: None, purge: true, reprovision: None };
                 store.commit(&key, &commit, &PageRecords::None, Utc::now()).map(drop)
             })
             .await;

@@ -12,8 +12,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::state::{Cursor, Phase, Stream, SyncState, Window};
+use super::state::{Cursor, Phase, Reprovision, Stream, SyncState, Window};
 use crate::aurinko::{ErrorClass, Provision, TokenRef};
+
+/// After this many consecutive passes whose delta requests failed as
+/// permanent, the collection is provisioned again (once, until it catches
+/// up): a token Aurinko refuses without saying it expired is not retried
+/// forever.
+pub const PERMANENT_FAILURES_BEFORE_REPROVISIONING: u32 = 3;
 
 /// How long to keep asking while a provisioning answers `ready: false`.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +65,9 @@ pub struct Commit {
     pub sweep: Option<Sweep>,
     /// The collection is gone: remove all its rows.
     pub purge: bool,
+    /// This commit starts a re-provisioning, for this reason: stored with
+    /// the commit's time for `state`.
+    pub reprovision: Option<Reprovision>,
 }
 
 /// What a reconciling sweep removes: rows of generations below `below` that
@@ -73,7 +82,11 @@ pub struct Sweep {
 
 impl Commit {
     fn state_only(state: &SyncState) -> Commit {
-        Commit { state: state.clone(), sweep: None, purge: false }
+        Commit { state: state.clone(), sweep: None, purge: false, reprovision: None }
+    }
+
+    fn reprovisioning(state: &SyncState, reason: Reprovision) -> Commit {
+        Commit { reprovision: Some(reason), ..Commit::state_only(state) }
     }
 }
 
@@ -168,7 +181,27 @@ impl Pass {
         }
         self.reprovisioned = true;
         begin_provisioning(&mut self.state);
-        Some(Commit::state_only(&self.state))
+        Some(Commit::reprovisioning(&self.state, Reprovision::WindowRolled))
+    }
+
+    /// At the start of a pass: after
+    /// [`PERMANENT_FAILURES_BEFORE_REPROVISIONING`] passes in a row whose
+    /// delta requests failed as permanent, the tokens are given up and the
+    /// collection provisions again, reconciling as after an expired token.
+    /// Once per run of failures: if the new tokens fail too, the collection
+    /// keeps failing (and backing off) until a pass catches up.
+    pub fn reprovision_if_stuck(&mut self) -> Option<Commit> {
+        let s = &self.state;
+        let stuck = s.permanent_failures >= PERMANENT_FAILURES_BEFORE_REPROVISIONING
+            && !s.reprovisioned_after_failures
+            && matches!(s.phase, Phase::Updated | Phase::Deleted);
+        if !stuck {
+            return None;
+        }
+        self.reprovisioned = true;
+        self.state.reprovisioned_after_failures = true;
+        begin_provisioning(&mut self.state);
+        Some(Commit::reprovisioning(&self.state, Reprovision::PermanentFailures))
     }
 
     pub fn next_action(&self) -> Action<'_> {
@@ -259,6 +292,8 @@ impl Pass {
                     }
                     Stream::Deleted => {
                         self.state.phase = Phase::Idle;
+                        self.state.permanent_failures = 0;
+                        self.state.reprovisioned_after_failures = false;
                         self.finish = Some(Finish::CaughtUp);
                     }
                 }
@@ -266,7 +301,7 @@ impl Pass {
             // The client refuses such pages; keep the cursor where it was.
             (None, None) => self.fail(ErrorClass::Permanent, "page without a next token".into()),
         }
-        Commit { state: self.state.clone(), sweep, purge: false }
+        Commit { sweep, ..Commit::state_only(&self.state) }
     }
 
     /// A request failed after the client's retries. Returns a commit when the
@@ -286,7 +321,7 @@ impl Pass {
                     self.reprovisioned = true;
                     self.page_token_retried = false;
                     begin_provisioning(&mut self.state);
-                    Some(Commit::state_only(&self.state))
+                    Some(Commit::reprovisioning(&self.state, Reprovision::ExpiredToken))
                 } else {
                     self.fail(class, format!("token expired again after re-provisioning: {message}"));
                     None
@@ -305,6 +340,13 @@ impl Pass {
                     ),
                 );
                 None
+            }
+            ErrorClass::Permanent if matches!(self.state.phase, Phase::Updated | Phase::Deleted) => {
+                // Remembered, so that a token that keeps failing is given up
+                // (see `reprovision_if_stuck`).
+                self.state.permanent_failures = self.state.permanent_failures.saturating_add(1);
+                self.fail(class, message);
+                Some(Commit::state_only(&self.state))
             }
             _ => {
                 self.fail(class, message);
@@ -326,7 +368,7 @@ impl Pass {
                 self.state.deleted = Cursor::default();
                 self.state.reconciling = false;
                 self.finish = Some(Finish::Removed);
-                return Some(Commit { state: self.state.clone(), sweep: None, purge: true });
+                return Some(Commit { purge: true, ..Commit::state_only(&self.state) });
             }
             Ok(()) => self.fail(
                 ErrorClass::NotFound,
@@ -393,6 +435,7 @@ mod tests {
             reconciling: false,
             updated: Cursor::at_delta("U1".into()),
             deleted: Cursor::at_delta("D1".into()),
+            ..SyncState::new()
         }
     }
 
@@ -533,10 +576,63 @@ mod tests {
             state.phase = Phase::Updated;
             state.updated.page_token = some("P3");
             let mut pass = Pass::new(state.clone(), window(), policy());
-            assert_eq!(pass.on_error(class, "boom".into()), None, "{class}: nothing to commit");
+            let commit = pass.on_error(class, "boom".into());
             assert_eq!(pass.next_action(), Action::Finish(&Finish::Failed { class, message: "boom".into() }));
+            if class == ErrorClass::Permanent {
+                // Only the count of such failures is remembered.
+                state.permanent_failures = 1;
+                assert_eq!(commit.map(|c| c.state), Some(state.clone()));
+            } else {
+                assert_eq!(commit, None, "{class}: nothing to commit");
+            }
             assert_eq!(pass.state(), &state, "{class}: the stored cursor stays where it was");
         }
+    }
+
+    /// A token Aurinko refuses without saying it expired: after three passes
+    /// failing as permanent on delta requests the collection provisions
+    /// again, once; if the new tokens fail too it does not loop, and a pass
+    /// that catches up clears the count.
+    #[test]
+    fn permanent_delta_failures_reprovision_once_until_the_collection_catches_up() {
+        let mut state = idle(2);
+        for failures in 1..=PERMANENT_FAILURES_BEFORE_REPROVISIONING {
+            let mut pass = Pass::new(state, window(), policy());
+            assert_eq!(pass.reprovision_if_stuck(), None, "not after {} failures", failures - 1);
+            state = pass.on_error(ErrorClass::Permanent, "HTTP 400".into()).expect("the count is committed").state;
+            assert_eq!(state.permanent_failures, failures);
+        }
+        let mut pass = Pass::new(state, window(), policy());
+        let commit = pass.reprovision_if_stuck().expect("the third failure in a row re-provisions");
+        assert_eq!(commit.reprovision, Some(Reprovision::PermanentFailures));
+        assert_eq!((commit.state.phase, commit.state.updated.request()), (Phase::Provisioning, None));
+        assert!(matches!(pass.next_action(), Action::Provision { .. }));
+        assert_eq!(pass.on_provision(ready("U9", "D9")).unwrap().state.generation, 3);
+        // The new tokens fail too: counted, but no second re-provisioning.
+        state = pass.on_error(ErrorClass::Permanent, "HTTP 400".into()).unwrap().state;
+        assert_eq!((state.permanent_failures, state.reprovisioned_after_failures), (4, true));
+        for _ in 0..3 {
+            let mut pass = Pass::new(state.clone(), window(), policy());
+            assert_eq!(pass.reprovision_if_stuck(), None, "once per run of failures");
+            assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U9")));
+            state = pass.on_error(ErrorClass::Permanent, "HTTP 400".into()).unwrap().state;
+        }
+        // A pass that catches up clears the count.
+        let mut pass = Pass::new(state, window(), policy());
+        pass.on_page(None, some("U10"));
+        let commit = pass.on_page(None, some("D10"));
+        assert_eq!((commit.state.permanent_failures, commit.state.reprovisioned_after_failures), (0, false));
+        // A permanent failure of a provisioning is not a refused token.
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        assert_eq!(pass.on_error(ErrorClass::Permanent, "HTTP 400".into()), None);
+    }
+
+    #[test]
+    fn every_reprovisioning_says_why() {
+        let mut pass = Pass::new(idle(2), window(), policy());
+        let commit = pass.on_error(ErrorClass::ExpiredToken, "410".into()).unwrap();
+        assert_eq!(commit.reprovision, Some(Reprovision::ExpiredToken));
+        assert_eq!(pass.on_provision(ready("U", "D")).unwrap().reprovision, None);
     }
 
     #[test]
@@ -686,6 +782,7 @@ mod tests {
         let mut pass = Pass::new(state.clone(), Some(fresh), policy());
         let commit = pass.roll_window(now).expect("the roll is remembered");
         assert_eq!(commit.state.phase, Phase::Provisioning);
+        assert_eq!(commit.reprovision, Some(Reprovision::WindowRolled));
         let commit = pass.on_provision(ready("U9", "D9")).unwrap();
         assert_eq!((commit.state.window, commit.state.generation, commit.state.reconciling), (Some(fresh), 3, true));
         // A pass resumed mid-drain is not interrupted by a roll.

@@ -111,6 +111,33 @@ pub struct SyncState {
     pub reconciling: bool,
     pub updated: Cursor,
     pub deleted: Cursor,
+    /// Consecutive passes whose delta requests failed as permanent, since
+    /// the last pass that caught up.
+    pub permanent_failures: u32,
+    /// The collection was provisioned again because of those failures, and
+    /// has not caught up since: it is not done again before it has.
+    pub reprovisioned_after_failures: bool,
+}
+
+/// Why a collection is provisioned again, shown by `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reprovision {
+    /// Aurinko no longer accepts the delta token.
+    ExpiredToken,
+    /// The calendar's window moved on.
+    WindowRolled,
+    /// Its delta requests kept failing as permanent.
+    PermanentFailures,
+}
+
+impl Reprovision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reprovision::ExpiredToken => "expired_token",
+            Reprovision::WindowRolled => "window_rolled",
+            Reprovision::PermanentFailures => "permanent_failures",
+        }
+    }
 }
 
 impl SyncState {
@@ -122,6 +149,8 @@ impl SyncState {
             reconciling: false,
             updated: Cursor::default(),
             deleted: Cursor::default(),
+            permanent_failures: 0,
+            reprovisioned_after_failures: false,
         }
     }
 

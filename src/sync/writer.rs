@@ -295,7 +295,7 @@ mod tests {
     fn page(key: &CollectionKey, delta: &str, rows: Vec<Row>) -> Write {
         Write {
             key: key.clone(),
-            commit: Some(Commit { state: state(delta), sweep: None, purge: false }),
+            commit: Some(Commit { state: state(delta), sweep: None, purge: false, reprovision: None }),
             records: PageRecords::Upserts(rows),
             outcome: None,
         }

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use aurinko_sync::fake::{Collection, Endpoint};
+use aurinko_sync::fake::{Collection, Endpoint, ExpiredAnswer};
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::Kind;
+use aurinko_sync::sync::{Kind, PERMANENT_FAILURES_BEFORE_REPROVISIONING};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 
@@ -151,4 +151,82 @@ async fn after_expiry_the_address_book_is_swept_whole() {
     let state = app.state_json().await;
     let contacts = state["collections"].as_array().unwrap().iter().find(|c| c["kind"] == "contacts").unwrap().clone();
     assert!(contacts["outside_window"].is_null(), "no window, no rows outside it: {contacts}");
+}
+
+/// Aurinko may wrap the provider's error: a 400 whose `syncToken.expired`
+/// sits deep inside `originalError` is an expired token all the same, so
+/// the collection re-provisions and reconciles instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_marked_deep_inside_a_provider_error_reprovisions_and_reconciles() {
+    let app = spawn_app(Setup::default()).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    app.fake.set_expired_answer(ExpiredAnswer::Nested);
+    app.fake.expire_tokens(&token);
+    let victims: Vec<String> = app.truth("work").iter().step_by(9).map(|t| t.1.clone()).collect();
+    for id in &victims {
+        let calendar = app.truth("work").into_iter().find(|t| &t.1 == id).unwrap().0;
+        assert!(app.fake.delete_event(&token, &calendar, id));
+    }
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+    let requests = app.requests();
+    assert!(requests.iter().any(|r| r.status == 400), "the old tokens were refused with 400");
+    let starts = requests.iter().filter(|r| r.endpoint == Endpoint::SyncStart && r.status == 200).count();
+    assert_eq!(starts, 2, "each calendar re-provisioned once");
+    let state = app.state_json().await;
+    for c in state["collections"].as_array().unwrap() {
+        assert_eq!(c["reprovision_reason"], "expired_token", "{c}");
+    }
+}
+
+/// Tokens refused with a plain 400 (nothing says they expired) fail the
+/// calendars as permanent; after three such passes in a row each calendar
+/// gives its tokens up and provisions again, once, which `state` and the
+/// log say; the new tokens work and the store is reconciled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_refused_as_permanent_three_passes_in_a_row_are_given_up_once() {
+    let app = spawn_app(Setup::default()).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    app.fake.set_expired_answer(ExpiredAnswer::Unmarked);
+    app.fake.expire_tokens(&token);
+    let victim = app.truth("work")[0].clone();
+    assert!(app.fake.delete_event(&token, &victim.0, &victim.1));
+    app.fake.clear_requests();
+    for pass in 1..=PERMANENT_FAILURES_BEFORE_REPROVISIONING {
+        let out = app.catch_up().await;
+        assert_exit(&out, 1);
+        let state = app.state_json().await;
+        for c in state["collections"].as_array().unwrap() {
+            assert_eq!(
+                (c["last_error_class"].as_str(), c["consecutive_failures"].as_u64()),
+                (Some("permanent"), Some(pass.into())),
+                "{c}"
+            );
+            assert!(c["reprovision_reason"].is_null(), "{c}");
+        }
+    }
+    assert!(app.requests().iter().all(|r| r.endpoint != Endpoint::SyncStart), "no provisioning while counting");
+
+    let out = app.catch_up().await;
+    assert_exit(&out, 0);
+    let stderr = crate::helpers::text(&out.stderr);
+    assert!(stderr.contains("passes in a row") && stderr.contains("re-provisioning"), "logged: {stderr}");
+    let starts = app.requests().iter().filter(|r| r.endpoint == Endpoint::SyncStart && r.status == 200).count();
+    assert_eq!(starts, 2, "each calendar provisioned again once");
+    app.assert_store_equals_truth("work");
+    let state = app.state_json().await;
+    for c in state["collections"].as_array().unwrap() {
+        assert_eq!(c["reprovision_reason"], "permanent_failures", "{c}");
+        assert!(c["reprovisioned_at"].is_string(), "{c}");
+    }
+    let table = crate::helpers::text(&app.run_binary(&["state"]).await.stdout);
+    assert!(table.contains("REPROVISIONED") && table.contains("permanent_failures"), "{table}");
+
+    // Caught up: the next pass is deltas only.
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    assert!(app.requests().iter().all(|r| r.endpoint != Endpoint::SyncStart));
 }
