@@ -51,8 +51,9 @@ pub enum Provision {
     },
 }
 
-/// One page of a delta stream. Exactly one of the two tokens is set: the
-/// client rejects pages that carry neither, since they leave no way forward.
+/// One page of a delta stream. A page token means more pages follow; a last
+/// page carries the next delta token, or (the spec does not promise it)
+/// neither token: the machine decides what that means.
 #[derive(Debug)]
 pub struct SyncPage<R> {
     pub next_page_token: Option<String>,
@@ -178,9 +179,6 @@ impl AccountClient {
             let page: RawSyncPage<'_> = decode_object(body)?;
             let next_page_token = page.next_page_token.filter(|t| !t.is_empty());
             let next_delta_token = page.next_delta_token.filter(|t| !t.is_empty());
-            if next_page_token.is_none() && next_delta_token.is_none() {
-                return Err("page carries neither nextPageToken nor nextDeltaToken".to_string());
-            }
             let records = page.records.unwrap_or_default().into_iter().map(&record).collect();
             Ok(SyncPage { next_page_token, next_delta_token, records })
         })

@@ -295,6 +295,8 @@ pub(crate) struct Data {
     not_ready_polls: u32,
     /// How tokens of an older epoch are refused.
     pub expired_answer: ExpiredAnswer,
+    /// The last page of a drain carries no `nextDeltaToken` (nor a page token).
+    pub omit_next_delta_token: bool,
     /// Record changes since the last [`Data::take_changes`], in order.
     journal: Vec<Change>,
 }
@@ -314,6 +316,7 @@ impl Data {
             stores: Vec::new(),
             not_ready_polls,
             expired_answer: ExpiredAnswer::default(),
+            omit_next_delta_token: false,
             journal: Vec::new(),
         }
     }
@@ -641,6 +644,25 @@ impl Data {
         true
     }
 
+    /// Changes an event's subject or a contact's notes but keeps its etag and
+    /// `lastModifiedTime`, as a provider may; the change is reported by the next delta. False
+    /// when there is no such record or the store holds messages (which have no etag).
+    pub fn update_keeping_etag(&mut self, store: usize, id: &str) -> bool {
+        let field = match self.stores[store].kind {
+            Kind::Calendar => "subject",
+            Kind::Contacts => "notes",
+            Kind::Email => return false,
+        };
+        let Some((item, rng)) = self.stores[store].touch(id) else {
+            return false;
+        };
+        let revision = rng.random_range(1..1_000_000);
+        let old = item.record.get(field).and_then(Value::as_str).unwrap_or_default().to_string();
+        item.record.insert(field.into(), json!(format!("{old} (same etag, rev {revision})")));
+        self.journal(store, id.to_string(), ChangeType::Updated);
+        true
+    }
+
     /// Deletes a live record, leaving a tombstone for `/sync/deleted`.
     pub fn delete(&mut self, store: usize, id: &str) -> bool {
         let removed = self.stores[store].remove(id);
@@ -891,7 +913,7 @@ impl Data {
                     next.time_min_ms = i64::MIN;
                     next.time_max_ms = i64::MAX;
                 }
-                (None, Some(self.codec.encode(&Token::Delta(next))))
+                (None, (!self.omit_next_delta_token).then(|| self.codec.encode(&Token::Delta(next))))
             }
         };
         let body = match body {

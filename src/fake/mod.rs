@@ -284,6 +284,13 @@ impl FakeAurinko {
         self.mutate(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.update(store, id)))
     }
 
+    /// Changes a live event's subject or contact's notes without a new etag or
+    /// `lastModifiedTime` (a provider may do that); the next delta reports the record. False when
+    /// there is no such record, or for messages (which have no etag).
+    pub fn update_keeping_etag(&self, token: &str, collection: &Collection, id: &str) -> bool {
+        self.mutate(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.update_keeping_etag(store, id)))
+    }
+
     /// Deletes a live record, leaving a tombstone for `/sync/deleted`.
     pub fn delete(&self, token: &str, collection: &Collection, id: &str) -> bool {
         self.mutate(|s| s.data.store_of(token, collection).is_some_and(|store| s.data.delete(store, id)))
@@ -320,6 +327,12 @@ impl FakeAurinko {
     /// contacts) answers 410 `syncToken.expired` (or as [`FakeAurinko::set_expired_answer`] says).
     pub fn expire_tokens(&self, token: &str) {
         self.with(|s| s.data.expire_tokens(token));
+    }
+
+    /// While `on`, the last page of every `/sync/updated` and `/sync/deleted` drain carries
+    /// neither `nextDeltaToken` nor `nextPageToken` (the spec does not promise a delta token).
+    pub fn set_omit_next_delta_token(&self, on: bool) {
+        self.with(|s| s.data.omit_next_delta_token = on);
     }
 
     /// How tokens expired by [`FakeAurinko::expire_tokens`] are refused (410 by default).

@@ -100,6 +100,7 @@ fn count(result: &CollectionResult) {
     metrics::counter!("aurinko_sync_records_upserted_total", &labels).increment(r.stats.upserted);
     metrics::counter!("aurinko_sync_records_deleted_total", &labels).increment(r.stats.deleted + r.stats.swept);
     metrics::counter!("aurinko_sync_reprovisions_total", &labels).increment(r.reprovisions);
+    metrics::counter!("aurinko_sync_pages_without_delta_token_total", &labels).increment(r.pages_without_delta_token);
     let outcome = match &r.finish {
         Some(Finish::CaughtUp) => "caught_up",
         Some(Finish::Removed) => "removed",

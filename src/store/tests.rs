@@ -68,6 +68,11 @@ fn an_unchanged_etag_is_not_rewritten_and_a_new_one_is() {
     let stats = store.commit(&key(), &c, &PageRecords::Upserts(vec![row("a", "2")]), now()).unwrap();
     assert_eq!((stats.upserted, stats.unchanged), (1, 0));
     assert_eq!(ids(&store)[0], ("a".into(), Some("2".into())));
+    // The same etag with other content: rewritten all the same.
+    let changed = parse(Kind::Calendar, r#"{"id":"a","etag":"2","subject":"changed"}"#);
+    let stats = store.commit(&key(), &c, &PageRecords::Upserts(vec![changed]), now()).unwrap();
+    assert_eq!((stats.upserted, stats.unchanged), (1, 0));
+    assert_eq!(store.events("work").unwrap()[0].subject.as_deref(), Some("changed"));
 }
 
 #[test]

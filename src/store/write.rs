@@ -99,8 +99,11 @@ impl KindSql {
         let conflict = [key_columns.as_slice(), &[t.id]].concat().join(", ");
         let updates: Vec<String> =
             columns[key_columns.len() + 1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        // The etag is compared first because it is short; a record whose
+        // etag stayed but whose JSON changed (providers do not promise a new
+        // etag for every change) is rewritten too.
         let changed = if t.etag {
-            format!("{0}.etag IS NOT excluded.etag OR (excluded.etag IS NULL AND {0}.raw IS NOT excluded.raw)", t.name)
+            format!("{0}.etag IS NOT excluded.etag OR {0}.raw IS NOT excluded.raw", t.name)
         } else {
             format!("{0}.raw IS NOT excluded.raw", t.name)
         };
@@ -381,9 +384,9 @@ fn save_outcome(conn: &Connection, key: &CollectionKey, outcome: &Outcome, now: 
     Ok(())
 }
 
-/// A record whose etag (or, without one, whose JSON) did not change is not
-/// rewritten; during a reconciling pass the generation differs, so the row
-/// is touched once to mark it as seen.
+/// A record whose etag and JSON did not change is not rewritten; during a
+/// reconciling pass the generation differs, so the row is touched once to
+/// mark it as seen.
 fn upsert_rows(
     conn: &Connection,
     key: &CollectionKey,

@@ -38,6 +38,9 @@ pub struct PassReport {
     pub rejected: u64,
     /// Provisionings after the first one (expired tokens, window rolls).
     pub reprovisions: u64,
+    /// Last pages that carried no `nextDeltaToken`: the stream kept the
+    /// delta token it started from.
+    pub pages_without_delta_token: u64,
     pub duration: Duration,
     /// State kept back from an empty last page, to be stored with the
     /// pass's outcome.
@@ -147,6 +150,15 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                         ctx.progress.page(&name, count);
                         tracing::debug!(collection = %name, stream = stream.as_str(), records = count, last = page.next_page_token.is_none(), "page");
                         let ends_stream = page.next_page_token.is_none();
+                        if ends_stream && page.next_delta_token.is_none() {
+                            report.pages_without_delta_token += 1;
+                            tracing::warn!(
+                                collection = %name,
+                                stream = stream.as_str(),
+                                "last page without nextDeltaToken: its records are stored, the delta token stays \
+                                 where this drain started"
+                            );
+                        }
                         let commit = pass.on_page(page.next_page_token, page.next_delta_token);
                         let deferrable = brought == 0 && ends_stream && commit.sweep.is_none() && !commit.purge;
                         (Some((commit, records)), deferrable)

@@ -127,11 +127,14 @@ impl Pass {
             Phase::Idle => state.phase = Phase::Updated,
             Phase::Provisioning | Phase::Updated | Phase::Deleted => {}
         }
-        // A stored state without the tokens its phase needs (a damaged row)
-        // starts over rather than failing forever.
+        // A stored state without the delta tokens a drain needs (a damaged
+        // row) starts over rather than failing forever. A drain may go back
+        // to either stream (a resumed drain, a page without a next token),
+        // so both are needed.
         let usable = match state.phase {
-            Phase::Updated => state.updated.request().is_some() && state.deleted.request().is_some(),
-            Phase::Deleted => state.deleted.request().is_some(),
+            Phase::Updated | Phase::Deleted => {
+                state.updated.delta_token.is_some() && state.deleted.delta_token.is_some()
+            }
             _ => true,
         };
         if !usable {
@@ -267,17 +270,28 @@ impl Pass {
     /// A page arrived. The returned commit carries the new cursor (and the
     /// sweep at the end of a reconciling pass); the driver stores it together
     /// with the page's records.
+    ///
+    /// A last page without `nextDeltaToken` (the spec does not promise one)
+    /// ends the stream for this pass at the delta token its drain started
+    /// from: the next pass asks from there again, which repeats changes
+    /// already stored rather than losing any. A reconciling sweep waits for
+    /// a drain that ends with a token.
     pub fn on_page(&mut self, next_page_token: Option<String>, next_delta_token: Option<String>) -> Commit {
         let stream = self.stream();
         self.page_token_retried = false;
         let mut sweep = None;
         match (next_page_token, next_delta_token) {
             (Some(page), _) => self.state.cursor_mut(stream).page_token = Some(page),
-            (None, Some(delta)) => {
-                *self.state.cursor_mut(stream) = Cursor::at_delta(delta);
+            (None, delta) => {
+                let ended_with_a_token = delta.is_some();
+                let cursor = self.state.cursor_mut(stream);
+                match delta {
+                    Some(delta) => *cursor = Cursor::at_delta(delta),
+                    None => cursor.page_token = None,
+                }
                 match stream {
                     Stream::Updated => {
-                        if self.state.reconciling {
+                        if self.state.reconciling && ended_with_a_token {
                             // The range of the provisioning this pass
                             // drained, as stored with it.
                             sweep = Some(Sweep { below: self.state.generation, window: self.state.window });
@@ -298,8 +312,6 @@ impl Pass {
                     }
                 }
             }
-            // The client refuses such pages; keep the cursor where it was.
-            (None, None) => self.fail(ErrorClass::Permanent, "page without a next token".into()),
         }
         Commit { sweep, ..Commit::state_only(&self.state) }
     }
@@ -485,6 +497,31 @@ mod tests {
         pass.on_page(None, some("D2"));
         assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
         assert_eq!(pass.state().deleted, Cursor::at_delta("D2".into()));
+    }
+
+    #[test]
+    fn a_last_page_without_a_delta_token_ends_the_stream_at_the_drains_token() {
+        let mut pass = Pass::new(idle(2), window(), policy());
+        pass.on_page(some("P1"), None);
+        assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Page("P1")));
+        // The follow-up page has no token at all: its records are committed
+        // and the stream keeps the token the drain started from.
+        let commit = pass.on_page(None, None);
+        assert_eq!(commit.state.updated, Cursor::at_delta("U1".into()));
+        assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D1")));
+        let commit = pass.on_page(None, None);
+        assert_eq!((commit.state.phase, &commit.state.deleted), (Phase::Idle, &Cursor::at_delta("D1".into())));
+        assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
+        // A first full pass that ends so does not sweep: nothing proves it
+        // complete. The next pass drains it again from the same token.
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        pass.on_provision(ready("U0", "D0")).unwrap();
+        let commit = pass.on_page(None, None);
+        assert_eq!((commit.sweep, commit.state.reconciling), (None, true));
+        pass.on_page(None, some("D1"));
+        let mut next = Pass::new(pass.state().clone(), window(), policy());
+        assert_eq!(fetch(&next), (Stream::Updated, TokenRef::Delta("U0")));
+        assert_eq!(next.on_page(None, some("U1")).sweep.map(|s| s.below), Some(1));
     }
 
     #[test]
@@ -799,5 +836,14 @@ mod tests {
         state.updated = Cursor::default();
         let pass = Pass::new(state, window(), policy());
         assert!(matches!(pass.next_action(), Action::Provision { .. }));
+        // A page token without the delta token it belongs to, in either
+        // stream: a drain could not fall back, so it starts over too.
+        for phase in [Phase::Updated, Phase::Deleted] {
+            let mut state = idle(1);
+            state.phase = phase;
+            state.updated = Cursor { delta_token: None, page_token: some("P") };
+            let pass = Pass::new(state, window(), policy());
+            assert!(matches!(pass.next_action(), Action::Provision { .. }), "{phase:?}");
+        }
     }
 }

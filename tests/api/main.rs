@@ -19,4 +19,5 @@ mod secrets;
 mod service;
 mod soak;
 mod storage;
+mod tolerant;
 mod webhooks;
