@@ -13,7 +13,7 @@ fn daemon_setup(sync: &'static str) -> Setup {
     Setup { sync_extra: sync, server: true, ..Setup::default() }
 }
 
-async fn get(app: &TestApp, path: &str) -> (u16, String) {
+pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, String) {
     let url = format!("http://{}{path}", app.listen.expect("a listener"));
     match reqwest::get(&url).await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
@@ -128,7 +128,7 @@ async fn systemd_hears_ready_status_watchdog_and_stopping() {
 }
 
 /// Parses Prometheus text: every sample line is `name{labels} value`.
-fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
+pub(crate) fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
     let mut samples = Vec::new();
     for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));

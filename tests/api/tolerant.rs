@@ -1,11 +1,14 @@
 //! Tolerant of what the spec does not promise: a last page without
 //! `nextDeltaToken`, and a record whose body changed under the same etag.
 
+use std::time::Duration;
+
 use aurinko_sync::fake::{Collection, Endpoint};
 use aurinko_sync::store::{CollectionKey, Store};
 use aurinko_sync::sync::{Kind, SyncState};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+use crate::service::{get, parse_metrics};
 
 fn state_of(app: &TestApp, calendar: &str) -> SyncState {
     let store = Store::open_read_only(&app.db_path).unwrap();
@@ -75,4 +78,30 @@ async fn a_record_changed_under_the_same_etag_is_rewritten() {
     let served = served.into_iter().find(|v| v["id"] == event.as_str()).unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stored.raw).unwrap(), served);
     assert!(stored.raw.contains("same etag"), "the new subject is stored");
+}
+
+/// The daemon counts last pages without `nextDeltaToken` in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_counts_last_pages_without_a_delta_token() {
+    let setup = Setup { sync_extra: "poll_interval_secs = 3600\n", server: true, ..Setup::default() };
+    let app = spawn_app(setup).await;
+    app.fake.set_omit_next_delta_token(true);
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    // Both streams of both calendars ended without a delta token.
+    let mut counted = 0.0;
+    for _ in 0..200 {
+        if let (200, text) = get(&app, "/metrics").await {
+            counted = parse_metrics(&text)
+                .iter()
+                .filter(|(name, _, _)| name == "aurinko_sync_pages_without_delta_token_total")
+                .map(|(_, _, value)| value)
+                .sum();
+            if counted >= 4.0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counted, 4.0);
 }
