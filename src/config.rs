@@ -120,6 +120,14 @@ pub struct EmailConfig {
     pub body: Option<BodyType>,
 }
 
+/// Task sync settings (`tasks = true`, or `tasks = { completed_within_days = 90 }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TasksConfig {
+    /// Completed tasks whose completion lies further back than this many
+    /// days are left out of the initial load; `None` loads every task.
+    pub completed_within_days: Option<u32>,
+}
+
 #[derive(Clone)]
 pub struct AccountConfig {
     pub name: String,
@@ -128,6 +136,8 @@ pub struct AccountConfig {
     /// `None`: the mailbox is not synced.
     pub email: Option<EmailConfig>,
     pub contacts: bool,
+    /// `None`: task lists are not synced.
+    pub tasks: Option<TasksConfig>,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -138,6 +148,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("calendars", &self.calendars)
             .field("email", &self.email)
             .field("contacts", &self.contacts)
+            .field("tasks", &self.tasks)
             .finish()
     }
 }
@@ -217,6 +228,9 @@ struct RawAccount {
     calendars: Option<toml::Value>,
     email: Option<RawEmail>,
     contacts: Option<bool>,
+    /// `true`, `false` or `{ completed_within_days = N }`; checked by hand
+    /// like `calendars`.
+    tasks: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -416,10 +430,38 @@ fn validate_account(
         }
     };
     let contacts = raw.contacts.unwrap_or(false);
-    if calendars == CalendarSelection::Listed(Vec::new()) && email.is_none() && !contacts {
-        return Err(ConfigError::at(key("calendars"), "nothing to sync: no calendars, no email, no contacts"));
+    let tasks = validate_tasks(&key("tasks"), raw.tasks)?;
+    if calendars == CalendarSelection::Listed(Vec::new()) && email.is_none() && !contacts && tasks.is_none() {
+        return Err(ConfigError::at(
+            key("calendars"),
+            "nothing to sync: no calendars, no email, no contacts, no tasks",
+        ));
     }
-    Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts })
+    Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts, tasks })
+}
+
+/// `tasks = true | false | { completed_within_days = N }`.
+fn validate_tasks(key: &str, value: Option<toml::Value>) -> Result<Option<TasksConfig>, ConfigError> {
+    let expected = "expected true, false or { completed_within_days = N }";
+    match value {
+        None | Some(toml::Value::Boolean(false)) => Ok(None),
+        Some(toml::Value::Boolean(true)) => Ok(Some(TasksConfig { completed_within_days: None })),
+        Some(toml::Value::Table(table)) => {
+            let mut days = None;
+            for (name, v) in table {
+                let field = format!("{key}.{name}");
+                match (name.as_str(), v) {
+                    ("completed_within_days", toml::Value::Integer(n)) => days = Some(positive(&field, Some(n), 0)?),
+                    ("completed_within_days", other) => {
+                        return Err(ConfigError::at(field, format!("expected a number of days, got {other}")));
+                    }
+                    _ => return Err(ConfigError::at(field, "unknown key")),
+                }
+            }
+            Ok(Some(TasksConfig { completed_within_days: days }))
+        }
+        Some(other) => Err(ConfigError::at(key, format!("{expected}, got {other}"))),
+    }
 }
 
 /// Reads a secret from an environment variable or a file, trimmed. With
@@ -606,6 +648,41 @@ mod tests {
     }
 
     #[test]
+    fn tasks_are_off_by_default_and_configurable() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.accounts[0].tasks, None);
+        let account = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = []\n";
+        let tasks = |line: &str| parse(&format!("{account}{line}")).map(|c| c.accounts[0].tasks);
+        assert_eq!(tasks("tasks = true\n").unwrap(), Some(TasksConfig { completed_within_days: None }));
+        assert_eq!(tasks("tasks = {}\n").unwrap(), Some(TasksConfig { completed_within_days: None }));
+        assert_eq!(
+            tasks("tasks = { completed_within_days = 90 }\n").unwrap(),
+            Some(TasksConfig { completed_within_days: Some(90) })
+        );
+        let err = tasks("tasks = false\n").unwrap_err();
+        assert!(err.contains("accounts[0].calendars") && err.contains("nothing to sync"), "{err}");
+    }
+
+    #[test]
+    fn bad_task_settings_name_their_key_on_one_line() {
+        let account = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n";
+        let cases = [
+            ("tasks = \"yes\"\n", "accounts[0].tasks"),
+            ("tasks = [1]\n", "accounts[0].tasks"),
+            ("tasks = { completed_within_days = 0 }\n", "accounts[0].tasks.completed_within_days"),
+            ("tasks = { completed_within_days = -5 }\n", "accounts[0].tasks.completed_within_days"),
+            ("tasks = { completed_within_days = \"30\" }\n", "accounts[0].tasks.completed_within_days"),
+            ("tasks = { completed_within_days = 99999999999 }\n", "accounts[0].tasks.completed_within_days"),
+            ("tasks = { days = 3 }\n", "accounts[0].tasks.days"),
+        ];
+        for (line, key) in cases {
+            let err = parse(&format!("{account}{line}")).expect_err(line);
+            assert!(err.contains(key), "{line:?} gave {err:?}");
+            assert!(!err.contains('\n'), "multi-line error: {err:?}");
+        }
+    }
+
+    #[test]
     fn the_webhook_needs_a_listener_and_a_secret() {
         let listen = "[server]\nlisten = \"127.0.0.1:9464\"\n";
         let ok = format!(
@@ -642,6 +719,7 @@ mod tests {
         let c = Config::parse_with(text, &|_| None, false).unwrap();
         assert_eq!(c.accounts[0].name, "work");
         assert_eq!(c.api.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.accounts[0].tasks, None);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use tokio_retry::strategy::{ExponentialBackoff, jitter};
 use super::error::{ApiError, Endpoint, ErrorClass, classify};
 use super::politeness::{Politeness, parse_retry_after};
 use super::wire::{
-    AccountInfo, ApiRequestFailed, Calendar, CalendarsPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
+    AccountInfo, ApiRequestFailed, Calendar, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
+    TaskList,
 };
 use crate::config::ApiConfig;
 
@@ -105,18 +106,33 @@ impl Api {
 impl AccountClient {
     /// `GET /calendars`, following `nextPageToken` to the end.
     pub async fn list_calendars(&self) -> Result<Vec<Calendar>, ApiError> {
-        let mut calendars = Vec::new();
+        self.list_all(Endpoint::ListCalendars, "calendars", Calendar::from_raw).await
+    }
+
+    /// `GET /tasklists`, following `nextPageToken` to the end.
+    pub async fn list_task_lists(&self) -> Result<Vec<TaskList>, ApiError> {
+        self.list_all(Endpoint::ListTaskLists, "tasklists", TaskList::from_raw).await
+    }
+
+    /// A token-paged listing to its end; records without an id are skipped.
+    async fn list_all<T>(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        record: impl Fn(&RawValue) -> Option<T>,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut all = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
-            let mut url = self.api.url(&["calendars"]);
+            let mut url = self.api.url(&[path]);
             if let Some(token) = &page_token {
                 url.query_pairs_mut().append_pair("pageToken", token);
             }
-            let page: CalendarsPage = self.call(Endpoint::ListCalendars, Method::GET, url, decode_json).await?;
-            calendars.extend(page.records.unwrap_or_default().iter().filter_map(|r| Calendar::from_raw(r)));
+            let page: ListPage = self.call(endpoint, Method::GET, url, decode_json).await?;
+            all.extend(page.records.unwrap_or_default().iter().filter_map(|r| record(r)));
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(next) if page_token.as_ref() != Some(&next) => page_token = Some(next),
-                _ => return Ok(calendars),
+                _ => return Ok(all),
             }
         }
     }

@@ -54,6 +54,7 @@ pub enum Endpoint {
     GetCalendar,
     /// `GET {root}` of a collection: whether it still exists after a 404.
     GetCollection,
+    ListTaskLists,
     SyncStart,
     SyncUpdated,
     SyncDeleted,
@@ -67,6 +68,7 @@ impl Endpoint {
             Endpoint::ListCalendars => "calendars",
             Endpoint::GetCalendar => "calendar",
             Endpoint::GetCollection => "collection",
+            Endpoint::ListTaskLists => "tasklists",
             Endpoint::SyncStart => "sync_start",
             Endpoint::SyncUpdated => "sync_updated",
             Endpoint::SyncDeleted => "sync_deleted",
@@ -179,6 +181,7 @@ mod tests {
         assert_eq!(classify(404, &body("badRequest", "Not found"), e), NotFound);
         assert_eq!(classify(404, b"", Endpoint::GetCollection), NotFound);
         assert_eq!(classify(404, b"", Endpoint::ListCalendars), Permanent);
+        assert_eq!(classify(404, b"", Endpoint::ListTaskLists), Permanent);
         assert_eq!(classify(404, b"", Endpoint::Subscriptions), Permanent);
         assert_eq!(classify(403, b"", e), Permanent);
         assert_eq!(classify(412, b"", e), Permanent);

@@ -32,10 +32,10 @@ pub(crate) struct RawSyncPage<'a> {
     pub records: Option<Vec<&'a RawValue>>,
 }
 
-/// `CalendarsPage`.
+/// `CalendarsPage` and `TaskListPage`: a page of a listing, records kept raw.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct CalendarsPage {
+pub(crate) struct ListPage {
     #[serde(default)]
     pub next_page_token: Option<String>,
     #[serde(default)]
@@ -77,6 +77,42 @@ impl Calendar {
             name: fields.name,
             primary: fields.primary.unwrap_or(false),
             access_role: fields.access_role,
+            raw: raw.get().to_string(),
+        })
+    }
+}
+
+/// The parts of a `TaskList` the sync needs; the record is kept whole in `raw`.
+#[derive(Debug, Clone)]
+pub struct TaskList {
+    pub id: String,
+    pub title: Option<String>,
+    pub default_list: bool,
+    pub raw: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskListFields {
+    id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    default_list: Option<bool>,
+}
+
+impl TaskList {
+    /// `None` for a record without an id, which cannot be synced.
+    pub(crate) fn from_raw(raw: &RawValue) -> Option<TaskList> {
+        if !raw.get().trim_start().starts_with('{') {
+            return None;
+        }
+        let fields: TaskListFields = serde_json::from_str(raw.get()).ok()?;
+        let id = fields.id.filter(|id| !id.is_empty())?;
+        Some(TaskList {
+            id,
+            title: fields.title,
+            default_list: fields.default_list.unwrap_or(false),
             raw: raw.get().to_string(),
         })
     }

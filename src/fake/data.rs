@@ -1,6 +1,7 @@
 //! Accounts, their collections and each collection's change log.
 //!
-//! A collection is one calendar's events, an account's mailbox or its address book; each lives in
+//! A collection is one calendar's events, an account's mailbox, its address book or one task
+//! list's tasks; each lives in
 //! a [`Store`]. Every create, update and delete bumps the store's sequence number; live records
 //! are indexed by the sequence of their last change and deletions leave tombstones in sequence
 //! order. A delta is then just "records with `base < seq <= high`", which makes paging stateless
@@ -21,7 +22,7 @@ use super::error::{ApiError, ExpiredAnswer};
 use super::generate::{self, GeneratedEvent};
 use super::mail::{self, Bodies};
 use super::tokens::{BodyType, Stream, SyncPosition, Token, TokenCodec, fnv1a};
-use super::{Collection, TruthEvent, TruthRecord, contacts};
+use super::{Collection, TruthEvent, TruthRecord, contacts, tasks};
 
 /// What a store holds; decides record shapes, the window filter and the tombstone shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub(crate) enum Kind {
     Calendar,
     Email,
     Contacts,
+    Tasks,
 }
 
 /// What happened to a record, as webhook notifications report it (`changeType`).
@@ -68,6 +70,8 @@ pub(crate) struct Account {
     pub dead: bool,
     /// Calendar numbers in creation order (the order of `GET /calendars`).
     calendars: Vec<usize>,
+    /// Task list numbers in creation order (the order of `GET /tasklists`).
+    task_lists: Vec<usize>,
     /// Store numbers of the mailbox and the address book, which every account has.
     email: usize,
     contacts: usize,
@@ -76,7 +80,9 @@ pub(crate) struct Account {
 #[derive(Debug)]
 struct Item {
     seq: u64,
-    /// Events: their interval; messages: `receivedAt` at both ends; contacts: 0.
+    /// Events: their interval; messages: `receivedAt` at both ends; contacts: 0; tasks:
+    /// `completed` at both ends, or the whole range for a task that is not completed (see
+    /// [`task_span`]).
     start_ms: i64,
     end_ms: i64,
     modified: DateTime<Utc>,
@@ -146,6 +152,7 @@ impl Store {
                 Kind::Calendar => generate::event_id(&mut self.rng),
                 Kind::Email => mail::message_id(&mut self.rng),
                 Kind::Contacts => contacts::contact_id(&mut self.rng),
+                Kind::Tasks => tasks::task_id(&mut self.rng),
             };
             if !self.items.contains_key(&id) && !self.retired.contains(&id) {
                 return id;
@@ -172,7 +179,10 @@ impl Store {
         let modified = match stamp {
             Some(at) => {
                 let text = json!(generate::timestamp(at));
-                record.insert("createdTime".into(), text.clone());
+                // `Task` has no `createdTime`.
+                if self.kind != Kind::Tasks {
+                    record.insert("createdTime".into(), text.clone());
+                }
                 record.insert("lastModifiedTime".into(), text);
                 at
             }
@@ -252,6 +262,28 @@ struct CalendarData {
     store: usize,
 }
 
+#[derive(Debug)]
+struct TaskListData {
+    id: String,
+    title: String,
+    default: bool,
+    removed: bool,
+    etag: String,
+    modified: DateTime<Utc>,
+    /// The store of the list's tasks.
+    store: usize,
+}
+
+/// A task's interval for the provisioning filter (`end > time_min && start < time_max`): a
+/// completed task sits at its completion time, so `skipCompletedBeforeDate` (sent as
+/// `time_min`) leaves out those completed before it; an open task spans everything.
+fn task_span(completed: Option<DateTime<Utc>>) -> (i64, i64) {
+    match completed {
+        Some(at) => (at.timestamp_millis(), at.timestamp_millis()),
+        None => (i64::MIN, i64::MAX),
+    }
+}
+
 /// One page of `/sync/updated` or `/sync/deleted`, already serialised.
 #[derive(Debug)]
 pub(crate) struct SyncPage {
@@ -261,7 +293,7 @@ pub(crate) struct SyncPage {
     pub next_delta_token: Option<String>,
 }
 
-/// One page of `GET /calendars`, already serialised.
+/// One page of `GET /calendars` or `GET /tasklists`, already serialised.
 #[derive(Debug)]
 pub(crate) struct CalendarsPage {
     pub body: Vec<u8>,
@@ -290,6 +322,7 @@ pub(crate) struct Data {
     accounts: Vec<Account>,
     by_token: HashMap<String, usize>,
     calendars: Vec<CalendarData>,
+    task_lists: Vec<TaskListData>,
     stores: Vec<Store>,
     /// Given to each new provisioning.
     not_ready_polls: u32,
@@ -313,6 +346,7 @@ impl Data {
             accounts: Vec::new(),
             by_token: HashMap::new(),
             calendars: Vec::new(),
+            task_lists: Vec::new(),
             stores: Vec::new(),
             not_ready_polls,
             expired_answer: ExpiredAnswer::default(),
@@ -365,6 +399,7 @@ impl Data {
                     epoch: 0,
                     dead: false,
                     calendars: Vec::new(),
+                    task_lists: Vec::new(),
                     email,
                     contacts,
                 });
@@ -442,6 +477,95 @@ impl Data {
         }
     }
 
+    /// Adds a task list, or revives and renames an existing one with the same id. Marking it the
+    /// default unmarks the previous one.
+    pub fn add_task_list(&mut self, token: &str, task_list_id: &str, title: &str, default: bool) {
+        let Some(account) = self.account_by_token(token) else {
+            return;
+        };
+        let existing =
+            self.accounts[account].task_lists.iter().copied().find(|&index| self.task_lists[index].id == task_list_id);
+        let index = match existing {
+            Some(index) => index,
+            None => {
+                let index = self.task_lists.len();
+                let rng = self.store_rng(&self.accounts[account].name, &format!("\0tasks\0{task_list_id}"));
+                let store = self.add_store(Kind::Tasks, "", rng);
+                self.task_lists.push(TaskListData {
+                    id: task_list_id.to_string(),
+                    title: String::new(),
+                    default: false,
+                    removed: false,
+                    etag: String::new(),
+                    modified: self.anchor,
+                    store,
+                });
+                self.accounts[account].task_lists.push(index);
+                index
+            }
+        };
+        if default {
+            for &other in &self.accounts[account].task_lists {
+                self.task_lists[other].default = false;
+            }
+        }
+        let etag = generate::etag(&mut self.rng);
+        let list = &mut self.task_lists[index];
+        list.title = title.to_string();
+        list.default = default;
+        list.removed = false;
+        list.etag = etag;
+        list.modified = now_millis();
+    }
+
+    /// The task list disappears from `GET /tasklists` and its endpoints answer 404.
+    pub fn remove_task_list(&mut self, token: &str, task_list_id: &str) {
+        let Some(account) = self.account_by_token(token) else {
+            return;
+        };
+        if let Some(index) = self.resolve_task_list(account, task_list_id) {
+            self.task_lists[index].removed = true;
+        }
+    }
+
+    /// A live task list of the account by id, or by the alias `default` (which webhook
+    /// resources use).
+    pub fn resolve_task_list(&self, account: usize, task_list_id: &str) -> Option<usize> {
+        let mut live =
+            self.accounts[account].task_lists.iter().copied().filter(|&index| !self.task_lists[index].removed);
+        if task_list_id == "default" {
+            live.find(|&index| self.task_lists[index].default)
+        } else {
+            live.find(|&index| self.task_lists[index].id == task_list_id)
+        }
+    }
+
+    pub fn task_list_id(&self, index: usize) -> &str {
+        &self.task_lists[index].id
+    }
+
+    pub fn task_list_store(&self, index: usize) -> usize {
+        self.task_lists[index].store
+    }
+
+    fn task_list_record(&self, index: usize) -> Value {
+        let t = &self.task_lists[index];
+        tasks::task_list_record(&t.id, &t.title, t.default, &t.etag, t.modified)
+    }
+
+    pub fn task_list_json(&self, index: usize) -> Vec<u8> {
+        serde_json::to_vec(&self.task_list_record(index)).unwrap_or_default()
+    }
+
+    /// Ids of the account's live task lists, in `GET /tasklists` order.
+    pub fn task_list_ids(&self, token: &str) -> Vec<String> {
+        let Some(account) = self.account_by_token(token) else {
+            return Vec::new();
+        };
+        let lists = &self.accounts[account].task_lists;
+        lists.iter().map(|&index| &self.task_lists[index]).filter(|t| !t.removed).map(|t| t.id.clone()).collect()
+    }
+
     fn find_calendar(&self, account: usize, calendar_id: &str) -> Option<usize> {
         self.accounts[account].calendars.iter().copied().find(|&index| self.calendars[index].id == calendar_id)
     }
@@ -497,6 +621,7 @@ impl Data {
             Collection::Calendar(id) => self.resolve_calendar(account, id).map(|index| self.calendars[index].store),
             Collection::Email => Some(self.accounts[account].email),
             Collection::Contacts => Some(self.accounts[account].contacts),
+            Collection::Tasks(id) => self.resolve_task_list(account, id).map(|index| self.task_lists[index].store),
         }
     }
 
@@ -573,7 +698,32 @@ impl Data {
                     self.journal(store, id, ChangeType::Created);
                 }
             }
+            Kind::Tasks => {
+                for _ in 0..count {
+                    let id = self.insert_task(store, None);
+                    self.journal(store, id, ChangeType::Created);
+                }
+            }
         }
+    }
+
+    /// Makes a task (now with `stamp`, else somewhere in the past); about a quarter are subtasks
+    /// of a live top-level task of the same list.
+    fn insert_task(&mut self, store: usize, stamp: Option<DateTime<Utc>>) -> String {
+        let anchor = self.anchor;
+        let s = &mut self.stores[store];
+        let id = s.fresh_id();
+        let parent = if s.rng.random_bool(0.25) {
+            let top: Vec<&String> =
+                s.items.iter().filter(|(_, item)| !item.record.contains_key("parentId")).map(|(id, _)| id).collect();
+            (!top.is_empty()).then(|| top[s.rng.random_range(0..top.len())].clone())
+        } else {
+            None
+        };
+        let record = tasks::task(&mut s.rng, anchor, id.clone(), stamp, parent.as_deref());
+        let span = task_span(tasks::completed_at(&record));
+        s.insert(id.clone(), span, record, None, stamp, anchor);
+        id
     }
 
     /// Creates one record "now" and returns its id: a single event, a message just arrived in
@@ -581,6 +731,11 @@ impl Data {
     pub fn create(&mut self, store: usize) -> String {
         let anchor = self.anchor;
         let now = now_millis();
+        if self.stores[store].kind == Kind::Tasks {
+            let id = self.insert_task(store, Some(now));
+            self.journal(store, id.clone(), ChangeType::Created);
+            return id;
+        }
         let s = &mut self.stores[store];
         let id = s.fresh_id();
         match s.kind {
@@ -597,6 +752,7 @@ impl Data {
                 let record = contacts::contact(&mut s.rng, anchor, id.clone(), Some(now));
                 s.insert(id.clone(), (0, 0), record, None, Some(now), anchor);
             }
+            Kind::Tasks => unreachable!("tasks are created above"),
         }
         self.journal(store, id.clone(), ChangeType::Created);
         id
@@ -639,6 +795,10 @@ impl Data {
             }
             Kind::Email => mail::update(rng, &mut item.record, item.modified),
             Kind::Contacts => contacts::update(rng, &mut item.record, item.modified),
+            Kind::Tasks => {
+                let completed = tasks::update(rng, &mut item.record, item.modified);
+                (item.start_ms, item.end_ms) = task_span(completed);
+            }
         }
         self.journal(store, id.to_string(), ChangeType::Updated);
         true
@@ -742,13 +902,14 @@ impl Data {
         out
     }
 
-    /// Live records of a store, sorted by id, filtered by `keep(received_ms)`.
-    pub fn truth_records(&self, store: usize, keep: impl Fn(i64) -> bool) -> Vec<TruthRecord> {
+    /// Live records of a store, sorted by id, that a provisioning with `time_min_ms` and
+    /// `time_max_ms` would report (see [`Data::provision`]).
+    pub fn truth_records(&self, store: usize, (time_min_ms, time_max_ms): (i64, i64)) -> Vec<TruthRecord> {
         let store = &self.stores[store];
         store
             .items
             .iter()
-            .filter(|(_, item)| store.kind != Kind::Email || keep(item.start_ms))
+            .filter(|(_, item)| item.end_ms > time_min_ms && item.start_ms < time_max_ms)
             .map(|(id, item)| {
                 let (version, received_at) = match store.kind {
                     Kind::Email => (
@@ -792,6 +953,42 @@ impl Data {
         let end = offset + count;
         let next_page_token = (end < live.len())
             .then(|| self.codec.encode(&Token::Calendars { account: account as u32, offset: end as u32 }));
+        let body = serde_json::to_vec(&PageBody {
+            next_page_token: next_page_token.as_deref(),
+            next_delta_token: None,
+            length: count,
+            records,
+        })
+        .unwrap_or_default();
+        Ok(CalendarsPage { body, records: count, next_page_token })
+    }
+
+    /// `GET /tasklists` from the offset in `page_token`.
+    pub fn task_lists_page(
+        &self,
+        account: usize,
+        page_token: Option<&str>,
+        page_size: usize,
+    ) -> Result<CalendarsPage, ApiError> {
+        let offset = match page_token.filter(|text| !text.is_empty()) {
+            None => 0,
+            Some(text) => match self.codec.decode(text) {
+                Some(Token::TaskLists { account: owner, offset }) if owner as usize == account => offset as usize,
+                _ => return Err(ApiError::token_not_valid("Page token is invalid")),
+            },
+        };
+        let live: Vec<usize> = self.accounts[account]
+            .task_lists
+            .iter()
+            .copied()
+            .filter(|&index| !self.task_lists[index].removed)
+            .collect();
+        let records: Vec<Value> =
+            live.iter().skip(offset).take(page_size).map(|&index| self.task_list_record(index)).collect();
+        let count = records.len();
+        let end = offset + count;
+        let next_page_token = (end < live.len())
+            .then(|| self.codec.encode(&Token::TaskLists { account: account as u32, offset: end as u32 }));
         let body = serde_json::to_vec(&PageBody {
             next_page_token: next_page_token.as_deref(),
             next_delta_token: None,

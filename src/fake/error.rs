@@ -76,6 +76,10 @@ impl ApiError {
         Self::new(404, "notFound", "Calendar not found")
     }
 
+    pub fn task_list_not_found() -> Self {
+        Self::new(404, "notFound", "Task list not found")
+    }
+
     /// JSON body `{code, message, requestId}`, with `originalError` when there is one.
     pub fn body(&self, request_id: &str) -> Vec<u8> {
         let mut body = json!({

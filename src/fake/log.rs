@@ -12,12 +12,19 @@ pub enum Endpoint {
     ListCalendars,
     /// `GET /v1/calendars/{id}` (operation `calendarById`).
     GetCalendar,
-    /// `POST /v1/calendars/{id}/sync`, `POST /v1/email/sync`, `POST /v1/contacts/sync`
-    /// (operations `calSyncStart`, `emailSyncStart`, `contSyncStart`).
+    /// `GET /v1/tasklists` (operation `taskListsList`).
+    ListTaskLists,
+    /// `GET /v1/tasklists/{id}` (operation `taskList`).
+    GetTaskList,
+    /// `POST /v1/calendars/{id}/sync`, `POST /v1/email/sync`, `POST /v1/contacts/sync`,
+    /// `POST /v1/tasklists/{id}/sync` (operations `calSyncStart`, `emailSyncStart`,
+    /// `contSyncStart`, `taskSyncStart`).
     SyncStart,
-    /// `GET .../sync/updated` (operations `calSyncUpdated`, `emailSyncUpdated`, `contSyncUpdated`).
+    /// `GET .../sync/updated` (operations `calSyncUpdated`, `emailSyncUpdated`, `contSyncUpdated`,
+    /// `taskSyncUpdated`).
     SyncUpdated,
-    /// `GET .../sync/deleted` (operations `calSyncDeleted`, `emailSyncDeleted`, `contSyncDeleted`).
+    /// `GET .../sync/deleted` (operations `calSyncDeleted`, `emailSyncDeleted`, `contSyncDeleted`,
+    /// `taskSyncDeleted`).
     SyncDeleted,
     /// `GET /v1/account` (operation `getMyAccount`).
     Account,
@@ -44,7 +51,8 @@ pub struct RequestRecord {
     /// contacts.
     pub calendar_id: Option<String>,
     /// The collection addressed: `Calendar(id)` for the per-calendar endpoints (id as in
-    /// `calendar_id`), `Email` and `Contacts` for theirs; `None` for `GET /calendars`, the
+    /// `calendar_id`), `Tasks(id)` for the per-task-list ones (the id as written in the path),
+    /// `Email` and `Contacts` for theirs; `None` for `GET /calendars`, `GET /tasklists`, the
     /// account and subscription endpoints and unknown paths.
     pub collection: Option<Collection>,
     /// `deltaToken` and `pageToken` query parameters as sent.

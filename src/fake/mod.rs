@@ -7,13 +7,17 @@
 //!   (`EmailMessagesPage`, `EmailDeletedPage`);
 //! - contacts: `POST /v1/contacts/sync` and `GET /v1/contacts/sync/{updated,deleted}`
 //!   (`ContactsPage`, `DeletedPage`);
+//! - tasks: `GET /v1/tasklists` (`TaskListPage`), `GET /v1/tasklists/{id}`,
+//!   `POST /v1/tasklists/{id}/sync?skipCompletedBeforeDate=` and
+//!   `GET /v1/tasklists/{id}/sync/{updated,deleted}` (`SyncTasksPage`, `DeletedPage`);
 //! - `GET /v1/account` (`ApiAccountOutDto`);
 //! - webhooks: `GET`/`POST /v1/subscriptions` and `GET`/`DELETE /v1/subscriptions/{id}`, with the
 //!   notification URL validation handshake, and signed notifications to the subscribers after
 //!   every change made through this type's mutation methods.
 //!
 //! It is strict where real Aurinko is strict (required parameters, RFC 3339 windows, `daysWithin`
-//! a positive integer, `bodyType` `html` or `text`, exactly one of `deltaToken`/`pageToken`,
+//! a positive integer, `bodyType` `html` or `text`, `skipCompletedBeforeDate` RFC 3339 with an
+//! offset, exactly one of `deltaToken`/`pageToken`,
 //! tokens bound to their account, collection, stream and epoch). Faults, latency and a rate
 //! limit can be switched on to exercise a client's error handling, and every request is logged
 //! for assertions.
@@ -24,11 +28,13 @@
 //! initial updated pass reports the live messages received within `daysWithin` days of the
 //! `POST` (all without it), later deltas every changed message; messages carry `body` in the
 //! provisioning's `bodyType` (kept in its tokens), or list `"body"` in `omitted` without one.
+//! Task specifics: task lists come and go like calendars; the initial updated pass leaves out
+//! tasks completed before `skipCompletedBeforeDate`, later deltas report every changed task.
 //!
 //! Module map:
 //! - `data`: accounts, calendars, the per-collection stores and change logs, and the paging logic;
 //! - `generate`: the varied, seeded event and calendar records; `mail`: messages; `contacts`:
-//!   contacts;
+//!   contacts; `tasks`: tasks and task lists;
 //! - `tokens`: the opaque, stateless delta and page tokens;
 //! - `faults`: injected failures ([`Faults`], [`FaultKind`]); `limits`: the per-token rate limit;
 //! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; `log`: the request log
@@ -46,6 +52,7 @@ mod limits;
 mod log;
 mod mail;
 mod routes;
+mod tasks;
 mod tokens;
 mod webhooks;
 
@@ -123,19 +130,21 @@ pub struct TruthEvent {
 }
 
 /// One synchronisable collection of an account: a calendar (by id, or the alias `primary`), the
-/// mailbox or the address book.
+/// mailbox, the address book, or a task list (by id, or the alias `default`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Collection {
     Calendar(String),
     Email,
     Contacts,
+    Tasks(String),
 }
 
 /// Ground truth for assertions: one live record of a collection.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TruthRecord {
     pub id: String,
-    /// `etag` for events and contacts, `lastModifiedTime` for messages (which have no etag).
+    /// `etag` for events, contacts and tasks, `lastModifiedTime` for messages (which have no
+    /// etag).
     pub version: String,
     /// Messages only: `receivedAt`, exactly as served (RFC 3339, UTC, milliseconds).
     pub received_at: Option<String>,
@@ -323,6 +332,38 @@ impl FakeAurinko {
         });
     }
 
+    /// Adds a task list to the account of `token` (no-op for an unknown token), or revives and
+    /// renames one with that id. Marking it the default makes it the target of the `default`
+    /// alias and unmarks the previous one.
+    pub fn add_task_list(&self, token: &str, task_list_id: &str, title: &str, default: bool) {
+        self.with(|s| s.data.add_task_list(token, task_list_id, title, default));
+    }
+
+    /// The task list disappears from `GET /tasklists` and its endpoints answer 404.
+    pub fn remove_task_list(&self, token: &str, task_list_id: &str) {
+        self.with(|s| s.data.remove_task_list(token, task_list_id));
+    }
+
+    /// Ids of the account's live task lists, in `GET /tasklists` order.
+    pub fn task_list_ids(&self, token: &str) -> Vec<String> {
+        self.with(|s| s.data.task_list_ids(token))
+    }
+
+    /// The tasks of a list that a fresh provisioning with `skipCompletedBeforeDate` set to
+    /// `skip_completed_before` reports on its first pass (every open task, and the completed
+    /// ones completed at or after it), sorted by id.
+    pub fn truth_tasks_since(
+        &self,
+        token: &str,
+        task_list_id: &str,
+        skip_completed_before: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<TruthRecord> {
+        let range = (skip_completed_before.timestamp_millis() - 1, i64::MAX);
+        let collection = Collection::Tasks(task_list_id.to_string());
+        self.with(|s| s.data.store_of(token, &collection).map(|store| s.data.truth_records(store, range)))
+            .unwrap_or_default()
+    }
+
     /// Every delta and page token issued so far for this account (calendars, email and
     /// contacts) answers 410 `syncToken.expired` (or as [`FakeAurinko::set_expired_answer`] says).
     pub fn expire_tokens(&self, token: &str) {
@@ -388,7 +429,7 @@ impl FakeAurinko {
     /// `lastModifiedTime` for messages) and, for messages, `receivedAt`. Empty for an unknown
     /// token or a missing calendar.
     pub fn truth_records(&self, token: &str, collection: &Collection) -> Vec<TruthRecord> {
-        self.with(|s| s.data.store_of(token, collection).map(|store| s.data.truth_records(store, |_| true)))
+        self.with(|s| s.data.store_of(token, collection).map(|store| s.data.truth_records(store, (i64::MIN, i64::MAX))))
             .unwrap_or_default()
     }
 
@@ -398,7 +439,7 @@ impl FakeAurinko {
     pub fn truth_records_within(&self, token: &str, days: u32) -> Vec<TruthRecord> {
         let cutoff = data::now_millis().timestamp_millis() - i64::from(days) * DAY_MS;
         self.with(|s| {
-            s.data.store_of(token, &Collection::Email).map(|store| s.data.truth_records(store, |at| at > cutoff))
+            s.data.store_of(token, &Collection::Email).map(|store| s.data.truth_records(store, (cutoff, i64::MAX)))
         })
         .unwrap_or_default()
     }

@@ -96,14 +96,20 @@ impl Request {
             ["v1", "subscriptions", id] if !id.is_empty() => Some(id.to_string()),
             _ => None,
         };
+        // The id in the path of a calendar or a task list, and which of the two it names.
         let (endpoint, raw_id, collection) = match segments.as_slice() {
             ["v1", "account"] => (Endpoint::Account, None, None),
             ["v1", "subscriptions"] => (Endpoint::Subscriptions, None, None),
             ["v1", "subscriptions", id] if !id.is_empty() => (Endpoint::Subscriptions, None, None),
             ["v1", "calendars"] => (Endpoint::ListCalendars, None, None),
-            ["v1", "calendars", id] => (Endpoint::GetCalendar, Some(*id), None),
+            ["v1", "calendars", id] => (Endpoint::GetCalendar, Some((*id, Listed::Calendar)), None),
             ["v1", "calendars", id, rest @ ..] if sync(rest).is_some() => {
-                (sync(rest).unwrap_or(Endpoint::Other), Some(*id), None)
+                (sync(rest).unwrap_or(Endpoint::Other), Some((*id, Listed::Calendar)), None)
+            }
+            ["v1", "tasklists"] => (Endpoint::ListTaskLists, None, None),
+            ["v1", "tasklists", id] => (Endpoint::GetTaskList, Some((*id, Listed::TaskList)), None),
+            ["v1", "tasklists", id, rest @ ..] if sync(rest).is_some() => {
+                (sync(rest).unwrap_or(Endpoint::Other), Some((*id, Listed::TaskList)), None)
             }
             ["v1", "email", rest @ ..] if sync(rest).is_some() => {
                 (sync(rest).unwrap_or(Endpoint::Other), None, Some(Collection::Email))
@@ -113,9 +119,12 @@ impl Request {
             }
             _ => (Endpoint::Other, None, None),
         };
-        let calendar_id = raw_id.map(|id| percent_decode(id, false));
-        let (endpoint, calendar_id, collection) = match calendar_id {
-            Some(Some(id)) if !id.is_empty() => (endpoint, Some(id.clone()), Some(Collection::Calendar(id))),
+        let listed_id = raw_id.map(|(id, listed)| (percent_decode(id, false), listed));
+        let (endpoint, calendar_id, collection) = match listed_id {
+            Some((Some(id), Listed::Calendar)) if !id.is_empty() => {
+                (endpoint, Some(id.clone()), Some(Collection::Calendar(id)))
+            }
+            Some((Some(id), Listed::TaskList)) if !id.is_empty() => (endpoint, None, Some(Collection::Tasks(id))),
             Some(_) => (Endpoint::Other, None, None),
             None => (endpoint, None, collection),
         };
@@ -163,6 +172,13 @@ impl Request {
     fn logged_param(&self, name: &str) -> Option<String> {
         self.query.as_ref()?.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone())
     }
+}
+
+/// The listed collections a path can name by id.
+#[derive(Clone, Copy)]
+enum Listed {
+    Calendar,
+    TaskList,
 }
 
 /// A response before it becomes HTTP.
@@ -381,6 +397,12 @@ impl Shared {
             record.next_page_token = page.next_page_token;
             return Ok(Reply::json(200, page.body));
         }
+        if request.endpoint == Endpoint::ListTaskLists {
+            let page = self.data.task_lists_page(account, request.param("pageToken")?, page_size)?;
+            record.records = page.records;
+            record.next_page_token = page.next_page_token;
+            return Ok(Reply::json(200, page.body));
+        }
         let store = match &request.collection {
             Some(Collection::Calendar(path_id)) => {
                 let calendar = self.data.resolve_calendar(account, path_id).ok_or_else(ApiError::calendar_not_found)?;
@@ -391,6 +413,18 @@ impl Shared {
                     return Ok(Reply::json(200, self.data.calendar_json(calendar)));
                 }
                 self.data.calendar_store(calendar)
+            }
+            Some(Collection::Tasks(path_id)) => {
+                // `default` is an alias of webhook resources only, not of paths.
+                let list = self
+                    .data
+                    .resolve_task_list(account, path_id)
+                    .filter(|&index| self.data.task_list_id(index) == path_id)
+                    .ok_or_else(ApiError::task_list_not_found)?;
+                if request.endpoint == Endpoint::GetTaskList {
+                    return Ok(Reply::json(200, self.data.task_list_json(list)));
+                }
+                self.data.task_list_store(list)
             }
             Some(Collection::Email) => self.data.email_store(account),
             Some(Collection::Contacts) => self.data.contacts_store(account),
@@ -430,6 +464,15 @@ impl Shared {
                         (time_min, i64::MAX, body)
                     }
                     Kind::Contacts => (i64::MIN, i64::MAX, BodyType::Omitted),
+                    Kind::Tasks => {
+                        // Completed tasks whose `completed` is before the date are skipped; one
+                        // completed exactly then is kept (the filter's lower bound is exclusive).
+                        let time_min = match request.param("skipCompletedBeforeDate")? {
+                            None => i64::MIN,
+                            Some(_) => required_time(request, "skipCompletedBeforeDate")? - 1,
+                        };
+                        (time_min, i64::MAX, BodyType::Omitted)
+                    }
                 };
                 let body = match self.data.provision(account, store, time_min, time_max, body) {
                     None => serde_json::json!({ "ready": false }),
@@ -458,6 +501,8 @@ impl Shared {
             }
             Endpoint::GetCalendar
             | Endpoint::ListCalendars
+            | Endpoint::GetTaskList
+            | Endpoint::ListTaskLists
             | Endpoint::Account
             | Endpoint::Subscriptions
             | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),

@@ -59,12 +59,15 @@ pub(crate) enum Token {
     Page { position: SyncPosition, high: u64, after: u64 },
     /// Continues `GET /calendars` at `offset`.
     Calendars { account: u32, offset: u32 },
+    /// Continues `GET /tasklists` at `offset`.
+    TaskLists { account: u32, offset: u32 },
 }
 
 const VERSION: u8 = 2;
 const KIND_DELTA: u8 = 1;
 const KIND_PAGE: u8 = 2;
 const KIND_CALENDARS: u8 = 3;
+const KIND_TASK_LISTS: u8 = 4;
 const MAC_LEN: usize = 8;
 
 /// Encodes and checks tokens with a per-fake key (derived from the seed, so runs are repeatable).
@@ -91,8 +94,8 @@ impl TokenCodec {
                 out.extend_from_slice(&high.to_be_bytes());
                 out.extend_from_slice(&after.to_be_bytes());
             }
-            Token::Calendars { account, offset } => {
-                out.push(KIND_CALENDARS);
+            Token::Calendars { account, offset } | Token::TaskLists { account, offset } => {
+                out.push(if matches!(token, Token::Calendars { .. }) { KIND_CALENDARS } else { KIND_TASK_LISTS });
                 out.extend_from_slice(&account.to_be_bytes());
                 out.extend_from_slice(&offset.to_be_bytes());
             }
@@ -122,6 +125,7 @@ impl TokenCodec {
                 Token::Page { position: read_position(&mut reader)?, high: reader.u64()?, after: reader.u64()? }
             }
             KIND_CALENDARS => Token::Calendars { account: reader.u32()?, offset: reader.u32()? },
+            KIND_TASK_LISTS => Token::TaskLists { account: reader.u32()?, offset: reader.u32()? },
             _ => return None,
         };
         reader.0.is_empty().then_some(token)

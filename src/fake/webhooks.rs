@@ -73,6 +73,8 @@ enum Target {
     Store(usize),
     /// `/calendars/primary/events`: whichever calendar is primary when a change happens.
     Primary,
+    /// `/tasklists/default/tasks`: whichever task list is the default when a change happens.
+    DefaultTaskList,
 }
 
 #[derive(Debug)]
@@ -321,6 +323,10 @@ impl Shared {
                     Target::Primary => {
                         self.data.resolve_calendar(sub.account, "primary").map(|index| self.data.calendar_store(index))
                     }
+                    Target::DefaultTaskList => self
+                        .data
+                        .resolve_task_list(sub.account, "default")
+                        .map(|index| self.data.task_list_store(index)),
                 };
                 if watched == Some(*store) {
                     let account = account_id(sub.account);
@@ -492,12 +498,21 @@ pub(crate) fn subscription_not_found() -> ApiError {
 }
 
 /// `/calendars/{id}/events` (a live calendar of the account, or `primary`), `/email/messages`,
-/// `/contacts`.
+/// `/contacts`, `/tasklists/{id}/tasks` (a live task list, or `default`).
 fn resolve_resource(data: &Data, account: usize, resource: &str) -> Option<Target> {
     match resource {
         "/email/messages" => return Some(Target::Store(data.email_store(account))),
         "/contacts" => return Some(Target::Store(data.contacts_store(account))),
         _ => {}
+    }
+    if let Some(id) = resource.strip_prefix("/tasklists/").and_then(|rest| rest.strip_suffix("/tasks")) {
+        if id == "default" {
+            return data.resolve_task_list(account, "default").map(|_| Target::DefaultTaskList);
+        }
+        let list = data
+            .resolve_task_list(account, id)
+            .or_else(|| percent_decode(id, false).and_then(|decoded| data.resolve_task_list(account, &decoded)))?;
+        return Some(Target::Store(data.task_list_store(list)));
     }
     let id = resource.strip_prefix("/calendars/")?.strip_suffix("/events")?;
     if id.is_empty() {

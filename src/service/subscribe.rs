@@ -99,8 +99,8 @@ async fn subscribe_account(
     if let Some(message) = plan.auth_refused() {
         return Err(message.to_string());
     }
-    if !plan.calendars_known {
-        return Err("calendar discovery failed; not changing subscriptions on a partial list".into());
+    if !plan.all_complete() {
+        return Err("discovery failed; not changing subscriptions on a partial list".into());
     }
     let text = |e: ApiError| e.to_string();
     let aurinko_id = client.account_id().await.map_err(text)?;

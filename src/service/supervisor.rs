@@ -1,6 +1,6 @@
-//! One supervisor per account: refreshes the calendar list every
+//! One supervisor per account: refreshes the calendar and task lists every
 //! `discovery_interval`, starts an actor for each new collection and stops
-//! the actors of calendars that are gone. A refused token stops the whole
+//! the actors of calendars and task lists that are gone. A refused token stops the whole
 //! account until the next start.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::actor;
 use super::health::Health;
 use super::nudge::Nudges;
-use crate::sync::{CollectionKey, Engine, Kind};
+use crate::sync::{CollectionKey, Engine};
 
 pub async fn supervise(
     engine: Arc<Engine>,
@@ -55,19 +55,18 @@ pub async fn supervise(
                 stop,
             ));
         }
-        if plan.calendars_known {
-            // Calendars no longer listed were purged by discovery; stop them.
-            running.retain(|key, stop| {
-                let keep = key.kind != Kind::Calendar || plan.collections.iter().any(|c| &c.key == key);
-                if !keep {
-                    tracing::info!(collection = %key, "calendar gone: stopping its actor");
-                    stop.cancel();
-                    health.forget(key);
-                    nudges.unregister(key);
-                }
-                keep
-            });
-        }
+        // Calendars and task lists no longer listed were purged by
+        // discovery; stop them. A kind whose listing failed keeps its actors.
+        running.retain(|key, stop| {
+            let keep = !plan.is_complete(key.kind) || plan.collections.iter().any(|c| &c.key == key);
+            if !keep {
+                tracing::info!(collection = %key, "{} gone: stopping its actor", key.kind.noun());
+                stop.cancel();
+                health.forget(key);
+                nudges.unregister(key);
+            }
+            keep
+        });
         tokio::select! {
             _ = account_cancel.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}

@@ -189,7 +189,8 @@ impl Receiver {
         Some(name)
     }
 
-    /// `/calendars/{id}/events` (or `primary`), `/email/messages`, `/contacts`.
+    /// `/calendars/{id}/events` (or `primary`), `/email/messages`,
+    /// `/contacts`, `/tasklists/{id}/tasks` (or `default`).
     async fn collection(&self, account: &str, resource: &str) -> Option<CollectionKey> {
         let resource = resource.trim_end_matches('/');
         match resource {
@@ -197,16 +198,24 @@ impl Receiver {
             "/contacts" => return Some(CollectionKey::account_wide(account, Kind::Contacts)),
             _ => {}
         }
-        let id = resource.strip_prefix("/calendars/")?.strip_suffix("/events")?;
+        let (kind, id, alias) = if let Some(rest) = resource.strip_prefix("/calendars/") {
+            (Kind::Calendar, rest.strip_suffix("/events")?, "primary")
+        } else {
+            (Kind::Tasks, resource.strip_prefix("/tasklists/")?.strip_suffix("/tasks")?, "default")
+        };
         if id.is_empty() || id.contains('/') {
             return None;
         }
-        let id = if id == "primary" {
+        let id = if id == alias {
             let (store, account) = (self.store.clone(), account.to_string());
-            tokio::task::spawn_blocking(move || store.primary_calendar(&account)).await.ok()?.ok()??
+            let resolved = tokio::task::spawn_blocking(move || match kind {
+                Kind::Calendar => store.primary_calendar(&account),
+                _ => store.default_task_list(&account),
+            });
+            resolved.await.ok()?.ok()??
         } else {
             id.to_string()
         };
-        Some(CollectionKey::calendar(account, &id))
+        Some(CollectionKey::listed(account, kind, &id))
     }
 }

@@ -33,6 +33,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0002_email_and_contacts.sql")),
     M::up(include_str!("../../state/0003_webhooks.sql")),
     M::up(include_str!("../../state/0004_reprovisioning.sql")),
+    M::up(include_str!("../../state/0005_tasks.sql")),
 ];
 
 /// How long a write waits for another writer (another process holding the

@@ -90,7 +90,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let collections = conn
             .prepare(&format!(
-                "SELECT s.account, s.kind, s.collection_id, c.name, s.phase, {}, {},
+                "SELECT s.account, s.kind, s.collection_id, coalesce(c.name, t.title), s.phase, {}, {},
                         s.window_min, s.window_max, s.last_success_at, s.last_attempt_at, s.last_error,
                         s.last_error_class, s.consecutive_failures, s.next_attempt_at,
                         s.reprovision_reason, s.reprovisioned_at,
@@ -107,6 +107,8 @@ impl Store {
                      ORDER BY x.active DESC, x.updated_at DESC LIMIT 1)
                  LEFT JOIN calendars c ON c.account = s.account AND c.calendar_id = s.collection_id
                      AND s.kind = 'calendar'
+                 LEFT JOIN task_lists t ON t.account = s.account AND t.task_list_id = s.collection_id
+                     AND s.kind = 'tasks'
                  ORDER BY s.account, s.kind, s.collection_id",
                 record_count_by_kind(),
                 outside_count_by_kind()

@@ -53,6 +53,21 @@ impl Store {
         Ok(id)
     }
 
+    /// The account's default task list, as discovery last saw it: what
+    /// the webhook resource `/tasklists/default/tasks` names.
+    pub fn default_task_list(&self, account: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        let id = conn
+            .query_row(
+                "SELECT task_list_id FROM task_lists WHERE account = ?1 AND is_default = 1 AND removed_at IS NULL
+                 ORDER BY last_seen_at DESC LIMIT 1",
+                params![account],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(id)
+    }
+
     /// Replaces what the store knows of an account's subscriptions with
     /// what Aurinko listed after `subscribe`; lifecycle events of kept
     /// subscriptions stay.

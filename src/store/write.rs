@@ -8,7 +8,7 @@ use rusqlite::types::{ToSql, ToSqlOutput};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{CollectionKey, Store, StoreError, range};
-use crate::aurinko::Calendar;
+use crate::aurinko::{Calendar, TaskList};
 use crate::sync::{Commit, Cursor, Field, Kind, Phase, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
 
 /// The records that came with a page.
@@ -257,6 +257,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records the task lists discovery returned for an account.
+    pub fn save_task_lists(&self, account: &str, lists: &[TaskList], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now_text = timestamp(now);
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO task_lists (account, task_list_id, title, is_default, raw, first_seen_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT (account, task_list_id) DO UPDATE SET title = excluded.title,
+                    is_default = excluded.is_default, raw = excluded.raw,
+                    last_seen_at = excluded.last_seen_at, removed_at = NULL",
+            )?;
+            for t in lists {
+                upsert.execute(params![account, t.id, t.title, t.default_list, t.raw, now_text])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Sets or clears an account's authentication failure.
     pub fn record_account_auth(
         &self,
@@ -301,10 +322,12 @@ fn apply(
         let sql = sql(key.kind);
         if commit.purge {
             stats.swept += conn.prepare_cached(&sql.purge)?.execute(params_from_iter(key_values(key)))? as u64;
-            if key.kind == Kind::Calendar {
-                conn.prepare_cached(
-                    "UPDATE calendars SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND calendar_id = ?2",
-                )?
+            if let Some(listing) = key.kind.listing() {
+                conn.prepare_cached(&format!(
+                    "UPDATE {table} SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND {id} = ?2",
+                    table = listing.table,
+                    id = listing.id
+                ))?
                 .execute(params![key.account, key.id, now])?;
             }
         }

@@ -5,9 +5,11 @@
 
 use std::fmt;
 
+use chrono::Timelike;
+
 use serde_json::value::RawValue;
 
-use super::records::{Rejected, Row, parse_contact, parse_event, parse_message};
+use super::records::{Rejected, Row, parse_contact, parse_event, parse_message, parse_task};
 use super::state::Window;
 
 /// The kinds of collection Aurinko offers delta sync for.
@@ -19,6 +21,8 @@ pub enum Kind {
     Email,
     /// The account's address book; one collection per account.
     Contacts,
+    /// One task list's tasks; one collection per task list.
+    Tasks,
 }
 
 /// Where a kind's rows live. Column names are part of the public schema
@@ -100,14 +104,54 @@ const CONTACTS: Table = Table {
     range: None,
 };
 
+const TASKS: Table = Table {
+    name: "tasks",
+    scope: Some("task_list_id"),
+    id: "task_id",
+    etag: true,
+    columns: &["title", "status", "due", "completed", "parent_id"],
+    range: None,
+};
+
+/// Where discovery records the collections of a listed kind: the table and
+/// its id column (`calendars.calendar_id`, `task_lists.task_list_id`).
+#[derive(Debug)]
+pub struct Listing {
+    pub table: &'static str,
+    pub id: &'static str,
+}
+
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Calendar, Kind::Email, Kind::Contacts];
+    pub const ALL: [Kind; 4] = [Kind::Calendar, Kind::Email, Kind::Contacts, Kind::Tasks];
+
+    /// Kinds with several collections per account, found by listing them.
+    pub const LISTED: [Kind; 2] = [Kind::Calendar, Kind::Tasks];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Calendar => "calendar",
             Kind::Email => "email",
             Kind::Contacts => "contacts",
+            Kind::Tasks => "tasks",
+        }
+    }
+
+    /// What one collection of a listed kind is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Calendar => "calendar",
+            Kind::Email => "mailbox",
+            Kind::Contacts => "address book",
+            Kind::Tasks => "task list",
+        }
+    }
+
+    /// For listed kinds, where discovery records what it saw.
+    pub fn listing(self) -> Option<Listing> {
+        match self {
+            Kind::Calendar => Some(Listing { table: "calendars", id: "calendar_id" }),
+            Kind::Tasks => Some(Listing { table: "task_lists", id: "task_list_id" }),
+            Kind::Email | Kind::Contacts => None,
         }
     }
 
@@ -120,16 +164,17 @@ impl Kind {
             Kind::Calendar => &EVENTS,
             Kind::Email => &MESSAGES,
             Kind::Contacts => &CONTACTS,
+            Kind::Tasks => &TASKS,
         }
     }
 
     /// Whether a collection of this kind can be deleted upstream, so that a
-    /// 404 may mean it is gone (confirmed with `GET {root}`): a calendar
-    /// can; a mailbox or an address book cannot, so there a 404 is refused
-    /// access and nothing is removed.
+    /// 404 may mean it is gone (confirmed with `GET {root}`): a calendar or
+    /// a task list can; a mailbox or an address book cannot, so there a 404
+    /// is refused access and nothing is removed.
     pub fn can_vanish(self) -> bool {
         match self {
-            Kind::Calendar => true,
+            Kind::Calendar | Kind::Tasks => true,
             Kind::Email | Kind::Contacts => false,
         }
     }
@@ -140,6 +185,7 @@ impl Kind {
             Kind::Calendar => parse_event(raw),
             Kind::Email => parse_message(raw),
             Kind::Contacts => parse_contact(raw),
+            Kind::Tasks => parse_task(raw),
         }
     }
 }
@@ -161,7 +207,12 @@ pub struct CollectionKey {
 
 impl CollectionKey {
     pub fn calendar(account: &str, calendar_id: &str) -> CollectionKey {
-        CollectionKey { account: account.to_string(), kind: Kind::Calendar, id: calendar_id.to_string() }
+        CollectionKey::listed(account, Kind::Calendar, calendar_id)
+    }
+
+    /// A collection of a listed kind (a calendar, a task list) by its id.
+    pub fn listed(account: &str, kind: Kind, id: &str) -> CollectionKey {
+        CollectionKey { account: account.to_string(), kind, id: id.to_string() }
     }
 
     pub fn account_wide(account: &str, kind: Kind) -> CollectionKey {
@@ -174,6 +225,7 @@ impl CollectionKey {
             Kind::Calendar => format!("/calendars/{}/events", self.id),
             Kind::Email => "/email/messages".to_string(),
             Kind::Contacts => "/contacts".to_string(),
+            Kind::Tasks => format!("/tasklists/{}/tasks", self.id),
         }
     }
 }
@@ -200,6 +252,10 @@ pub enum Start {
     Email { days_within: Option<u32>, body: Option<BodyType> },
     /// Contacts take no parameters.
     Contacts,
+    /// Tasks: with `completed_within_days`, completed tasks whose
+    /// `completed` lies before `now - days` are skipped by the first load
+    /// (`skipCompletedBeforeDate`); without it, every task.
+    Tasks { completed_within_days: Option<u32> },
 }
 
 /// Everything the driver needs to sync one collection.
@@ -218,11 +274,12 @@ impl Collection {
             Kind::Calendar => vec!["calendars", self.key.id.as_str()],
             Kind::Email => vec!["email"],
             Kind::Contacts => vec!["contacts"],
+            Kind::Tasks => vec!["tasklists", self.key.id.as_str()],
         }
     }
 
-    /// Query parameters of `POST {root}/sync`.
-    pub fn start_params(&self) -> Vec<(&'static str, String)> {
+    /// Query parameters of `POST {root}/sync`, for a provisioning at `now`.
+    pub fn start_params(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, String)> {
         let rfc3339 = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match self.start {
             Start::Calendar(w) => vec![("timeMin", rfc3339(w.time_min)), ("timeMax", rfc3339(w.time_max))],
@@ -239,6 +296,11 @@ impl Collection {
                 params
             }
             Start::Contacts => Vec::new(),
+            Start::Tasks { completed_within_days: None } => Vec::new(),
+            Start::Tasks { .. } => match self.window(now) {
+                Some(w) => vec![("skipCompletedBeforeDate", rfc3339(w.time_min))],
+                None => Vec::new(),
+            },
         }
     }
 
@@ -251,10 +313,14 @@ impl Collection {
     pub fn window(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Window> {
         match self.start {
             Start::Calendar(w) => Some(w),
-            Start::Email { days_within: Some(days), .. } => {
+            Start::Email { days_within: Some(days), .. } | Start::Tasks { completed_within_days: Some(days) } => {
+                // Whole seconds, as sent: the window is exactly what Aurinko was asked for.
+                let now = now.with_nanosecond(0).unwrap_or(now);
                 Some(Window { time_min: now - chrono::Duration::days(days.into()), time_max: now })
             }
-            Start::Email { days_within: None, .. } | Start::Contacts => None,
+            Start::Email { days_within: None, .. } | Start::Contacts | Start::Tasks { completed_within_days: None } => {
+                None
+            }
         }
     }
 }
@@ -274,7 +340,7 @@ mod tests {
         };
         assert_eq!(calendar.root(), vec!["calendars", "a/b"]);
         assert_eq!(
-            calendar.start_params(),
+            calendar.start_params(now),
             vec![("timeMin", "2026-11-26T12:00:00Z".to_string()), ("timeMax", "2026-11-29T12:00:00Z".to_string())]
         );
         let email = Collection {
@@ -283,19 +349,36 @@ mod tests {
             start: Start::Email { days_within: Some(30), body: Some(BodyType::Html) },
         };
         assert_eq!(email.root(), vec!["email"]);
-        assert_eq!(email.start_params(), vec![("daysWithin", "30".into()), ("bodyType", "html".into())]);
+        assert_eq!(email.start_params(now), vec![("daysWithin", "30".into()), ("bodyType", "html".into())]);
         assert_eq!(email.window(now).unwrap().time_max, now);
         let contacts =
             Collection { key: CollectionKey::account_wide("work", Kind::Contacts), name: None, start: Start::Contacts };
         assert_eq!(contacts.root(), vec!["contacts"]);
-        assert!(contacts.start_params().is_empty());
+        assert!(contacts.start_params(now).is_empty());
         assert_eq!(contacts.window(now), None);
+        let tasks = Collection {
+            key: CollectionKey::listed("work", Kind::Tasks, "AAMkAD=/x"),
+            name: None,
+            start: Start::Tasks { completed_within_days: Some(10) },
+        };
+        assert_eq!(tasks.root(), vec!["tasklists", "AAMkAD=/x"]);
+        let later = now + chrono::Duration::milliseconds(1500);
+        assert_eq!(tasks.start_params(later), vec![("skipCompletedBeforeDate", "2026-11-17T12:00:01Z".to_string())]);
+        assert_eq!(tasks.window(later).unwrap().time_min.to_rfc3339(), "2026-11-17T12:00:01+00:00");
+        assert_eq!(tasks.key.webhook_resource(), "/tasklists/AAMkAD=/x/tasks");
+        let all_tasks = Collection { start: Start::Tasks { completed_within_days: None }, ..tasks };
+        assert!(all_tasks.start_params(now).is_empty());
+        assert_eq!(all_tasks.window(now), None);
     }
 
     #[test]
     fn every_table_names_as_many_columns_as_its_rows_carry() {
-        let samples =
-            [(Kind::Calendar, r#"{"id":"e"}"#), (Kind::Email, r#"{"id":"m"}"#), (Kind::Contacts, r#"{"id":"c"}"#)];
+        let samples = [
+            (Kind::Calendar, r#"{"id":"e"}"#),
+            (Kind::Email, r#"{"id":"m"}"#),
+            (Kind::Contacts, r#"{"id":"c"}"#),
+            (Kind::Tasks, r#"{"id":"t"}"#),
+        ];
         for (kind, json) in samples {
             let raw = RawValue::from_string(json.to_string()).unwrap();
             let row = kind.parse_record(&raw).unwrap();

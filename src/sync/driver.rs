@@ -104,7 +104,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
                 break;
             }
             Action::Provision { delay } => {
-                let params = ctx.collection.start_params();
+                let params = ctx.collection.start_params(now);
                 let request = async {
                     tokio::time::sleep(delay).await;
                     ctx.client.start_sync(&root, &params).await

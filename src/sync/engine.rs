@@ -1,4 +1,4 @@
-//! The engine: accounts, calendar discovery and bounded concurrency around
+//! The engine: accounts, discovery (calendars, task lists) and bounded concurrency around
 //! the per-collection driver. `run --catch-up`, the daemon, `demo` and the
 //! tests all go through [`Engine::catch_up`].
 
@@ -60,14 +60,26 @@ pub struct Plan {
     pub collections: Vec<Collection>,
     /// Collections that failed before starting (discovery errors).
     pub failed: Vec<CollectionResult>,
-    /// Whether the calendar list is complete (discovery succeeded or no
-    /// calendars are configured), so calendars missing from it are gone.
-    pub calendars_known: bool,
+    /// Listed kinds (calendars, task lists) whose list is complete: their
+    /// discovery succeeded or the account does not sync them, so their
+    /// collections missing from `collections` are gone.
+    pub complete: Vec<Kind>,
 }
 
 impl Plan {
     pub fn auth_refused(&self) -> Option<&str> {
         self.failed.iter().find_map(CollectionResult::auth_failure)
+    }
+
+    /// Whether the plan lists every live collection of `kind`; always true
+    /// for account-wide kinds.
+    pub fn is_complete(&self, kind: Kind) -> bool {
+        kind.listing().is_none() || self.complete.contains(&kind)
+    }
+
+    /// Whether every listed kind's discovery succeeded.
+    pub fn all_complete(&self) -> bool {
+        Kind::LISTED.iter().all(|k| self.is_complete(*k))
     }
 }
 
@@ -202,120 +214,151 @@ impl Engine {
     /// The collections to sync for an account, and results for those that
     /// failed before starting (discovery errors).
     pub async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
-        let mut collections = Vec::new();
-        let mut failed = Vec::new();
-        let mut calendars_known = true;
-        if account.calendars != CalendarSelection::Listed(Vec::new()) {
-            let sync = &self.config.sync;
-            let window = Window::around(Utc::now(), sync.window_past_days, sync.window_future_days);
-            match self.discover(account, client).await {
-                Ok(calendars) => {
+        let mut plan = Plan { collections: Vec::new(), failed: Vec::new(), complete: Vec::new() };
+        for kind in Kind::LISTED {
+            let Some(start) = self.listed_start(account, kind) else {
+                plan.complete.push(kind);
+                continue;
+            };
+            match self.discover(kind, account, client).await {
+                Ok(found) => {
                     self.record_auth(&account.name, None).await;
-                    collections.extend(calendars.into_iter().map(|(id, name)| Collection {
-                        key: CollectionKey::calendar(&account.name, &id),
+                    plan.complete.push(kind);
+                    plan.collections.extend(found.into_iter().map(|(id, name)| Collection {
+                        key: CollectionKey::listed(&account.name, kind, &id),
                         name,
-                        start: Start::Calendar(window),
+                        start,
                     }));
                 }
                 Err(e) if e.class == ErrorClass::Auth => {
-                    failed = self.discovery_failed(account, &e).await;
-                    return Plan { collections: Vec::new(), failed, calendars_known: false };
+                    let failed = self.discovery_failed(account, kind, &e).await;
+                    return Plan { collections: Vec::new(), failed, complete: Vec::new() };
                 }
                 Err(e) => {
-                    // A flaky list does not stop the calendars already known:
+                    // A flaky list does not stop the collections already known:
                     // they sync as before, and nothing is removed this time.
-                    calendars_known = false;
-                    let known = self.known(&account.name, Some(Kind::Calendar));
+                    let known = self.known(&account.name, Some(kind));
                     tracing::warn!(
                         account = %account.name,
                         known = known.len(),
-                        "calendar discovery failed, syncing the calendars already known: {e}"
+                        "{} discovery failed, syncing the ones already known: {e}",
+                        kind.noun()
                     );
                     if known.is_empty() {
-                        failed = self.discovery_failed(account, &e).await;
+                        plan.failed.extend(self.discovery_failed(account, kind, &e).await);
                     }
-                    collections.extend(known.into_iter().map(|key| Collection {
-                        name: None,
-                        key,
-                        start: Start::Calendar(window),
-                    }));
+                    plan.collections.extend(known.into_iter().map(|key| Collection { name: None, key, start }));
                 }
             }
         }
         if let Some(email) = account.email {
-            collections.push(Collection {
+            plan.collections.push(Collection {
                 key: CollectionKey::account_wide(&account.name, Kind::Email),
                 name: None,
                 start: Start::Email { days_within: email.days_within, body: email.body },
             });
         }
         if account.contacts {
-            collections.push(Collection {
+            plan.collections.push(Collection {
                 key: CollectionKey::account_wide(&account.name, Kind::Contacts),
                 name: None,
                 start: Start::Contacts,
             });
         }
-        Plan { collections, failed, calendars_known }
+        plan
     }
 
-    /// Which calendars to sync for an account, as `(id, name)`. Records what
-    /// discovery saw, and removes calendars that disappeared from it.
+    /// How the collections of a listed kind start for an account; `None`
+    /// when the account does not sync that kind.
+    fn listed_start(&self, account: &AccountConfig, kind: Kind) -> Option<Start> {
+        match kind {
+            Kind::Calendar if account.calendars == CalendarSelection::Listed(Vec::new()) => None,
+            Kind::Calendar => {
+                let sync = &self.config.sync;
+                Some(Start::Calendar(Window::around(Utc::now(), sync.window_past_days, sync.window_future_days)))
+            }
+            Kind::Tasks => account.tasks.map(|t| Start::Tasks { completed_within_days: t.completed_within_days }),
+            Kind::Email | Kind::Contacts => None,
+        }
+    }
+
+    /// Which collections of a listed kind to sync for an account, as
+    /// `(id, name)`. Records what discovery saw, and removes the collections
+    /// that disappeared from it.
     async fn discover(
         &self,
+        kind: Kind,
         account: &AccountConfig,
         client: &AccountClient,
     ) -> Result<Vec<(String, Option<String>)>, ApiError> {
-        let found = client.list_calendars().await?;
         let store = self.store.clone();
         let name = account.name.clone();
-        let saved = found.clone();
-        blocking(move || store.save_calendars(&name, &saved, Utc::now())).await;
-        let selected: Vec<(String, Option<String>)> = match &account.calendars {
-            CalendarSelection::All => {
-                // A calendar listed twice is synced once.
-                let mut seen = BTreeSet::new();
-                found.iter().filter(|c| seen.insert(c.id.clone())).map(|c| (c.id.clone(), c.name.clone())).collect()
+        let (selected, present, complete) = match kind {
+            Kind::Tasks => {
+                let found = client.list_task_lists().await?;
+                let present: BTreeSet<String> = found.iter().map(|t| t.id.clone()).collect();
+                let selected = unique(found.iter().map(|t| (t.id.clone(), t.title.clone())));
+                blocking(move || store.save_task_lists(&name, &found, Utc::now())).await;
+                (selected, present, true)
             }
-            CalendarSelection::Listed(ids) => {
-                let mut selected = Vec::new();
-                for id in ids {
-                    let calendar = if id == "primary" {
-                        match found.iter().find(|c| c.primary) {
-                            Some(c) => Some(c.clone()),
-                            None => Some(client.get_calendar("primary").await?),
-                        }
-                    } else {
-                        found.iter().find(|c| &c.id == id).cloned()
-                    };
-                    match calendar {
-                        Some(Calendar { id, name, .. }) => selected.push((id, name)),
-                        // Not listed (a shared calendar, say): sync it anyway;
-                        // a 404 confirmed by `GET /calendars/{id}` marks it removed.
-                        None => selected.push((id.clone(), None)),
-                    }
-                }
-                selected.sort();
-                selected.dedup_by(|a, b| a.0 == b.0);
-                selected
+            _ => {
+                let found = client.list_calendars().await?;
+                let present: BTreeSet<String> = found.iter().map(|c| c.id.clone()).collect();
+                let saved = found.clone();
+                blocking(move || store.save_calendars(&name, &saved, Utc::now())).await;
+                let selected = self.select_calendars(account, client, &found).await?;
+                (selected, present, account.calendars == CalendarSelection::All)
             }
         };
-        if account.calendars == CalendarSelection::All {
-            self.purge_vanished(&account.name, &found).await;
+        if complete {
+            self.purge_vanished(&account.name, kind, &present).await;
         }
         Ok(selected)
     }
 
-    /// Calendars synced before but missing from discovery are gone: their
-    /// events are removed and their state marked removed.
-    async fn purge_vanished(&self, account: &str, found: &[Calendar]) {
-        let present: BTreeSet<&str> = found.iter().map(|c| c.id.as_str()).collect();
-        for key in self.known(account, Some(Kind::Calendar)) {
-            if present.contains(key.id.as_str()) {
+    /// The calendars of `found` the account's selection names.
+    async fn select_calendars(
+        &self,
+        account: &AccountConfig,
+        client: &AccountClient,
+        found: &[Calendar],
+    ) -> Result<Vec<(String, Option<String>)>, ApiError> {
+        let ids = match &account.calendars {
+            CalendarSelection::All => return Ok(unique(found.iter().map(|c| (c.id.clone(), c.name.clone())))),
+            CalendarSelection::Listed(ids) => ids,
+        };
+        let mut selected = Vec::new();
+        for id in ids {
+            let calendar = if id == "primary" {
+                match found.iter().find(|c| c.primary) {
+                    Some(c) => Some(c.clone()),
+                    None => Some(client.get_calendar("primary").await?),
+                }
+            } else {
+                found.iter().find(|c| &c.id == id).cloned()
+            };
+            match calendar {
+                Some(Calendar { id, name, .. }) => selected.push((id, name)),
+                // Not listed (a shared calendar, say): sync it anyway;
+                // a 404 will mark it removed.
+                None => selected.push((id.clone(), None)),
+            }
+        }
+        selected.sort();
+        selected.dedup_by(|a, b| a.0 == b.0);
+        Ok(selected)
+    }
+
+    /// Collections of a listed kind synced before but missing from
+    /// discovery are gone: their rows are removed and their state marked
+    /// removed.
+    async fn purge_vanished(&self, account: &str, kind: Kind, present: &BTreeSet<String>) {
+        for key in self.known(account, Some(kind)) {
+            if present.contains(&key.id) {
                 continue;
             }
             let store = self.store.clone();
-            tracing::info!(collection = %key, "calendar no longer listed by Aurinko: removing its events");
+            tracing::info!(collection = %key, "{} no longer listed by Aurinko: removing its records", kind.noun());
             blocking(move || {
                 let mut state = store.load_state(&key)?.unwrap_or_default();
                 state.phase = Phase::Removed;
@@ -340,16 +383,17 @@ impl Engine {
         }
     }
 
-    /// Discovery failed with nothing to fall back on, or with a refused
-    /// token: the account's collections (or the account itself, when none
-    /// is known yet) fail with it.
-    async fn discovery_failed(&self, account: &AccountConfig, e: &ApiError) -> Vec<CollectionResult> {
-        tracing::error!(account = %account.name, class = %e.class, "calendar discovery failed: {e}");
+    /// Discovery of `kind` failed with nothing to fall back on, or with a
+    /// refused token: with a refused token every collection of the account
+    /// fails with it; otherwise (or when none is known yet) the kind's
+    /// listing itself is reported.
+    async fn discovery_failed(&self, account: &AccountConfig, kind: Kind, e: &ApiError) -> Vec<CollectionResult> {
+        tracing::error!(account = %account.name, class = %e.class, "{} discovery failed: {e}", kind.noun());
         let message = format!("discovery failed: {e}");
         if e.class == ErrorClass::Auth {
             self.record_auth(&account.name, Some(&e.to_string())).await;
         }
-        let known = self.known(&account.name, None);
+        let known = if e.class == ErrorClass::Auth { self.known(&account.name, None) } else { Vec::new() };
         let mut results = Vec::new();
         for key in known {
             let result = CollectionResult::failed(key, None, e.class, message.clone());
@@ -357,8 +401,7 @@ impl Engine {
             results.push(result);
         }
         if results.is_empty() {
-            // Nothing synced yet: report the account itself.
-            let key = CollectionKey::calendar(&account.name, "*");
+            let key = CollectionKey::listed(&account.name, kind, "*");
             results.push(CollectionResult::failed(key, None, e.class, message));
         }
         results
@@ -486,6 +529,13 @@ fn outcome_write(result: &CollectionResult, next_attempt: Option<chrono::DateTim
         records: PageRecords::None,
         outcome: Some(Outcome { error, next_attempt }),
     }
+}
+
+/// `(id, name)` pairs in listing order, each id once: a collection listed
+/// twice is synced once.
+fn unique(listed: impl Iterator<Item = (String, Option<String>)>) -> Vec<(String, Option<String>)> {
+    let mut seen = BTreeSet::new();
+    listed.filter(|(id, _)| seen.insert(id.clone())).collect()
 }
 
 /// Runs a store call on the blocking pool; a failure is logged, since the

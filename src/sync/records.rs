@@ -151,6 +151,22 @@ pub fn parse_contact(raw: &RawValue) -> Result<Row, Rejected> {
     Ok(r.row(id, etag, fields))
 }
 
+/// Reads a `Task`. `due` and `completed` are date-times in the spec; they
+/// are normalised like every instant.
+pub fn parse_task(raw: &RawValue) -> Result<Row, Rejected> {
+    let r = Record::parse(raw)?;
+    let id = r.id()?;
+    let fields = vec![
+        Field::Text(r.text("title")),
+        Field::Text(r.text("status")),
+        Field::Text(r.instant("due")),
+        Field::Text(r.instant("completed")),
+        Field::Text(r.text("parentId")),
+    ];
+    let etag = r.text("etag");
+    Ok(r.row(id, etag, fields))
+}
+
 /// Reads a deleted record: `DeletedRecord {id, timestamp}`, or email's
 /// `DeletedEmailMessage`, which adds `folderId` and `internetMessageId`.
 /// Only the id matters: the row it names is removed wherever it is.
@@ -261,6 +277,28 @@ mod tests {
         assert_eq!(composed.text(0), Some("Bo Ek"));
         let nameless = parse_contact(&raw(r#"{"id":"c3","name":null}"#)).unwrap();
         assert_eq!((nameless.text(0), nameless.text(1)), (None, None));
+    }
+
+    #[test]
+    fn a_task_gets_its_columns() {
+        let text = r#"{"id":"t1","etag":"e1","title":"File taxes","status":"completed","due":"2026-04-30T00:00:00+02:00","completed":"2026-04-29T17:05:00.5Z","parentId":"t0","importance":"high","links":[]}"#;
+        let row = parse_task(&raw(text)).unwrap();
+        assert_eq!((row.id.as_str(), row.etag.as_deref()), ("t1", Some("e1")));
+        let texts: Vec<Option<&str>> = (0..5).map(|i| row.text(i)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                Some("File taxes"),
+                Some("completed"),
+                Some("2026-04-29T22:00:00.000Z"),
+                Some("2026-04-29T17:05:00.500Z"),
+                Some("t0")
+            ]
+        );
+        assert_eq!(row.raw, text);
+        let bare = parse_task(&raw(r#"{"id":"t2","title":7,"due":"soon","status":null}"#)).unwrap();
+        assert_eq!((bare.text(0), bare.text(1), bare.text(2), bare.text(4)), (None, None, Some("soon"), None));
+        assert_eq!(parse_task(&raw(r#"{"title":"x"}"#)), Err(Rejected("no id")));
     }
 
     #[test]

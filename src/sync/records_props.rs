@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::collection::Kind;
-use super::records::{Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message};
+use super::records::{Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
 
 // ---------------------------------------------------------------------------
 // The defined outcomes, computed from the record as a `serde_json::Value`.
@@ -157,6 +157,16 @@ fn check_message(row: &Row, object: &Map<String, Value>) -> Result<(), TestCaseE
     Ok(())
 }
 
+fn check_task(row: &Row, object: &Map<String, Value>) -> Result<(), TestCaseError> {
+    prop_assert_eq!(row.etag.as_deref(), text(object, "etag"));
+    prop_assert_eq!(row.text(0), text(object, "title"));
+    prop_assert_eq!(row.text(1), text(object, "status"));
+    check_instant("due", row.text(2), text(object, "due"))?;
+    check_instant("completed", row.text(3), text(object, "completed"))?;
+    prop_assert_eq!(row.text(4), text(object, "parentId"));
+    Ok(())
+}
+
 fn check_contact(row: &Row, object: &Map<String, Value>) -> Result<(), TestCaseError> {
     prop_assert_eq!(row.etag.as_deref(), text(object, "etag"));
     let name = object.get("name").and_then(Value::as_object);
@@ -180,6 +190,7 @@ fn check_record(kind: Kind, raw: &RawValue) -> Result<(), TestCaseError> {
         Kind::Calendar => parse_event(raw),
         Kind::Email => parse_message(raw),
         Kind::Contacts => parse_contact(raw),
+        Kind::Tasks => parse_task(raw),
     };
     prop_assert_eq!(&parsed, &direct, "Kind::parse_record dispatches to its kind's parser");
     match (expected_id(&value), parsed) {
@@ -194,6 +205,7 @@ fn check_record(kind: Kind, raw: &RawValue) -> Result<(), TestCaseError> {
                 Kind::Calendar => check_event(&row, object)?,
                 Kind::Email => check_message(&row, object)?,
                 Kind::Contacts => check_contact(&row, object)?,
+                Kind::Tasks => check_task(&row, object)?,
             }
         }
     }
@@ -248,6 +260,11 @@ const KNOWN_KEYS: &[&str] = &[
     "familyName",
     "emailAddresses",
     "timestamp",
+    "title",
+    "status",
+    "due",
+    "completed",
+    "parentId",
 ];
 
 fn key() -> BoxedStrategy<String> {
@@ -481,6 +498,26 @@ fn contact() -> BoxedStrategy<Value> {
         .boxed()
 }
 
+fn task() -> BoxedStrategy<Value> {
+    let instants = (field(instant_text()), field(instant_text()));
+    (id_field(), text_field(), text_field(), text_field(), instants, text_field(), unknown_fields())
+        .prop_map(|(id, etag, title, status, (due, completed), parent, unknown)| {
+            object(
+                vec![
+                    ("id", id),
+                    ("etag", etag),
+                    ("title", title),
+                    ("status", status),
+                    ("due", due),
+                    ("completed", completed),
+                    ("parentId", parent),
+                ],
+                unknown,
+            )
+        })
+        .boxed()
+}
+
 fn deleted() -> BoxedStrategy<Value> {
     let timestamp = field(instant_text());
     (id_field(), timestamp, text_field(), text_field(), unknown_fields())
@@ -571,6 +608,11 @@ proptest! {
     }
 
     #[test]
+    fn tasks_with_odd_fields_parse_as_defined(text in task().prop_flat_map(spelled)) {
+        check_all(&text)?;
+    }
+
+    #[test]
     fn deleted_records_with_odd_fields_yield_their_id_or_are_skipped(text in deleted().prop_flat_map(spelled)) {
         check_all(&text)?;
     }
@@ -597,7 +639,7 @@ proptest! {
     #[test]
     fn a_megabyte_string_in_any_field_is_kept_whole(
         huge in huge_string(1 << 20),
-        key in prop::sample::select(vec!["subject", "etag", "iCalUid", "threadId", "folderId", "id"]),
+        key in prop::sample::select(vec!["subject", "etag", "iCalUid", "threadId", "folderId", "id", "title", "parentId"]),
         kind in prop::sample::select(Kind::ALL.to_vec()),
     ) {
         let text = serde_json::to_string(&json!({"id": "big", key: huge, "body": {"content": huge}})).unwrap();
@@ -606,7 +648,9 @@ proptest! {
         prop_assert_eq!(row.raw.len(), text.len());
         let column = match (kind, key) {
             (_, "id") => Some(row.id.as_str()),
-            (Kind::Calendar | Kind::Contacts, "etag") => row.etag.as_deref(),
+            (Kind::Calendar | Kind::Contacts | Kind::Tasks, "etag") => row.etag.as_deref(),
+            (Kind::Tasks, "title") => row.text(0),
+            (Kind::Tasks, "parentId") => row.text(4),
             (Kind::Calendar, "subject") => row.text(0),
             (Kind::Calendar, "iCalUid") => row.text(5),
             (Kind::Email, "threadId") => row.text(0),

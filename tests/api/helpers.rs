@@ -240,20 +240,22 @@ impl TestApp {
         }
     }
 
-    /// Compares one mailbox or address book with the fake, record by record
+    /// Compares one mailbox, address book, calendar or task list with the fake, record by record
     /// and field by field (the raw JSON as stored against the JSON the fake
     /// serves now). `body` is the configured email body type.
     pub fn assert_collection_equals_truth(&self, account: &str, collection: &Collection, body: Option<&str>) {
-        let kind = match collection {
-            Collection::Calendar(_) => Kind::Calendar,
-            Collection::Email => Kind::Email,
-            Collection::Contacts => Kind::Contacts,
+        let (kind, scope) = match collection {
+            Collection::Calendar(id) => (Kind::Calendar, id.as_str()),
+            Collection::Email => (Kind::Email, "email"),
+            Collection::Contacts => (Kind::Contacts, "contacts"),
+            Collection::Tasks(id) => (Kind::Tasks, id.as_str()),
         };
         let store = Store::open_read_only(&self.db_path).expect("store exists");
         let stored: Vec<(String, serde_json::Value)> = store
             .records(account, kind)
             .unwrap()
             .into_iter()
+            .filter(|r| r.collection_id == scope)
             .map(|r| (r.id, serde_json::from_str(&r.raw).expect("raw is JSON")))
             .collect();
         let truth: Vec<(String, serde_json::Value)> = self
