@@ -58,6 +58,9 @@ pub struct RequestRecord {
     /// `deltaToken` and `pageToken` query parameters as sent.
     pub delta_token: Option<String>,
     pub page_token: Option<String>,
+    /// The query parameters of a `POST .../sync` as sent, decoded (`timeMin`, `daysWithin`,
+    /// `skipCompletedBeforeDate`, ...); empty for other requests.
+    pub start_params: Vec<(String, String)>,
     pub status: u16,
     /// The injected fault, if any (rate-limit 429s are not faults).
     pub fault: Option<FaultKind>,

@@ -61,6 +61,8 @@ mod tests;
 #[cfg(test)]
 mod tests_collections;
 #[cfg(test)]
+mod tests_tasks;
+#[cfg(test)]
 mod tests_webhooks;
 
 use std::net::SocketAddr;

@@ -265,6 +265,10 @@ impl Shared {
             collection: request.collection.clone(),
             delta_token: request.logged_param("deltaToken"),
             page_token: request.logged_param("pageToken"),
+            start_params: match request.endpoint {
+                Endpoint::SyncStart => request.query.clone().unwrap_or_default(),
+                _ => Vec::new(),
+            },
             status: 0,
             fault,
             next_page_token: None,

@@ -12,12 +12,12 @@ use super::*;
 const SYS_LABELS: [&str; 8] = ["junk", "trash", "sent", "inbox", "unread", "flagged", "important", "draft"];
 
 impl Env {
-    async fn post(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
+    pub(super) async fn post(&self, path: &str, query: &[(&str, String)]) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(TOKEN), query).await
     }
 
     /// `POST {root}/sync` until ready; the two delta tokens.
-    async fn start(&self, root: &str, query: &[(&str, String)]) -> (String, String) {
+    pub(super) async fn start(&self, root: &str, query: &[(&str, String)]) -> (String, String) {
         for _ in 0..10 {
             let (status, body) = self.post(&format!("{root}/sync"), query).await;
             assert_eq!(status, 200, "{body}");

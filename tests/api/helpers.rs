@@ -43,6 +43,10 @@ pub struct Setup {
     pub mail: Option<(usize, &'static str)>,
     /// Every account's address book: contacts in the fake; synced when set.
     pub contacts: Option<usize>,
+    /// Every account's task lists (the first is the default) with their
+    /// tasks in the fake, and the `tasks` setting (e.g. `true`); synced
+    /// when set.
+    pub tasks: Option<(Vec<(&'static str, usize)>, &'static str)>,
     /// Give the daemon a `[server] listen` address on a free loopback port.
     pub server: bool,
     /// Configure the webhook receiver at `/hook` on that listener (implies
@@ -61,6 +65,7 @@ impl Default for Setup {
             sync_extra: "",
             mail: None,
             contacts: None,
+            tasks: None,
             server: false,
             webhook: false,
         }
@@ -83,6 +88,10 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         if let Some(contacts) = setup.contacts {
             fake.generate(&token, &Collection::Contacts, contacts);
         }
+        for (j, (list, tasks)) in setup.tasks.iter().flat_map(|(lists, _)| lists).enumerate() {
+            fake.add_task_list(&token, list, &format!("List {list}"), j == 0);
+            fake.generate(&token, &Collection::Tasks(list.to_string()), *tasks);
+        }
         accounts.push(Account { name, token, env: format!("TEST_TOKEN_{}", name.to_uppercase()) });
     }
     let server = fake.spawn(([127, 0, 0, 1], 0).into()).await.expect("fake binds");
@@ -95,6 +104,9 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
     }
     if setup.contacts.is_some() {
         account_extra.push_str("contacts = true\n");
+    }
+    if let Some((_, tasks)) = &setup.tasks {
+        account_extra.push_str(&format!("tasks = {tasks}\n"));
     }
     let listen = (setup.server || setup.webhook).then(|| {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");

@@ -19,5 +19,6 @@ mod secrets;
 mod service;
 mod soak;
 mod storage;
+mod tasks;
 mod tolerant;
 mod webhooks;

@@ -37,7 +37,7 @@ async fn post(app: &TestApp, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
     request.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
-async fn post_signed(app: &TestApp, timestamp: i64, body: Vec<u8>) -> u16 {
+pub(crate) async fn post_signed(app: &TestApp, timestamp: i64, body: Vec<u8>) -> u16 {
     let headers = [
         ("X-Aurinko-Request-Timestamp", timestamp.to_string()),
         ("X-Aurinko-Signature", sign(timestamp, &body)),
