@@ -8,7 +8,7 @@
 //! `etag`, `lastModifiedTime`, and moves the status on (completing a task stamps `completed`,
 //! reopening it removes it).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
@@ -110,10 +110,10 @@ pub(crate) fn task(
         } else {
             anchor + Duration::minutes(days * 1440 + rng.random_range(0..1440))
         };
-        r.insert("due".into(), json!(timestamp(due)));
+        r.insert("due".into(), json!(spelled(rng, due)));
     }
     if let Some(done) = completed {
-        r.insert("completed".into(), json!(timestamp(done)));
+        r.insert("completed".into(), json!(spelled(rng, done)));
     }
     if rng.random_bool(0.1) {
         r.insert(
@@ -131,6 +131,15 @@ pub(crate) fn task(
         r.insert("owner".into(), json!(pick(rng, &OWNERS)));
     }
     r
+}
+
+/// An instant as providers spell them: UTC with milliseconds, whole seconds, or an offset.
+fn spelled(rng: &mut StdRng, at: DateTime<Utc>) -> String {
+    match rng.random_range(0..4) {
+        0 => at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        1 => at.with_timezone(&FixedOffset::east_opt(2 * 3600).expect("a valid offset")).to_rfc3339(),
+        _ => timestamp(at),
+    }
 }
 
 /// New etag and `lastModifiedTime`; the status moves on: an open task is completed (stamped
