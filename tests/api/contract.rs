@@ -30,6 +30,10 @@ const EXERCISED: &[&str] = &[
     "contSyncStart",
     "contSyncUpdated",
     "contSyncDeleted",
+    "taskListsList",
+    "taskSyncStart",
+    "taskSyncUpdated",
+    "taskSyncDeleted",
     "getMyAccount",
     "getSubscriptions",
     "subscribe",
@@ -64,6 +68,7 @@ async fn every_request_and_response_matches_the_official_spec() {
     let app = spawn_app(Setup {
         mail: Some((60, r#"{ days_within = 30, body = "text" }"#)),
         contacts: Some(40),
+        tasks: Some((vec![("list-1", 40), ("list-2", 20)], "{ completed_within_days = 90 }")),
         webhook: true,
         options: FakeOptions { page_size: 25, not_ready_polls: 1, ..FakeOptions::default() },
         ..Setup::default()
@@ -114,6 +119,7 @@ async fn drive(app: &TestApp) {
     app.fake.mutate_random(&token, 20);
     app.fake.mutate_random_in(&token, &Collection::Email, 15);
     app.fake.mutate_random_in(&token, &Collection::Contacts, 15);
+    app.fake.mutate_random_in(&token, &Collection::Tasks("list-1".into()), 15);
     assert_exit(&app.catch_up().await, 0);
 
     let daemon = app.spawn_daemon();
@@ -129,8 +135,9 @@ async fn drive(app: &TestApp) {
     }
     assert!(up, "the daemon's listener came up");
     assert_exit(&app.run_binary(&["subscribe"]).await, 0);
-    // A calendar gone upstream: its subscription is deleted.
+    // A calendar and a task list gone upstream: their subscriptions are deleted.
     app.fake.remove_calendar(&token, "cal-2");
+    app.fake.remove_task_list(&token, "list-2");
     assert_exit(&app.run_binary(&["subscribe"]).await, 0);
     drop(daemon);
 
