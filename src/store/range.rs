@@ -13,10 +13,14 @@ use crate::sync::Range;
 const TIME_SHAPE: &str = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*";
 
 /// True for rows inside the window from `min` to `max` (SQL expressions):
-/// ending after its start and, for ranges with an end, starting before its
-/// end, both exclusive as the spec's `timeMin` and `timeMax`.
+/// ending after its start (or without an end, where the range says that
+/// lies inside) and, for ranges with an end, starting before its end, both
+/// exclusive as the spec's `timeMin` and `timeMax`.
 pub(super) fn inside(range: &Range, min: &str, max: &str) -> String {
     let mut condition = format!("{0} GLOB '{TIME_SHAPE}' AND {0} > {min}", range.end);
+    if range.empty_end_inside {
+        condition = format!("({0} IS NULL OR ({condition}))", range.end);
+    }
     if let Some(start) = range.start {
         condition.push_str(&format!(" AND {start} GLOB '{TIME_SHAPE}' AND {start} < {max}"));
     }

@@ -286,3 +286,38 @@ fn a_sweep_removes_only_rows_inside_the_provisioned_window() {
     let mail = report.collections.iter().find(|c| c.kind == "email").unwrap();
     assert_eq!(mail.outside_window, Some(1), "older than the cutoff");
 }
+
+/// Tasks: a task list's initial pass covers every open task and those
+/// completed after `skipCompletedBeforeDate`; the sweep keeps the tasks
+/// completed before it, and `state` counts them as outside.
+#[test]
+fn a_task_sweep_keeps_tasks_completed_before_the_skip_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let list = CollectionKey::listed("work", Kind::Tasks, "list-1");
+    let task = |id: &str, completed: Option<&str>| {
+        let completed = completed.map(|t| format!(r#","status":"completed","completed":"{t}""#)).unwrap_or_default();
+        parse(Kind::Tasks, &format!(r#"{{"id":"{id}","etag":"1"{completed}}}"#))
+    };
+    let tasks = vec![
+        task("open", None),
+        task("done-long-ago", Some("2026-01-05T09:00:00Z")),
+        task("done-near-the-cutoff", Some("2026-10-28T18:00:00+02:00")),
+        task("done-recently", Some("2026-11-20T09:00:00Z")),
+        task("done-oddly", Some("last week")),
+    ];
+    // completed_within_days = 30: the cutoff is 2026-10-28T12:00Z.
+    let window = Window { time_min: now() - chrono::Duration::days(30), time_max: now() };
+    let tasks_state = |generation| SyncState { window: Some(window), ..state(generation, None) };
+    store.commit(&list, &commit(tasks_state(1)), &PageRecords::Upserts(tasks), now()).unwrap();
+    let sweep = Commit { sweep: Some(Sweep { below: 2, window: Some(window) }), ..commit(tasks_state(2)) };
+    assert_eq!(store.commit(&list, &sweep, &PageRecords::None, now()).unwrap().swept, 2, "open and done-recently");
+    let kept: Vec<String> = store.records("work", Kind::Tasks).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(kept, ["done-long-ago", "done-near-the-cutoff", "done-oddly"]);
+    let report = store.report().unwrap();
+    let tasks = report.collections.iter().find(|c| c.kind == "tasks").unwrap();
+    assert_eq!(tasks.outside_window, Some(1), "completed before the cutoff");
+    // `tasks = true`: no window, every task the new pass did not see goes.
+    let everything = Commit { sweep: Some(Sweep { below: 3, window: None }), ..commit(tasks_state(3)) };
+    assert_eq!(store.commit(&list, &everything, &PageRecords::None, now()).unwrap().swept, 3);
+}

@@ -58,6 +58,10 @@ pub struct Range {
     /// `None` when the range is open towards the future (mail: messages
     /// that arrive after the provisioning are in its updated stream too).
     pub start: Option<&'static str>,
+    /// Whether a row without a value in `end` lies inside: an open task
+    /// has no `completed`, and every open task is in a task list's initial
+    /// pass.
+    pub empty_end_inside: bool,
 }
 
 /// How far inside the window's edges a sweep stops. Email's `daysWithin` is
@@ -73,7 +77,7 @@ const EVENTS: Table = Table {
     id: "event_id",
     etag: true,
     columns: &["subject", "start_time", "end_time", "all_day", "last_modified", "ical_uid", "recurrence_type"],
-    range: Some(Range { end: "end_time", start: Some("start_time") }),
+    range: Some(Range { end: "end_time", start: Some("start_time"), empty_end_inside: false }),
 };
 
 const MESSAGES: Table = Table {
@@ -92,7 +96,7 @@ const MESSAGES: Table = Table {
         "sys_labels",
         "has_attachments",
     ],
-    range: Some(Range { end: "received_at", start: None }),
+    range: Some(Range { end: "received_at", start: None, empty_end_inside: false }),
 };
 
 const CONTACTS: Table = Table {
@@ -110,7 +114,9 @@ const TASKS: Table = Table {
     id: "task_id",
     etag: true,
     columns: &["title", "status", "due", "completed", "parent_id"],
-    range: None,
+    // `skipCompletedBeforeDate` leaves out tasks completed before it: the
+    // initial pass covers open tasks and those completed later.
+    range: Some(Range { end: "completed", start: None, empty_end_inside: true }),
 };
 
 /// Where discovery records the collections of a listed kind: the table and

@@ -232,6 +232,58 @@ async fn after_token_expiry_task_lists_are_reconciled() {
     assert!(app.requests().iter().all(|r| r.status == 200 && r.endpoint != Endpoint::SyncStart));
 }
 
+/// Tasks gathered over years are not lost when the token expires: the new
+/// provisioning (`completed_within_days = 90`) leaves out tasks completed
+/// before its cutoff, and the sweep keeps them, even those deleted upstream
+/// meanwhile (nothing can tell); open and recently completed tasks deleted
+/// meanwhile go. `state` counts the tasks completed before the cutoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_expiry_tasks_completed_before_the_cutoff_stay_and_deleted_open_ones_are_swept() {
+    let app = spawn_app(setup(200, "true")).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    let everything: Vec<(String, String)> = typed_rows(&app).into_iter().map(|r| (r.0, r.1)).collect();
+    let completed_days_ago = |list: &str, id: &str| {
+        let record = app.fake.truth_json(&token, &self::list(list), None).into_iter().find(|t| t["id"] == id)?;
+        let at = DateTime::parse_from_rfc3339(record.get("completed")?.as_str()?).ok()?;
+        Some((Utc::now() - at.with_timezone(&Utc)).num_days())
+    };
+    let pick = |test: &dyn Fn(Option<i64>) -> bool, n: usize| -> Vec<(String, String)> {
+        everything.iter().filter(|(l, id)| test(completed_days_ago(l, id))).take(n).cloned().collect()
+    };
+    let old = pick(&|d| d.is_some_and(|d| d > 92), usize::MAX);
+    let gone_old = pick(&|d| d.is_some_and(|d| d > 92), 3);
+    let gone_open = pick(&|d| d.is_none(), 5);
+    let gone_recent = pick(&|d| d.is_some_and(|d| d < 88), 2);
+    assert!(old.len() > 10 && gone_recent.len() == 2, "{} old, {} recent", old.len(), gone_recent.len());
+
+    app.edit_config("tasks = true", "tasks = { completed_within_days = 90 }");
+    app.fake.expire_tokens(&token);
+    for (l, id) in gone_old.iter().chain(&gone_open).chain(&gone_recent) {
+        assert!(app.fake.delete(&token, &list(l), id));
+    }
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    assert_eq!(starts(&app.requests()).len(), 2, "re-provisioned");
+
+    let swept: Vec<&(String, String)> = gone_open.iter().chain(&gone_recent).collect();
+    let expected: Vec<(String, String)> = everything.iter().filter(|t| !swept.contains(t)).cloned().collect();
+    let stored: Vec<(String, String)> = typed_rows(&app).into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(stored, expected, "tasks completed before the cutoff stay, deleted open and recent ones are swept");
+    let state = app.state_json().await;
+    for c in state["collections"].as_array().unwrap().iter().filter(|c| c["kind"] == "tasks") {
+        let cutoff = DateTime::parse_from_rfc3339(c["window_min"].as_str().unwrap()).unwrap().with_timezone(&Utc);
+        let before_cutoff = typed_rows(&app)
+            .into_iter()
+            .filter(|r| r.0 == c["id"].as_str().unwrap())
+            .filter_map(|r| r.5)
+            .filter(|at| DateTime::parse_from_rfc3339(at).unwrap() <= cutoff)
+            .count();
+        assert!(before_cutoff > 5, "{c}");
+        assert_eq!(c["outside_window"], before_cutoff, "state counts the tasks completed before the cutoff");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_completed_before_date_is_sent_and_honoured() {
     let app = spawn_app(setup(300, "{ completed_within_days = 90 }")).await;
