@@ -293,6 +293,13 @@ pub(crate) struct SyncPage {
     pub next_delta_token: Option<String>,
 }
 
+/// Which listing a page belongs to.
+#[derive(Clone, Copy)]
+enum Listing {
+    Calendars,
+    TaskLists,
+}
+
 /// One page of `GET /calendars` or `GET /tasklists`, already serialised.
 #[derive(Debug)]
 pub(crate) struct CalendarsPage {
@@ -931,36 +938,18 @@ impl Data {
 
     // ----- protocol ----------------------------------------------------------------------
 
-    /// `GET /calendars` from `offset`.
+    /// `GET /calendars` from the offset in `page_token`.
     pub fn calendars_page(
         &self,
         account: usize,
         page_token: Option<&str>,
         page_size: usize,
     ) -> Result<CalendarsPage, ApiError> {
-        let offset = match page_token.filter(|text| !text.is_empty()) {
-            None => 0,
-            Some(text) => match self.codec.decode(text) {
-                Some(Token::Calendars { account: owner, offset }) if owner as usize == account => offset as usize,
-                _ => return Err(ApiError::token_not_valid("Page token is invalid")),
-            },
-        };
         let live: Vec<usize> =
             self.accounts[account].calendars.iter().copied().filter(|&index| !self.calendars[index].removed).collect();
-        let records: Vec<Value> =
-            live.iter().skip(offset).take(page_size).map(|&index| self.calendar_record(index)).collect();
-        let count = records.len();
-        let end = offset + count;
-        let next_page_token = (end < live.len())
-            .then(|| self.codec.encode(&Token::Calendars { account: account as u32, offset: end as u32 }));
-        let body = serde_json::to_vec(&PageBody {
-            next_page_token: next_page_token.as_deref(),
-            next_delta_token: None,
-            length: count,
-            records,
+        self.listing_page(account, Listing::Calendars, &live, page_token, page_size, |index| {
+            self.calendar_record(index)
         })
-        .unwrap_or_default();
-        Ok(CalendarsPage { body, records: count, next_page_token })
     }
 
     /// `GET /tasklists` from the offset in `page_token`.
@@ -970,25 +959,51 @@ impl Data {
         page_token: Option<&str>,
         page_size: usize,
     ) -> Result<CalendarsPage, ApiError> {
-        let offset = match page_token.filter(|text| !text.is_empty()) {
-            None => 0,
-            Some(text) => match self.codec.decode(text) {
-                Some(Token::TaskLists { account: owner, offset }) if owner as usize == account => offset as usize,
-                _ => return Err(ApiError::token_not_valid("Page token is invalid")),
-            },
-        };
         let live: Vec<usize> = self.accounts[account]
             .task_lists
             .iter()
             .copied()
             .filter(|&index| !self.task_lists[index].removed)
             .collect();
-        let records: Vec<Value> =
-            live.iter().skip(offset).take(page_size).map(|&index| self.task_list_record(index)).collect();
+        self.listing_page(account, Listing::TaskLists, &live, page_token, page_size, |index| {
+            self.task_list_record(index)
+        })
+    }
+
+    /// One page of a listing of `live` items, from the offset in `page_token` (a token of the
+    /// same listing and account, else `token.notValid`).
+    fn listing_page(
+        &self,
+        account: usize,
+        listing: Listing,
+        live: &[usize],
+        page_token: Option<&str>,
+        page_size: usize,
+        record: impl Fn(usize) -> Value,
+    ) -> Result<CalendarsPage, ApiError> {
+        let token = |offset: usize| {
+            let (account, offset) = (account as u32, offset as u32);
+            match listing {
+                Listing::Calendars => Token::Calendars { account, offset },
+                Listing::TaskLists => Token::TaskLists { account, offset },
+            }
+        };
+        let offset = match page_token.filter(|text| !text.is_empty()) {
+            None => 0,
+            Some(text) => match self.codec.decode(text) {
+                // Only a token of this listing and account: it encodes to the same token.
+                Some(decoded @ (Token::Calendars { offset, .. } | Token::TaskLists { offset, .. }))
+                    if decoded == token(offset as usize) =>
+                {
+                    offset as usize
+                }
+                _ => return Err(ApiError::token_not_valid("Page token is invalid")),
+            },
+        };
+        let records: Vec<Value> = live.iter().skip(offset).take(page_size).map(|&index| record(index)).collect();
         let count = records.len();
         let end = offset + count;
-        let next_page_token = (end < live.len())
-            .then(|| self.codec.encode(&Token::TaskLists { account: account as u32, offset: end as u32 }));
+        let next_page_token = (end < live.len()).then(|| self.codec.encode(&token(end)));
         let body = serde_json::to_vec(&PageBody {
             next_page_token: next_page_token.as_deref(),
             next_delta_token: None,

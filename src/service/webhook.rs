@@ -208,11 +208,7 @@ impl Receiver {
         }
         let id = if id == alias {
             let (store, account) = (self.store.clone(), account.to_string());
-            let resolved = tokio::task::spawn_blocking(move || match kind {
-                Kind::Calendar => store.primary_calendar(&account),
-                _ => store.default_task_list(&account),
-            });
-            resolved.await.ok()?.ok()??
+            tokio::task::spawn_blocking(move || store.aliased(&account, kind)).await.ok()?.ok()??
         } else {
             id.to_string()
         };

@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::write::timestamp;
 use super::{CollectionKey, Store, StoreError};
+use crate::sync::Kind;
 
 /// A subscription as `subscribe` left it, with the last lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,28 +40,21 @@ impl Store {
         Ok(name)
     }
 
-    /// The id of the calendar discovery marked primary.
-    pub fn primary_calendar(&self, account: &str) -> Result<Option<String>, StoreError> {
+    /// The live collection of a listed kind that discovery marked as the
+    /// one its alias names: the primary calendar (`/calendars/primary/...`),
+    /// the default task list (`/tasklists/default/...`).
+    pub fn aliased(&self, account: &str, kind: Kind) -> Result<Option<String>, StoreError> {
+        let Some(listing) = kind.listing() else { return Ok(None) };
         let conn = self.conn();
         let id = conn
             .query_row(
-                "SELECT calendar_id FROM calendars WHERE account = ?1 AND is_primary = 1 AND removed_at IS NULL
-                 ORDER BY last_seen_at DESC LIMIT 1",
-                params![account],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(id)
-    }
-
-    /// The account's default task list, as discovery last saw it: what
-    /// the webhook resource `/tasklists/default/tasks` names.
-    pub fn default_task_list(&self, account: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.conn();
-        let id = conn
-            .query_row(
-                "SELECT task_list_id FROM task_lists WHERE account = ?1 AND is_default = 1 AND removed_at IS NULL
-                 ORDER BY last_seen_at DESC LIMIT 1",
+                &format!(
+                    "SELECT {id} FROM {table} WHERE account = ?1 AND {alias} = 1 AND removed_at IS NULL
+                     ORDER BY last_seen_at DESC LIMIT 1",
+                    id = listing.id,
+                    table = listing.table,
+                    alias = listing.alias,
+                ),
                 params![account],
                 |r| r.get(0),
             )

@@ -119,12 +119,14 @@ const TASKS: Table = Table {
     range: Some(Range { end: "completed", start: None, empty_end_inside: true }),
 };
 
-/// Where discovery records the collections of a listed kind: the table and
-/// its id column (`calendars.calendar_id`, `task_lists.task_list_id`).
+/// Where discovery records the collections of a listed kind: the table, its
+/// id column (`calendars.calendar_id`, `task_lists.task_list_id`), and the
+/// flag of the one an alias names (`primary`, webhooks' `default`).
 #[derive(Debug)]
 pub struct Listing {
     pub table: &'static str,
     pub id: &'static str,
+    pub alias: &'static str,
 }
 
 impl Kind {
@@ -155,8 +157,8 @@ impl Kind {
     /// For listed kinds, where discovery records what it saw.
     pub fn listing(self) -> Option<Listing> {
         match self {
-            Kind::Calendar => Some(Listing { table: "calendars", id: "calendar_id" }),
-            Kind::Tasks => Some(Listing { table: "task_lists", id: "task_list_id" }),
+            Kind::Calendar => Some(Listing { table: "calendars", id: "calendar_id", alias: "is_primary" }),
+            Kind::Tasks => Some(Listing { table: "task_lists", id: "task_list_id", alias: "is_default" }),
             Kind::Email | Kind::Contacts => None,
         }
     }
