@@ -406,3 +406,59 @@ async fn a_task_change_arrives_through_the_webhook_and_the_default_alias_is_unde
     .await;
     assert!(app.requests().iter().all(|r| r.collection != Some(list("errands"))), "only the default list synced");
 }
+
+/// A task list whose sync answers 404 but that `GET /tasklists/{id}` still
+/// finds (the token may not sync it) keeps its tasks and fails clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_list_whose_sync_answers_404_but_that_still_exists_is_not_purged() {
+    let app = spawn_app(setup(60, "true")).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    let before = typed_rows(&app);
+    app.fake.set_sync_not_found(&token, &list(LISTS[0]), true);
+    app.fake.mutate_random_in(&token, &list(LISTS[0]), 5);
+    app.fake.clear_requests();
+    let out = app.catch_up().await;
+    assert_exit(&out, 1);
+    let checked = app
+        .requests()
+        .iter()
+        .any(|r| r.endpoint == Endpoint::GetTaskList && r.collection == Some(list(LISTS[0])) && r.status == 200);
+    assert!(checked, "GET /tasklists/{{id}} was asked and answered 200");
+    assert_eq!(typed_rows(&app), before, "nothing of the list was purged");
+    let state = app.state_json().await;
+    let c = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == LISTS[0]).unwrap().clone();
+    assert_eq!((c["phase"].as_str(), c["last_error_class"].as_str()), (Some("idle"), Some("not_found")), "{c}");
+
+    app.fake.set_sync_not_found(&token, &list(LISTS[0]), false);
+    assert_exit(&app.catch_up().await, 0);
+    assert_lists_equal_truth(&app);
+}
+
+/// Between two discoveries, the daemon's actor of a removed task list meets
+/// a 404, `GET /tasklists/{id}` confirms it, and the list is purged then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_list_removed_between_discoveries_is_purged_once_its_404_is_confirmed() {
+    let mut s = setup(40, "true");
+    s.sync_extra = "poll_interval_secs = 1\ndiscovery_interval_secs = 3600\n";
+    let app = spawn_app(s).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || tasks_match_truth(&app)).await;
+    let token = app.token("work").to_string();
+    app.fake.remove_task_list(&token, LISTS[0]);
+    app.wait_for(Duration::from_secs(10), "the purge", || {
+        read_typed_rows(&app).is_some_and(|rows| rows.iter().all(|r| r.0 != LISTS[0]))
+    })
+    .await;
+    assert!(tasks_match_truth(&app));
+    let requests = app.requests();
+    assert!(requests.iter().all(|r| r.endpoint != Endpoint::ListTaskLists || r.status == 200));
+    assert_eq!(requests.iter().filter(|r| r.endpoint == Endpoint::ListTaskLists).count(), 1, "no second discovery");
+    let confirmed = requests
+        .iter()
+        .any(|r| r.endpoint == Endpoint::GetTaskList && r.collection == Some(list(LISTS[0])) && r.status == 404);
+    assert!(confirmed, "the removal was confirmed with GET /tasklists/{{id}}");
+    let state = app.state_json().await;
+    let c = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == LISTS[0]).unwrap().clone();
+    assert_eq!((c["phase"].as_str(), c["records"].as_i64()), (Some("removed"), Some(0)), "{c}");
+}
