@@ -811,13 +811,14 @@ impl Data {
         true
     }
 
-    /// Changes an event's subject or a contact's notes but keeps its etag and
+    /// Changes an event's subject, a contact's notes or a task's title but keeps its etag and
     /// `lastModifiedTime`, as a provider may; the change is reported by the next delta. False
     /// when there is no such record or the store holds messages (which have no etag).
     pub fn update_keeping_etag(&mut self, store: usize, id: &str) -> bool {
         let field = match self.stores[store].kind {
             Kind::Calendar => "subject",
             Kind::Contacts => "notes",
+            Kind::Tasks => "title",
             Kind::Email => return false,
         };
         let Some((item, rng)) = self.stores[store].touch(id) else {
