@@ -3,8 +3,9 @@
 //! Requests are counted per endpoint.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -28,6 +29,11 @@ pub struct Counters {
     pub unknown: AtomicU64,
     /// `/sync/deleted` requests per calendar: one closes each pass.
     pub passes_by_calendar: Vec<AtomicU64>,
+    /// `POST /sync` requests per calendar, and when each was answered.
+    pub starts_by_calendar: Vec<AtomicU64>,
+    pub start_times: Mutex<Vec<Instant>>,
+    /// Each calendar's first this many `POST /sync` answer `ready: false`.
+    pub not_ready_polls: AtomicU32,
 }
 
 /// A copy of the counters at one moment.
@@ -86,6 +92,7 @@ impl Double {
     pub async fn start(data: Arc<Dataset>) -> Double {
         let counters = Arc::new(Counters {
             passes_by_calendar: (0..data.calendars.len()).map(|_| AtomicU64::new(0)).collect(),
+            starts_by_calendar: (0..data.calendars.len()).map(|_| AtomicU64::new(0)).collect(),
             ..Counters::default()
         });
         let shared = Arc::new(Shared { data, counters: counters.clone() });
@@ -114,6 +121,16 @@ impl Double {
             deleted: load(&c.deleted),
             unknown: load(&c.unknown),
         }
+    }
+
+    /// Makes each calendar's first `n` provisionings answer `ready: false`.
+    pub fn set_not_ready_polls(&self, n: u32) {
+        self.counters.not_ready_polls.store(n, Ordering::Relaxed);
+    }
+
+    /// When each `POST /sync` so far was answered.
+    pub fn start_times(&self) -> Vec<Instant> {
+        self.counters.start_times.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Passes closed so far, per calendar.
@@ -174,10 +191,16 @@ fn calendar_index(shared: &Shared, id: &str) -> Option<usize> {
 }
 
 async fn start_sync(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    if calendar_index(&shared, &id).is_none() {
+    let Some(n) = calendar_index(&shared, &id) else {
         return not_found(&shared);
+    };
+    let c = &shared.counters;
+    c.start.fetch_add(1, Ordering::Relaxed);
+    c.start_times.lock().unwrap_or_else(|p| p.into_inner()).push(Instant::now());
+    let earlier = c.starts_by_calendar[n].fetch_add(1, Ordering::Relaxed);
+    if earlier < u64::from(c.not_ready_polls.load(Ordering::Relaxed)) {
+        return json(Bytes::from_static(br#"{"ready":false}"#));
     }
-    shared.counters.start.fetch_add(1, Ordering::Relaxed);
     json(Bytes::from(format!(r#"{{"ready":true,"syncUpdatedToken":"u0.{id}","syncDeletedToken":"d0.{id}"}}"#)))
 }
 

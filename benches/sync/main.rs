@@ -17,7 +17,14 @@
 //! 5. idle: the daemon (`run`) over those calendars with nothing changing,
 //!    for `BENCH_IDLE_SECS` (60) seconds after every calendar's first poll:
 //!    CPU and requests per poll, at the default `poll_interval_secs` (60,
-//!    where the target is judged) and again at 10 s.
+//!    where the target is judged) and again at 10 s;
+//! 6. start fast: `run --catch-up` on a fresh store of one calendar whose
+//!    provisioning answers `ready: false` twice, `START_RUNS` times: the
+//!    time from starting the process until the first page's rows can be
+//!    read from the store (polled every millisecond through a read-only
+//!    connection, so it includes start-up, discovery, the waits for
+//!    `ready`, the first page and its commit), and the double's gap
+//!    between the first `POST /sync` and the next.
 //!
 //! `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
 //! incremental pass, 5 s idle) for CI. The process exits non-zero only when
@@ -44,6 +51,11 @@ use process::{Finished, Workspace};
 /// times busier one that shows the cost of a pass more plainly.
 const DEFAULT_POLL_SECS: u64 = 60;
 const BUSY_POLL_SECS: u64 = 10;
+
+/// The start-fast scenario: `ready: false` answers before the ready one,
+/// and how many runs its median is taken over.
+const START_NOT_READY: u32 = 2;
+const START_RUNS: usize = 5;
 
 /// Limits of the run, and the targets of issue 7.
 const SMALL_EVENTS: usize = 2_000;
@@ -234,6 +246,10 @@ fn main() -> ExitCode {
         default.print(scale.incremental_calendars);
     }
     busy.print(scale.incremental_calendars);
+
+    // 6. Start fast.
+    let start = start_fast(&runtime, &mut problems);
+    start.print();
 
     // Targets.
     let growth = (full.peak_mib() - small.peak_mib()) / small.peak_mib();
@@ -451,6 +467,77 @@ impl Idle {
         );
         println!();
     }
+}
+
+/// Start-fast runs: each a fresh store, one calendar.
+struct StartFast {
+    first_page: Vec<Duration>,
+    first_retry: Vec<Duration>,
+    wall: Vec<Duration>,
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+impl StartFast {
+    fn print(&self) {
+        println!(
+            "== start fast: run --catch-up, fresh store, 1 calendar of {SMALL_EVENTS} events, provisioning ready:false {START_NOT_READY} times ({} runs, median)",
+            self.first_page.len()
+        );
+        let list = |v: &[Duration]| v.iter().map(|d| format!("{}", d.as_millis())).collect::<Vec<_>>().join(", ");
+        row(
+            "start to first committed page",
+            format!("{} ms ({} ms)", median(&self.first_page).as_millis(), list(&self.first_page)),
+        );
+        row(
+            "first POST /sync to the next",
+            format!("{} ms ({} ms)", median(&self.first_retry).as_millis(), list(&self.first_retry)),
+        );
+        row("start to exit", format!("{} ms", median(&self.wall).as_millis()));
+        println!();
+    }
+}
+
+fn start_fast(runtime: &tokio::runtime::Runtime, problems: &mut Problems) -> StartFast {
+    let data = Arc::new(Dataset::build(SMALL_EVENTS, 1, false));
+    let mut result = StartFast { first_page: Vec::new(), first_retry: Vec::new(), wall: Vec::new() };
+    for _ in 0..START_RUNS {
+        let double = runtime.block_on(Double::start(data.clone()));
+        double.set_not_ready_polls(START_NOT_READY);
+        let ws = Workspace::new(&double.base_url(), DEFAULT_POLL_SECS);
+        let mut run = ws.spawn(&["run", "--catch-up"], "start");
+        let mut first_page = None;
+        while run.child.try_wait().ok().flatten().is_none() {
+            if first_page.is_none() && rows_visible(&ws) {
+                first_page = Some(run.started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = run.started;
+        let finished = run.wait();
+        problems.exit_ok("start: run --catch-up", &ws, "start", &finished);
+        problems.expect_eq("start: POST /sync", double.counts().start, u64::from(START_NOT_READY) + 1);
+        // A page committed in the last millisecond is seen after the exit.
+        let first_page = first_page.or_else(|| rows_visible(&ws).then(|| started.elapsed()));
+        problems.expect("start: rows stored", first_page.is_some(), || "none".into());
+        let times = double.start_times();
+        if let [first, second, ..] = times.as_slice() {
+            result.first_retry.push(second.duration_since(*first));
+        }
+        result.first_page.extend(first_page);
+        result.wall.push(finished.wall);
+    }
+    result
+}
+
+/// Whether the store holds any event yet (false while it does not exist).
+fn rows_visible(ws: &Workspace) -> bool {
+    let Ok(conn) = Connection::open_with_flags(&ws.db, OpenFlags::SQLITE_OPEN_READ_ONLY) else { return false };
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM events)", [], |r| r.get::<_, bool>(0)).unwrap_or(false)
 }
 
 fn run_idle(ws: &Workspace, double: &Double, secs: u64, poll_secs: u64, problems: &mut Problems) -> Idle {

@@ -69,4 +69,7 @@ pub struct RequestRecord {
     pub next_page_token: Option<String>,
     pub next_delta_token: Option<String>,
     pub records: usize,
+    /// When the request was received (after the configured latency), for assertions on the
+    /// spacing of retries.
+    pub at: std::time::Instant,
 }

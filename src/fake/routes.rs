@@ -274,6 +274,7 @@ impl Shared {
             next_page_token: None,
             next_delta_token: None,
             records: 0,
+            at: Instant::now(),
         };
         let reply = match fault {
             Some(FaultKind::InternalError) => {

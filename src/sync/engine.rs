@@ -417,7 +417,7 @@ impl Engine {
 
     fn ready_policy(&self) -> ReadyPolicy {
         let api = &self.config.api;
-        ReadyPolicy { first_delay: api.backoff_base * 2, max_delay: api.backoff_max, timeout: api.ready_timeout }
+        ReadyPolicy::new(api.backoff_max, api.ready_timeout)
     }
 }
 

@@ -29,6 +29,23 @@ pub struct ReadyPolicy {
     pub timeout: Duration,
 }
 
+impl ReadyPolicy {
+    /// The first ask again: a new collection is often ready within moments,
+    /// and its first page should not wait a second for nothing.
+    pub const FIRST_DELAY: Duration = Duration::from_millis(250);
+    /// The cap of the doubling: a long preparation (a big mailbox) is asked
+    /// about every 8 s, about 40 requests in the default 300 s, which the
+    /// account's rate limit hardly notices.
+    pub const MAX_DELAY: Duration = Duration::from_secs(8);
+
+    /// 250 ms, doubling to 8 s, both at most `cap` (the configured retry
+    /// cap), for at most `timeout`.
+    pub fn new(cap: Duration, timeout: Duration) -> ReadyPolicy {
+        let max_delay = Self::MAX_DELAY.min(cap);
+        ReadyPolicy { first_delay: Self::FIRST_DELAY.min(max_delay), max_delay, timeout }
+    }
+}
+
 /// What the driver should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action<'a> {
@@ -540,6 +557,23 @@ mod tests {
             }
         }
         assert_eq!(delays, vec![1, 2, 4, 8], "doubling, capped, within the 20 s deadline");
+    }
+
+    #[test]
+    fn not_ready_is_asked_again_after_250_ms_doubling_to_8_s() {
+        let mut pass =
+            Pass::new(SyncState::new(), window(), ReadyPolicy::new(Duration::from_secs(30), Duration::from_secs(60)));
+        let mut delays = Vec::new();
+        for _ in 0..9 {
+            pass.on_provision(Provision::NotReady);
+            match pass.next_action() {
+                Action::Provision { delay } => delays.push(delay.as_millis()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![250, 500, 1000, 2000, 4000, 8000, 8000, 8000, 8000]);
+        let tight = ReadyPolicy::new(Duration::from_millis(100), Duration::from_secs(1));
+        assert_eq!((tight.first_delay, tight.max_delay), (Duration::from_millis(100), Duration::from_millis(100)));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Full and incremental catch-up.
 
+use std::time::Duration;
+
 use aurinko_sync::fake::{Endpoint, FakeOptions};
 
 use crate::helpers::{Setup, assert_exit, spawn_app, text};
@@ -81,6 +83,29 @@ async fn a_provisioning_that_is_not_ready_at_first_is_asked_again() {
     app.assert_store_equals_truth("work");
     let starts = app.requests().iter().filter(|r| r.endpoint == Endpoint::SyncStart).count();
     assert_eq!(starts, 2 * 4, "three not-ready answers and a ready one per calendar");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_not_ready_provisioning_is_asked_again_within_250_ms_then_doubling() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("cal-1", 10)])],
+        options: FakeOptions { not_ready_polls: 3, ..FakeOptions::default() },
+        ..Setup::default()
+    };
+    let app = spawn_app(setup).await;
+    // The default retry settings, which made the first ask again wait 1 s.
+    let config = app.config_text("").replace("backoff_base_ms = 5\nbackoff_max_ms = 100\n", "");
+    std::fs::write(&app.config_path, config).unwrap();
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+    let starts: Vec<_> =
+        app.requests().into_iter().filter(|r| r.endpoint == Endpoint::SyncStart).map(|r| r.at).collect();
+    assert_eq!(starts.len(), 4, "three not-ready answers and a ready one");
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Lower bounds are exact (a sleep is never shorter); the upper one leaves
+    // a busy machine 450 ms for one loopback request.
+    assert!(gaps[0] >= Duration::from_millis(240) && gaps[0] < Duration::from_millis(700), "first {gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(490) && gaps[2] >= Duration::from_millis(990), "doubling {gaps:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
