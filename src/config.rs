@@ -138,6 +138,8 @@ pub struct AccountConfig {
     pub contacts: bool,
     /// `None`: task lists are not synced.
     pub tasks: Option<TasksConfig>,
+    /// Discovery lists calendars shared with the user too (`withShared=true`).
+    pub shared_calendars: bool,
 }
 
 impl std::fmt::Debug for AccountConfig {
@@ -149,6 +151,7 @@ impl std::fmt::Debug for AccountConfig {
             .field("email", &self.email)
             .field("contacts", &self.contacts)
             .field("tasks", &self.tasks)
+            .field("shared_calendars", &self.shared_calendars)
             .finish()
     }
 }
@@ -231,6 +234,7 @@ struct RawAccount {
     /// `true`, `false` or `{ completed_within_days = N }`; checked by hand
     /// like `calendars`.
     tasks: Option<toml::Value>,
+    shared_calendars: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -437,7 +441,11 @@ fn validate_account(
             "nothing to sync: no calendars, no email, no contacts, no tasks",
         ));
     }
-    Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts, tasks })
+    let shared_calendars = raw.shared_calendars.unwrap_or(false);
+    if shared_calendars && calendars == CalendarSelection::Listed(Vec::new()) {
+        return Err(ConfigError::at(key("shared_calendars"), "lists calendars, but `calendars = []` syncs none"));
+    }
+    Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts, tasks, shared_calendars })
 }
 
 /// `tasks = true | false | { completed_within_days = N }`.
@@ -629,6 +637,9 @@ mod tests {
         assert!(a.contacts);
         let c = parse("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nemail = {}\n").unwrap();
         assert_eq!(c.accounts[0].email, Some(EmailConfig { days_within: None, body: None }));
+        assert!(!c.accounts[0].shared_calendars, "off by default");
+        let c = parse("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nshared_calendars = true\n").unwrap();
+        assert!(c.accounts[0].shared_calendars);
     }
 
     #[test]
@@ -639,6 +650,8 @@ mod tests {
             ("email = { body = \"rtf\" }\n", "accounts[0].email.body"),
             ("email = { folders = 1 }\n", "folders"),
             ("contacts = \"yes\"\n", "contacts"),
+            ("shared_calendars = 1\n", "shared_calendars"),
+            ("calendars = []\ncontacts = true\nshared_calendars = true\n", "accounts[0].shared_calendars"),
             ("calendars = []\n", "accounts[0].calendars"),
         ];
         for (line, key) in cases {

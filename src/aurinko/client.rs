@@ -104,27 +104,34 @@ impl Api {
 }
 
 impl AccountClient {
-    /// `GET /calendars`, following `nextPageToken` to the end.
-    pub async fn list_calendars(&self) -> Result<Vec<Calendar>, ApiError> {
-        self.list_all(Endpoint::ListCalendars, "calendars", Calendar::from_raw).await
+    /// `GET /calendars`, following `nextPageToken` to the end; with
+    /// `with_shared`, calendars shared with the user are listed too.
+    pub async fn list_calendars(&self, with_shared: bool) -> Result<Vec<Calendar>, ApiError> {
+        let query: &[(&str, &str)] = if with_shared { &[("withShared", "true")] } else { &[] };
+        self.list_all(Endpoint::ListCalendars, "calendars", query, Calendar::from_raw).await
     }
 
     /// `GET /tasklists`, following `nextPageToken` to the end.
     pub async fn list_task_lists(&self) -> Result<Vec<TaskList>, ApiError> {
-        self.list_all(Endpoint::ListTaskLists, "tasklists", TaskList::from_raw).await
+        self.list_all(Endpoint::ListTaskLists, "tasklists", &[], TaskList::from_raw).await
     }
 
-    /// A token-paged listing to its end; records without an id are skipped.
+    /// A token-paged listing to its end, every page with `query`; records
+    /// without an id are skipped.
     async fn list_all<T>(
         &self,
         endpoint: Endpoint,
         path: &str,
+        query: &[(&str, &str)],
         record: impl Fn(&RawValue) -> Option<T>,
     ) -> Result<Vec<T>, ApiError> {
         let mut all = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
             let mut url = self.api.url(&[path]);
+            if !query.is_empty() {
+                url.query_pairs_mut().extend_pairs(query);
+            }
             if let Some(token) = &page_token {
                 url.query_pairs_mut().append_pair("pageToken", token);
             }

@@ -255,6 +255,8 @@ struct CalendarData {
     name: String,
     primary: bool,
     removed: bool,
+    /// Shared with the user: listed only with `withShared=true`.
+    shared: bool,
     color: String,
     access_role: &'static str,
     description: Option<String>,
@@ -458,6 +460,7 @@ impl Data {
                     name: String::new(),
                     primary: false,
                     removed: false,
+                    shared: false,
                     color: color.to_string(),
                     access_role,
                     description,
@@ -939,15 +942,24 @@ impl Data {
 
     // ----- protocol ----------------------------------------------------------------------
 
-    /// `GET /calendars` from the offset in `page_token`.
+    /// Marks a calendar of the account as shared with the user (or not); false when there is
+    /// no such calendar.
+    pub fn set_calendar_shared(&mut self, token: &str, calendar_id: &str, shared: bool) -> bool {
+        let calendar = self.account_by_token(token).and_then(|account| self.find_calendar(account, calendar_id));
+        calendar.map(|index| self.calendars[index].shared = shared).is_some()
+    }
+
+    /// `GET /calendars` from `offset`; shared calendars only `with_shared`.
     pub fn calendars_page(
         &self,
         account: usize,
         page_token: Option<&str>,
         page_size: usize,
+        with_shared: bool,
     ) -> Result<CalendarsPage, ApiError> {
+        let listed = |index: usize| !self.calendars[index].removed && (with_shared || !self.calendars[index].shared);
         let live: Vec<usize> =
-            self.accounts[account].calendars.iter().copied().filter(|&index| !self.calendars[index].removed).collect();
+            self.accounts[account].calendars.iter().copied().filter(|&index| listed(index)).collect();
         self.listing_page(account, Listing::Calendars, &live, page_token, page_size, |index| {
             self.calendar_record(index)
         })

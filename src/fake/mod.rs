@@ -230,6 +230,13 @@ impl FakeAurinko {
         self.with(|s| s.data.add_calendar(token, calendar_id, name, primary));
     }
 
+    /// Marks a calendar as shared with the user: `GET /calendars` lists it only with
+    /// `withShared=true`; its other endpoints answer as for any calendar. False when the account
+    /// has no such calendar.
+    pub fn set_calendar_shared(&self, token: &str, calendar_id: &str, shared: bool) -> bool {
+        self.with(|s| s.data.set_calendar_shared(token, calendar_id, shared))
+    }
+
     /// Adds `count` seeded, varied events (singles, all-day, series with occurrences).
     pub fn generate_events(&self, token: &str, calendar_id: &str, count: usize) {
         self.generate(token, &Collection::Calendar(calendar_id.to_string()), count);

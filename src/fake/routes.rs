@@ -389,15 +389,16 @@ impl Shared {
         }
         let page_size = self.options.page_size.max(1);
         if request.endpoint == Endpoint::ListCalendars {
-            match request.param("withShared")? {
-                None | Some("") | Some("true") | Some("false") => {}
+            let with_shared = match request.param("withShared")? {
+                None | Some("") | Some("false") => false,
+                Some("true") => true,
                 Some(_) => return Err(ApiError::bad_request("withShared must be true or false")),
-            }
+            };
             match request.param("mode")? {
                 None | Some("") | Some("user") | Some("group") => {}
                 Some(_) => return Err(ApiError::bad_request("mode must be user or group")),
             }
-            let page = self.data.calendars_page(account, request.param("pageToken")?, page_size)?;
+            let page = self.data.calendars_page(account, request.param("pageToken")?, page_size, with_shared)?;
             record.records = page.records;
             record.next_page_token = page.next_page_token;
             return Ok(Reply::json(200, page.body));

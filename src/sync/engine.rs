@@ -302,7 +302,7 @@ impl Engine {
                 (selected, present, true)
             }
             _ => {
-                let found = client.list_calendars().await?;
+                let found = client.list_calendars(account.shared_calendars).await?;
                 let present: BTreeSet<String> = found.iter().map(|c| c.id.clone()).collect();
                 let saved = found.clone();
                 blocking(move || store.save_calendars(&name, &saved, Utc::now())).await;

@@ -159,3 +159,31 @@ async fn mutations_during_a_run_are_caught_by_the_next_one() {
     assert_exit(&app.catch_up().await, 0);
     app.assert_store_equals_truth("work");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_calendar_is_synced_with_shared_calendars_on_and_only_then() {
+    let setup = Setup { accounts: vec![("work", vec![("cal-1", 30), ("shared-1", 20)])], ..Setup::default() };
+    let app = spawn_app(setup).await;
+    let token = app.token("work").to_string();
+    assert!(app.fake.set_calendar_shared(&token, "shared-1", true));
+    let of = |rows: Vec<(String, String, Option<String>)>, calendar: &str| -> Vec<_> {
+        rows.into_iter().filter(|(c, _, _)| c == calendar).collect()
+    };
+    // Off (the default): only the user's own calendar, and nothing asked of the shared one.
+    assert_exit(&app.catch_up().await, 0);
+    assert_eq!(of(app.stored("work"), "cal-1"), of(app.truth("work"), "cal-1"));
+    assert!(of(app.stored("work"), "shared-1").is_empty());
+    assert!(app.requests().iter().all(|r| r.calendar_id.as_deref() != Some("shared-1")));
+    // On: the shared calendar is listed and synced; the own one is not provisioned again.
+    let config = app.config_text("").replace("[[accounts]]\n", "[[accounts]]\nshared_calendars = true\n");
+    std::fs::write(&app.config_path, config).unwrap();
+    app.fake.clear_requests();
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+    assert_eq!(of(app.stored("work"), "shared-1").len(), 20);
+    let starts: Vec<_> = app.requests().into_iter().filter(|r| r.endpoint == Endpoint::SyncStart).collect();
+    assert!(starts.iter().all(|r| r.calendar_id.as_deref() == Some("shared-1")), "only the new one provisions");
+    // And it stays: the next discovery lists it again, nothing is purged.
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+}
