@@ -16,10 +16,14 @@ use tokio_retry::strategy::{ExponentialBackoff, jitter};
 use super::error::{ApiError, Endpoint, ErrorClass, classify};
 use super::politeness::{Politeness, parse_retry_after};
 use super::wire::{
-    AccountInfo, ApiRequestFailed, Calendar, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
-    TaskList,
+    AccountInfo, ApiRequestFailed, Calendar, EmailFolder, ListPage, RawSyncPage, Subscription, SubscriptionsPage,
+    SyncStatus, TaskList,
 };
 use crate::config::ApiConfig;
+
+/// The most pages a listing is followed for: a server handing out fresh
+/// page tokens forever must not hold discovery up.
+const MAX_LIST_PAGES: usize = 1000;
 
 /// Error bodies are read only this far; a proxy's HTML page is not useful.
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -108,27 +112,30 @@ impl AccountClient {
     /// `with_shared`, calendars shared with the user are listed too.
     pub async fn list_calendars(&self, with_shared: bool) -> Result<Vec<Calendar>, ApiError> {
         let query: &[(&str, &str)] = if with_shared { &[("withShared", "true")] } else { &[] };
-        self.list_all(Endpoint::ListCalendars, "calendars", query, Calendar::from_raw).await
+        self.list_all(Endpoint::ListCalendars, &["calendars"], query, Calendar::from_raw).await
     }
 
     /// `GET /tasklists`, following `nextPageToken` to the end.
     pub async fn list_task_lists(&self) -> Result<Vec<TaskList>, ApiError> {
-        self.list_all(Endpoint::ListTaskLists, "tasklists", &[], TaskList::from_raw).await
+        self.list_all(Endpoint::ListTaskLists, &["tasklists"], &[], TaskList::from_raw).await
     }
 
     /// A token-paged listing to its end, every page with `query`; records
-    /// without an id are skipped.
+    /// without an id are skipped. A page token seen before ends it; a
+    /// listing still going after [`MAX_LIST_PAGES`] pages is an error (not
+    /// a short list, which would make calendars look removed).
     async fn list_all<T>(
         &self,
         endpoint: Endpoint,
-        path: &str,
+        path: &[&str],
         query: &[(&str, &str)],
         record: impl Fn(&RawValue) -> Option<T>,
     ) -> Result<Vec<T>, ApiError> {
         let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut page_token: Option<String> = None;
-        loop {
-            let mut url = self.api.url(&[path]);
+        for _ in 0..MAX_LIST_PAGES {
+            let mut url = self.api.url(path);
             if !query.is_empty() {
                 url.query_pairs_mut().extend_pairs(query);
             }
@@ -138,10 +145,22 @@ impl AccountClient {
             let page: ListPage = self.call(endpoint, Method::GET, url, decode_json).await?;
             all.extend(page.records.unwrap_or_default().iter().filter_map(|r| record(r)));
             match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(next) if page_token.as_ref() != Some(&next) => page_token = Some(next),
+                Some(next) if seen.insert(next.clone()) => page_token = Some(next),
                 _ => return Ok(all),
             }
         }
+        Err(ApiError {
+            class: ErrorClass::Permanent,
+            endpoint,
+            status: None,
+            code: None,
+            message: format!("the listing did not end after {MAX_LIST_PAGES} pages"),
+        })
+    }
+
+    /// `GET /email/folders`, following `nextPageToken` to the end.
+    pub async fn list_folders(&self) -> Result<Vec<EmailFolder>, ApiError> {
+        self.list_all(Endpoint::Folders, &["email", "folders"], &[], EmailFolder::from_raw).await
     }
 
     /// `GET /calendars/{id}`; `id` may be the alias `primary`.

@@ -60,6 +60,7 @@ pub enum Endpoint {
     SyncDeleted,
     Account,
     Subscriptions,
+    Folders,
 }
 
 impl Endpoint {
@@ -74,6 +75,7 @@ impl Endpoint {
             Endpoint::SyncDeleted => "sync_deleted",
             Endpoint::Account => "account",
             Endpoint::Subscriptions => "subscriptions",
+            Endpoint::Folders => "folders",
         }
     }
 

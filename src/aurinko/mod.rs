@@ -11,4 +11,4 @@ mod wire;
 pub use client::{AccountClient, Api, Provision, SyncPage, TokenRef};
 pub use error::{ApiError, Endpoint, ErrorClass, classify};
 pub use politeness::parse_retry_after;
-pub use wire::{Calendar, Subscription, TaskList, int_id, optional_int_id};
+pub use wire::{Calendar, EmailFolder, Subscription, TaskList, int_id, optional_int_id};

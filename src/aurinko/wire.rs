@@ -32,7 +32,10 @@ pub(crate) struct RawSyncPage<'a> {
     pub records: Option<Vec<&'a RawValue>>,
 }
 
-/// `CalendarsPage` and `TaskListPage`: a page of a listing, records kept raw.
+/// `CalendarsPage`, `TaskListPage` and `EmailFolderInfoPage`: a page of a
+/// listing, records kept raw. The spec gives `EmailFolderInfoPage` no
+/// `nextPageToken`, but its operation takes a `pageToken`, so one is
+/// followed when present.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ListPage {
@@ -113,6 +116,43 @@ impl TaskList {
             id,
             title: fields.title,
             default_list: fields.default_list.unwrap_or(false),
+            raw: raw.get().to_string(),
+        })
+    }
+}
+
+/// An `EmailFolderInfo`: the fields the `folders` table types, and the
+/// record whole in `raw`.
+#[derive(Debug, Clone)]
+pub struct EmailFolder {
+    pub id: String,
+    pub name: Option<String>,
+    pub full_name: Option<String>,
+    pub is_folder: Option<bool>,
+    pub is_label: Option<bool>,
+    pub parent_id: Option<String>,
+    /// The well-known role (`inbox`, `sent`, `trash`, ...).
+    pub sys_label: Option<String>,
+    pub raw: String,
+}
+
+impl EmailFolder {
+    /// `None` for a record that is not an object with a non-empty string
+    /// id; a field of another type than the spec's is left empty.
+    pub(crate) fn from_raw(raw: &RawValue) -> Option<EmailFolder> {
+        let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+        let object = value.as_object()?;
+        let id = object.get("id")?.as_str().filter(|id| !id.is_empty())?.to_string();
+        let text = |key: &str| object.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let flag = |key: &str| object.get(key).and_then(|v| v.as_bool());
+        Some(EmailFolder {
+            id,
+            name: text("name"),
+            full_name: text("fullName"),
+            is_folder: flag("isFolder"),
+            is_label: flag("isLabel"),
+            parent_id: text("parentId"),
+            sys_label: text("sysLabel"),
             raw: raw.get().to_string(),
         })
     }

@@ -33,6 +33,8 @@ pub enum Endpoint {
     /// and delete (`DELETE .../{id}`, `unsubscribe`); [`RequestRecord::method`] and
     /// [`RequestRecord::path`] tell them apart.
     Subscriptions,
+    /// `GET /v1/email/folders` (operation `folders`).
+    Folders,
     /// Anything else (answered 404 or 405).
     Other,
 }

@@ -78,7 +78,7 @@ const LINES: [&str; 6] = [
     "Thanks!",
 ];
 
-const FOLDERS: [(&str, &str); 6] = [
+pub(crate) const FOLDERS: [(&str, &str); 6] = [
     ("inbox", "INBOX"),
     ("sent", "SENT"),
     ("draft", "DRAFT"),

@@ -11,6 +11,7 @@
 //!   `POST /v1/tasklists/{id}/sync?skipCompletedBeforeDate=` and
 //!   `GET /v1/tasklists/{id}/sync/{updated,deleted}` (`SyncTasksPage`, `DeletedPage`);
 //! - `GET /v1/account` (`ApiAccountOutDto`);
+//! - `GET /v1/email/folders` (`EmailFolderInfoPage`), the folders the messages are filed in;
 //! - webhooks: `GET`/`POST /v1/subscriptions` and `GET`/`DELETE /v1/subscriptions/{id}`, with the
 //!   notification URL validation handshake, and signed notifications to the subscribers after
 //!   every change made through this type's mutation methods.
@@ -47,6 +48,7 @@ mod contacts;
 mod data;
 mod error;
 mod faults;
+mod folders;
 mod generate;
 mod limits;
 mod log;
@@ -162,6 +164,8 @@ pub(crate) struct Shared {
     log: Vec<RequestRecord>,
     requests_seen: u64,
     webhooks: webhooks::Webhooks,
+    /// `GET /v1/email/folders` answers 500.
+    folders_failing: bool,
 }
 
 impl Shared {
@@ -208,6 +212,7 @@ impl FakeAurinko {
             log: Vec::new(),
             requests_seen: 0,
             webhooks: webhooks::Webhooks::new(options.seed),
+            folders_failing: false,
             options,
         };
         Self { shared: Arc::new(Mutex::new(shared)) }
@@ -393,6 +398,11 @@ impl FakeAurinko {
     /// Every request with this token answers 401 `token.dead`, whatever the collection.
     pub fn kill_token(&self, token: &str) {
         self.with(|s| s.data.kill_token(token));
+    }
+
+    /// Makes `GET /v1/email/folders` answer 500 every time (or serve again).
+    pub fn set_folders_failing(&self, failing: bool) {
+        self.with(|s| s.folders_failing = failing);
     }
 
     pub fn set_faults(&self, faults: Faults) {

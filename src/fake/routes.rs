@@ -99,6 +99,7 @@ impl Request {
         // The id in the path of a calendar or a task list, and which of the two it names.
         let (endpoint, raw_id, collection) = match segments.as_slice() {
             ["v1", "account"] => (Endpoint::Account, None, None),
+            ["v1", "email", "folders"] => (Endpoint::Folders, None, None),
             ["v1", "subscriptions"] => (Endpoint::Subscriptions, None, None),
             ["v1", "subscriptions", id] if !id.is_empty() => (Endpoint::Subscriptions, None, None),
             ["v1", "calendars"] => (Endpoint::ListCalendars, None, None),
@@ -385,6 +386,12 @@ impl Shared {
                 return Ok(Reply::json(200, self.account_json(account)));
             }
             Endpoint::Subscriptions => return self.subscriptions(request, account, record),
+            Endpoint::Folders => {
+                let (body, records, next_page_token) = self.folders_page(request.param("pageToken")?)?;
+                record.records = records;
+                record.next_page_token = next_page_token;
+                return Ok(Reply::json(200, body));
+            }
             _ => {}
         }
         let page_size = self.options.page_size.max(1);
@@ -511,6 +518,7 @@ impl Shared {
             | Endpoint::ListTaskLists
             | Endpoint::Account
             | Endpoint::Subscriptions
+            | Endpoint::Folders
             | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),
         }
     }

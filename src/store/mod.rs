@@ -9,6 +9,7 @@
 //! anyway, and a single connection lets every page and its token share one
 //! `BEGIN IMMEDIATE` transaction.
 
+mod folders;
 mod range;
 mod read;
 mod subscriptions;
@@ -34,6 +35,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0003_webhooks.sql")),
     M::up(include_str!("../../state/0004_reprovisioning.sql")),
     M::up(include_str!("../../state/0005_tasks.sql")),
+    M::up(include_str!("../../state/0006_mail_folders.sql")),
 ];
 
 /// How long a write waits for another writer (another process holding the

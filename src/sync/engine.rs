@@ -252,6 +252,7 @@ impl Engine {
             }
         }
         if let Some(email) = account.email {
+            self.refresh_folders(account, client).await;
             plan.collections.push(Collection {
                 key: CollectionKey::account_wide(&account.name, Kind::Email),
                 name: None,
@@ -540,7 +541,9 @@ fn unique(listed: impl Iterator<Item = (String, Option<String>)>) -> Vec<(String
 
 /// Runs a store call on the blocking pool; a failure is logged, since the
 /// bookkeeping it does must not stop the sync itself.
-async fn blocking<E: std::fmt::Display + Send + 'static>(f: impl FnOnce() -> Result<(), E> + Send + 'static) {
+pub(super) async fn blocking<E: std::fmt::Display + Send + 'static>(
+    f: impl FnOnce() -> Result<(), E> + Send + 'static,
+) {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!("store: {e}"),

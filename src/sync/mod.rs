@@ -13,6 +13,7 @@
 mod collection;
 mod driver;
 mod engine;
+mod folders;
 mod machine;
 mod progress;
 mod records;

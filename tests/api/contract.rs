@@ -34,6 +34,7 @@ const EXERCISED: &[&str] = &[
     "taskSyncStart",
     "taskSyncUpdated",
     "taskSyncDeleted",
+    "folders",
     "getMyAccount",
     "getSubscriptions",
     "subscribe",

@@ -149,3 +149,54 @@ async fn days_within_limits_the_first_load_and_bodies_come_as_configured() {
         stored.iter().map(|r| serde_json::from_str::<serde_json::Value>(&r.raw).unwrap()["body"].clone()).collect();
     assert!(bodies.iter().all(|b| b.as_str().is_some_and(|b| b.contains('<'))), "HTML bodies");
 }
+
+/// `(folder_id, folder name)` of every stored message, the name through the
+/// `folders` table (`None` when the join finds no named folder).
+fn message_folders(app: &TestApp) -> Vec<(String, Option<String>)> {
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let mut statement = conn
+        .prepare(
+            "SELECT m.folder_id, f.name FROM messages m
+             LEFT JOIN folders f ON f.account = m.account AND f.folder_id = m.folder_id AND f.removed_at IS NULL",
+        )
+        .unwrap();
+    statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_catch_up_every_message_joins_to_a_named_folder() {
+    // Pages of three, so the folder list comes in pages too.
+    let setup = Setup { options: FakeOptions { page_size: 3, ..FakeOptions::default() }, ..setup(60, 0) };
+    let app = spawn_app(setup).await;
+    assert_exit(&app.catch_up().await, 0);
+    let folders = message_folders(&app);
+    assert_eq!(folders.len(), 60);
+    assert!(folders.iter().all(|(_, name)| name.as_deref().is_some_and(|n| !n.is_empty())), "{folders:?}");
+    let pages = app.requests().iter().filter(|r| r.endpoint == Endpoint::Folders && r.status == 200).count();
+    assert_eq!(pages, 3, "seven folders in pages of three");
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let (role, parent): (String, String) = conn
+        .query_row(
+            "SELECT i.role, p.name FROM folders i, folders p
+             WHERE i.folder_id = 'INBOX' AND p.folder_id = (SELECT parent_id FROM folders WHERE folder_id = 'Label_7712')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((role.as_str(), parent.as_str()), ("inbox", "Projects"), "the well-known role and the parent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_folder_list_does_not_fail_the_mail_sync() {
+    let app = spawn_app(setup(40, 10)).await;
+    app.fake.set_folders_failing(true);
+    let out = app.catch_up().await;
+    assert_exit(&out, 0);
+    assert_all_equal_truth(&app);
+    assert!(crate::helpers::text(&out.stderr).contains("mail folder list failed"));
+    assert!(message_folders(&app).iter().all(|(_, name)| name.is_none()), "no folders yet");
+    // Once the list answers again, the next discovery fills it in.
+    app.fake.set_folders_failing(false);
+    assert_exit(&app.catch_up().await, 0);
+    assert!(message_folders(&app).iter().all(|(_, name)| name.is_some()));
+}

@@ -1,0 +1,23 @@
+//! The mailbox's folder list, refreshed with discovery for accounts that
+//! sync mail. It only names folders: a list that cannot be fetched is
+//! logged and the mail sync goes on, with the names from the last refresh.
+
+use chrono::Utc;
+
+use super::engine::{Engine, blocking};
+use crate::aurinko::AccountClient;
+use crate::config::AccountConfig;
+
+impl Engine {
+    pub(super) async fn refresh_folders(&self, account: &AccountConfig, client: &AccountClient) {
+        let folders = match client.list_folders().await {
+            Ok(folders) => folders,
+            Err(e) => {
+                tracing::warn!(account = %account.name, class = %e.class, "mail folder list failed; the mail sync goes on: {e}");
+                return;
+            }
+        };
+        let (store, name) = (self.store().clone(), account.name.clone());
+        blocking(move || store.save_folders(&name, &folders, Utc::now())).await;
+    }
+}
