@@ -21,6 +21,7 @@ use crate::recorder::{Exchange, Recorder};
 /// with success, so the test cannot pass by checking nothing.
 const EXERCISED: &[&str] = &[
     "calendars",
+    "calendarById",
     "calSyncStart",
     "calSyncUpdated",
     "calSyncDeleted",
@@ -42,8 +43,9 @@ const EXERCISED: &[&str] = &[
 ];
 
 /// Error answers the scenario must have provoked, so their bodies are held
-/// to the spec too: an expired token and a refused one.
-const PROVOKED: &[u16] = &[410, 401];
+/// to the spec too: an expired token, a collection that cannot be read, and
+/// a refused token.
+const PROVOKED: &[u16] = &[410, 404, 401];
 
 fn spec() -> Option<Spec> {
     let Some(path) = openapi::locate().filter(|p| p.exists()) else {
@@ -76,8 +78,15 @@ async fn every_request_and_response_matches_the_official_spec() {
     })
     .await;
     let recorder = Recorder::spawn(&app.server.base_url()).await;
-    let config = std::fs::read_to_string(&app.config_path).unwrap();
-    std::fs::write(&app.config_path, config.replace(&app.server.base_url(), &recorder.base_url())).unwrap();
+    let token = app.token("work").to_string();
+    app.fake.add_calendar(&token, "cal-shared", "Shared with me", false);
+    app.fake.generate_events(&token, "cal-shared", 30);
+    assert!(app.fake.set_calendar_shared(&token, "cal-shared", true));
+    let config = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace(&app.server.base_url(), &recorder.base_url())
+        .replace("token_env = \"TEST_TOKEN_WORK\"\n", "token_env = \"TEST_TOKEN_WORK\"\nshared_calendars = true\n");
+    std::fs::write(&app.config_path, config).unwrap();
 
     drive(&app).await;
 
@@ -103,6 +112,10 @@ async fn every_request_and_response_matches_the_official_spec() {
     );
     let missing: Vec<_> = EXERCISED.iter().filter(|id| !answered.contains(**id)).collect();
     assert!(missing.is_empty(), "the scenario never exercised {missing:?}; it saw {answered:?}");
+    assert!(
+        exchanges.iter().any(|e| e.query.contains(&("withShared".to_string(), "true".to_string()))),
+        "shared calendars were asked for"
+    );
     for status in PROVOKED {
         assert!(
             exchanges.iter().any(|e| e.status == *status && !e.response_body.is_empty()),
@@ -112,8 +125,9 @@ async fn every_request_and_response_matches_the_official_spec() {
 }
 
 /// What the product does in a life: a first sync with `ready: false`
-/// answers, deltas after changes, the daemon and `subscribe`, expired
-/// tokens, and a refused token.
+/// answers and a shared calendar, deltas after changes, the daemon and
+/// `subscribe`, sync endpoints answering 404, expired tokens, and a refused
+/// token.
 async fn drive(app: &TestApp) {
     let token = app.token("work").to_string();
     assert_exit(&app.catch_up().await, 0);
@@ -141,6 +155,14 @@ async fn drive(app: &TestApp) {
     app.fake.remove_task_list(&token, "list-2");
     assert_exit(&app.run_binary(&["subscribe"]).await, 0);
     drop(daemon);
+
+    // A mailbox and a calendar that answer 404 (a missing scope): the
+    // calendar is looked up before anything is purged.
+    app.fake.set_sync_not_found(&token, &Collection::Email, true);
+    app.fake.set_sync_not_found(&token, &Collection::Calendar("cal-1".into()), true);
+    assert_exit(&app.catch_up().await, 1);
+    app.fake.set_sync_not_found(&token, &Collection::Email, false);
+    app.fake.set_sync_not_found(&token, &Collection::Calendar("cal-1".into()), false);
 
     app.fake.expire_tokens(&token);
     app.fake.mutate_random(&token, 5);
