@@ -125,6 +125,8 @@ struct Store {
     not_ready_left: u32,
     /// Set by `set_sync_not_found`: the sync endpoints answer 404.
     sync_not_found: bool,
+    /// Set by `set_delta_refused`: `/sync/updated` and `/sync/deleted` answer 400.
+    delta_refused: bool,
     /// Seeded from (seed, account name, collection), so a collection's generated records do not
     /// depend on what else was set up before it.
     rng: StdRng,
@@ -142,6 +144,7 @@ impl Store {
             retired: HashSet::new(),
             not_ready_left,
             sync_not_found: false,
+            delta_refused: false,
             rng,
         }
     }
@@ -621,6 +624,14 @@ impl Data {
 
     pub fn sync_not_found(&self, store: usize) -> bool {
         self.stores[store].sync_not_found
+    }
+
+    pub fn set_delta_refused(&mut self, store: usize, on: bool) {
+        self.stores[store].delta_refused = on;
+    }
+
+    pub fn delta_refused(&self, store: usize) -> bool {
+        self.stores[store].delta_refused
     }
 
     /// The store behind a collection of the account of `token`; calendars by id or `primary`,

@@ -346,6 +346,17 @@ impl FakeAurinko {
         });
     }
 
+    /// While `on`, every delta request of the collection (`.../sync/updated`, `.../sync/deleted`),
+    /// whatever its token, answers 400 `badRequest` with nothing saying the token expired: a
+    /// permanent failure to a client. Provisioning (`POST .../sync`) still works.
+    pub fn set_delta_refused(&self, token: &str, collection: &Collection, on: bool) {
+        self.with(|s| {
+            if let Some(store) = s.data.store_of(token, collection) {
+                s.data.set_delta_refused(store, on);
+            }
+        });
+    }
+
     /// Adds a task list to the account of `token` (no-op for an unknown token), or revives and
     /// renames one with that id. Marking it the default makes it the target of the `default`
     /// alias and unmarks the previous one.

@@ -446,6 +446,9 @@ impl Shared {
         if self.data.sync_not_found(store) {
             return Err(ApiError::new(404, "notFound", "Not found"));
         }
+        if self.data.delta_refused(store) && request.endpoint != Endpoint::SyncStart {
+            return Err(ApiError::bad_request("Invalid request"));
+        }
         match request.endpoint {
             Endpoint::SyncStart => {
                 let (time_min, time_max, body) = match self.data.store_kind(store) {

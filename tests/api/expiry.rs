@@ -230,3 +230,33 @@ async fn tokens_refused_as_permanent_three_passes_in_a_row_are_given_up_once() {
     assert_exit(&app.catch_up().await, 0);
     assert!(app.requests().iter().all(|r| r.endpoint != Endpoint::SyncStart));
 }
+
+/// When the new tokens are refused as well, the collection does not
+/// provision again every few passes: once per run of failures, until a pass
+/// catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_still_refused_after_giving_its_tokens_up_does_not_provision_again() {
+    let setup = Setup { accounts: vec![("work", vec![])], contacts: Some(20), ..Setup::default() };
+    let app = spawn_app(setup).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    app.fake.set_delta_refused(&token, &Collection::Contacts, true);
+    app.fake.clear_requests();
+    let starts = |app: &TestApp| app.requests().iter().filter(|r| r.endpoint == Endpoint::SyncStart).count();
+    let mut starts_per_pass = Vec::new();
+    for _ in 0..PERMANENT_FAILURES_BEFORE_REPROVISIONING + 4 {
+        let before = starts(&app);
+        assert_exit(&app.catch_up().await, 1);
+        starts_per_pass.push(starts(&app) - before);
+    }
+    assert_eq!(starts_per_pass, [0, 0, 0, 1, 0, 0, 0], "provisioned again once, after the third failure");
+    let state = app.state_json().await;
+    let contacts = state["collections"].as_array().unwrap()[0].clone();
+    assert_eq!(contacts["reprovision_reason"], "permanent_failures", "{contacts}");
+    assert_eq!(contacts["last_error_class"], "permanent", "{contacts}");
+
+    app.fake.set_delta_refused(&token, &Collection::Contacts, false);
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_collection_equals_truth("work", &Collection::Contacts, None);
+    assert_eq!(starts(&app), 1, "the tokens of that one re-provisioning are used");
+}
