@@ -28,7 +28,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
         let _ = std::fs::remove_file(path);
     }
     let text = format!(
-        "[api]\nbase_url = {}\nrequests_per_second = 1000\n[store]\npath = {}\n[[accounts]]\nname = \"demo\"\ntoken_env = \"DEMO_TOKEN\"\nemail = {{ days_within = 90, body = \"text\" }}\ncontacts = true\n",
+        "[api]\nbase_url = {}\nrequests_per_second = 1000\n[store]\npath = {}\n[[accounts]]\nname = \"demo\"\ntoken_env = \"DEMO_TOKEN\"\nemail = {{ days_within = 90, body = \"text\" }}\ncontacts = true\ntasks = {{ completed_within_days = 365 }}\n",
         toml::Value::String(server.base_url()),
         toml::Value::String(db.display().to_string()),
     );
@@ -41,7 +41,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
     };
     let Some(engine) = open_engine(config) else { return Exit::Failed };
     println!(
-        "Fake Aurinko on {} with {} calendars of {} events, a mailbox and an address book; syncing into {}\n",
+        "Fake Aurinko on {} with {} calendars of {} events, a mailbox, an address book and two task lists; syncing into {}\n",
         server.base_url(),
         calendars.max(1),
         events,

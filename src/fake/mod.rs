@@ -515,7 +515,8 @@ impl FakeAurinko {
 
     /// A ready-made data set: account `demo` with `calendars` calendars (the first primary,
     /// ids in Google and Office 365 shapes) of `events_per_calendar` generated events each,
-    /// `events_per_calendar` messages and `min(events_per_calendar, 300)` contacts.
+    /// `events_per_calendar` messages, `min(events_per_calendar, 300)` contacts, and two task
+    /// lists of `min(events_per_calendar, 200)` tasks each.
     pub fn demo(events_per_calendar: usize, calendars: usize, seed: u64) -> (Self, String) {
         let fake = Self::new(FakeOptions { seed, ..FakeOptions::default() });
         let token = format!("demo-token-{seed}");
@@ -538,6 +539,10 @@ impl FakeAurinko {
         }
         fake.generate(&token, &Collection::Email, events_per_calendar);
         fake.generate(&token, &Collection::Contacts, events_per_calendar.min(300));
+        for (id, title, default) in [("demo-tasks", "Tasks", true), ("demo-errands", "Errands ✓", false)] {
+            fake.add_task_list(&token, id, title, default);
+            fake.generate(&token, &Collection::Tasks(id.to_string()), events_per_calendar.min(200));
+        }
         (fake, token)
     }
 }

@@ -38,6 +38,11 @@ async fn each_configuration_error_exits_2_with_its_key_and_sends_nothing() {
             "calendars",
         ),
         (format!("[api]\nbase_url = \"{base}\"\n[store]\npath = \"\"\n{account}"), "store.path"),
+        (format!("[api]\nbase_url = \"{base}\"\n{account}tasks = \"yes\"\n"), "accounts[0].tasks"),
+        (
+            format!("[api]\nbase_url = \"{base}\"\n{account}tasks = {{ completed_within_days = 0 }}\n"),
+            "accounts[0].tasks.completed_within_days",
+        ),
         (format!("[api]\nbase_url = \"{base}\"\nmax_attempts = \"many\"\n{account}"), "max_attempts"),
         (
             format!("[api]\nbase_url = \"{base}\"\nbackoff_base_ms = 900\nbackoff_max_ms = 10\n{account}"),
