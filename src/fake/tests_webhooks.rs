@@ -642,3 +642,40 @@ fn mutations_outside_a_runtime_send_nothing() {
         env.server.shutdown().await;
     });
 }
+
+#[tokio::test]
+async fn task_list_resources_notify_and_the_default_alias_follows_the_default_list() {
+    let env = env(FakeOptions::default()).await;
+    env.fake.set_signing_secret(SECRET);
+    env.fake.add_task_list(TOKEN, "list-1", "Tasks", true);
+    env.fake.add_task_list(TOKEN, "list-2", "Errands", false);
+    let receiver = Receiver::start().await;
+    let default = subscribed(&env, "/tasklists/default/tasks", &receiver).await;
+    let by_id = subscribed(&env, "/tasklists/list-2/tasks", &receiver).await;
+
+    let first = env.fake.create(TOKEN, &Collection::Tasks("list-1".into()));
+    let second = env.fake.create(TOKEN, &Collection::Tasks("list-2".into()));
+    // The default moves to list-2: its changes now reach both subscriptions.
+    env.fake.add_task_list(TOKEN, "list-2", "Errands", true);
+    assert!(env.fake.update(TOKEN, &Collection::Tasks("list-2".into()), &second));
+    settle(&env.fake).await;
+    let mut got: Vec<(i64, String, String)> = receiver
+        .notifications()
+        .iter()
+        .map(Hit::json)
+        .map(|body| {
+            let sub = body["subscription"].as_i64().unwrap();
+            (sub, body["resource"].as_str().unwrap().to_string(), body["payloads"][0]["id"].as_str().unwrap().into())
+        })
+        .collect();
+    got.sort();
+    let mut expected = vec![
+        (default, "/tasklists/default/tasks".to_string(), first),
+        (by_id, "/tasklists/list-2/tasks".to_string(), second.clone()),
+        (by_id, "/tasklists/list-2/tasks".to_string(), second.clone()),
+        (default, "/tasklists/default/tasks".to_string(), second),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+    env.server.shutdown().await;
+}
