@@ -533,6 +533,19 @@ async fn webhook_faults_bad_signature_stale_and_duplicates() {
     env.server.shutdown().await;
 }
 
+/// What the receiver got, as (subscription, resource, first payload's id).
+fn notified(receiver: &Receiver) -> Vec<(i64, String, String)> {
+    receiver
+        .notifications()
+        .iter()
+        .map(Hit::json)
+        .map(|body| {
+            let sub = body["subscription"].as_i64().unwrap();
+            (sub, body["resource"].as_str().unwrap().to_string(), body["payloads"][0]["id"].as_str().unwrap().into())
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn primary_alias_follows_the_primary_calendar() {
     let env = env(FakeOptions::default()).await;
@@ -544,15 +557,7 @@ async fn primary_alias_follows_the_primary_calendar() {
     let event = env.fake.create_event(TOKEN, "cal-1");
     env.fake.create_event(TOKEN, "cal-2");
     settle(&env.fake).await;
-    let mut got: Vec<(i64, String, String)> = receiver
-        .notifications()
-        .iter()
-        .map(Hit::json)
-        .map(|body| {
-            let sub = body["subscription"].as_i64().unwrap();
-            (sub, body["resource"].as_str().unwrap().to_string(), body["payloads"][0]["id"].as_str().unwrap().into())
-        })
-        .collect();
+    let mut got = notified(&receiver);
     got.sort();
     assert_eq!(
         got,
@@ -659,15 +664,7 @@ async fn task_list_resources_notify_and_the_default_alias_follows_the_default_li
     env.fake.add_task_list(TOKEN, "list-2", "Errands", true);
     assert!(env.fake.update(TOKEN, &Collection::Tasks("list-2".into()), &second));
     settle(&env.fake).await;
-    let mut got: Vec<(i64, String, String)> = receiver
-        .notifications()
-        .iter()
-        .map(Hit::json)
-        .map(|body| {
-            let sub = body["subscription"].as_i64().unwrap();
-            (sub, body["resource"].as_str().unwrap().to_string(), body["payloads"][0]["id"].as_str().unwrap().into())
-        })
-        .collect();
+    let mut got = notified(&receiver);
     got.sort();
     let mut expected = vec![
         (default, "/tasklists/default/tasks".to_string(), first),
