@@ -721,19 +721,19 @@ impl Data {
             }
             Kind::Tasks => {
                 for _ in 0..count {
-                    let id = self.insert_task(store, None);
+                    let id = self.stores[store].fresh_id();
+                    self.insert_task(store, id.clone(), None);
                     self.journal(store, id, ChangeType::Created);
                 }
             }
         }
     }
 
-    /// Makes a task (now with `stamp`, else somewhere in the past); about a quarter are subtasks
+    /// Makes task `id` (now with `stamp`, else somewhere in the past); about a quarter are subtasks
     /// of a live top-level task of the same list.
-    fn insert_task(&mut self, store: usize, stamp: Option<DateTime<Utc>>) -> String {
+    fn insert_task(&mut self, store: usize, id: String, stamp: Option<DateTime<Utc>>) {
         let anchor = self.anchor;
         let s = &mut self.stores[store];
-        let id = s.fresh_id();
         let parent = if s.rng.random_bool(0.25) {
             let top: Vec<&String> =
                 s.items.iter().filter(|(_, item)| !item.record.contains_key("parentId")).map(|(id, _)| id).collect();
@@ -743,8 +743,7 @@ impl Data {
         };
         let record = tasks::task(&mut s.rng, anchor, id.clone(), stamp, parent.as_deref());
         let span = task_span(tasks::completed_at(&record));
-        s.insert(id.clone(), span, record, None, stamp, anchor);
-        id
+        s.insert(id, span, record, None, stamp, anchor);
     }
 
     /// Creates one record "now" and returns its id: a single event, a message just arrived in
@@ -752,11 +751,6 @@ impl Data {
     pub fn create(&mut self, store: usize) -> String {
         let anchor = self.anchor;
         let now = now_millis();
-        if self.stores[store].kind == Kind::Tasks {
-            let id = self.insert_task(store, Some(now));
-            self.journal(store, id.clone(), ChangeType::Created);
-            return id;
-        }
         let s = &mut self.stores[store];
         let id = s.fresh_id();
         match s.kind {
@@ -773,7 +767,7 @@ impl Data {
                 let record = contacts::contact(&mut s.rng, anchor, id.clone(), Some(now));
                 s.insert(id.clone(), (0, 0), record, None, Some(now), anchor);
             }
-            Kind::Tasks => unreachable!("tasks are created above"),
+            Kind::Tasks => self.insert_task(store, id.clone(), Some(now)),
         }
         self.journal(store, id.clone(), ChangeType::Created);
         id
