@@ -32,6 +32,7 @@ const EXERCISED: &[&str] = &[
     "contSyncUpdated",
     "contSyncDeleted",
     "taskListsList",
+    "taskList",
     "taskSyncStart",
     "taskSyncUpdated",
     "taskSyncDeleted",
@@ -156,13 +157,16 @@ async fn drive(app: &TestApp) {
     assert_exit(&app.run_binary(&["subscribe"]).await, 0);
     drop(daemon);
 
-    // A mailbox and a calendar that answer 404 (a missing scope): the
-    // calendar is looked up before anything is purged.
+    // A mailbox, a calendar and a task list that answer 404 (a missing
+    // scope): the calendar and the list are looked up before anything is
+    // purged.
     app.fake.set_sync_not_found(&token, &Collection::Email, true);
     app.fake.set_sync_not_found(&token, &Collection::Calendar("cal-1".into()), true);
+    app.fake.set_sync_not_found(&token, &Collection::Tasks("list-1".into()), true);
     assert_exit(&app.catch_up().await, 1);
     app.fake.set_sync_not_found(&token, &Collection::Email, false);
     app.fake.set_sync_not_found(&token, &Collection::Calendar("cal-1".into()), false);
+    app.fake.set_sync_not_found(&token, &Collection::Tasks("list-1".into()), false);
 
     app.fake.expire_tokens(&token);
     app.fake.mutate_random(&token, 5);
