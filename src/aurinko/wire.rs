@@ -70,10 +70,7 @@ struct CalendarFields {
 impl Calendar {
     /// `None` for a record without an id, which cannot be synced.
     pub(crate) fn from_raw(raw: &RawValue) -> Option<Calendar> {
-        if !raw.get().trim_start().starts_with('{') {
-            return None;
-        }
-        let fields: CalendarFields = serde_json::from_str(raw.get()).ok()?;
+        let fields: CalendarFields = object_fields(raw)?;
         let id = fields.id.filter(|id| !id.is_empty())?;
         Some(Calendar {
             id,
@@ -83,6 +80,15 @@ impl Calendar {
             raw: raw.get().to_string(),
         })
     }
+}
+
+/// A listed record's fields, read only from a JSON object: serde would
+/// also read a struct from an array, position by position.
+fn object_fields<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Option<T> {
+    if !raw.get().trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
 }
 
 /// The parts of a `TaskList` the sync needs; the record is kept whole in `raw`.
@@ -107,10 +113,7 @@ struct TaskListFields {
 impl TaskList {
     /// `None` for a record without an id, which cannot be synced.
     pub(crate) fn from_raw(raw: &RawValue) -> Option<TaskList> {
-        if !raw.get().trim_start().starts_with('{') {
-            return None;
-        }
-        let fields: TaskListFields = serde_json::from_str(raw.get()).ok()?;
+        let fields: TaskListFields = object_fields(raw)?;
         let id = fields.id.filter(|id| !id.is_empty())?;
         Some(TaskList {
             id,
