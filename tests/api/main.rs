@@ -14,6 +14,7 @@ mod mail_and_contacts;
 mod model;
 mod not_found;
 mod openapi;
+mod peers;
 mod recorder;
 mod secrets;
 mod service;

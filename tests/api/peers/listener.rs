@@ -1,0 +1,1 @@
+//! See `peers/mod.rs`.
