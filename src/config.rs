@@ -81,6 +81,9 @@ pub struct ApiConfig {
     pub timeout: Duration,
     /// How long a provisioning may answer `ready: false` before the calendar fails.
     pub ready_timeout: Duration,
+    /// The most bytes one response body may hold once decoded (gzip
+    /// included); a larger answer fails its request.
+    pub max_response_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +203,7 @@ struct RawApi {
     backoff_max_ms: Option<i64>,
     timeout_secs: Option<i64>,
     ready_timeout_secs: Option<i64>,
+    max_response_mib: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -363,6 +367,8 @@ fn validate_api(raw: RawApi) -> Result<ApiConfig, ConfigError> {
         backoff_max: ms("api.backoff_max_ms", raw.backoff_max_ms, 30_000)?,
         timeout: secs("api.timeout_secs", raw.timeout_secs, 60)?,
         ready_timeout: secs("api.ready_timeout_secs", raw.ready_timeout_secs, 300)?,
+        max_response_bytes: (positive("api.max_response_mib", raw.max_response_mib, 64)? as usize)
+            .saturating_mul(1 << 20),
     };
     if api.backoff_max < api.backoff_base {
         return Err(ConfigError::at("api.backoff_max_ms", "must not be below api.backoff_base_ms"));

@@ -350,7 +350,8 @@ impl AccountClient {
             metrics::counter!("aurinko_sync_rate_limited_total", "account" => self.account.to_string()).increment(1);
         }
         if status.is_success() {
-            let body = response.bytes().await.map_err(transport)?;
+            let limit = self.api.config.max_response_bytes;
+            let body = read_success_body(response, endpoint, limit, transport).await?;
             return decode(&body).map_err(|why| ApiError {
                 class: ErrorClass::Transient,
                 endpoint,
@@ -431,15 +432,68 @@ fn decode_object<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Str
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
+/// Reads a body as it streams in into `body`, stopping at `limit` bytes;
+/// whether it ended within them. reqwest decodes gzip on the way, so the
+/// bytes counted are the decoded ones: a small compressed body cannot
+/// expand without bound. Every body the client reads goes through here.
+async fn read_up_to(
+    response: &mut reqwest::Response,
+    limit: usize,
+    body: &mut Vec<u8>,
+) -> Result<bool, reqwest::Error> {
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(false);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(true)
+}
+
+/// A success body, whole, or the error saying it is larger than `limit`: a
+/// `Content-Length` above it is refused before anything is read.
+async fn read_success_body(
+    mut response: reqwest::Response,
+    endpoint: Endpoint,
+    limit: usize,
+    transport: impl FnOnce(reqwest::Error) -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
+    let status = response.status();
+    let announced = response.content_length();
+    if let Some(length) = announced.filter(|&l| l > limit as u64) {
+        return Err(too_large(endpoint, status, limit, &format!("its Content-Length is {length} bytes")));
+    }
+    let mut body = Vec::with_capacity(announced.map_or(0, |l| l as usize));
+    match read_up_to(&mut response, limit, &mut body).await {
+        Ok(true) => Ok(body),
+        Ok(false) => Err(too_large(endpoint, status, limit, "it did not end within that, decompressed")),
+        Err(e) => Err(transport(e)),
+    }
+}
+
+/// The start of an error body (what names the error is there); what was
+/// read before the body broke off counts as it stands.
 async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
+    let _ended_or_cut = read_up_to(&mut response, MAX_ERROR_BODY, &mut body).await;
     body
+}
+
+/// The error for a success body over `api.max_response_mib`. Permanent,
+/// not transient: a server that sends an oversized answer will most likely
+/// send it again, so retrying at once only repeats the download; the
+/// collection fails this pass with the reason, and the next pass asks
+/// again.
+fn too_large(endpoint: Endpoint, status: StatusCode, limit: usize, how: &str) -> ApiError {
+    ApiError {
+        class: ErrorClass::Permanent,
+        endpoint,
+        status: Some(status.as_u16()),
+        code: None,
+        message: format!("response body refused: larger than api.max_response_mib = {} MiB ({how})", limit >> 20),
+    }
 }
 
 /// A transport error without its URL: the URL holds sync tokens, which are

@@ -29,11 +29,16 @@ pub struct Recorder {
     stop: CancellationToken,
 }
 
+/// Answers some requests itself instead of the fake (a hostile peer's
+/// answers, streamed, so not recorded beyond their status).
+pub type Intercept = Arc<dyn Fn(&Method, &Uri) -> Option<Response> + Send + Sync>;
+
 #[derive(Clone)]
 struct Upstream {
     origin: String,
     http: reqwest::Client,
     exchanges: Arc<Mutex<Vec<Exchange>>>,
+    intercept: Option<Intercept>,
 }
 
 /// Bodies larger than this are not something the fake sends.
@@ -46,9 +51,15 @@ const FORWARDED: [&str; 7] =
 impl Recorder {
     /// Proxies to `upstream_base` (`http://HOST:PORT/v1`).
     pub async fn spawn(upstream_base: &str) -> Recorder {
+        Self::spawn_intercepting(upstream_base, None).await
+    }
+
+    /// [`spawn`](Self::spawn), with `intercept` answering the requests it
+    /// chooses.
+    pub async fn spawn_intercepting(upstream_base: &str, intercept: Option<Intercept>) -> Recorder {
         let origin = upstream_base.trim_end_matches("/v1").to_string();
         let exchanges = Arc::new(Mutex::new(Vec::new()));
-        let upstream = Upstream { origin, http: reqwest::Client::new(), exchanges: exchanges.clone() };
+        let upstream = Upstream { origin, http: reqwest::Client::new(), exchanges: exchanges.clone(), intercept };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("recorder binds");
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
@@ -75,6 +86,17 @@ impl Drop for Recorder {
 
 async fn forward(State(up): State<Upstream>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+    if let Some(response) = up.intercept.as_ref().and_then(|intercept| intercept(&method, &uri)) {
+        up.exchanges.lock().unwrap().push(Exchange {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query: Vec::new(),
+            request_body: None,
+            status: response.status().as_u16(),
+            response_body: Vec::new(),
+        });
+        return response;
+    }
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{path_and_query}", up.origin);
     let query = reqwest::Url::parse(&url)

@@ -1,1 +1,195 @@
-//! See `peers/mod.rs`.
+//! The API side as a hostile peer: answers without end, and text and ids
+//! meant to escape where they are put. A recording proxy stands between the
+//! real binary and the fake, answering the hostile requests itself and
+//! passing every other one on, so the other collections sync as usual.
+
+use std::io::Read;
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aurinko_sync::fake::Collection;
+use axum::body::Body;
+use axum::http::{Method, Uri, header};
+use axum::response::Response;
+use bytes::Bytes;
+
+use crate::helpers::{Setup, TestApp, spawn_app, text};
+use crate::recorder::{Intercept, Recorder};
+
+/// `api.max_response_mib` in these tests: small, so a bounded run is quick.
+const CAP_MIB: u64 = 16;
+/// How far above the cap the binary's peak RSS may go (its own baseline,
+/// the good calendar's pages, allocator slack).
+const RSS_MARGIN_MIB: u64 = 64;
+/// A run whose RSS passes this is killed: the bug is shown, the machine
+/// kept.
+const KILL_AT_MIB: u64 = 1024;
+const MIB: u64 = 1 << 20;
+
+/// The app: `cal-good` and `cal-bad`, with the binary pointed at a proxy
+/// that answers `intercept`'s requests itself.
+async fn app_behind(intercept: Intercept) -> (TestApp, Recorder) {
+    let setup = Setup { accounts: vec![("work", vec![("cal-good", 120), ("cal-bad", 30)])], ..Setup::default() };
+    let app = spawn_app(setup).await;
+    let proxy = Recorder::spawn_intercepting(&app.server.base_url(), Some(intercept)).await;
+    app.edit_config(&app.server.base_url(), &proxy.base_url());
+    app.edit_config("[api]\n", &format!("[api]\nmax_response_mib = {CAP_MIB}\n"));
+    (app, proxy)
+}
+
+/// Answers the first page of `cal-bad`'s updated stream with `reply`.
+fn on_bad_page(reply: fn() -> Response) -> Intercept {
+    Arc::new(move |method: &Method, uri: &Uri| {
+        (method == Method::GET && uri.path() == "/v1/calendars/cal-bad/sync/updated").then(reply)
+    })
+}
+
+/// Runs the binary to its end; its output and its peak RSS (`VmHWM`,
+/// polled from `/proc` until it exits: the high-water mark keeps a peak
+/// between two polls). `ru_maxrss` would not do: a child spawned with
+/// `CLONE_VM` inherits this process's peak at `exec`. A run growing past
+/// [`KILL_AT_MIB`] or lasting a minute is killed, so a planted bug fails
+/// the test instead of exhausting the machine.
+async fn run_measured(app: &TestApp, args: &[&str]) -> (Output, u64) {
+    let mut command = app.command(args).into_std();
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("binary starts");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child waits") {
+            break status;
+        }
+        peak = peak.max(proc_status_bytes(child.id(), "VmHWM:").unwrap_or(0));
+        if peak > KILL_AT_MIB * MIB || started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let output = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
+    (output, peak)
+}
+
+/// A `kB` field of a running process's `/proc/PID/status`, in bytes.
+fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+}
+
+/// A catch-up behind `reply` on `cal-bad`'s first page: `cal-bad` fails
+/// with an error naming the cap, asked once (refused as permanent, not
+/// retried), `cal-good` equals the truth, and the peak RSS stays within
+/// the cap plus a margin; the error says `how` the body was found too
+/// large. Returns the peak.
+async fn bounded_against(reply: fn() -> Response, how: &str) -> u64 {
+    let (app, proxy) = app_behind(on_bad_page(reply)).await;
+    let (out, peak) = run_measured(&app, &["run", "--catch-up"]).await;
+    let stderr = text(&out.stderr);
+    eprintln!("peak RSS {} MiB", peak / MIB);
+    assert_eq!(out.status.code(), Some(1), "exit 1 for the failed calendar: {:?}\n{stderr}", out.status);
+    assert!(
+        peak < (CAP_MIB + RSS_MARGIN_MIB) * MIB,
+        "peak RSS {} MiB, over the cap of {CAP_MIB} MiB plus {RSS_MARGIN_MIB} MiB",
+        peak / MIB
+    );
+    let failed = stderr.lines().find(|l| l.starts_with("failed") && l.contains("cal-bad")).unwrap_or_default();
+    assert!(
+        failed.contains("permanent: sync_updated: response body refused: larger than api.max_response_mib = 16 MiB")
+            && failed.contains(how),
+        "cal-bad fails naming the limit: {stderr}"
+    );
+    let asked = proxy.exchanges().iter().filter(|e| e.path.ends_with("cal-bad/sync/updated")).count();
+    assert_eq!(asked, 1, "an oversized answer is not asked for again within the run");
+    app.assert_collection_equals_truth("work", &Collection::Calendar("cal-good".into()), None);
+    let state = app.state_json().await;
+    let bad = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-bad").expect("cal-bad in state");
+    assert!(bad["last_error"].as_str().unwrap_or_default().contains("max_response_mib"), "{bad}");
+    peak
+}
+
+/// 64 KiB of `{` and spaces: the start of a JSON object that never closes.
+fn filler() -> Bytes {
+    let mut chunk = vec![b' '; 64 << 10];
+    chunk[0] = b'{';
+    Bytes::from(chunk)
+}
+
+/// `n` chunks of filler, then the stream ends (or never, for `usize::MAX`).
+fn filler_stream(n: usize) -> Body {
+    let chunk = filler();
+    Body::from_stream(futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone()))))
+}
+
+/// A success whose `Content-Length` says 2 GiB, and a body that keeps to it.
+fn two_gib_announced() -> Response {
+    let chunks = (2 * 1024 * MIB / (64 << 10)) as usize;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, (2 * 1024 * MIB).to_string())
+        .body(filler_stream(chunks))
+        .unwrap()
+}
+
+/// A chunked success body that never ends.
+fn endless_chunked() -> Response {
+    Response::builder().header(header::CONTENT_TYPE, "application/json").body(filler_stream(usize::MAX)).unwrap()
+}
+
+/// A valid gzip body of about 4 MiB that decodes to 4 GiB of zeros: one
+/// MiB of zeros compressed with a sync flush (byte-aligned, referring to
+/// nothing before it) repeated 4,096 times, a final empty block and the
+/// trailer with the true CRC and size.
+fn gzip_bomb() -> Response {
+    use flate2::{Compress, Compression, Crc, FlushCompress};
+    const REPEATS: u32 = 4096;
+    let zeros = vec![0u8; MIB as usize];
+    let mut deflate = Compress::new(Compression::best(), false);
+    let mut block = Vec::with_capacity(8 << 10);
+    deflate.compress_vec(&zeros, &mut block, FlushCompress::Full).unwrap();
+    assert_eq!(deflate.total_in(), MIB, "the whole MiB compressed in one call");
+    let mut block_crc = Crc::new();
+    block_crc.update(&zeros);
+    let mut crc = Crc::new();
+    for _ in 0..REPEATS {
+        crc.combine(&block_crc);
+    }
+    let header = Bytes::from_static(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    let mut trailer = vec![0x03, 0x00];
+    trailer.extend(crc.sum().to_le_bytes());
+    trailer.extend(crc.amount().to_le_bytes());
+    let block = Bytes::from(block);
+    let parts = std::iter::once(header)
+        .chain(std::iter::repeat_n(block, REPEATS as usize))
+        .chain(std::iter::once(Bytes::from(trailer)));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_ENCODING, "gzip")
+        .body(Body::from_stream(futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>))))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_body_announcing_2_gib_is_refused_unread() {
+    bounded_against(two_gib_announced, "its Content-Length is 2147483648 bytes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_chunked_body_is_cut_at_the_cap() {
+    bounded_against(endless_chunked, "did not end within that").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_is_cut_at_the_cap_counting_decoded_bytes() {
+    bounded_against(gzip_bomb, "did not end within that, decompressed").await;
+}
