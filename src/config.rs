@@ -408,6 +408,14 @@ fn validate_account(
             if let Some(bad) = ids.iter().find(|id| id.trim().is_empty()) {
                 return Err(ConfigError::at(key("calendars"), format!("empty calendar id {bad:?}")));
             }
+            // Ids are path segments of requests, and these two are dot
+            // segments ("this", "the parent"): see `Api::url`.
+            if let Some(bad) = ids.iter().find(|id| matches!(id.as_str(), "." | "..")) {
+                return Err(ConfigError::at(
+                    key("calendars"),
+                    format!("calendar id {bad:?} cannot be a URL path segment"),
+                ));
+            }
             let mut unique = ids.clone();
             unique.sort();
             unique.dedup();
@@ -611,6 +619,11 @@ mod tests {
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"MISSING\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = \"some\"\n", "accounts[0].calendars"),
+            ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [\"..\"]\n", "accounts[0].calendars"),
+            (
+                "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [\"x\", \".\"]\n",
+                "accounts[0].calendars",
+            ),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nextra = 1\n", "extra"),
             (
                 "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\n",

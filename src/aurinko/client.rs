@@ -100,10 +100,27 @@ impl Api {
             .take(self.config.max_attempts.saturating_sub(1) as usize)
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    /// The URL of `segments` under the base, each one percent-encoded as
+    /// one path segment (`/`, `\\`, `%`, `?`, `#`, spaces and non-ASCII
+    /// included, by the `url` crate). An id that cannot be a segment is
+    /// refused rather than sent: `.` and `..` are dot segments (the `url`
+    /// crate skips them, and a server or proxy normalising the path would
+    /// climb with them even percent-encoded), and an empty one would make
+    /// `//`. The request fails as permanent, so only the collection that
+    /// holds such an id fails.
+    fn url(&self, endpoint: Endpoint, segments: &[&str]) -> Result<Url, ApiError> {
+        if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+            return Err(ApiError {
+                class: ErrorClass::Permanent,
+                endpoint,
+                status: None,
+                code: None,
+                message: format!("the id {bad:?} cannot be a URL path segment; nothing was requested"),
+            });
+        }
         let mut url = self.base.clone();
         url.path_segments_mut().expect("http base URLs have a path").pop_if_empty().extend(segments);
-        url
+        Ok(url)
     }
 }
 
@@ -135,7 +152,7 @@ impl AccountClient {
         let mut seen = std::collections::HashSet::new();
         let mut page_token: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
-            let mut url = self.api.url(path);
+            let mut url = self.api.url(endpoint, path)?;
             if !query.is_empty() {
                 url.query_pairs_mut().extend_pairs(query);
             }
@@ -165,7 +182,7 @@ impl AccountClient {
 
     /// `GET /calendars/{id}`; `id` may be the alias `primary`.
     pub async fn get_calendar(&self, id: &str) -> Result<Calendar, ApiError> {
-        let url = self.api.url(&["calendars", id]);
+        let url = self.api.url(Endpoint::GetCalendar, &["calendars", id])?;
         self.call(Endpoint::GetCalendar, Method::GET, url, |body| {
             let raw: Box<RawValue> = decode_json(body)?;
             Calendar::from_raw(&raw).ok_or_else(|| "calendar without an id".to_string())
@@ -177,13 +194,13 @@ impl AccountClient {
     /// 404 on its sync endpoints, to tell a removed collection from one the
     /// token may not sync; the body does not matter.
     pub async fn get_collection(&self, root: &[&str]) -> Result<(), ApiError> {
-        let url = self.api.url(root);
+        let url = self.api.url(Endpoint::GetCollection, root)?;
         self.call(Endpoint::GetCollection, Method::GET, url, |_| Ok(())).await
     }
 
     /// `POST {root}/sync` with the collection's start parameters.
     pub async fn start_sync(&self, root: &[&str], params: &[(&str, String)]) -> Result<Provision, ApiError> {
-        let mut url = self.api.url(&[root, &["sync"]].concat());
+        let mut url = self.api.url(Endpoint::SyncStart, &[root, &["sync"]].concat())?;
         url.query_pairs_mut().extend_pairs(params);
         self.call(Endpoint::SyncStart, Method::POST, url, |body| {
             let status: SyncStatus = decode_json(body)?;
@@ -212,7 +229,7 @@ impl AccountClient {
             Endpoint::SyncDeleted => "deleted",
             _ => "updated",
         };
-        let mut url = self.api.url(&[root, &["sync", leaf]].concat());
+        let mut url = self.api.url(endpoint, &[root, &["sync", leaf]].concat())?;
         match token {
             TokenRef::Delta(t) => url.query_pairs_mut().append_pair("deltaToken", t),
             TokenRef::Page(t) => url.query_pairs_mut().append_pair("pageToken", t),
@@ -230,7 +247,7 @@ impl AccountClient {
     /// `GET /account`: the account's numeric id, which webhook
     /// notifications use to name it.
     pub async fn account_id(&self) -> Result<i64, ApiError> {
-        let url = self.api.url(&["account"]);
+        let url = self.api.url(Endpoint::Account, &["account"])?;
         self.call(Endpoint::Account, Method::GET, url, |body| {
             let account: AccountInfo = decode_json(body)?;
             account.id.ok_or_else(|| "account without an id".to_string())
@@ -244,7 +261,7 @@ impl AccountClient {
         const LIMIT: usize = 50;
         let mut all: Vec<Subscription> = Vec::new();
         loop {
-            let mut url = self.api.url(&["subscriptions"]);
+            let mut url = self.api.url(Endpoint::Subscriptions, &["subscriptions"])?;
             url.query_pairs_mut()
                 .append_pair("limit", &LIMIT.to_string())
                 .append_pair("offset", &all.len().to_string())
@@ -269,7 +286,7 @@ impl AccountClient {
         notification_url: &str,
         filters: &[&str],
     ) -> Result<Subscription, ApiError> {
-        let url = self.api.url(&["subscriptions"]);
+        let url = self.api.url(Endpoint::Subscriptions, &["subscriptions"])?;
         let mut body = serde_json::json!({ "resource": resource, "notificationUrl": notification_url });
         if !filters.is_empty() {
             body["filters"] = serde_json::json!(filters);
@@ -279,7 +296,7 @@ impl AccountClient {
 
     /// `DELETE /subscriptions/{id}`.
     pub async fn delete_subscription(&self, id: i64) -> Result<(), ApiError> {
-        let url = self.api.url(&["subscriptions", &id.to_string()]);
+        let url = self.api.url(Endpoint::Subscriptions, &["subscriptions", &id.to_string()])?;
         self.call(Endpoint::Subscriptions, Method::DELETE, url, |_| Ok(())).await
     }
 

@@ -193,3 +193,53 @@ async fn an_endless_chunked_body_is_cut_at_the_cap() {
 async fn a_gzip_bomb_is_cut_at_the_cap_counting_decoded_bytes() {
     bounded_against(gzip_bomb, "did not end within that, decompressed").await;
 }
+
+/// Calendar ids as Aurinko may list them, each with the one path segment
+/// it must be sent as.
+const ODD_IDS: [(&str, &str); 5] = [
+    ("a/b", "a%2Fb"),
+    ("%2e%2e", "%252e%252e"),
+    ("?x=1#y", "%3Fx=1%23y"),
+    ("with space", "with%20space"),
+    ("kalenteri-äö", "kalenteri-%C3%A4%C3%B6"),
+];
+
+/// Listed ids that cannot be a path segment: the dot segments.
+const DOT_IDS: [&str; 2] = [".", ".."];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_ids_are_sent_as_one_path_segment_and_dot_segments_are_refused() {
+    let mut calendars = vec![("cal-1", 40)];
+    calendars.extend(ODD_IDS.iter().map(|(id, _)| (*id, 30)));
+    calendars.extend(DOT_IDS.iter().map(|id| (*id, 30)));
+    let app = spawn_app(Setup { accounts: vec![("work", calendars)], ..Setup::default() }).await;
+    let out = app.catch_up().await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the dot ids fail their calendars: {stderr}");
+
+    let paths: Vec<String> = app.requests().into_iter().map(|r| r.path).collect();
+    let segment_of =
+        |path: &str| path.strip_prefix("/v1/calendars/").map(|rest| rest.split('/').next().unwrap().to_string());
+    let sent: std::collections::BTreeSet<String> = paths.iter().filter_map(|p| segment_of(p)).collect();
+    let expected: std::collections::BTreeSet<String> =
+        ODD_IDS.iter().map(|(_, segment)| segment.to_string()).chain(["cal-1".to_string()]).collect();
+    assert_eq!(sent, expected, "every calendar request names its calendar as one encoded segment: {paths:#?}");
+    for (id, segment) in ODD_IDS.iter().map(|(id, s)| (*id, *s)).chain([("cal-1", "cal-1")]) {
+        for leaf in ["sync", "sync/updated", "sync/deleted"] {
+            let path = format!("/v1/calendars/{segment}/{leaf}");
+            assert!(paths.contains(&path), "{id:?} was synced through {path}");
+        }
+        app.assert_collection_equals_truth("work", &Collection::Calendar(id.into()), None);
+    }
+
+    let state = app.state_json().await;
+    for id in DOT_IDS {
+        let line = stderr.lines().find(|l| l.starts_with(&format!("failed   work/{id} "))).unwrap_or_default();
+        assert!(
+            line.contains(&format!("permanent: sync_start: the id {id:?} cannot be a URL path segment")),
+            "{id:?}: {stderr}"
+        );
+        let entry = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == id).expect("in state");
+        assert!(entry["last_error"].as_str().unwrap().contains("cannot be a URL path segment"), "{entry}");
+    }
+}
