@@ -5,6 +5,9 @@
 //! that make no sense, duplicate account names. Each problem is one line that
 //! names the key, so an operator can fix it without reading the source.
 
+mod secret_file;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -252,38 +255,49 @@ pub const DEFAULT_BASE_URL: &str = "https://api.aurinko.io/v1";
 
 impl Config {
     /// Reads and validates the file at `path`, resolving tokens from the
-    /// environment or from files.
+    /// environment or from files. Relative paths in it (`store.path`,
+    /// `token_file`, `signing_secret_file`) are relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        Self::parse(&text, |var| std::env::var(var).ok())
-            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        Self::load_with(path, &|var| std::env::var(var).ok(), true)
     }
 
     /// Reads the file for commands that only need the store (`state`): the
     /// same validation, but tokens are not required, since an operator
     /// inspecting the store need not hold them.
     pub fn load_without_tokens(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, &|_| None, false)
+    }
+
+    fn load_with(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        resolve_tokens: bool,
+    ) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        Self::parse_with(&text, &|_| None, false).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Self::parse_with(&text, env, resolve_tokens, dir)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
     }
 
     /// Parses configuration text; `env` looks up environment variables so
-    /// tests need not touch the process environment.
+    /// tests need not touch the process environment. Relative paths stay
+    /// relative to the working directory: there is no file to be next to.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        Self::parse_with(text, &env, true)
+        Self::parse_with(text, &env, true, Path::new(""))
     }
 
+    /// `dir` is where relative paths in the text start from.
     fn parse_with(
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
         resolve_tokens: bool,
+        dir: &Path,
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| describe_toml_error(text, e))?;
         let api = validate_api(raw.api)?;
         let store = StoreConfig {
-            path: PathBuf::from(non_empty("store.path", raw.store.path)?.unwrap_or_else(|| "aurinko-sync.db".into())),
+            path: dir.join(non_empty("store.path", raw.store.path)?.unwrap_or_else(|| "aurinko-sync.db".into())),
             max_size_bytes: match raw.store.max_size_mb {
                 None => None,
                 Some(mb) => Some(u64::from(positive("store.max_size_mb", Some(mb), 0)?) * 1024 * 1024),
@@ -313,15 +327,18 @@ impl Config {
         };
         let webhook = match raw.webhook {
             None => None,
-            Some(w) => Some(validate_webhook(w, &server, env, resolve_tokens)?),
+            Some(w) => Some(validate_webhook(w, &server, env, resolve_tokens, dir)?),
         };
         if raw.accounts.is_empty() {
             return Err(ConfigError::at("accounts", "no [[accounts]] configured"));
         }
         let mut accounts: Vec<AccountConfig> = Vec::with_capacity(raw.accounts.len());
+        // A set, not a scan of the accounts so far: 100,000 accounts would
+        // take minutes to compare pairwise.
+        let mut names = HashSet::with_capacity(raw.accounts.len());
         for (i, account) in raw.accounts.into_iter().enumerate() {
-            let account = validate_account(i, account, env, resolve_tokens)?;
-            if accounts.iter().any(|a| a.name == account.name) {
+            let account = validate_account(i, account, env, resolve_tokens, dir)?;
+            if !names.insert(account.name.clone()) {
                 return Err(ConfigError::at(
                     format!("accounts[{i}].name"),
                     format!("duplicate account name {:?}", account.name),
@@ -381,13 +398,15 @@ fn validate_account(
     raw: RawAccount,
     env: &dyn Fn(&str) -> Option<String>,
     resolve_tokens: bool,
+    dir: &Path,
 ) -> Result<AccountConfig, ConfigError> {
     let key = |field: &str| format!("accounts[{i}].{field}");
     let name = non_empty(&key("name"), raw.name)?.ok_or_else(|| ConfigError::at(key("name"), "missing"))?;
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         return Err(ConfigError::at(key("name"), "use letters, digits, '-', '_' or '.' only"));
     }
-    let token = read_secret(&key("token_env"), &key("token_file"), raw.token_env, raw.token_file, env, resolve_tokens)?;
+    let token =
+        read_secret(&key("token_env"), &key("token_file"), raw.token_env, raw.token_file, env, resolve_tokens, dir)?;
     if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
         // A header value cannot hold these; say so without echoing the token.
         return Err(ConfigError::at(key("token"), "the token contains spaces or control characters"));
@@ -486,9 +505,9 @@ fn validate_tasks(key: &str, value: Option<toml::Value>) -> Result<Option<TasksC
     }
 }
 
-/// Reads a secret from an environment variable or a file, trimmed. With
-/// `resolve` false (for `state`), only the shape is checked. Errors name the
-/// key and never the value.
+/// Reads a secret from an environment variable or a file (relative to
+/// `dir`), trimmed. With `resolve` false (for `state`), only the shape is
+/// checked. Errors name the key and never the value.
 fn read_secret(
     env_key: &str,
     file_key: &str,
@@ -496,6 +515,7 @@ fn read_secret(
     file: Option<String>,
     env: &dyn Fn(&str) -> Option<String>,
     resolve: bool,
+    dir: &Path,
 ) -> Result<String, ConfigError> {
     match (var, file) {
         (Some(_), Some(_)) => Err(ConfigError::at(env_key, format!("set {env_key} or {file_key}, not both"))),
@@ -510,17 +530,15 @@ fn read_secret(
             if value.is_empty() {
                 return Err(ConfigError::at(env_key, format!("environment variable {var} is not set or empty")));
             }
-            Ok(value.to_string())
-        }
-        (None, Some(file)) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| ConfigError::at(file_key, format!("cannot read {file}: {}", e.kind())))?;
-            let value = text.trim();
-            if value.is_empty() {
-                return Err(ConfigError::at(file_key, format!("{file} is empty")));
+            if value.len() > secret_file::MAX_SECRET_BYTES {
+                return Err(ConfigError::at(
+                    env_key,
+                    format!("environment variable {var} is longer than {} KiB", secret_file::MAX_SECRET_BYTES / 1024),
+                ));
             }
             Ok(value.to_string())
         }
+        (None, Some(file)) => secret_file::read(file_key, &dir.join(file)),
     }
 }
 
@@ -529,6 +547,7 @@ fn validate_webhook(
     server: &ServerConfig,
     env: &dyn Fn(&str) -> Option<String>,
     resolve: bool,
+    dir: &Path,
 ) -> Result<WebhookConfig, ConfigError> {
     if server.listen.is_none() {
         return Err(ConfigError::at("webhook", "needs [server] listen: notifications arrive on that listener"));
@@ -544,6 +563,7 @@ fn validate_webhook(
         raw.signing_secret_file,
         env,
         resolve,
+        dir,
     )?;
     let public_url = match non_empty("webhook.public_url", raw.public_url)? {
         None => None,
@@ -748,10 +768,48 @@ mod tests {
     #[test]
     fn the_shipped_example_is_valid() {
         let text = include_str!("../deploy/aurinko-sync.toml");
-        let c = Config::parse_with(text, &|_| None, false).unwrap();
+        let c = Config::parse_with(text, &|_| None, false, Path::new("")).unwrap();
         assert_eq!(c.accounts[0].name, "work");
         assert_eq!(c.api.base_url, DEFAULT_BASE_URL);
         assert_eq!(c.accounts[0].tasks, None);
+    }
+
+    #[test]
+    fn relative_paths_start_from_the_configuration_files_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        std::fs::write(dir.path().join("conf/work.token"), "file-token\n").unwrap();
+        std::fs::write(dir.path().join("conf/hook.secret"), "hook-secret").unwrap();
+        let config = dir.path().join("conf/aurinko-sync.toml");
+        let listen = "[server]\nlisten = \"127.0.0.1:9464\"\n[webhook]\nsigning_secret_file = \"hook.secret\"\n";
+        let account = "[[accounts]]\nname = \"a\"\ntoken_file = \"work.token\"\n";
+        std::fs::write(&config, format!("[store]\npath = \"data/s.db\"\n{listen}{account}")).unwrap();
+        let c = Config::load(&config).unwrap();
+        assert_eq!(c.store.path, dir.path().join("conf/data/s.db"));
+        assert_eq!(c.accounts[0].token.expose_secret(), "file-token");
+        assert_eq!(c.webhook.unwrap().signing_secret.expose_secret(), "hook-secret");
+        std::fs::write(&config, format!("[store]\npath = \"/var/lib/x.db\"\n{account}")).unwrap();
+        assert_eq!(Config::load(&config).unwrap().store.path, PathBuf::from("/var/lib/x.db"));
+        std::fs::write(&config, account).unwrap();
+        assert_eq!(Config::load(&config).unwrap().store.path, dir.path().join("conf/aurinko-sync.db"), "the default");
+    }
+
+    #[test]
+    fn the_duplicate_of_an_account_name_is_named_among_many() {
+        let mut text = String::new();
+        for i in 0..1000 {
+            text.push_str(&format!("[[accounts]]\nname = \"a{i}\"\ntoken_env = \"TOKEN\"\n"));
+        }
+        assert_eq!(parse(&text).unwrap().accounts.len(), 1000);
+        text.push_str("[[accounts]]\nname = \"a517\"\ntoken_env = \"TOKEN\"\n");
+        assert_eq!(parse(&text).unwrap_err(), "accounts[1000].name: duplicate account name \"a517\"");
+    }
+
+    #[test]
+    fn a_secret_in_a_variable_is_bounded_like_one_in_a_file() {
+        let long = "t".repeat(secret_file::MAX_SECRET_BYTES + 1);
+        let err = Config::parse(MINIMAL, |_| Some(long.clone())).unwrap_err().to_string();
+        assert_eq!(err, "accounts[0].token_env: environment variable TOKEN is longer than 64 KiB");
     }
 
     #[test]

@@ -14,12 +14,15 @@
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,
 //!   metrics and systemd notifications.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
+//! - `regular_file`: opening a secret or the store only if it is a regular
+//!   file, without hanging on a FIFO.
 //! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
 
 pub mod aurinko;
 pub mod cli;
 pub mod config;
 pub mod fake;
+mod regular_file;
 pub mod service;
 pub mod store;
 pub mod sync;

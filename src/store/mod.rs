@@ -9,13 +9,13 @@
 //! anyway, and a single connection lets every page and its token share one
 //! `BEGIN IMMEDIATE` transaction.
 
+mod files;
 mod folders;
 mod range;
 mod read;
 mod subscriptions;
 mod write;
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -61,9 +61,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store for writing, creating it (mode 0600) and applying
-    /// migrations. A file that is not an aurinko-sync database is an error
-    /// and is left untouched.
+    /// Opens the store for writing, creating it (mode 0600, directories
+    /// 0700) and applying migrations. An existing store and its side files
+    /// are made 0600 first. A path that is not a regular file, or a file
+    /// that is not an aurinko-sync database, is an error and left untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_limited(path, None)
     }
@@ -73,7 +74,7 @@ impl Store {
     /// the store is reopened with more room.
     pub fn open_limited(path: &Path, max_bytes: Option<u64>) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
-        create_private(path).map_err(|e| fail(format!("cannot create: {e}")))?;
+        files::prepare_for_writing(path).map_err(fail)?;
         let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         // Every kind's statements plus the state's stay prepared.
@@ -112,11 +113,10 @@ impl Store {
 
     /// Opens an existing store without writing to it, for `state`. Safe
     /// while the daemon writes: WAL readers see the last committed state.
+    /// Changes no file mode (see [`files::check_for_reading`]).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
-        if !path.exists() {
-            return Err(fail("does not exist yet (run `aurinko-sync run --catch-up` first)".into()));
-        }
+        files::check_for_reading(path).map_err(fail)?;
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .map_err(|e| fail(e.to_string()))?;
@@ -152,24 +152,6 @@ impl Store {
         // A panic while holding the lock cannot leave a transaction open:
         // rusqlite rolls back on drop. The connection is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Creates the database file with mode 0600 if it does not exist, so the
-/// data (and the tokens it does not hold) is private from the start. SQLite
-/// gives its `-wal` and `-shm` files the same mode.
-fn create_private(path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
     }
 }
 

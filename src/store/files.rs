@@ -1,0 +1,202 @@
+//! The store's files on disk: the database and SQLite's `-wal`, `-shm` and
+//! `-journal` beside it.
+//!
+//! They hold everyone's mail, so they are private (0600, directories made
+//! for them 0700) whether this run created them or found them, and each is
+//! a regular file before SQLite opens it: SQLite would happily open
+//! `/dev/null` or a FIFO and create its journal next to it. A file that is
+//! open to others and cannot be made private (somebody else's) is refused.
+//!
+//! SQLite gives the files it creates later the mode and owner of the
+//! database file, so making the database private covers them too.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::regular_file::{self, OpenError};
+
+/// What SQLite may keep beside the database.
+const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// For a writer: creates the database file (0600, its missing directories
+/// 0700) if it is not there, refuses anything but regular files, and makes
+/// the database and its side files private.
+pub fn prepare_for_writing(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    }
+    create_private(path)?;
+    let database = regular_file::open(path).map_err(|e| describe(None, e))?;
+    make_private(None, &database)?;
+    for side in side_files(path)? {
+        match regular_file::open(&side) {
+            Ok(opened) => make_private(Some(&side), &opened)?,
+            Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(describe(Some(&side), e)),
+        }
+    }
+    Ok(())
+}
+
+/// For `state`, which only reads: the database must exist and be a regular
+/// file. Modes are left alone, since a reader may be somebody else (root,
+/// an operator) looking at the service's files; the next `run` fixes them.
+pub fn check_for_reading(path: &Path) -> Result<(), String> {
+    regular_file::open(path).map(drop).map_err(|e| match e {
+        OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "does not exist yet (run `aurinko-sync run --catch-up` first)".to_string()
+        }
+        e => describe(None, e),
+    })
+}
+
+/// Creates the database with mode 0600 unless it exists.
+fn create_private(path: &Path) -> Result<(), String> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create: {e}")),
+    }
+}
+
+/// The side files SQLite would use: it resolves symlinks and keeps them
+/// beside the file the link leads to.
+fn side_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve the path: {e}"))?;
+    Ok(SIDE_FILES
+        .iter()
+        .map(|suffix| {
+            let mut side = real.clone().into_os_string();
+            side.push(suffix);
+            side.into()
+        })
+        .collect())
+}
+
+/// Sets mode 0600 on a file open to group or others, through the open file
+/// (`fchmod`), so it is the file that was checked. `side` names a side
+/// file; `None` is the database itself, which the error names already.
+fn make_private(side: Option<&Path>, opened: &regular_file::Opened) -> Result<(), String> {
+    let Some(mode) = regular_file::open_to_others(&opened.metadata) else { return Ok(()) };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        opened.file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            format!(
+                "{}is open to group or others (mode {mode:03o}) and cannot be made private ({e}); run as its owner, or `chmod 600` it",
+                prefix(side)
+            )
+        })?;
+        tracing::info!("store: {}was mode {mode:03o}; made it 0600", prefix(side));
+    }
+    #[cfg(not(unix))]
+    let _ = (side, mode);
+    Ok(())
+}
+
+fn describe(side: Option<&Path>, e: OpenError) -> String {
+    match e {
+        OpenError::Io(e) => match side {
+            Some(side) => format!("cannot open {}: {e}", side.display()),
+            None => format!("cannot open: {e}"),
+        },
+        OpenError::NotRegular(what) => {
+            format!("{}is {what}, not a regular file; refusing to use it for the store", prefix(side))
+        }
+    }
+}
+
+fn prefix(side: Option<&Path>) -> String {
+    side.map(|p| format!("{} ", p.display())).unwrap_or_default()
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn existing_files_open_to_others_are_made_private_and_new_directories_are_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/s.db");
+        prepare_for_writing(&path).unwrap();
+        for made in [dir.path().join("a"), dir.path().join("a/b")] {
+            assert_eq!(mode(&made), 0o700, "{}", made.display());
+        }
+        assert_eq!(mode(&path), 0o600);
+        let sides: Vec<PathBuf> = SIDE_FILES.iter().map(|s| dir.path().join(format!("a/b/s.db{s}"))).collect();
+        for file in std::iter::once(&path).chain(&sides) {
+            std::fs::write(file, "").unwrap();
+            chmod(file, 0o644);
+        }
+        prepare_for_writing(&path).unwrap();
+        for file in std::iter::once(&path).chain(&sides) {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+    }
+
+    #[test]
+    fn side_files_are_found_beside_the_file_a_symlink_leads_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.db");
+        std::fs::write(&real, "").unwrap();
+        std::fs::write(dir.path().join("real.db-wal"), "").unwrap();
+        chmod(&dir.path().join("real.db-wal"), 0o644);
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        prepare_for_writing(&link).unwrap();
+        assert_eq!(mode(&dir.path().join("real.db-wal")), 0o600);
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_regular_file_is_refused_and_nothing_is_created_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.db");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+        let fifo_mode = mode(&fifo);
+        let err = prepare_for_writing(&fifo).unwrap_err();
+        assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+        assert!(check_for_reading(&fifo).unwrap_err().contains("is a FIFO"));
+        let err = prepare_for_writing(dir.path()).unwrap_err();
+        assert!(err.contains("is a directory"), "{err}");
+        // A side file that is not a regular file stops the open as well.
+        let path = dir.path().join("s.db");
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("s.db-journal")).unwrap();
+        let err = prepare_for_writing(&path).unwrap_err();
+        assert!(err.contains("s.db-journal is a character device"), "{err}");
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        names.sort();
+        assert_eq!(names, ["fifo.db", "s.db", "s.db-journal"]);
+        assert_eq!(mode(&fifo), fifo_mode, "the FIFO's mode is not changed");
+    }
+
+    #[test]
+    fn reading_changes_no_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        assert!(check_for_reading(&path).unwrap_err().contains("does not exist yet"));
+        std::fs::write(&path, "").unwrap();
+        chmod(&path, 0o644);
+        check_for_reading(&path).unwrap();
+        assert_eq!(mode(&path), 0o644);
+    }
+}
