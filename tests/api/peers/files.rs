@@ -24,8 +24,13 @@ struct Finished {
     max_rss_mib: u64,
 }
 
-/// Runs the command to its end, or kills it after [`HUNG`] and fails;
-/// reaps it with `wait4`, which reports its own peak RSS.
+/// Runs the command to its end, or kills it after [`HUNG`] and fails.
+///
+/// The peak is the child's `VmHWM`, sampled every few milliseconds until it
+/// exits (the high-water mark only grows, so the last sample is the best).
+/// Not `wait4`'s `ru_maxrss`: a child started by `vfork` inherits the
+/// parent's high-water mark at `exec`, so it would report this test
+/// process's size.
 async fn run_measured(mut cmd: std::process::Command) -> Finished {
     tokio::task::spawn_blocking(move || {
         let mut child = cmd
@@ -40,28 +45,31 @@ async fn run_measured(mut cmd: std::process::Command) -> Finished {
             let _ = stderr.read_to_end(&mut bytes);
             bytes
         });
-        let pid = child.id() as libc::pid_t;
         let started = Instant::now();
-        let (status, usage) = loop {
-            let mut status = 0;
-            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-            let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-            assert!(reaped >= 0, "wait4 failed: {}", std::io::Error::last_os_error());
-            if reaped == pid {
-                break (status, usage);
+        let mut peak_kib = 0;
+        let status = loop {
+            peak_kib = peak_kib.max(high_water_kib(child.id()).unwrap_or(0));
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
             }
             if started.elapsed() > HUNG {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-                panic!("still running after {HUNG:?} (peak RSS {} MiB): hung", usage.ru_maxrss / 1024);
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("still running after {HUNG:?} (peak RSS {} MiB): hung", peak_kib / 1024);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         };
-        let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-        Finished { code, stderr: text(&reader.join().unwrap()), max_rss_mib: (usage.ru_maxrss / 1024) as u64 }
+        Finished { code: status.code(), stderr: text(&reader.join().unwrap()), max_rss_mib: peak_kib / 1024 }
     })
     .await
     .unwrap()
+}
+
+/// `VmHWM` of a running process, in KiB; `None` once it has exited.
+fn high_water_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `run --catch-up` with the account's token read from `path`.
