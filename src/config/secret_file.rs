@@ -28,11 +28,6 @@ pub fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
             ConfigError::at(key, format!("{shown} is {what}; a secret must be in a regular file"))
         }
     })?;
-    if let Some(mode) = regular_file::open_to_others(&opened.metadata) {
-        tracing::warn!(
-            "{key}: {shown} can be read or changed by group or others (mode {mode:03o}); `chmod 600 {shown}` makes it private"
-        );
-    }
     let mut bytes = Vec::new();
     opened
         .file
@@ -49,6 +44,12 @@ pub fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
     let value = text.trim();
     if value.is_empty() {
         return Err(ConfigError::at(key, format!("{shown} is empty")));
+    }
+    // Said only of a secret that is used: an error is enough otherwise.
+    if let Some(mode) = regular_file::open_to_others(&opened.metadata) {
+        tracing::warn!(
+            "{key}: {shown} can be read or changed by group or others (mode {mode:03o}); `chmod 600 {shown}` makes it private"
+        );
     }
     Ok(value.to_string())
 }
