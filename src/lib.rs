@@ -17,6 +17,7 @@
 //! - `regular_file`: opening a secret or the store only if it is a regular
 //!   file, without hanging on a FIFO.
 //! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
+//! - [`text`]: server text made inert before it is shown, logged or stored.
 
 pub mod aurinko;
 pub mod cli;
@@ -26,3 +27,4 @@ mod regular_file;
 pub mod service;
 pub mod store;
 pub mod sync;
+pub mod text;

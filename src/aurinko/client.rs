@@ -20,6 +20,7 @@ use super::wire::{
     SyncStatus, TaskList,
 };
 use crate::config::ApiConfig;
+use crate::text::{inert, redact};
 
 /// The most pages a listing is followed for: a server handing out fresh
 /// page tokens forever must not hold discovery up.
@@ -115,7 +116,7 @@ impl Api {
                 endpoint,
                 status: None,
                 code: None,
-                message: format!("the id {bad:?} cannot be a URL path segment; nothing was requested"),
+                message: format!("the id \"{}\" cannot be a URL path segment; nothing was requested", inert(bad)),
             });
         }
         let mut url = self.base.clone();
@@ -267,7 +268,10 @@ impl AccountClient {
                 .append_pair("offset", &all.len().to_string())
                 .append_pair("includeInactive", "true");
             let page: SubscriptionsPage = self.call(Endpoint::Subscriptions, Method::GET, url, decode_json).await?;
-            let records = page.records.unwrap_or_default();
+            let mut records = page.records.unwrap_or_default();
+            for record in &mut records {
+                record.fail_description = record.fail_description.as_deref().map(|d| inert(d).into_owned());
+            }
             let count = records.len();
             all.extend(records);
             let total = page.total_size.map(|t| t.max(0) as usize);
@@ -329,6 +333,16 @@ impl AccountClient {
             |e: &ApiError| e.class.is_retryable(),
         )
         .await
+        .map_err(|e| self.inert_error(e))
+    }
+
+    /// An error as it may be logged, shown and stored: server text in it
+    /// (Aurinko's message and code, what a decoder quoted from a body) made
+    /// inert, and the account's token redacted wherever a server echoed it.
+    fn inert_error(&self, e: ApiError) -> ApiError {
+        let token = self.token.expose_secret();
+        let clean = |s: &str| inert(&redact(s, token)).into_owned();
+        ApiError { message: clean(&e.message), code: e.code.as_deref().map(clean), ..e }
     }
 
     async fn attempt<T>(
@@ -394,18 +408,21 @@ impl AccountClient {
         }
         let body = read_error_body(response).await;
         let failed: Option<ApiRequestFailed> = serde_json::from_slice(&body).ok();
-        let code = failed.as_ref().and_then(|f| f.code.clone());
-        let aurinko_message = failed.as_ref().and_then(|f| f.message.clone());
+        // The server's words are redacted before they are cut, so that no
+        // part of an echoed token survives the cut; `call_with` escapes them.
+        let token = self.token.expose_secret();
+        let words = |s: &str, max| truncate(&redact(s, token), max).to_string();
+        let code = failed.as_ref().and_then(|f| f.code.as_deref()).map(|c| words(c, 64));
         let class = classify(status.as_u16(), &body, endpoint);
         let mut message = format!("HTTP {}", status.as_u16());
         if let Some(code) = &code {
             message.push_str(&format!(" {code}"));
         }
-        if let Some(m) = &aurinko_message {
-            message.push_str(&format!(": {}", truncate(m, 200)));
+        if let Some(m) = failed.as_ref().and_then(|f| f.message.as_deref()) {
+            message.push_str(&format!(": {}", words(m, 200)));
         }
         if let Some(id) = failed.as_ref().and_then(|f| f.request_id.as_deref()) {
-            message.push_str(&format!(" (requestId {})", truncate(id, 64)));
+            message.push_str(&format!(" (requestId {})", words(id, 64)));
         }
         Err(ApiError { class, endpoint, status: Some(status.as_u16()), code, message })
     }

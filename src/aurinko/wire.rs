@@ -74,12 +74,18 @@ impl Calendar {
         let id = fields.id.filter(|id| !id.is_empty())?;
         Some(Calendar {
             id,
-            name: fields.name,
+            name: fields.name.as_deref().map(shown),
             primary: fields.primary.unwrap_or(false),
-            access_role: fields.access_role,
+            access_role: fields.access_role.as_deref().map(shown),
             raw: raw.get().to_string(),
         })
     }
+}
+
+/// A name or label as it may be stored and shown: made inert. Ids are kept
+/// as sent (they address requests); the raw record keeps everything.
+fn shown(s: &str) -> String {
+    crate::text::inert(s).into_owned()
 }
 
 /// A listed record's fields, read only from a JSON object: serde would
@@ -117,7 +123,7 @@ impl TaskList {
         let id = fields.id.filter(|id| !id.is_empty())?;
         Some(TaskList {
             id,
-            title: fields.title,
+            title: fields.title.as_deref().map(shown),
             default_list: fields.default_list.unwrap_or(false),
             raw: raw.get().to_string(),
         })
@@ -147,15 +153,16 @@ impl EmailFolder {
         let object = value.as_object()?;
         let id = object.get("id")?.as_str().filter(|id| !id.is_empty())?.to_string();
         let text = |key: &str| object.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let label = |key: &str| object.get(key).and_then(|v| v.as_str()).map(shown);
         let flag = |key: &str| object.get(key).and_then(|v| v.as_bool());
         Some(EmailFolder {
             id,
-            name: text("name"),
-            full_name: text("fullName"),
+            name: label("name"),
+            full_name: label("fullName"),
             is_folder: flag("isFolder"),
             is_label: flag("isLabel"),
             parent_id: text("parentId"),
-            sys_label: text("sysLabel"),
+            sys_label: label("sysLabel"),
             raw: raw.get().to_string(),
         })
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{Exit, complain};
 use crate::config::Config;
 use crate::store::{Report, Store};
+use crate::text::{inert, inert_json};
 
 pub fn state(config_path: &Path, json: bool) -> Exit {
     let config = match Config::load_without_tokens(config_path) {
@@ -14,16 +15,17 @@ pub fn state(config_path: &Path, json: bool) -> Exit {
             return Exit::Usage;
         }
     };
-    let report = match Store::open_read_only(&config.store.path).and_then(|s| s.report()) {
+    let mut report = match Store::open_read_only(&config.store.path).and_then(|s| s.report()) {
         Ok(report) => report,
         Err(e) => {
             complain(e);
             return Exit::Usage;
         }
     };
+    make_inert(&mut report);
     if json {
         match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => println!("{}", inert_json(&text)),
             Err(e) => {
                 complain(e);
                 return Exit::Failed;
@@ -33,6 +35,26 @@ pub fn state(config_path: &Path, json: bool) -> Exit {
         print!("{}", render_table(&report));
     }
     Exit::Ok
+}
+
+/// Server text the store holds (errors, names, subscription states),
+/// escaped for display: the client escapes it as it arrives, and this
+/// covers rows written before it did. Ids stay exact in `--json` (JSON
+/// escapes their control characters) and are escaped in the table.
+fn make_inert(report: &mut Report) {
+    let clean = |text: &mut Option<String>| {
+        if let Some(t) = text {
+            *t = inert(t).into_owned();
+        }
+    };
+    for account in &mut report.accounts {
+        clean(&mut account.auth_error);
+    }
+    for c in &mut report.collections {
+        clean(&mut c.name);
+        clean(&mut c.last_error);
+        clean(&mut c.subscription_status);
+    }
 }
 
 pub(super) fn render_table(report: &Report) -> String {
@@ -69,7 +91,7 @@ pub(super) fn render_table(report: &Report) -> String {
             [
                 c.account.clone(),
                 c.kind.clone(),
-                c.id.clone(),
+                inert(&c.id).into_owned(),
                 c.name.clone().unwrap_or_else(dash),
                 c.phase.clone(),
                 c.records.to_string(),

@@ -240,7 +240,8 @@ impl CollectionKey {
 
 impl fmt::Display for CollectionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.account, self.id)
+        // The id comes from the server: shown inert in logs and summaries.
+        write!(f, "{}/{}", self.account, crate::text::inert(&self.id))
     }
 }
 

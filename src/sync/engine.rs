@@ -485,7 +485,7 @@ impl Task {
 
 /// The span a collection's passes run in.
 pub fn span(key: &CollectionKey) -> tracing::Span {
-    tracing::info_span!("sync", account = %key.account, kind = %key.kind, collection = %key.id)
+    tracing::info_span!("sync", account = %key.account, kind = %key.kind, collection = %crate::text::inert(&key.id))
 }
 
 /// One line per pass at info (warn for failures), for plain log output.

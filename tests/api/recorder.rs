@@ -31,7 +31,7 @@ pub struct Recorder {
 
 /// Answers some requests itself instead of the fake (a hostile peer's
 /// answers, streamed, so not recorded beyond their status).
-pub type Intercept = Arc<dyn Fn(&Method, &Uri) -> Option<Response> + Send + Sync>;
+pub type Intercept = Arc<dyn Fn(&Method, &Uri, &HeaderMap) -> Option<Response> + Send + Sync>;
 
 #[derive(Clone)]
 struct Upstream {
@@ -86,7 +86,7 @@ impl Drop for Recorder {
 
 async fn forward(State(up): State<Upstream>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
-    if let Some(response) = up.intercept.as_ref().and_then(|intercept| intercept(&method, &uri)) {
+    if let Some(response) = up.intercept.as_ref().and_then(|intercept| intercept(&method, &uri, &headers)) {
         up.exchanges.lock().unwrap().push(Exchange {
             method: method.to_string(),
             path: uri.path().to_string(),

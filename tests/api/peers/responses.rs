@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aurinko_sync::fake::Collection;
+use aurinko_sync::store::Store;
 use axum::body::Body;
-use axum::http::{Method, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use bytes::Bytes;
 
@@ -27,11 +28,10 @@ const RSS_MARGIN_MIB: u64 = 64;
 const KILL_AT_MIB: u64 = 1024;
 const MIB: u64 = 1 << 20;
 
-/// The app: `cal-good` and `cal-bad`, with the binary pointed at a proxy
-/// that answers `intercept`'s requests itself.
-async fn app_behind(intercept: Intercept) -> (TestApp, Recorder) {
-    let setup = Setup { accounts: vec![("work", vec![("cal-good", 120), ("cal-bad", 30)])], ..Setup::default() };
-    let app = spawn_app(setup).await;
+/// The app with `calendars` in the fake, and the binary pointed at a
+/// proxy that answers `intercept`'s requests itself.
+async fn app_behind(calendars: Vec<(&'static str, usize)>, intercept: Intercept) -> (TestApp, Recorder) {
+    let app = spawn_app(Setup { accounts: vec![("work", calendars)], ..Setup::default() }).await;
     let proxy = Recorder::spawn_intercepting(&app.server.base_url(), Some(intercept)).await;
     app.edit_config(&app.server.base_url(), &proxy.base_url());
     app.edit_config("[api]\n", &format!("[api]\nmax_response_mib = {CAP_MIB}\n"));
@@ -40,7 +40,7 @@ async fn app_behind(intercept: Intercept) -> (TestApp, Recorder) {
 
 /// Answers the first page of `cal-bad`'s updated stream with `reply`.
 fn on_bad_page(reply: fn() -> Response) -> Intercept {
-    Arc::new(move |method: &Method, uri: &Uri| {
+    Arc::new(move |method: &Method, uri: &Uri, _: &HeaderMap| {
         (method == Method::GET && uri.path() == "/v1/calendars/cal-bad/sync/updated").then(reply)
     })
 }
@@ -93,7 +93,8 @@ fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
 /// the cap plus a margin; the error says `how` the body was found too
 /// large. Returns the peak.
 async fn bounded_against(reply: fn() -> Response, how: &str) -> u64 {
-    let (app, proxy) = app_behind(on_bad_page(reply)).await;
+    let calendars = vec![("cal-good", 120), ("cal-bad", 30)];
+    let (app, proxy) = app_behind(calendars, on_bad_page(reply)).await;
     let (out, peak) = run_measured(&app, &["run", "--catch-up"]).await;
     let stderr = text(&out.stderr);
     eprintln!("peak RSS {} MiB", peak / MIB);
@@ -241,5 +242,110 @@ async fn listed_ids_are_sent_as_one_path_segment_and_dot_segments_are_refused() 
         );
         let entry = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == id).expect("in state");
         assert!(entry["last_error"].as_str().unwrap().contains("cannot be a URL path segment"), "{entry}");
+    }
+}
+
+/// A calendar whose id and name carry terminal and log control.
+const EVIL_ID: &str = "cal-\u{1b}[1mevil\u{202e}";
+const EVIL_NAME: &str = "\u{1b}[31mEvil\r\nFORGED name line\u{9b}2J";
+
+/// How many characters of Aurinko's message are kept (`client.rs`).
+const MESSAGE_KEPT: usize = 200;
+/// How many characters of the echoed token the cut leaves in the message.
+const TOKEN_AT_THE_CUT: usize = 12;
+
+/// The 400 every request about [`EVIL_ID`] gets: ESC sequences, a forged
+/// log line after CR LF, a bidi override, and the bearer token it was sent,
+/// placed so that cutting the message leaves a piece of it.
+fn evil_error(headers: &HeaderMap) -> Response {
+    let token = headers[header::AUTHORIZATION].to_str().unwrap().trim_start_matches("Bearer ");
+    let start = "\u{1b}[31mred\u{1b}[0m\r\nFORGED 2026-11-30T00:00:00Z ERROR aurinko_sync: all is lost\u{202e} ";
+    let pad = ".".repeat(MESSAGE_KEPT - TOKEN_AT_THE_CUT - start.chars().count());
+    let body = serde_json::json!({
+        "code": "bad\u{1b}[0m\r\nFORGED code line",
+        "message": format!("{start}{pad}{token} echoed"),
+        "requestId": "r-\u{1b}]0;title\u{7}",
+    });
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// What must not appear raw in anything shown or stored.
+fn assert_inert(what: &str, shown: &str, token: &str) {
+    for bad in ['\u{1b}', '\r', '\u{202e}', '\u{9b}', '\u{7}'] {
+        assert!(!shown.contains(bad), "{what} holds {bad:?} raw:\n{shown}");
+    }
+    assert!(!shown.contains(&token[..TOKEN_AT_THE_CUT]), "{what} holds (part of) the token:\n{shown}");
+    let forged = shown.lines().find(|l| l.trim_start().starts_with("FORGED"));
+    assert!(forged.is_none(), "{what} holds a forged line {forged:?}:\n{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_text_reaches_stderr_logs_state_and_the_store_escaped_and_without_the_token() {
+    let intercept: Intercept = Arc::new(|_: &Method, uri: &Uri, headers: &HeaderMap| {
+        uri.path().starts_with("/v1/calendars/cal-%1B").then(|| evil_error(headers))
+    });
+    let (app, _proxy) = app_behind(vec![("cal-good", 60), (EVIL_ID, 10)], intercept).await;
+    let token = app.token("work").to_string();
+    app.fake.add_calendar(&token, EVIL_ID, EVIL_NAME, false);
+
+    for format in ["human", "json"] {
+        let out = app
+            .command(&["--log-format", format, "run", "--catch-up"])
+            .env("RUST_LOG", "aurinko_sync=debug")
+            .output()
+            .await
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "the evil calendar fails: {stderr}");
+        assert_inert(&format!("stderr with {format} logs"), &stderr, &token);
+        let failed = stderr.lines().find(|l| l.starts_with("failed")).expect("a failure line");
+        assert!(
+            failed.contains("work/cal-\\u{1b}[1mevil\\u{202e} (\\u{1b}[31mEvil\\r\\nFORGED name line\\u{9b}2J)")
+                && failed.contains("HTTP 400 bad\\u{1b}[0m\\r\\nFORGED code line: \\u{1b}[31mred")
+                && failed.contains("\\u{202e} ...")
+                && failed.contains("...[redacted]")
+                && failed.ends_with("(requestId r-\\u{1b}]0;title\\u{7})"),
+            "the failure is shown, escaped: {failed}"
+        );
+        if format == "json" {
+            for line in stderr.lines().filter(|l| l.starts_with('{')) {
+                serde_json::from_str::<serde_json::Value>(line).expect("every JSON log line is one JSON document");
+            }
+        }
+    }
+    app.assert_collection_equals_truth("work", &Collection::Calendar("cal-good".into()), None);
+
+    // A row written before the client made text inert is shown inert too.
+    let conn = rusqlite::Connection::open(&app.db_path).unwrap();
+    let raw = format!("{EVIL_NAME} \r\nFORGED stored line");
+    let updated =
+        conn.execute("UPDATE sync_state SET last_error = ?1 WHERE collection_id = 'cal-good'", [&raw]).unwrap();
+    assert_eq!(updated, 1);
+    drop(conn);
+
+    let state = app.run_binary(&["state"]).await;
+    assert_inert("state", &text(&state.stdout), &token);
+    let json = app.run_binary(&["state", "--json"]).await;
+    assert_inert("state --json", &text(&json.stdout), &token);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let collections = json["collections"].as_array().unwrap();
+    let evil = collections.iter().find(|c| c["id"] == EVIL_ID).expect("the exact id");
+    for field in ["name", "last_error"] {
+        assert_inert(field, evil[field].as_str().unwrap(), &token);
+    }
+    let good = collections.iter().find(|c| c["id"] == "cal-good").unwrap();
+    assert_inert("an old stored error", good["last_error"].as_str().unwrap(), &token);
+    assert!(evil["last_error"].as_str().unwrap().contains("[redacted]"), "{evil}");
+
+    let stored = Store::open_read_only(&app.db_path).unwrap().report().unwrap();
+    let evil = stored.collections.iter().find(|c| c.id == EVIL_ID).expect("stored under its exact id");
+    for (field, value) in [("name", &evil.name), ("last_error", &evil.last_error)] {
+        let value = value.as_deref().unwrap_or_else(|| panic!("{field} stored"));
+        assert_inert(&format!("the store's {field}"), value, &token);
+        assert!(!value.contains('\n'), "the store's {field} is one line: {value:?}");
     }
 }
