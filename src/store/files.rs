@@ -31,10 +31,10 @@ pub fn prepare_for_writing(path: &Path) -> Result<(), String> {
     }
     create_private(path)?;
     let database = regular_file::open(path).map_err(|e| describe(None, e))?;
-    make_private(None, &database)?;
+    make_private(path, None, &database)?;
     for side in side_files(path)? {
         match regular_file::open(&side) {
-            Ok(opened) => make_private(Some(&side), &opened)?,
+            Ok(opened) => make_private(&side, Some(&side), &opened)?,
             Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(describe(Some(&side), e)),
         }
@@ -83,8 +83,9 @@ fn side_files(path: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Sets mode 0600 on a file open to group or others, through the open file
 /// (`fchmod`), so it is the file that was checked. `side` names a side
-/// file; `None` is the database itself, which the error names already.
-fn make_private(side: Option<&Path>, opened: &regular_file::Opened) -> Result<(), String> {
+/// file in the error; `None` is the database itself, which the error names
+/// already.
+fn make_private(path: &Path, side: Option<&Path>, opened: &regular_file::Opened) -> Result<(), String> {
     let Some(mode) = regular_file::open_to_others(&opened.metadata) else { return Ok(()) };
     #[cfg(unix)]
     {
@@ -95,10 +96,10 @@ fn make_private(side: Option<&Path>, opened: &regular_file::Opened) -> Result<()
                 prefix(side)
             )
         })?;
-        tracing::info!("store: {}was mode {mode:03o}; made it 0600", prefix(side));
+        tracing::info!("store file {} was mode {mode:03o}; made it 0600", path.display());
     }
     #[cfg(not(unix))]
-    let _ = (side, mode);
+    let _ = (path, side, mode);
     Ok(())
 }
 
