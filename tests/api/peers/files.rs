@@ -237,6 +237,13 @@ async fn a_store_open_to_others_that_cannot_be_made_private_is_refused() {
         eprintln!("skipped: needs root to run the binary as another user (nobody) against a root-owned store");
         return;
     }
+    let on_path = |name: &str| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(name).is_file())
+    };
+    if !on_path("setpriv") {
+        eprintln!("skipped: needs setpriv (util-linux) to run the binary as nobody");
+        return;
+    }
     let app = spawn_app(Setup::default()).await;
     assert_exit(&app.catch_up().await, 0);
     // The store is root's and readable by all; nobody cannot chmod it.
