@@ -154,8 +154,14 @@ impl Receiver {
             return;
         };
         if let (Some(event), Some(subscription)) = (&n.lifecycle_event, n.subscription) {
-            tracing::info!(account = %account, subscription, event = %event, error = ?n.error, "subscription lifecycle event");
-            let (store, account, event, error) = (self.store.clone(), account.clone(), event.clone(), n.error.clone());
+            // Aurinko's words: escaped before they are logged or stored.
+            let (event, error) = (
+                crate::text::inert(event).into_owned(),
+                n.error.as_deref().map(|e| crate::text::inert(e).into_owned()),
+            );
+            let shown_error = error.as_deref().unwrap_or("-");
+            tracing::info!(account = %account, subscription, event = %event, error = %shown_error, "subscription lifecycle event");
+            let (store, account) = (self.store.clone(), account.clone());
             let recorded = tokio::task::spawn_blocking(move || {
                 store.record_lifecycle(&account, subscription, &event, error.as_deref(), Utc::now())
             })

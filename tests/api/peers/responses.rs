@@ -15,8 +15,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use bytes::Bytes;
 
-use crate::helpers::{Setup, TestApp, spawn_app, text};
+use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};
 use crate::recorder::{Intercept, Recorder};
+use crate::webhooks::post_signed;
 
 /// `api.max_response_mib` in these tests: small, so a bounded run is quick.
 const CAP_MIB: u64 = 16;
@@ -348,4 +349,50 @@ async fn server_text_reaches_stderr_logs_state_and_the_store_escaped_and_without
         assert_inert(&format!("the store's {field}"), value, &token);
         assert!(!value.contains('\n'), "the store's {field} is one line: {value:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_error_from_aurinko_is_logged_and_stored_escaped() {
+    let setup = Setup { webhook: true, sync_extra: "poll_interval_secs = 3600\n", ..Setup::default() };
+    let app = spawn_app(setup).await;
+    let daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    assert_exit(&app.run_binary(&["subscribe"]).await, 0);
+    let token = app.token("work").to_string();
+    let subscription = &app.fake.subscriptions(&token)[0];
+    let body = serde_json::json!({
+        "subscription": subscription["id"],
+        "resource": subscription["resource"],
+        "accountId": app.fake.account_id(&token).unwrap(),
+        "lifecycleEvent": "error",
+        "error": "\u{1b}[31mgone\r\nFORGED 2026-11-30T00:00:00Z ERROR aurinko_sync: lost\u{202e}",
+    });
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(post_signed(&app, now, serde_json::to_vec(&body).unwrap()).await, 200);
+
+    let started = Instant::now();
+    let status = loop {
+        let state = app.state_json().await;
+        let status = state["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|c| c["subscription_status"].as_str().filter(|s| s.contains("FORGED")).map(str::to_string));
+        if let Some(status) = status {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the lifecycle error reaches state: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_inert("state --json", &status, &token);
+    assert_inert("state", &text(&app.run_binary(&["state"]).await.stdout), &token);
+    let stored = Store::open_read_only(&app.db_path).unwrap().report().unwrap();
+    for c in &stored.collections {
+        assert_inert("the stored subscription status", c.subscription_status.as_deref().unwrap_or(""), &token);
+    }
+    let mut daemon = daemon;
+    daemon.start_kill().unwrap();
+    let stderr = text(&daemon.wait_with_output().await.unwrap().stderr);
+    assert!(stderr.contains("gone\\r\\nFORGED"), "the event is logged, escaped: {stderr}");
+    assert_inert("the daemon's log", &stderr, &token);
 }
