@@ -9,7 +9,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::health::Health;
+use super::health::{Health, PassCounts};
 use crate::aurinko::{AccountClient, ErrorClass};
 use crate::sync::{Collection, CollectionResult, Engine, Finish};
 
@@ -51,7 +51,7 @@ pub async fn run(
         let result = engine.task(collection.clone(), &client, &stop).resuming(known.take()).run_in(span.clone()).await;
         let Some(finish) = &result.report.finish else { return };
         known = result.report.state.clone();
-        count(&result);
+        count(&result, &health);
         let now = Utc::now();
         let next = match finish {
             Finish::CaughtUp => {
@@ -91,16 +91,20 @@ fn jittered(base: Duration, low: f64, high: f64) -> chrono::Duration {
     chrono::Duration::from_std(base.mul_f64(factor)).unwrap_or(chrono::Duration::zero())
 }
 
-/// Counters for `/metrics`; labels are bounded (no record ids).
-fn count(result: &CollectionResult) {
+/// Counts for `/metrics`. The per-collection ones go to `health`, which
+/// drops them with the collection; labels are bounded (no record ids).
+fn count(result: &CollectionResult, health: &Health) {
     let key = &result.key;
-    let labels =
-        [("account", key.account.clone()), ("kind", key.kind.as_str().to_string()), ("collection", key.id.clone())];
     let r = &result.report;
-    metrics::counter!("aurinko_sync_records_upserted_total", &labels).increment(r.stats.upserted);
-    metrics::counter!("aurinko_sync_records_deleted_total", &labels).increment(r.stats.deleted + r.stats.swept);
-    metrics::counter!("aurinko_sync_reprovisions_total", &labels).increment(r.reprovisions);
-    metrics::counter!("aurinko_sync_pages_without_delta_token_total", &labels).increment(r.pages_without_delta_token);
+    health.count(
+        key,
+        PassCounts {
+            upserted: r.stats.upserted,
+            deleted: r.stats.deleted + r.stats.swept,
+            reprovisions: r.reprovisions,
+            pages_without_delta_token: r.pages_without_delta_token,
+        },
+    );
     let outcome = match &r.finish {
         Some(Finish::CaughtUp) => "caught_up",
         Some(Finish::Removed) => "removed",

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::collection_metrics;
 use super::health::Health;
 use super::webhook::{self, Receiver};
 use crate::store::Store;
@@ -66,21 +67,10 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text format. Lag and failing gauges are computed now, from
-/// each collection's last success.
+/// Prometheus text format: the recorder's series, then the per-collection
+/// ones computed now from the health snapshot.
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let now = Utc::now();
-    let collections = state.health.snapshot();
-    let mut failing = 0u32;
-    for (key, c) in &collections {
-        let labels =
-            [("account", key.account.clone()), ("kind", key.kind.as_str().to_string()), ("collection", key.id.clone())];
-        if let Some(at) = c.last_success {
-            metrics::gauge!("aurinko_sync_lag_seconds", &labels).set((now - at).num_milliseconds() as f64 / 1000.0);
-        }
-        failing += u32::from(c.failing);
-    }
-    metrics::gauge!("aurinko_sync_failing_collections").set(failing);
-    metrics::gauge!("aurinko_sync_collections").set(collections.len() as f64);
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    let mut text = state.metrics.render();
+    text.push_str(&collection_metrics::render(&state.health.snapshot(), Utc::now()));
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

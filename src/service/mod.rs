@@ -5,16 +5,21 @@
 //! - `supervisor`: discovery per account; starts and stops actors.
 //! - `actor`: one collection's poll loop, with failure backoff.
 //! - `health`: what `/healthz`, `STATUS=` and the lag metrics read.
-//! - `http`: the optional listener (`/healthz`, `/metrics`).
+//! - `http`: the optional listener (`/healthz`, `/metrics`);
+//!   `collection_metrics` renders the per-collection series from `health`.
 //! - `notify`: `READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`.
-//! - `webhook` and `nudge`: Aurinko's notifications, verified, wake actors.
+//! - `webhook` and `nudge`: Aurinko's notifications, verified, wake actors;
+//!   `replay` collapses repeats, `refusals` counts and logs refused requests.
 //! - `subscribe`: keeps one subscription per synced collection.
 
 mod actor;
+mod collection_metrics;
 mod health;
 mod http;
 mod notify;
 mod nudge;
+mod refusals;
+mod replay;
 mod subscribe;
 mod supervisor;
 mod webhook;
@@ -53,12 +58,12 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
         Some(listener) => {
             let metrics = http::install_metrics()?;
             let receiver = engine.config().webhook.as_ref().map(|w| {
-                let receiver = webhook::Receiver {
-                    secret: w.signing_secret.clone(),
-                    tolerance: w.tolerance,
-                    nudges: nudges.clone(),
-                    store: engine.store().clone(),
-                };
+                let receiver = webhook::Receiver::new(
+                    w.signing_secret.clone(),
+                    w.tolerance,
+                    nudges.clone(),
+                    engine.store().clone(),
+                );
                 (w.path.clone(), receiver)
             });
             let state = http::AppState { health: health.clone(), store: engine.store().clone(), metrics };

@@ -11,18 +11,27 @@
 //! redelivers notifications with their original timestamp and signature, and
 //! a refusal marks the subscription as failing. Replaying one can do no more
 //! than start a delta pass, which is coalesced with any other, so an old one
-//! still nudges; beyond `tolerance_secs` it is only counted as late. A signed
-//! body that cannot be read is answered 200 too (Aurinko cannot fix it by
-//! sending it again), logged and counted.
+//! still nudges; beyond `tolerance_secs` it is only counted as late. The
+//! same notification again within a few minutes (same signature) is answered
+//! 200 and changes nothing (`replay`). A signed body that cannot be read is
+//! answered 200 too (Aurinko cannot fix it by sending it again), logged and
+//! counted. Refusals are counted and their log lines rate-limited
+//! (`refusals`).
+//!
+//! Every reply is inert text: `text/plain; charset=utf-8` with
+//! `X-Content-Type-Options: nosniff`, and the validation handshake echoes
+//! its token only if it is a plain token ([`is_plain_token`]), so the
+//! listener cannot be made to serve markup or control characters.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hmac::{KeyInit, Mac};
@@ -30,6 +39,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::nudge::Nudges;
+use super::refusals::Refusals;
+use super::replay::ReplayFilter;
 use crate::aurinko::{int_id, optional_int_id};
 use crate::store::Store;
 use crate::sync::{CollectionKey, Kind};
@@ -40,16 +51,21 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// How much of an unreadable notification the log line shows.
 const LOGGED_BODY: usize = 200;
 
+/// The longest validation token echoed.
+pub const MAX_VALIDATION_TOKEN: usize = 512;
+
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 #[derive(Clone)]
 pub struct Receiver {
-    pub secret: SecretString,
+    secret: SecretString,
     /// Signed longer ago than this (or in the future by more), a
     /// notification counts as late: still accepted, still a nudge.
-    pub tolerance: Duration,
-    pub nudges: Arc<Nudges>,
-    pub store: Arc<Store>,
+    tolerance: Duration,
+    nudges: Arc<Nudges>,
+    store: Arc<Store>,
+    replays: Arc<ReplayFilter>,
+    refusals: Arc<Refusals>,
 }
 
 /// A notification (`subscription`, `resource`, `accountId`, `payloads`,
@@ -75,57 +91,103 @@ pub async fn receive(
     State(receiver): State<Receiver>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let signed = headers.contains_key("x-aurinko-signature");
-    if let Some(token) = query.get("validationToken") {
-        // The handshake echoes the token. If Aurinko signs it, the signature
-        // must be good; an unsigned challenge is answered too, as the docs
-        // leave open whether it is signed.
-        if signed && let Err(why) = receiver.verify(&headers, &body) {
-            return refuse(StatusCode::UNAUTHORIZED, why);
+    let mut response = match body {
+        Ok(body) => receiver.answer(&query, &headers, &body).await,
+        // Over `MAX_BODY` (413), or a body the peer did not finish sending.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            receiver.refuse(rejection.status(), "oversized")
         }
-        count("validation");
-        return ([(CONTENT_TYPE, "text/plain")], token.clone()).into_response();
-    }
-    let signed_at = match receiver.verify(&headers, &body) {
-        Ok(at) => at,
-        Err(why) => return refuse(StatusCode::UNAUTHORIZED, why),
+        Err(rejection) => receiver.refuse(rejection.status(), "unreadable_body"),
     };
-    let notification: Notification = match serde_json::from_slice(&body) {
-        Ok(n) => n,
-        Err(e) => {
-            let why = if e.is_data() { "bad_notification" } else { "bad_json" };
-            let excerpt = String::from_utf8_lossy(&body[..body.len().min(LOGGED_BODY)]).into_owned();
-            // Debug formatting escapes control characters and quotes.
-            tracing::warn!(reason = why, error = %e, body = ?excerpt, "signed webhook request not understood; answered 200");
-            count(why);
-            return StatusCode::OK.into_response();
-        }
-    };
-    if receiver.is_late(signed_at) {
-        tracing::debug!(signed_at = ?signed_at, "late notification (a redelivery?): syncing anyway");
-        metrics::counter!("aurinko_sync_webhook_late_total").increment(1);
-    }
-    receiver.handle(notification).await;
-    StatusCode::OK.into_response()
+    response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
-fn refuse(status: StatusCode, why: &'static str) -> Response {
-    tracing::warn!(status = status.as_u16(), reason = why, "webhook request refused");
-    count(why);
-    (status, format!("{why}\n")).into_response()
+/// A plain-text reply.
+fn plain(status: StatusCode, text: String) -> Response {
+    (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 fn count(outcome: &'static str) {
     metrics::counter!("aurinko_sync_webhook_requests_total", "outcome" => outcome).increment(1);
 }
 
+/// Whether a validation token may be echoed: 1 to [`MAX_VALIDATION_TOKEN`]
+/// bytes of ASCII letters, digits, space and `-._~+/=:`. That covers the
+/// challenges' usual forms (random alphanumerics, UUIDs, hex, base64 and
+/// base64url, JWT-like dotted strings, Graph-style "Validation: ..."
+/// sentences) and leaves out markup (`<>&"'`), control characters and
+/// anything non-ASCII.
+pub fn is_plain_token(token: &str) -> bool {
+    (1..=MAX_VALIDATION_TOKEN).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b" -._~+/=:".contains(&b))
+}
+
+/// A request whose signature checked out.
+struct Signed {
+    /// The time it claims to have been signed at (Unix seconds; `None` when
+    /// the header is not a number, which the signature covers like any
+    /// other byte).
+    at: Option<i64>,
+    signature: [u8; 32],
+}
+
 impl Receiver {
-    /// Checks the signature; the time it claims to have been signed at (Unix
-    /// seconds; `None` when the header is not a number, which the
-    /// signature covers like any other byte).
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Option<i64>, &'static str> {
+    pub fn new(secret: SecretString, tolerance: Duration, nudges: Arc<Nudges>, store: Arc<Store>) -> Receiver {
+        Receiver { secret, tolerance, nudges, store, replays: Arc::default(), refusals: Arc::default() }
+    }
+
+    async fn answer(&self, query: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Response {
+        let signed = headers.contains_key("x-aurinko-signature");
+        if let Some(token) = query.get("validationToken") {
+            if !is_plain_token(token) {
+                return self.refuse(StatusCode::BAD_REQUEST, "bad_validation_token");
+            }
+            // The handshake echoes the token. If Aurinko signs it, the
+            // signature must be good; an unsigned challenge is answered too,
+            // as the docs leave open whether it is signed.
+            if signed && let Err(why) = self.verify(headers, body) {
+                return self.refuse(StatusCode::UNAUTHORIZED, why);
+            }
+            count("validation");
+            return plain(StatusCode::OK, token.clone());
+        }
+        let signed = match self.verify(headers, body) {
+            Ok(signed) => signed,
+            Err(why) => return self.refuse(StatusCode::UNAUTHORIZED, why),
+        };
+        if !self.replays.first_seen(signed.signature, Instant::now()) {
+            tracing::debug!("notification seen moments ago (a redelivery or a replay): nothing to do");
+            count("duplicate");
+            return plain(StatusCode::OK, String::new());
+        }
+        let notification: Notification = match serde_json::from_slice(body) {
+            Ok(n) => n,
+            Err(e) => {
+                let why = if e.is_data() { "bad_notification" } else { "bad_json" };
+                let excerpt = String::from_utf8_lossy(&body[..body.len().min(LOGGED_BODY)]).into_owned();
+                // Debug formatting escapes control characters and quotes.
+                tracing::warn!(reason = why, error = %e, body = ?excerpt, "signed webhook request not understood; answered 200");
+                count(why);
+                return plain(StatusCode::OK, String::new());
+            }
+        };
+        if self.is_late(signed.at) {
+            tracing::debug!(signed_at = ?signed.at, "late notification (a redelivery?): syncing anyway");
+            metrics::counter!("aurinko_sync_webhook_late_total").increment(1);
+        }
+        self.handle(notification).await;
+        plain(StatusCode::OK, String::new())
+    }
+
+    fn refuse(&self, status: StatusCode, why: &'static str) -> Response {
+        self.refusals.record(status, why);
+        plain(status, format!("{why}\n"))
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Signed, &'static str> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let (Some(timestamp), Some(signature)) = (header("x-aurinko-request-timestamp"), header("x-aurinko-signature"))
         else {
@@ -139,7 +201,8 @@ impl Receiver {
         mac.update(b":");
         mac.update(body);
         mac.verify_slice(&signature).map_err(|_| "bad_signature")?;
-        Ok(timestamp.parse().ok())
+        let signature = signature.try_into().map_err(|_| "bad_signature")?;
+        Ok(Signed { at: timestamp.parse().ok(), signature })
     }
 
     /// Signed further from now than `tolerance` (or at no readable time).

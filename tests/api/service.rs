@@ -189,6 +189,56 @@ async fn metrics_parse_as_prometheus_text_and_count_the_work_done() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_drop_the_series_of_a_calendar_removed_upstream() {
+    let app = spawn_app(daemon_setup("poll_interval_secs = 1\ndiscovery_interval_secs = 1\n")).await;
+    let _daemon = app.spawn_daemon();
+    app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    // The calendars' series, by name, for one calendar.
+    let series_of = |samples: &[(String, HashMap<String, String>, f64)], calendar: &str| -> Vec<String> {
+        let mut names: Vec<String> = samples
+            .iter()
+            .filter(|(_, labels, _)| labels.get("collection").map(String::as_str) == Some(calendar))
+            .map(|(name, _, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    };
+    let per_collection = [
+        "aurinko_sync_lag_seconds",
+        "aurinko_sync_pages_without_delta_token_total",
+        "aurinko_sync_records_deleted_total",
+        "aurinko_sync_records_upserted_total",
+        "aurinko_sync_reprovisions_total",
+    ];
+    let started = Instant::now();
+    loop {
+        let samples = parse_metrics(&get(&app, "/metrics").await.1);
+        if series_of(&samples, "cal-1") == per_collection && series_of(&samples, "cal-2") == per_collection {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "both calendars' series never showed: {samples:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.fake.remove_calendar(app.token("work"), "cal-1");
+    let started = Instant::now();
+    loop {
+        let samples = parse_metrics(&get(&app, "/metrics").await.1);
+        if series_of(&samples, "cal-1").is_empty() {
+            assert_eq!(series_of(&samples, "cal-2"), per_collection, "the other calendar keeps its series");
+            let collections = samples.iter().find(|(name, _, _)| name == "aurinko_sync_collections");
+            assert_eq!(collections.map(|(_, _, v)| *v), Some(1.0));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "cal-1 still in /metrics: {:?}",
+            series_of(&samples, "cal-1")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_turns_503_while_the_store_cannot_be_written() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 3600\n")).await;
     let _daemon = app.spawn_daemon();
