@@ -25,6 +25,12 @@ fn capture_stderr(daemon: &mut tokio::process::Child) -> Arc<Mutex<Vec<String>>>
     lines
 }
 
+/// A client that fails a request the daemon does not answer instead of
+/// waiting for ever.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap()
+}
+
 /// The daemon's resident memory in KiB, from `/proc/<pid>/status`.
 fn vm_rss_kib(daemon: &tokio::process::Child) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.id().expect("running"))).unwrap();
@@ -68,9 +74,10 @@ fn assert_inert(answer: &reqwest::Response, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validation_token_is_echoed_only_when_it_is_a_plain_token() {
     let app = spawn_app(webhook_setup()).await;
-    let _daemon = app.spawn_daemon();
+    let mut daemon = app.spawn_daemon();
+    let _log = capture_stderr(&mut daemon);
     wait_healthy(&app).await;
-    let client = reqwest::Client::new();
+    let client = client();
     let plain = [
         "abc123",
         "3f2b8c1e-9d4a-4e7b-a1c2-5d6e7f8091ab",
@@ -115,14 +122,15 @@ async fn a_validation_token_is_echoed_only_when_it_is_a_plain_token() {
 async fn a_notification_replayed_hundreds_of_times_causes_one_pass() {
     const REPLAYS: usize = 400;
     let app = spawn_app(webhook_setup()).await;
-    let _daemon = subscribed(&app).await;
+    let mut daemon = subscribed(&app).await;
+    let _log = capture_stderr(&mut daemon);
     quiesce(&app).await;
     app.fake.clear_requests();
     // One captured notification, sent again and again, each after the
     // previous answer: with an hourly poll, the baseline is no pass at all.
     let body = notification(&app, "cal-1");
     let at = chrono::Utc::now().timestamp();
-    let client = reqwest::Client::new();
+    let client = client();
     let started = Instant::now();
     for _ in 0..REPLAYS {
         let status = client
@@ -164,7 +172,7 @@ async fn a_flood_of_bad_signatures_is_counted_and_logged_a_few_times() {
     let url = format!("http://{}/hook", app.listen.unwrap());
     let body = notification(&app, "cal-1");
     let at = chrono::Utc::now().timestamp();
-    let client = reqwest::Client::new();
+    let client = client();
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..BAD {
