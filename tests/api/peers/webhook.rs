@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncBufReadExt;
 
+use super::responses::proc_status_bytes;
 use crate::helpers::{TestApp, spawn_app};
 use crate::service::{get, parse_metrics};
 use crate::webhooks::{metrics, notification, passes, post_signed, quiesce, sign, subscribed, webhook_setup};
@@ -29,13 +30,6 @@ fn capture_stderr(daemon: &mut tokio::process::Child) -> Arc<Mutex<Vec<String>>>
 /// waiting for ever.
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap()
-}
-
-/// The daemon's resident memory in KiB, from `/proc/<pid>/status`.
-fn vm_rss_kib(daemon: &tokio::process::Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.id().expect("running"))).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// The value of one sample of `/metrics`, 0 when absent.
@@ -211,8 +205,8 @@ async fn a_flood_of_bad_signatures_is_counted_and_logged_a_few_times() {
     assert_eq!(refused("bad_validation_token"), 1.0, "{counted}");
     // Undisturbed: healthy, small, and a good notification still syncs.
     assert_eq!(get(&app, "/healthz").await.0, 200);
-    let rss = vm_rss_kib(&daemon);
-    assert!(rss < 64 * 1024, "VmRSS {rss} KiB after the flood");
+    let rss = proc_status_bytes(daemon.id().expect("running"), "VmRSS:").expect("VmRSS in /proc");
+    assert!(rss < 64 << 20, "VmRSS {} KiB after the flood", rss >> 10);
     let token = app.token("work").to_string();
     app.fake.mutate_random(&token, 3);
     let calendars = ["cal-1", "cal-2"];
