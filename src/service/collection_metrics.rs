@@ -53,3 +53,33 @@ pub fn render(collections: &BTreeMap<CollectionKey, CollectionHealth>, now: Date
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::Kind;
+
+    #[test]
+    fn label_values_are_escaped_and_a_collection_never_synced_has_no_lag() {
+        let now = Utc::now();
+        let synced = CollectionHealth { last_success: Some(now - chrono::Duration::seconds(3)), ..Default::default() };
+        let collections = BTreeMap::from([
+            (CollectionKey::listed("work", Kind::Calendar, "a\"b\\c\nd"), synced),
+            (
+                CollectionKey::listed("work", Kind::Calendar, "new"),
+                CollectionHealth { failing: true, ..Default::default() },
+            ),
+        ]);
+        let text = render(&collections, now);
+        assert!(
+            text.contains(r#"aurinko_sync_lag_seconds{account="work",kind="calendar",collection="a\"b\\c\nd"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"aurinko_sync_lag_seconds{account="work",kind="calendar",collection="new"}"#));
+        assert!(
+            text.contains(r#"aurinko_sync_records_upserted_total{account="work",kind="calendar",collection="new"} 0"#)
+        );
+        assert!(text.contains("aurinko_sync_failing_collections 1\n") && text.contains("aurinko_sync_collections 2\n"));
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 7);
+    }
+}
