@@ -63,11 +63,28 @@ impl std::fmt::Debug for WebhookConfig {
     }
 }
 
-/// The daemon's optional HTTP listener for `/healthz` and `/metrics`.
-#[derive(Debug, Clone, Default)]
+/// The daemon's optional HTTP listener for `/healthz`, `/metrics` and the
+/// webhook.
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: Option<std::net::SocketAddr>,
+    /// Connections open at once, at most; lowered at start to half the
+    /// process's file-descriptor limit (see `service::fd_budget`).
+    pub max_connections: usize,
+    /// Whether the listener also speaks HTTP/2 (h2c). Off by default: a
+    /// reverse proxy or a scraper speaks HTTP/1.1, and every HTTP/2 stream
+    /// is one more request an unauthenticated peer can hold open.
+    pub http2: bool,
 }
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: None, max_connections: DEFAULT_MAX_CONNECTIONS, http2: false }
+    }
+}
+
+/// The default of `server.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -194,6 +211,8 @@ struct RawWebhook {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    max_connections: Option<i64>,
+    http2: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -324,6 +343,12 @@ impl Config {
                     ConfigError::at("server.listen", format!("expected an address like 127.0.0.1:9464, got {addr:?}"))
                 })?),
             },
+            max_connections: positive(
+                "server.max_connections",
+                raw.server.max_connections,
+                DEFAULT_MAX_CONNECTIONS as u32,
+            )? as usize,
+            http2: raw.server.http2.unwrap_or(false),
         };
         let webhook = match raw.webhook {
             None => None,
@@ -636,6 +661,8 @@ mod tests {
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [1]\n", "accounts[0].calendars"),
             ("[sync]\nwindow_past_days = -3\n", "sync.window_past_days"),
             ("[server]\nlisten = \"localhost\"\n", "server.listen"),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[server]\nhttp2 = \"yes\"\n", "http2"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"MISSING\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = \"some\"\n", "accounts[0].calendars"),

@@ -1,22 +1,70 @@
-//! The optional listener: `GET /healthz` and `GET /metrics`.
+//! The optional listener: `GET /healthz`, `GET /metrics` and the webhook.
+//!
+//! Anyone who can reach it may connect, so what an unauthenticated peer can
+//! hold is bounded, each by hyper's or tower's own settings:
+//!
+//! - connections: at most `cap` open (see `connections`: at the cap the one
+//!   that has waited longest for a request is closed to make room);
+//! - time: a request head must arrive within [`HEADER_TIMEOUT`] of the
+//!   connection opening or of the previous response (hyper's header read
+//!   timeout, which is also the keep-alive idle timeout), and a request,
+//!   its body included, is answered within [`REQUEST_TIMEOUT`] (408);
+//! - memory: a connection buffers at most [`MAX_BUF`]; a request body above
+//!   `webhook::MAX_BODY` is refused with 413 (at once when its
+//!   `Content-Length` says so, else as soon as it passes the limit); at
+//!   most [`MAX_WEBHOOK_REQUESTS`] webhook requests are read at once, more
+//!   get 503;
+//! - HTTP/2 (h2c) only when `server.http2` is set, then with few streams
+//!   per connection and small flow-control windows.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::Utc;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::collection_metrics;
+use super::connections::Connections;
 use super::health::Health;
 use super::webhook::{self, Receiver};
 use crate::store::Store;
+
+/// How long a connection may take to send a request head, counted from
+/// its opening or from the previous response (the keep-alive idle time).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take, its body included, before it gets 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection's read buffer at most (hyper's minimum is 8 KiB): request
+/// heads larger than this are refused with 431.
+const MAX_BUF: usize = 16 * 1024;
+/// Webhook requests read at once; more are answered 503 at once (Aurinko
+/// retries). With `webhook::MAX_BODY` this bounds the bodies held in memory.
+pub const MAX_WEBHOOK_REQUESTS: usize = 32;
+/// HTTP/2, when on: streams per connection, and the flow-control windows
+/// that bound what a peer may send before the service reads it.
+const H2_STREAMS: u32 = 8;
+const H2_STREAM_WINDOW: u32 = 16 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 64 * 1024;
+const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+/// After an accept error (out of descriptors), a pause before the next.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(250);
+/// How long a stop waits for requests under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,32 +73,107 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
+/// What the listener allows: its connection cap, and HTTP/2 or not.
+pub struct Limits {
+    pub max_connections: usize,
+    pub http2: bool,
+}
+
 /// Installs the process-wide Prometheus recorder the counters report to.
 pub fn install_metrics() -> Result<PrometheusHandle, String> {
     PrometheusBuilder::new().install_recorder().map_err(|e| format!("cannot set up metrics: {e}"))
 }
 
 /// Serves health and metrics, and the webhook receiver at its path when
-/// configured.
+/// configured, until `cancel` fires; then lets requests under way finish
+/// for a moment.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     webhook: Option<(String, Receiver)>,
+    limits: Limits,
     cancel: CancellationToken,
 ) {
+    let app = ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(webhook::MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .service(router(state, webhook));
+    let builder = connection_builder(limits.http2);
+    let connections = Connections::new(limits.max_connections);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listener cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = cancel.cancelled() => break,
+        };
+        let Some(conn) = connections.admit() else { continue };
+        let conn = Arc::new(conn);
+        let closed = conn.closed.clone();
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let handling = conn.request();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await;
+                drop(handling);
+                response
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                () = closed.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+fn router(state: AppState, webhook: Option<(String, Receiver)>) -> Router {
     let mut app =
         Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics)).with_state(state);
     if let Some((path, receiver)) = webhook {
+        let at_most = ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: BoxError| async { (StatusCode::SERVICE_UNAVAILABLE, "busy\n") }))
+            .load_shed()
+            .concurrency_limit(MAX_WEBHOOK_REQUESTS);
         let hook = Router::new()
             .route(&path, post(webhook::receive))
             .layer(DefaultBodyLimit::max(webhook::MAX_BODY))
+            .layer(at_most)
             .with_state(receiver);
         app = app.merge(hook);
     }
-    let stop = cancel.clone();
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await {
-        tracing::error!("health and metrics listener failed: {e}");
+    app
+}
+
+/// HTTP/1.1 with hyper's timeouts and a small buffer; HTTP/2 only if asked.
+fn connection_builder(http2: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_BUF);
+    if !http2 {
+        return builder.http1_only();
     }
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_STREAMS)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .max_send_buf_size(MAX_BUF)
+        .keep_alive_interval(HEADER_TIMEOUT)
+        .keep_alive_timeout(HEADER_TIMEOUT);
+    builder
 }
 
 /// 200 while the service loop advances and the store takes writes; 503 with

@@ -5,7 +5,8 @@
 //! - `supervisor`: discovery per account; starts and stops actors.
 //! - `actor`: one collection's poll loop, with failure backoff.
 //! - `health`: what `/healthz`, `STATUS=` and the lag metrics read.
-//! - `http`: the optional listener (`/healthz`, `/metrics`);
+//! - `http`: the optional listener (`/healthz`, `/metrics`, the webhook),
+//!   with `connections` (its cap) and `fd_budget` (descriptors it may use);
 //!   `collection_metrics` renders the per-collection series from `health`.
 //! - `notify`: `READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`.
 //! - `webhook` and `nudge`: Aurinko's notifications, verified, wake actors;
@@ -14,6 +15,8 @@
 
 mod actor;
 mod collection_metrics;
+mod connections;
+mod fd_budget;
 mod health;
 mod http;
 mod notify;
@@ -44,7 +47,11 @@ const STOP_GRACE: Duration = Duration::from_secs(8);
 pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), String> {
     let health = Arc::new(Health::new());
     let nudges = Arc::new(Nudges::default());
-    let listener = match engine.config().server.listen {
+    // Before anything opens files or sockets: the API client and the store
+    // need descriptors whatever the listener's peers do.
+    let fd_limit = fd_budget::raise_limit();
+    let server = &engine.config().server;
+    let listener = match server.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -67,7 +74,10 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
                 (w.path.clone(), receiver)
             });
             let state = http::AppState { health: health.clone(), store: engine.store().clone(), metrics };
-            Some(tokio::spawn(http::serve(listener, state, receiver, cancel.clone())))
+            let max_connections = fd_budget::connection_cap(server.max_connections, fd_limit);
+            tracing::info!(max_connections, http2 = server.http2, "listener limits");
+            let limits = http::Limits { max_connections, http2: server.http2 };
+            Some(tokio::spawn(http::serve(listener, state, receiver, limits, cancel.clone())))
         }
         None => None,
     };

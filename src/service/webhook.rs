@@ -45,8 +45,9 @@ use crate::aurinko::{int_id, optional_int_id};
 use crate::store::Store;
 use crate::sync::{CollectionKey, Kind};
 
-/// Notifications larger than this are refused with 413.
-pub const MAX_BODY: usize = 1024 * 1024;
+/// Notifications larger than this are refused with 413. Aurinko's are small
+/// JSON (ids and a few payload records): a few KiB.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// How much of an unreadable notification the log line shows.
 const LOGGED_BODY: usize = 200;
