@@ -75,13 +75,24 @@ pub struct ServerConfig {
     /// reverse proxy or a scraper speaks HTTP/1.1, and every HTTP/2 stream
     /// is one more request an unauthenticated peer can hold open.
     pub http2: bool,
+    /// A request head must arrive within this of connecting or of the
+    /// previous response, and a request must be answered within it.
+    pub timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: None, max_connections: DEFAULT_MAX_CONNECTIONS, http2: false }
+        ServerConfig {
+            listen: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            http2: false,
+            timeout: Duration::from_secs(DEFAULT_SERVER_TIMEOUT_SECS.into()),
+        }
     }
 }
+
+/// The default of `server.timeout_secs`.
+const DEFAULT_SERVER_TIMEOUT_SECS: u32 = 30;
 
 /// The default of `server.max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -213,6 +224,7 @@ struct RawServer {
     listen: Option<String>,
     max_connections: Option<i64>,
     http2: Option<bool>,
+    timeout_secs: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -349,6 +361,9 @@ impl Config {
                 DEFAULT_MAX_CONNECTIONS as u32,
             )? as usize,
             http2: raw.server.http2.unwrap_or(false),
+            timeout: Duration::from_secs(
+                positive("server.timeout_secs", raw.server.timeout_secs, DEFAULT_SERVER_TIMEOUT_SECS)?.into(),
+            ),
         };
         let webhook = match raw.webhook {
             None => None,
@@ -662,6 +677,7 @@ mod tests {
             ("[sync]\nwindow_past_days = -3\n", "sync.window_past_days"),
             ("[server]\nlisten = \"localhost\"\n", "server.listen"),
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[server]\ntimeout_secs = 0\n", "server.timeout_secs"),
             ("[server]\nhttp2 = \"yes\"\n", "http2"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"MISSING\"\n", "accounts[0].token_env"),
             ("[[accounts]]\nname = \"a\"\n", "accounts[0].token_env"),

@@ -5,15 +5,16 @@
 //!
 //! - connections: at most `cap` open (see `connections`: at the cap the one
 //!   that has waited longest for a request is closed to make room);
-//! - time: a request head must arrive within [`HEADER_TIMEOUT`] of the
+//! - time: a request head must arrive within `server.timeout_secs` of the
 //!   connection opening or of the previous response (hyper's header read
 //!   timeout, which is also the keep-alive idle timeout), and a request,
-//!   its body included, is answered within [`REQUEST_TIMEOUT`] (408);
+//!   its body included, is answered within it too (408);
 //! - memory: a connection buffers at most [`MAX_BUF`]; a request body above
 //!   `webhook::MAX_BODY` is refused with 413 (at once when its
 //!   `Content-Length` says so, else as soon as it passes the limit); at
 //!   most [`MAX_WEBHOOK_REQUESTS`] webhook requests are read at once, more
-//!   get 503;
+//!   wait for their turn (within the request timeout) before their bodies
+//!   are read: a burst of genuine notifications is queued, not refused;
 //! - HTTP/2 (h2c) only when `server.http2` is set, then with few streams
 //!   per connection and small flow-control windows.
 
@@ -21,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -34,7 +34,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower::limit::ConcurrencyLimitLayer;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -44,16 +45,11 @@ use super::health::Health;
 use super::webhook::{self, Receiver};
 use crate::store::Store;
 
-/// How long a connection may take to send a request head, counted from
-/// its opening or from the previous response (the keep-alive idle time).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a request may take, its body included, before it gets 408.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection's read buffer at most (hyper's minimum is 8 KiB): request
 /// heads larger than this are refused with 431.
 const MAX_BUF: usize = 16 * 1024;
-/// Webhook requests read at once; more are answered 503 at once (Aurinko
-/// retries). With `webhook::MAX_BODY` this bounds the bodies held in memory.
+/// Webhook requests read at once; more wait. With `webhook::MAX_BODY` this
+/// bounds the bodies held in memory (2 MiB).
 pub const MAX_WEBHOOK_REQUESTS: usize = 32;
 /// HTTP/2, when on: streams per connection, and the flow-control windows
 /// that bound what a peer may send before the service reads it.
@@ -73,10 +69,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
-/// What the listener allows: its connection cap, and HTTP/2 or not.
+/// What the listener allows: its connection cap, HTTP/2 or not, and how
+/// long a request head may take to arrive and a request to be answered.
 pub struct Limits {
     pub max_connections: usize,
     pub http2: bool,
+    pub timeout: Duration,
 }
 
 /// Installs the process-wide Prometheus recorder the counters report to.
@@ -96,9 +94,9 @@ pub async fn serve(
 ) {
     let app = ServiceBuilder::new()
         .layer(RequestBodyLimitLayer::new(webhook::MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .service(router(state, webhook));
-    let builder = connection_builder(limits.http2);
+    let builder = connection_builder(&limits);
     let connections = Connections::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
     loop {
@@ -142,14 +140,10 @@ fn router(state: AppState, webhook: Option<(String, Receiver)>) -> Router {
     let mut app =
         Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics)).with_state(state);
     if let Some((path, receiver)) = webhook {
-        let at_most = ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: BoxError| async { (StatusCode::SERVICE_UNAVAILABLE, "busy\n") }))
-            .load_shed()
-            .concurrency_limit(MAX_WEBHOOK_REQUESTS);
         let hook = Router::new()
             .route(&path, post(webhook::receive))
             .layer(DefaultBodyLimit::max(webhook::MAX_BODY))
-            .layer(at_most)
+            .layer(ConcurrencyLimitLayer::new(MAX_WEBHOOK_REQUESTS))
             .with_state(receiver);
         app = app.merge(hook);
     }
@@ -157,10 +151,10 @@ fn router(state: AppState, webhook: Option<(String, Receiver)>) -> Router {
 }
 
 /// HTTP/1.1 with hyper's timeouts and a small buffer; HTTP/2 only if asked.
-fn connection_builder(http2: bool) -> auto::Builder<TokioExecutor> {
+fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(MAX_BUF);
-    if !http2 {
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.timeout).max_buf_size(MAX_BUF);
+    if !limits.http2 {
         return builder.http1_only();
     }
     builder
@@ -171,8 +165,8 @@ fn connection_builder(http2: bool) -> auto::Builder<TokioExecutor> {
         .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .max_header_list_size(H2_MAX_HEADER_LIST)
         .max_send_buf_size(MAX_BUF)
-        .keep_alive_interval(HEADER_TIMEOUT)
-        .keep_alive_timeout(HEADER_TIMEOUT);
+        .keep_alive_interval(limits.timeout)
+        .keep_alive_timeout(limits.timeout);
     builder
 }
 

@@ -76,7 +76,7 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
             let state = http::AppState { health: health.clone(), store: engine.store().clone(), metrics };
             let max_connections = fd_budget::connection_cap(server.max_connections, fd_limit);
             tracing::info!(max_connections, http2 = server.http2, "listener limits");
-            let limits = http::Limits { max_connections, http2: server.http2 };
+            let limits = http::Limits { max_connections, http2: server.http2, timeout: server.timeout };
             Some(tokio::spawn(http::serve(listener, state, receiver, limits, cancel.clone())))
         }
         None => None,
