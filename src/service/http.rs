@@ -9,9 +9,9 @@
 //!   connection opening or of the previous response (hyper's header read
 //!   timeout, which is also the keep-alive idle timeout), and a request,
 //!   its body included, is answered within it too (408);
-//! - memory: a connection buffers at most [`MAX_BUF`]; a request body above
-//!   `webhook::MAX_BODY` is refused with 413 (at once when its
-//!   `Content-Length` says so, else as soon as it passes the limit); at
+//! - memory: a connection buffers at most [`MAX_BUF`]; the webhook reads a
+//!   body up to `webhook::MAX_BODY` and refuses it with 413 as soon as it
+//!   passes that (other routes read none); at
 //!   most [`MAX_WEBHOOK_REQUESTS`] webhook requests are read at once, more
 //!   wait for their turn (within the request timeout) before their bodies
 //!   are read: a burst of genuine notifications is queued, not refused;
@@ -36,7 +36,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::collection_metrics;
@@ -93,7 +92,6 @@ pub async fn serve(
     cancel: CancellationToken,
 ) {
     let app = ServiceBuilder::new()
-        .layer(RequestBodyLimitLayer::new(webhook::MAX_BODY))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
         .service(router(state, webhook));
     let builder = connection_builder(&limits);
