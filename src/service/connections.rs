@@ -2,14 +2,14 @@
 //! newcomer even when a flood of idle ones holds them all.
 //!
 //! A connection is *waiting* while no request of it is being handled: just
-//! accepted, idle between keep-alive requests, or still dribbling its
-//! request head (slowloris). When a connection arrives at the cap, the one
+//! accepted, idle between keep-alive requests, still dribbling its request
+//! head (slowloris), or with a webhook request queued for its turn. When a connection arrives at the cap, the one
 //! that has waited longest is closed to make room, as nginx does with idle
 //! keep-alive connections. A peer holding any number of idle connections
 //! therefore cannot keep `/healthz` or a notification out: those send their
 //! request at once and are handled before the flood cycles through the cap.
-//! Connections in the middle of a request are never closed this way (their
-//! requests are bounded in time and number by the router's layers); if every
+//! Connections whose request is being handled are never closed this way
+//! (those are bounded in time and number by the router's layers); if every
 //! connection is in one, the newcomer is turned away.
 //!
 //! When a burst of connections has drained, the memory it used is given back

@@ -22,10 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -39,7 +40,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
 
 use super::collection_metrics;
-use super::connections::Connections;
+use super::connections::{Conn, Connections};
 use super::health::Health;
 use super::webhook::{self, Receiver};
 use crate::store::Store;
@@ -113,14 +114,9 @@ pub async fn serve(
         let conn = Arc::new(conn);
         let closed = conn.closed.clone();
         let app = app.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let handling = conn.request();
-            let app = app.clone();
-            async move {
-                let response = app.oneshot(request).await;
-                drop(handling);
-                response
-            }
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(conn.clone());
+            app.clone().oneshot(request)
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
@@ -134,18 +130,32 @@ pub async fn serve(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
+/// The routes. Each handler marks its connection as handling a request
+/// while it runs; a webhook request waiting for its turn does not, so it
+/// can make room for a newcomer at the cap like an idle connection.
 fn router(state: AppState, webhook: Option<(String, Receiver)>) -> Router {
-    let mut app =
-        Router::new().route("/healthz", get(healthz)).route("/metrics", get(render_metrics)).with_state(state);
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .layer(middleware::from_fn(handling))
+        .with_state(state);
     if let Some((path, receiver)) = webhook {
         let hook = Router::new()
             .route(&path, post(webhook::receive))
             .layer(DefaultBodyLimit::max(webhook::MAX_BODY))
+            .layer(middleware::from_fn(handling))
             .layer(ConcurrencyLimitLayer::new(MAX_WEBHOOK_REQUESTS))
             .with_state(receiver);
         app = app.merge(hook);
     }
     app
+}
+
+/// Marks the request's connection (put in its extensions by `serve`) as
+/// handling a request until the response is ready.
+async fn handling(request: Request, next: Next) -> Response {
+    let _handling = request.extensions().get::<Arc<Conn>>().map(|conn| conn.request());
+    next.run(request).await
 }
 
 /// HTTP/1.1 with hyper's timeouts and a small buffer; HTTP/2 only if asked.

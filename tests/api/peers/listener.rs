@@ -362,6 +362,50 @@ async fn a_slowloris_of_2000_connections_under_a_low_fd_limit_starves_neither_he
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB");
 }
 
+/// A webhook request whose body trickles in a byte a second, until the
+/// daemon closes it or `stop`. Counts its connection in `connected`.
+async fn slow_body(addr: SocketAddr, connected: Arc<AtomicUsize>, stop: CancellationToken) {
+    let Ok(mut stream) = TcpStream::connect(addr).await else { return };
+    connected.fetch_add(1, Ordering::Relaxed);
+    let head = b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n";
+    let mut open = stream.write_all(head).await.is_ok();
+    let mut buf = [0u8; 256];
+    while open {
+        tokio::select! {
+            read = stream.read(&mut buf) => open = matches!(read, Ok(n) if n > 0),
+            () = tokio::time::sleep(Duration::from_secs(1)) => open = stream.write_all(b" ").await.is_ok(),
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_webhook_bodies_filling_the_cap_do_not_keep_healthz_out() {
+    let app = spawn_app(hook_setup()).await;
+    // A small cap, so that 200 connections fill it: 32 bodies being read,
+    // the other requests queued for their turn.
+    app.edit_config("[server]\n", "[server]\nmax_connections = 64\n");
+    let (daemon, _) = start(&app, run_daemon(&app, None).0).await;
+    let addr = app.listen.unwrap();
+    let stop = CancellationToken::new();
+    let connected = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..200).map(|_| tokio::spawn(slow_body(addr, connected.clone(), stop.clone()))).collect();
+    app.wait_for(Duration::from_secs(20), "the slow bodies connected", || connected.load(Ordering::Relaxed) >= 200)
+        .await;
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(healthz(addr, Duration::from_secs(10)).await);
+    }
+    let peak = status_kib(daemon.id().unwrap(), "VmHWM:");
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    eprintln!("slow bodies: /healthz answers {answers:?}, peak {peak} KiB");
+    assert!(answers.iter().all(|a| *a == 200), "/healthz while slow bodies fill the cap: {answers:?}");
+    assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_slow_and_stalled_connections_are_closed_by_the_daemon() {
     let app = spawn_app(hook_setup()).await;
