@@ -18,6 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use logging::LogFormat;
 
+/// The runtime's blocking threads at most (see where it is built); the
+/// units' `TasksMax=64` leaves room for them, the runtime and the writer.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 #[derive(Parser, Debug)]
 #[command(name = "aurinko-sync", version, about = "Keeps a local SQLite copy of Aurinko calendars up to date")]
 pub struct Cli {
@@ -103,6 +107,10 @@ pub fn main() -> ExitCode {
         Command::Demo { .. } | Command::Fake { .. } => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
+    // Blocking threads serve short store calls (a `/healthz` check, a
+    // webhook's lookup) and DNS: a flood of such requests must queue, not
+    // start tokio's default of 512 threads, far past the units' `TasksMax=`.
+    builder.max_blocking_threads(MAX_BLOCKING_THREADS);
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

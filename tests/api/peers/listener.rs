@@ -451,3 +451,56 @@ async fn idle_slow_and_stalled_connections_are_closed_by_the_daemon() {
     let kept_alive = kept_alive.expect("an idle keep-alive connection is closed");
     assert!(kept_alive.starts_with("HTTP/1.1 200"), "{kept_alive:?}");
 }
+
+/// The daemon's threads at most: the runtime's 32 blocking threads, its own
+/// thread, the store's writer and a few more (signal handling, the timer of
+/// the writer).
+const MAX_THREADS: u64 = 32 + 8;
+
+/// Every `/healthz` holds a blocking thread while it waits for the store's
+/// probe, which answers one at a time and, while another process holds the
+/// write lock, only after a second: 300 requests at once must queue for a
+/// bounded pool, not start a thread each (tokio's default allows 512, far
+/// past the units' `TasksMax=64`, where thread creation fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_requests_stuck_on_a_locked_store_keep_the_threads_bounded() {
+    enough_fds_for_a_flood();
+    let app = spawn_app(Setup { server: true, ..Setup::default() }).await;
+    let (daemon, log) = run_daemon(&app, None);
+    let (daemon, _) = start(&app, daemon).await;
+    let pid = daemon.id().unwrap();
+    let addr = app.listen.unwrap();
+
+    let lock = rusqlite::Connection::open(&app.db_path).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let stop = CancellationToken::new();
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !stop.is_cancelled() {
+                peak = peak.max(status_kib(pid, "Threads:"));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            peak
+        })
+    };
+    // Each waits until its client gives up: the store answers one a second.
+    let flood: Vec<_> = (0..300).map(|_| tokio::spawn(healthz(addr, Duration::from_secs(5)))).collect();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for request in flood {
+        *statuses.entry(request.await.unwrap()).or_default() += 1;
+    }
+    stop.cancel();
+    let peak = sampler.await.unwrap();
+    lock.execute_batch("ROLLBACK").unwrap();
+    eprintln!("healthz against a locked store: peak {peak} threads, answers {statuses:?}");
+    assert!(peak <= MAX_THREADS, "the daemon ran {peak} threads under the flood");
+    assert!(statuses.get(&503).is_some_and(|n| *n > 0), "the locked store was reported: {statuses:?}");
+    let started = Instant::now();
+    while healthz(addr, Duration::from_secs(5)).await != 200 {
+        assert!(started.elapsed() < Duration::from_secs(60), "/healthz never recovered once the lock was released");
+    }
+    drop(daemon);
+    let _ = log.await;
+}
