@@ -25,7 +25,8 @@ fn hook_setup() -> Setup {
     Setup { webhook: true, sync_extra: "poll_interval_secs = 1\n", ..Setup::default() }
 }
 
-/// A line of `/proc/<pid>/status` in KiB (`VmRSS:`, `VmHWM:`).
+/// The number on a line of `/proc/<pid>/status` (`VmRSS:` and `VmHWM:` in
+/// KiB, `Threads:`).
 fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -143,11 +144,17 @@ async fn post_large(addr: SocketAddr, chunked: bool, body: Arc<Vec<u8>>) -> u16 
 
 /// Samples the daemon's resident memory until `stop`; returns the peak.
 fn sample_rss(pid: u32, stop: CancellationToken) -> tokio::task::JoinHandle<u64> {
+    sample_peak(pid, "VmRSS:", stop)
+}
+
+/// Samples a line of the daemon's `/proc/<pid>/status` until `stop`;
+/// returns its peak.
+fn sample_peak(pid: u32, key: &'static str, stop: CancellationToken) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let mut peak = 0;
         while !stop.is_cancelled() {
-            peak = peak.max(status_kib(pid, "VmRSS:"));
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            peak = peak.max(status_kib(pid, key));
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         peak
     })
@@ -474,17 +481,7 @@ async fn healthz_requests_stuck_on_a_locked_store_keep_the_threads_bounded() {
     let lock = rusqlite::Connection::open(&app.db_path).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     let stop = CancellationToken::new();
-    let sampler = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut peak = 0;
-            while !stop.is_cancelled() {
-                peak = peak.max(status_kib(pid, "Threads:"));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            peak
-        })
-    };
+    let sampler = sample_peak(pid, "Threads:", stop.clone());
     // Each waits until its client gives up: the store answers one a second.
     let flood: Vec<_> = (0..300).map(|_| tokio::spawn(healthz(addr, Duration::from_secs(5)))).collect();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
