@@ -48,7 +48,7 @@ async fn run_measured(mut cmd: std::process::Command) -> Finished {
         let started = Instant::now();
         let mut peak_kib = 0;
         let status = loop {
-            peak_kib = peak_kib.max(high_water_kib(child.id()).unwrap_or(0));
+            peak_kib = peak_kib.max(super::proc_status(child.id(), "VmHWM:").unwrap_or(0));
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
@@ -63,13 +63,6 @@ async fn run_measured(mut cmd: std::process::Command) -> Finished {
     })
     .await
     .unwrap()
-}
-
-/// `VmHWM` of a running process, in KiB; `None` once it has exited.
-fn high_water_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// `run --catch-up` with the account's token read from `path`.

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
+use super::proc_status;
 use crate::helpers::{Setup, TestApp, spawn_app};
 
 /// The target: the daemon stays below this under every flood.
@@ -25,13 +26,9 @@ fn hook_setup() -> Setup {
     Setup { webhook: true, sync_extra: "poll_interval_secs = 1\n", ..Setup::default() }
 }
 
-/// The number on a line of `/proc/<pid>/status` (`VmRSS:` and `VmHWM:` in
-/// KiB, `Threads:`).
+/// A line of `/proc/<pid>/status` (see [`proc_status`]), 0 once it is gone.
 fn status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
+    proc_status(pid, key).unwrap_or(0)
 }
 
 /// The floods open 2,000 connections from this process: its soft
@@ -89,7 +86,7 @@ fn run_daemon(app: &TestApp, fd_limits: Option<(u64, u64)>) -> (Child, tokio::ta
 
 /// Polls until the daemon's resident memory is back within the slack of
 /// `baseline`; returns it.
-async fn settles_back(app: &TestApp, pid: u32, baseline: u64) -> u64 {
+async fn settles_back(pid: u32, baseline: u64) -> u64 {
     let back = || status_kib(pid, "VmRSS:") <= baseline + RSS_SLACK_KIB;
     let started = Instant::now();
     while !back() {
@@ -100,7 +97,6 @@ async fn settles_back(app: &TestApp, pid: u32, baseline: u64) -> u64 {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = app;
     status_kib(pid, "VmRSS:")
 }
 
@@ -181,7 +177,7 @@ async fn a_flood_of_large_bodies_keeps_memory_bounded_and_gives_it_back() {
     stop.cancel();
     let peak = sampler.await.unwrap().max(status_kib(pid, "VmHWM:"));
     eprintln!("body flood: baseline {baseline} KiB, peak {peak} KiB, answers {statuses:?}");
-    let after = settles_back(&app, pid, baseline).await;
+    let after = settles_back(pid, baseline).await;
     eprintln!("body flood: after {after} KiB");
 
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB under the flood");
@@ -265,7 +261,7 @@ async fn with_http2_on_200_streams_of_large_bodies_stay_bounded() {
     stop.cancel();
     let peak = sampler.await.unwrap().max(status_kib(pid, "VmHWM:"));
     eprintln!("h2c, on: baseline {baseline} KiB, peak {peak} KiB, answers {counts:?}");
-    let after = settles_back(&app, pid, baseline).await;
+    let after = settles_back(pid, baseline).await;
     eprintln!("h2c, on: after {after} KiB");
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB under 200 streams");
     assert!(counts.keys().all(|s| [0, 408, 413].contains(s)), "answers {counts:?}");

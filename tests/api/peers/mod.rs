@@ -14,3 +14,12 @@ mod files;
 mod listener;
 mod responses;
 mod webhook;
+
+/// The number on a line of `/proc/<pid>/status`, as written there
+/// (`VmRSS:` and `VmHWM:` in KiB, `Threads:` a count); `None` once the
+/// process is gone.
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -83,9 +83,7 @@ async fn run_measured(app: &TestApp, args: &[&str]) -> (Output, u64) {
 
 /// A `kB` field of a running process's `/proc/PID/status`, in bytes.
 pub(super) fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    super::proc_status(pid, field).map(|kib| kib * 1024)
 }
 
 /// A catch-up behind `reply` on `cal-bad`'s first page: `cal-bad` fails
