@@ -67,6 +67,12 @@ impl FaultKind {
         FaultKind::Latency,
     ];
 
+    /// Whether the client gets no usable answer (whatever went over the wire): such requests
+    /// are logged with [`RequestRecord::NO_ANSWER`](super::RequestRecord::NO_ANSWER).
+    pub fn leaves_no_answer(self) -> bool {
+        matches!(self, FaultKind::TruncatedBody | FaultKind::ResetConnection)
+    }
+
     /// Default extra delay of a [`FaultKind::Latency`] fault.
     pub const LATENCY: std::time::Duration = std::time::Duration::from_millis(300);
 }

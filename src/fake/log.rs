@@ -63,6 +63,9 @@ pub struct RequestRecord {
     /// The query parameters of a `POST .../sync` as sent, decoded (`timeMin`, `daysWithin`,
     /// `skipCompletedBeforeDate`, ...); empty for other requests.
     pub start_params: Vec<(String, String)>,
+    /// The HTTP status answered, or [`RequestRecord::NO_ANSWER`] when a fault left the client
+    /// nothing to use (a reset connection, a body cut short): a filter on 200 sees only answers
+    /// a client could use, and `fault` tells which fault it was.
     pub status: u16,
     /// The injected fault, if any (rate-limit 429s are not faults).
     pub fault: Option<FaultKind>,
@@ -74,4 +77,10 @@ pub struct RequestRecord {
     /// When the request was received (after the configured latency), for assertions on the
     /// spacing of retries.
     pub at: std::time::Instant,
+}
+
+impl RequestRecord {
+    /// The logged status of a faulted exchange that gave the client no usable answer; not an
+    /// HTTP status, so it never matches one.
+    pub const NO_ANSWER: u16 = 0;
 }

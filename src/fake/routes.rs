@@ -331,7 +331,10 @@ impl Shared {
             }
             body => body,
         };
-        record.status = status;
+        record.status = match fault {
+            Some(kind) if kind.leaves_no_answer() => RequestRecord::NO_ANSWER,
+            _ => status,
+        };
         self.log.push(record);
         Answer::Ready(Reply { status, body, headers })
     }
