@@ -9,6 +9,7 @@
 //! anyway, and a single connection lets every page and its token share one
 //! `BEGIN IMMEDIATE` transaction.
 
+mod failpoint;
 mod files;
 mod folders;
 mod range;

@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSql, ToSqlOutput};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::failpoint::{self, Point};
 use super::{CollectionKey, Store, StoreError, range};
 use crate::aurinko::{Calendar, TaskList};
 use crate::sync::{Commit, Cursor, Field, Kind, Phase, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
@@ -343,8 +344,17 @@ fn apply(
                 }
             }
         }
+        // The test-only crash points that prove the rows above and the
+        // state below commit together (see `failpoint`).
+        let page = !records.is_empty();
+        if page {
+            failpoint::reached(Point::AfterRows);
+        }
         if let Some(sweep) = commit.sweep {
             stats.swept += apply_sweep(conn, key, sql, sweep)?;
+        }
+        if page {
+            failpoint::reached(Point::BeforeToken);
         }
         save_state(conn, key, &commit.state, now)?;
         if let Some(reason) = commit.reprovision {

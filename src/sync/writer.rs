@@ -6,9 +6,10 @@
 //! long-lived thread costs one wake-up per job where the blocking pool cost
 //! a thread hand-off per call. Why batches: pages that queue up while a
 //! transaction runs (other collections' pages, idle passes' outcomes) go
-//! into the next transaction together, each under its own savepoint, so
-//! the page-and-token atomicity holds while the fixed cost of a commit (WAL
-//! frames of shared pages, the checkpoint) is paid once per batch.
+//! into the next transaction together (a failing write is then rolled back
+//! and each applied alone, see `Store::write_batch`), so the page-and-token
+//! atomicity holds while the fixed cost of a commit (WAL frames of shared
+//! pages, the checkpoint) is paid once per batch.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

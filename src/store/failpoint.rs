@@ -1,0 +1,67 @@
+//! A test-only crash point between a page's rows and its token, so the
+//! integration tests can prove every time (not only when a SIGKILL happens
+//! to land there) that a page's rows and the token after it commit together.
+//!
+//! `AURINKO_SYNC_FAILPOINT=<point>:<n>` kills the process with SIGKILL (no
+//! unwinding, no destructors, no rollback: as an operator's `kill -9` or the
+//! OOM killer would) at `point` of the n-th page with records the process
+//! writes. The points, in the order a write reaches them:
+//!
+//! - `after-rows`: the page's rows are written, nothing else of the write;
+//! - `before-token`: everything of the write but the page's state (tokens).
+//!
+//! Two points, because "between the rows and the token" is a different
+//! moment for each way of splitting them: a token committed on its own
+//! before the rows shows at `after-rows`, rows committed on their own before
+//! the token at `before-token`. If the write is atomic, neither crash leaves
+//! a trace of the page.
+//!
+//! Only debug builds (what `cargo test` runs) have it: in a release build
+//! [`reached`] is empty and the variable is not read, nor its name in the
+//! binary.
+
+/// Where in a page's write the process may be killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Point {
+    AfterRows,
+    BeforeToken,
+}
+
+#[cfg(debug_assertions)]
+pub(super) fn reached(point: Point) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static ARMED: OnceLock<Option<(Point, u64)>> = OnceLock::new();
+    static PAGES: AtomicU64 = AtomicU64::new(0);
+    // Read once: an unknown or malformed value arms nothing (the tests that
+    // set it assert the process died by SIGKILL).
+    let armed = ARMED.get_or_init(|| {
+        let value = std::env::var("AURINKO_SYNC_FAILPOINT").ok()?;
+        let (name, n) = value.split_once(':')?;
+        let point = match name {
+            "after-rows" => Point::AfterRows,
+            "before-token" => Point::BeforeToken,
+            _ => return None,
+        };
+        Some((point, n.parse().ok()?))
+    });
+    let Some((armed, n)) = *armed else { return };
+    if armed == point && PAGES.fetch_add(1, Ordering::Relaxed) + 1 == n {
+        die();
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(super) fn reached(_point: Point) {}
+
+#[cfg(debug_assertions)]
+fn die() -> ! {
+    #[cfg(unix)]
+    // SAFETY: kill(2) on our own pid has no memory effects.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
+}
