@@ -44,6 +44,7 @@
 //!   ([`WebhookFaults`], [`Delivery`]).
 
 mod account;
+mod connections;
 mod contacts;
 mod data;
 mod error;
@@ -68,6 +69,7 @@ mod tests_tasks;
 mod tests_webhooks;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -506,11 +508,12 @@ impl FakeAurinko {
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<FakeServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let (listener, open) = connections::Counted::new(listener);
         let stop = CancellationToken::new();
         let serve =
             axum::serve(listener, routes::router(self.clone())).with_graceful_shutdown(stop.clone().cancelled_owned());
         let task = tokio::spawn(async move { serve.await });
-        Ok(FakeServer { addr, stop, task: Some(task) })
+        Ok(FakeServer { addr, stop, task: Some(task), open })
     }
 
     /// A ready-made data set: account `demo` with `calendars` calendars (the first primary,
@@ -554,6 +557,7 @@ pub struct FakeServer {
     pub addr: SocketAddr,
     stop: CancellationToken,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    open: Arc<AtomicUsize>,
 }
 
 impl FakeServer {
@@ -566,6 +570,13 @@ impl FakeServer {
             std::net::IpAddr::V4(ip) => ip.to_string(),
         };
         format!("http://{host}:{}/v1", self.addr.port())
+    }
+
+    /// How many client connections the server holds open. Zero after a
+    /// client process has ended means every request it sent has been
+    /// answered and logged, or dropped unanswered: none can be logged later.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// Stops accepting, lets in-flight requests finish (at most 5 s), then returns.

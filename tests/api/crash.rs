@@ -144,11 +144,23 @@ pub fn assert_resumed_from_stored_tokens(
     checked
 }
 
+/// Where the next run's requests will start in the fake's log, once every
+/// connection of the runs before (killed ones too) is closed: a request a
+/// killed run sent just before it died may be answered, and logged, after
+/// it is gone.
+pub async fn log_position_after_earlier_runs(app: &TestApp) -> usize {
+    app.wait_for(Duration::from_secs(30), "the earlier runs' connections to close", || {
+        app.server.open_connections() == 0
+    })
+    .await;
+    app.requests().len()
+}
+
 /// `run --catch-up` to the end, asserting it exits 0 and resumes every
 /// collection from the tokens stored before it.
 pub async fn catch_up_from_stored_tokens(app: &TestApp) {
     let stored = stored_positions(app);
-    let from = app.requests().len();
+    let from = log_position_after_earlier_runs(app).await;
     assert_exit(&app.catch_up().await, 0);
     assert_resumed_from_stored_tokens(&stored, &app.requests()[from..], true);
 }
@@ -162,7 +174,7 @@ pub async fn kill_repeatedly(app: &TestApp, rounds: usize, pages: usize) -> usiz
     let mut kills = 0;
     for _ in 0..rounds {
         let stored = stored_positions(app);
-        let from = app.requests().len();
+        let from = log_position_after_earlier_runs(app).await;
         let before = app.requests().iter().filter(|r| r.status == 200).count();
         let mut child = app.command(&["run", "--catch-up"]).spawn().expect("binary starts");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -179,6 +191,7 @@ pub async fn kill_repeatedly(app: &TestApp, rounds: usize, pages: usize) -> usiz
             child.kill().await.expect("SIGKILL");
             kills += 1;
         }
+        log_position_after_earlier_runs(app).await;
         let checked = assert_resumed_from_stored_tokens(&stored, &app.requests()[from..], false);
         assert!(stored.is_empty() || checked > 0, "a run after a kill asked for no stored stream");
     }
@@ -275,9 +288,10 @@ async fn a_crash_between_a_pages_rows_and_its_token_commits_neither() {
     let mut stored = 0;
     for point in ["after-rows:20", "before-token:20"] {
         let positions = stored_positions(&app);
-        let from = app.requests().len();
+        let from = log_position_after_earlier_runs(&app).await;
         let out = app.command(&["run", "--catch-up"]).env("AURINKO_SYNC_FAILPOINT", point).output().await.unwrap();
         assert_eq!(out.status.signal(), Some(libc::SIGKILL), "killed at {point}: {:?}", out.status);
+        log_position_after_earlier_runs(&app).await;
         assert_resumed_from_stored_tokens(&positions, &app.requests()[from..], false);
         let now = assert_rows_match_tokens(&app, "work");
         assert!(now > stored, "the run killed at {point} committed pages before ({now} events)");
