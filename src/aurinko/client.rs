@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use tokio_retry::RetryIf;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
-use super::error::{ApiError, Endpoint, ErrorClass, classify};
+use super::error::{ApiError, Endpoint, ErrorClass, classify, classify_transport, classify_undecodable};
 use super::politeness::{Politeness, parse_retry_after};
 use super::wire::{
     AccountInfo, ApiRequestFailed, Calendar, EmailFolder, ListPage, RawSyncPage, Subscription, SubscriptionsPage,
@@ -355,7 +355,7 @@ impl AccountClient {
     ) -> Result<T, ApiError> {
         self.politeness.wait_turn().await;
         let transport = |e: reqwest::Error| ApiError {
-            class: if e.is_builder() { ErrorClass::Permanent } else { ErrorClass::Transient },
+            class: classify_transport(&e),
             endpoint,
             status: e.status().map(|s| s.as_u16()),
             code: None,
@@ -384,7 +384,7 @@ impl AccountClient {
             let limit = self.api.config.max_response_bytes;
             let body = read_success_body(response, endpoint, limit, transport).await?;
             return decode(&body).map_err(|why| ApiError {
-                class: ErrorClass::Transient,
+                class: classify_undecodable(),
                 endpoint,
                 status: Some(status.as_u16()),
                 code: None,

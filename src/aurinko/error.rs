@@ -121,6 +121,19 @@ pub fn classify(status: u16, body: &[u8], endpoint: Endpoint) -> ErrorClass {
     }
 }
 
+/// Classifies a request that got no usable HTTP answer: one that could not even be built (a
+/// bad URL) is permanent; a timeout (`api.timeout_secs`), a refused or reset connection and a
+/// body that broke off are transient.
+pub fn classify_transport(error: &reqwest::Error) -> ErrorClass {
+    if error.is_builder() { ErrorClass::Permanent } else { ErrorClass::Transient }
+}
+
+/// Classifies a success answer whose body does not decode (cut short, not the JSON expected):
+/// transient, as the next answer is likely whole.
+pub fn classify_undecodable() -> ErrorClass {
+    ErrorClass::Transient
+}
+
 /// What Aurinko says when it no longer accepts a delta or page token, as
 /// lowercase text: a `code` (`token.notValid`, `syncToken.expired`) or a
 /// message.
@@ -173,7 +186,13 @@ mod tests {
         assert_eq!(classify(502, b"<html>bad gateway</html>", e), Transient);
         assert_eq!(classify(503, b"", e), Transient);
         assert_eq!(classify(429, b"", e), Transient);
-        assert_eq!(classify(408, b"", e), Transient);
+        assert_eq!(classify(408, &body("requestTimeout", "Request Timeout"), e), Transient);
+        assert_eq!(classify(504, &body("gatewayTimeout", "Gateway Timeout"), e), Transient);
+        for endpoint in [Endpoint::SyncStart, Endpoint::SyncDeleted, Endpoint::ListCalendars, Endpoint::GetCollection] {
+            for status in [408, 429, 500, 502, 503, 504] {
+                assert_eq!(classify(status, b"", endpoint), Transient, "{status} on {endpoint:?}");
+            }
+        }
         assert_eq!(classify(410, &body("syncToken.expired", "syncToken expired."), e), ExpiredToken);
         assert_eq!(classify(410, b"", e), ExpiredToken);
         assert_eq!(classify(400, &body("token.notValid", "Delta token is invalid"), e), ExpiredToken);

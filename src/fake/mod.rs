@@ -79,7 +79,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ExpiredAnswer;
-pub use faults::{FaultKind, Faults};
+pub use faults::{FaultKind, FaultScope, Faults};
 pub use log::{Endpoint, RequestRecord};
 pub use webhooks::{Delivery, WebhookFaults};
 
@@ -97,16 +97,22 @@ pub struct FakeOptions {
     pub not_ready_polls: u32,
     /// Injected failures.
     pub faults: Faults,
+    /// Which requests they may hit (default every request).
+    pub fault_scope: FaultScope,
     /// Added before every response.
     pub latency: Duration,
     /// Requests per second per account token; beyond it, 429 with `Retry-After: 1`.
     pub rate_limit_per_sec: Option<u32>,
-    /// The delay the 429 faults announce: [`FaultKind::TooManyRequestsSeconds`] sends
-    /// `Retry-After: {retry_after_secs}`, [`FaultKind::TooManyRequestsDate`] an HTTP-date
-    /// `retry_after_secs + 1` s ahead (now when 0). Default 1; 0 lets fast tests skip the pause.
+    /// The delay the faults with a `Retry-After` announce ([`FaultKind::announces_retry_after`]):
+    /// `Retry-After: {retry_after_secs}`, or for [`FaultKind::TooManyRequestsDate`] an HTTP-date
+    /// `retry_after_secs + 1` s ahead (now when 0), so at least `retry_after_secs` once cut to
+    /// whole seconds. Default 1; 0 lets fast tests skip the pause.
     pub retry_after_secs: u64,
     /// Extra delay of a [`FaultKind::Latency`] fault (default [`FaultKind::LATENCY`], 300 ms).
     pub latency_fault: Duration,
+    /// How long a [`FaultKind::Stall`] holds the request before dropping the connection
+    /// (default [`FaultKind::STALL`], 2 s).
+    pub stall: Duration,
     /// Makes generated data, tokens and fault choices repeatable.
     pub seed: u64,
 }
@@ -117,10 +123,12 @@ impl Default for FakeOptions {
             page_size: 100,
             not_ready_polls: 0,
             faults: Faults::default(),
+            fault_scope: FaultScope::Every,
             latency: Duration::ZERO,
             rate_limit_per_sec: None,
             retry_after_secs: 1,
             latency_fault: FaultKind::LATENCY,
+            stall: FaultKind::STALL,
             seed: 0,
         }
     }
@@ -162,6 +170,8 @@ pub(crate) struct Shared {
     data: Data,
     /// Separate from the data RNG so that turning faults on does not change the data.
     fault_rng: StdRng,
+    /// What is left of the current round of fault kinds ([`Faults::kinds`]).
+    fault_round: Vec<FaultKind>,
     limiter: RateLimiter,
     log: Vec<RequestRecord>,
     requests_seen: u64,
@@ -210,6 +220,7 @@ impl FakeAurinko {
         let shared = Shared {
             data: Data::new(options.seed, options.not_ready_polls),
             fault_rng: StdRng::seed_from_u64(options.seed ^ 0xfa17_fa17_fa17_fa17),
+            fault_round: Vec::new(),
             limiter: RateLimiter::default(),
             log: Vec::new(),
             requests_seen: 0,
@@ -419,7 +430,15 @@ impl FakeAurinko {
     }
 
     pub fn set_faults(&self, faults: Faults) {
-        self.with(|s| s.options.faults = faults);
+        self.with(|s| {
+            s.options.faults = faults;
+            s.fault_round.clear();
+        });
+    }
+
+    /// See [`FakeOptions::fault_scope`].
+    pub fn set_fault_scope(&self, scope: FaultScope) {
+        self.with(|s| s.options.fault_scope = scope);
     }
 
     pub fn set_page_size(&self, n: usize) {
@@ -450,6 +469,11 @@ impl FakeAurinko {
     /// See [`FakeOptions::latency_fault`].
     pub fn set_latency_fault(&self, d: Duration) {
         self.with(|s| s.options.latency_fault = d);
+    }
+
+    /// See [`FakeOptions::stall`].
+    pub fn set_stall(&self, d: Duration) {
+        self.with(|s| s.options.stall = d);
     }
 
     /// Live events of the account's live calendars, sorted by `(calendar_id, id)`.

@@ -30,6 +30,9 @@ use super::{Collection, DAY_MS, FakeAurinko, FaultKind, Shared};
 /// Largest request body read; longer ones count as unreadable.
 const MAX_BODY: usize = 1 << 20;
 
+/// What a proxy in front of Aurinko answers for [`FaultKind::BadGateway`].
+const BAD_GATEWAY_PAGE: &[u8] = b"<html><head><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad Gateway</h1></center></body></html>\n";
+
 pub(crate) fn router(fake: FakeAurinko) -> Router {
     Router::new().fallback(entry).with_state(fake)
 }
@@ -41,14 +44,23 @@ async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, header
         tokio::time::sleep(latency).await;
     }
     let request = Request::parse(&method, &uri, &headers, body);
-    let (fault, latency_fault) = fake.with(|state| {
-        let faults = state.options.faults.clone();
-        (faults.choose(&mut state.fault_rng), state.options.latency_fault)
+    let (fault, latency_fault, stall) = fake.with(|state| {
+        let options = &state.options;
+        let fault = match options.fault_scope.covers(request.endpoint, request.logged_param("pageToken").is_some()) {
+            true => options.faults.choose(&mut state.fault_rng, &mut state.fault_round),
+            false => None,
+        };
+        (fault, options.latency_fault, options.stall)
     });
     if fault == Some(FaultKind::Latency) && !latency_fault.is_zero() {
         tokio::time::sleep(latency_fault).await;
     }
-    match fake.with(|state| state.answer(&request, fault)) {
+    // A stall is logged when it begins, so the log keeps the order in which requests arrived.
+    let answer = fake.with(|state| state.answer(&request, fault));
+    if fault == Some(FaultKind::Stall) {
+        tokio::time::sleep(stall).await;
+    }
+    match answer {
         Answer::Ready(reply) => reply.into_response(),
         Answer::Handshake(pending) => fake.complete_subscription(*pending).await.into_response(),
     }
@@ -191,6 +203,8 @@ pub(crate) struct Reply {
 
 enum ReplyBody {
     Json(Vec<u8>),
+    /// An HTML page, as proxies answer errors.
+    Html(Vec<u8>),
     /// No body and no `Content-Type` (the spec's body-less 200s, e.g. `DELETE`).
     Empty,
     /// Headers and then a body that fails at once: hyper aborts the connection.
@@ -227,8 +241,9 @@ impl Reply {
 
     pub(crate) fn into_response(self) -> Response {
         let json = matches!(self.body, ReplyBody::Json(_) | ReplyBody::Reset);
+        let html = matches!(self.body, ReplyBody::Html(_));
         let body = match self.body {
-            ReplyBody::Json(bytes) => Body::from(Bytes::from(bytes)),
+            ReplyBody::Json(bytes) | ReplyBody::Html(bytes) => Body::from(Bytes::from(bytes)),
             ReplyBody::Empty | ReplyBody::Handshake(_) => Body::empty(),
             ReplyBody::Reset => Body::from_stream(futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::new(
@@ -241,6 +256,8 @@ impl Reply {
         *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if json {
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        } else if html {
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
         }
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
@@ -284,8 +301,22 @@ impl Shared {
             Some(FaultKind::Unavailable) => {
                 Reply::error(&ApiError::new(503, "serviceUnavailable", "Service Unavailable"), &request_id)
             }
+            Some(FaultKind::UnavailableRetryAfter) => {
+                Reply::error(&ApiError::new(503, "serviceUnavailable", "Service Unavailable"), &request_id)
+                    .with_header(header::RETRY_AFTER, self.options.retry_after_secs.to_string())
+            }
             Some(FaultKind::TooManyRequestsSeconds) => Reply::error(&too_many_requests(), &request_id)
                 .with_header(header::RETRY_AFTER, self.options.retry_after_secs.to_string()),
+            Some(FaultKind::RequestTimeout) => {
+                Reply::error(&ApiError::new(408, "requestTimeout", "Request Timeout"), &request_id)
+                    .with_header(header::RETRY_AFTER, self.options.retry_after_secs.to_string())
+            }
+            Some(FaultKind::BadGateway) => {
+                Reply { status: 502, body: ReplyBody::Html(BAD_GATEWAY_PAGE.to_vec()), headers: Vec::new() }
+            }
+            Some(FaultKind::GatewayTimeout) => {
+                Reply::error(&ApiError::new(504, "gatewayTimeout", "Gateway Timeout"), &request_id)
+            }
             Some(FaultKind::TooManyRequestsDate) => {
                 let ahead = match self.options.retry_after_secs {
                     0 => 0,
@@ -295,7 +326,9 @@ impl Shared {
                 Reply::error(&too_many_requests(), &request_id)
                     .with_header(header::RETRY_AFTER, httpdate::fmt_http_date(at))
             }
-            Some(FaultKind::ResetConnection) => Reply { status: 200, body: ReplyBody::Reset, headers: Vec::new() },
+            Some(FaultKind::ResetConnection | FaultKind::Stall) => {
+                Reply { status: 200, body: ReplyBody::Reset, headers: Vec::new() }
+            }
             Some(FaultKind::TruncatedBody) => {
                 // GETs are free of side effects, so the real answer can be computed and cut; a
                 // POST must not provision, so it gets a stand-in body.

@@ -530,6 +530,71 @@ async fn error_faults_and_rate_limit() {
 }
 
 #[tokio::test]
+async fn gateway_timeout_and_retry_after_faults() {
+    let options = FakeOptions { retry_after_secs: 3, stall: Duration::from_millis(1500), ..FakeOptions::default() };
+    let env = env(options).await;
+    let send = || env.http.get(format!("{}/calendars", env.base)).bearer_auth(TOKEN).send();
+
+    for (kind, status, retry_after) in [
+        (FaultKind::RequestTimeout, 408, Some("3")),
+        (FaultKind::UnavailableRetryAfter, 503, Some("3")),
+        (FaultKind::GatewayTimeout, 504, None),
+    ] {
+        env.fake.set_faults(only(kind));
+        let response = send().await.unwrap();
+        assert_eq!(response.status(), status, "{kind:?}");
+        assert_eq!(response.headers().get("retry-after").map(|v| v.to_str().unwrap()), retry_after, "{kind:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["code"].is_string() && body["requestId"].is_string(), "{kind:?}: {body}");
+    }
+
+    env.fake.set_faults(only(FaultKind::BadGateway));
+    let response = send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["content-type"], "text/html");
+    assert!(response.text().await.unwrap().contains("502 Bad Gateway"));
+
+    // A stall outlasts a client's shorter timeout; a patient client gets a dropped connection.
+    env.fake.set_faults(only(FaultKind::Stall));
+    let request = env.http.get(format!("{}/calendars", env.base)).bearer_auth(TOKEN);
+    let error = request.timeout(Duration::from_millis(200)).send().await.expect_err("timed out");
+    assert!(error.is_timeout(), "{error:?}");
+    let error = send().await.expect_err("dropped");
+    assert!(!error.is_timeout() && !error.is_status(), "{error:?}");
+
+    let log = env.fake.requests();
+    let logged: Vec<_> = log.iter().map(|r| (r.fault.unwrap(), r.status)).collect();
+    let stalled = (FaultKind::Stall, RequestRecord::NO_ANSWER);
+    assert_eq!(
+        logged,
+        [
+            (FaultKind::RequestTimeout, 408),
+            (FaultKind::UnavailableRetryAfter, 503),
+            (FaultKind::GatewayTimeout, 504),
+            (FaultKind::BadGateway, 502),
+            stalled,
+            stalled
+        ]
+    );
+    // The patient client waited out the whole stall, counted from its arrival.
+    assert!(log[5].at.elapsed() >= Duration::from_millis(1500));
+    env.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fault_scope_limits_faults_to_an_endpoint_or_its_follow_up_pages() {
+    let env = env(FakeOptions { faults: only(FaultKind::InternalError), ..FakeOptions::default() }).await;
+    env.fake.set_fault_scope(FaultScope::Endpoint(Endpoint::GetCalendar));
+    assert_eq!(env.get("/calendars", &[]).await.0, 200);
+    assert_eq!(env.get("/calendars/cal-1", &[]).await.0, 500);
+    env.fake.set_fault_scope(FaultScope::FollowUpPages(Endpoint::ListCalendars));
+    assert_eq!(env.get("/calendars/cal-1", &[]).await.0, 200);
+    assert_eq!(env.get("/calendars", &[]).await.0, 200);
+    assert_eq!(env.get("/calendars", &[("pageToken", "next".to_string())]).await.0, 500);
+    env.server.shutdown().await;
+}
+
+#[tokio::test]
 async fn faulted_provisioning_has_no_effect_and_faults_are_seeded() {
     let env =
         env(FakeOptions { not_ready_polls: 1, faults: only(FaultKind::InternalError), ..FakeOptions::default() }).await;
@@ -540,15 +605,22 @@ async fn faulted_provisioning_has_no_effect_and_faults_are_seeded() {
     assert_eq!(body["ready"], false);
     env.server.shutdown().await;
 
-    let pattern = |seed| {
-        let fake = FakeAurinko::new(FakeOptions { seed, faults: Faults::new(0.5, []), ..FakeOptions::default() });
+    let pattern = |seed, rate| {
+        let fake = FakeAurinko::new(FakeOptions { seed, faults: Faults::new(rate, []), ..FakeOptions::default() });
         let mut shared = fake.shared.lock().unwrap();
         let faults = shared.options.faults.clone();
-        (0..50).map(|_| faults.choose(&mut shared.fault_rng)).collect::<Vec<_>>()
+        let mut round = Vec::new();
+        (0..48).map(|_| faults.choose(&mut shared.fault_rng, &mut round)).collect::<Vec<_>>()
     };
-    assert_eq!(pattern(3), pattern(3));
-    let faulted = pattern(3).iter().filter(|f| f.is_some()).count();
+    assert_eq!(pattern(3, 0.5), pattern(3, 0.5));
+    let faulted = pattern(3, 0.5).iter().filter(|f| f.is_some()).count();
     assert!((10..=40).contains(&faulted), "{faulted}");
+    // Kinds come in rounds: every 12 faults hold each kind once, in a new order each round.
+    let all = pattern(3, 1.0);
+    let rounds: Vec<BTreeSet<String>> =
+        all.chunks(FaultKind::ALL.len()).map(|c| c.iter().map(|k| format!("{:?}", k.unwrap())).collect()).collect();
+    assert!(rounds.iter().all(|r| r.len() == FaultKind::ALL.len()), "{all:?}");
+    assert_ne!(all[..12], all[12..24]);
 }
 
 #[tokio::test]

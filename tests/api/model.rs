@@ -190,10 +190,12 @@ fn run_case(world: &World, steps: &[Step]) -> Result<(), TestCaseError> {
             page_size: world.page_size,
             not_ready_polls: world.not_ready_polls,
             seed: world.seed,
-            // Every fault kind, without the 1 s pauses and 300 ms latency of
-            // the defaults: hundreds of cases must run in well under a minute.
+            // Every fault kind, without the 1 s pauses, 300 ms latency and 2 s
+            // stalls of the defaults: hundreds of cases must run in well under
+            // a minute.
             retry_after_secs: 0,
             latency_fault: Duration::from_millis(3),
+            stall: Duration::from_millis(3),
             ..FakeOptions::default()
         },
         mail: Some((world.messages, EMAIL)),
