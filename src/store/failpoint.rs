@@ -4,17 +4,19 @@
 //!
 //! `AURINKO_SYNC_FAILPOINT=<point>:<n>` kills the process with SIGKILL (no
 //! unwinding, no destructors, no rollback: as an operator's `kill -9` or the
-//! OOM killer would) at `point` of the n-th page with records the process
-//! writes. The points, in the order a write reaches them:
+//! OOM killer would) the n-th time the process reaches `point`:
 //!
-//! - `after-rows`: the page's rows are written, nothing else of the write;
-//! - `before-token`: everything of the write but the page's state (tokens).
+//! - `after-rows`: right after a page's rows (upserts or deletions) are
+//!   written;
+//! - `before-token`: right before a collection's state (its tokens) is
+//!   written.
 //!
-//! Two points, because "between the rows and the token" is a different
-//! moment for each way of splitting them: a token committed on its own
-//! before the rows shows at `after-rows`, rows committed on their own before
-//! the token at `before-token`. If the write is atomic, neither crash leaves
-//! a trace of the page.
+//! Both sit in the functions that do those writes, not in the order a
+//! commit calls them, so they stay between the rows and the token however
+//! the two are split: a token committed on its own before the rows shows at
+//! `after-rows`, rows committed on their own before the token at
+//! `before-token`. If a page and its token share one transaction, neither
+//! crash leaves a trace of the page.
 //!
 //! Only debug builds (what `cargo test` runs) have it: in a release build
 //! [`reached`] is empty and the variable is not read, nor its name in the

@@ -342,19 +342,13 @@ fn apply(
                     values.push(id);
                     stats.deleted += delete.execute(params_from_iter(values))? as u64;
                 }
+                if !ids.is_empty() {
+                    failpoint::reached(Point::AfterRows);
+                }
             }
-        }
-        // The test-only crash points that prove the rows above and the
-        // state below commit together (see `failpoint`).
-        let page = !records.is_empty();
-        if page {
-            failpoint::reached(Point::AfterRows);
         }
         if let Some(sweep) = commit.sweep {
             stats.swept += apply_sweep(conn, key, sql, sweep)?;
-        }
-        if page {
-            failpoint::reached(Point::BeforeToken);
         }
         save_state(conn, key, &commit.state, now)?;
         if let Some(reason) = commit.reprovision {
@@ -465,10 +459,18 @@ fn upsert_rows(
             stats.unchanged += 1;
         }
     }
+    // A test-only crash point: the page's rows are written, its token not
+    // yet (see `failpoint`).
+    if !rows.is_empty() {
+        failpoint::reached(Point::AfterRows);
+    }
     Ok(())
 }
 
 fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) -> Result<(), StoreError> {
+    // A test-only crash point: the page's rows are written, its token about
+    // to be (see `failpoint`).
+    failpoint::reached(Point::BeforeToken);
     conn.prepare_cached(
         "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
                                  updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at,
