@@ -175,6 +175,9 @@ pub(crate) struct Shared {
     limiter: RateLimiter,
     log: Vec<RequestRecord>,
     requests_seen: u64,
+    /// [`FaultKind::Stall`]s that ran their whole length: the client waited them out instead
+    /// of timing out (hyper drops a request's handler when its client hangs up).
+    stalls_waited_out: usize,
     webhooks: webhooks::Webhooks,
     /// `GET /v1/email/folders` answers 500.
     folders_failing: bool,
@@ -224,6 +227,7 @@ impl FakeAurinko {
             limiter: RateLimiter::default(),
             log: Vec::new(),
             requests_seen: 0,
+            stalls_waited_out: 0,
             webhooks: webhooks::Webhooks::new(options.seed),
             folders_failing: false,
             options,
@@ -526,6 +530,12 @@ impl FakeAurinko {
 
     pub fn clear_requests(&self) {
         self.with(|s| s.log.clear());
+    }
+
+    /// How many [`FaultKind::Stall`]s the client waited out to the end rather than giving up
+    /// first: 0 when every stall was a client timeout.
+    pub fn stalls_waited_out(&self) -> usize {
+        self.with(|s| s.stalls_waited_out)
     }
 
     /// Binds `addr` (port 0 picks a free port) and serves in a tokio task.

@@ -58,7 +58,9 @@ async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, header
     // A stall is logged when it begins, so the log keeps the order in which requests arrived.
     let answer = fake.with(|state| state.answer(&request, fault));
     if fault == Some(FaultKind::Stall) {
+        // A client that times out hangs up, and hyper drops this future before the count.
         tokio::time::sleep(stall).await;
+        fake.with(|state| state.stalls_waited_out += 1);
     }
     match answer {
         Answer::Ready(reply) => reply.into_response(),

@@ -70,6 +70,7 @@ async fn with_fifteen_percent_of_requests_faulted_catch_up_still_equals_the_trut
     let paused = assert_retry_after_honoured(&requests, Duration::from_secs(1));
     let announced = requests.iter().filter(|r| r.fault.is_some_and(FaultKind::announces_retry_after)).count();
     assert_eq!(paused, announced);
+    assert_eq!(app.fake.stalls_waited_out(), 0, "every stall was a client timeout");
     // Faults cost retries, never extra provisioning beyond what faulted.
     let good_starts = requests.iter().filter(|r| r.endpoint == Endpoint::SyncStart && r.status == 200).count();
     assert_eq!(good_starts, 3);
@@ -125,6 +126,7 @@ async fn each_fault_kind_alone_is_survived() {
         let requests = app.requests();
         let injected = requests.iter().filter(|r| r.fault == Some(kind)).count();
         assert!(injected > 0, "{kind:?} was injected");
+        assert_eq!(app.fake.stalls_waited_out(), 0, "{kind:?}: every stall was a client timeout");
         if kind.announces_retry_after() {
             assert_eq!(assert_retry_after_honoured(&requests, Duration::from_secs(1)), injected, "{kind:?}");
         }
