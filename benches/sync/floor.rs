@@ -57,6 +57,9 @@ pub fn prepare(data: &Dataset) -> Prepared {
 pub struct FloorResult {
     pub rows: usize,
     pub wall: Duration,
+    /// CPU time of the loop (this thread): unlike wall time, it hardly
+    /// depends on what else the machine runs.
+    pub cpu: Duration,
 }
 
 const UPSERT: &str = "INSERT INTO events (account, calendar_id, event_id, etag, subject, start_time, end_time, all_day,
@@ -81,7 +84,7 @@ pub fn run(dir: &Path, prepared: &Prepared, pages_per_transaction: usize) -> Flo
     assert!(mode.eq_ignore_ascii_case("wal"), "journal mode {mode}");
     conn.execute_batch("PRAGMA synchronous = NORMAL").expect("pragma");
     let synced_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), crate::process::thread_cpu());
     for pages in prepared.pages.chunks(pages_per_transaction) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
         {
@@ -109,20 +112,25 @@ pub fn run(dir: &Path, prepared: &Prepared, pages_per_transaction: usize) -> Flo
         }
         tx.commit().expect("commit");
     }
-    let wall = started.elapsed();
+    let (wall, cpu) = (started.elapsed(), crate::process::thread_cpu().saturating_sub(cpu));
     let rows: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count");
-    FloorResult { rows: rows as usize, wall }
+    FloorResult { rows: rows as usize, wall, cpu }
 }
 
 /// The floor's runs, by [`PAGES_PER_TRANSACTION`] variant, in order.
 pub struct Floors {
     pub rows: usize,
     pub walls: Vec<Vec<Duration>>,
+    pub cpu: Vec<Vec<Duration>>,
 }
 
 impl Floors {
     pub fn new(rows: usize) -> Floors {
-        Floors { rows, walls: vec![Vec::new(); PAGES_PER_TRANSACTION.len()] }
+        Floors {
+            rows,
+            walls: vec![Vec::new(); PAGES_PER_TRANSACTION.len()],
+            cpu: vec![Vec::new(); PAGES_PER_TRANSACTION.len()],
+        }
     }
 
     pub fn rate(&self, wall: Duration) -> f64 {

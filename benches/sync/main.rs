@@ -199,9 +199,11 @@ fn main() -> ExitCode {
             let result = floor::run(dir.path(), &prepared, *pages);
             problems.expect_eq("floor rows", result.rows as u64, full_data.events as u64);
             floors.walls[variant].push(result.wall);
+            floors.cpu[variant].push(result.cpu);
         }
     }
     let full_walls: Vec<Duration> = fulls.iter().map(|f| f.run.wall).collect();
+    let fulls_cpu: Vec<Duration> = fulls.iter().map(|f| f.run.cpu).collect();
     let median_wall = median(&full_walls);
     let full = fulls.into_iter().find(|f| f.run.wall == median_wall).expect("the median is one of the runs");
     full.print(&format!(
@@ -213,6 +215,10 @@ fn main() -> ExitCode {
     };
     let full_rate = |wall: Duration| full.events as f64 / wall.as_secs_f64();
     row("events/s of each run", rates(&full_walls, &full_rate));
+    row(
+        "CPU of each run",
+        fulls_cpu.iter().map(|c| format!("{:.2} s", c.as_secs_f64())).collect::<Vec<_>>().join(", "),
+    );
     println!();
     let strongest = floors.strongest();
     let floor_pages = floor::PAGES_PER_TRANSACTION[strongest];
@@ -228,9 +234,10 @@ fn main() -> ExitCode {
         row(
             &format!("{pages} page(s) per transaction"),
             format!(
-                "{:.0} rows/s median, {:.2} s (runs: {} rows/s)",
+                "{:.0} rows/s median, {:.2} s, CPU {:.2} s (runs: {} rows/s)",
                 floors.rate(median(walls)),
                 median(walls).as_secs_f64(),
+                median(&floors.cpu[variant]).as_secs_f64(),
                 rates(walls, &|w| floors.rate(w))
             ),
         );
@@ -247,6 +254,14 @@ fn main() -> ExitCode {
         .map(|(full, floor)| format!("{:.1}%", 100.0 * floor.as_secs_f64() / full.as_secs_f64()))
         .collect();
     row("  the same, run by run", per_round.join(", "));
+    row(
+        "CPU: full sync / floor",
+        format!(
+            "{:.2} s / {:.2} s (medians; the sync's whole process against the floor's loop)",
+            median(&fulls_cpu).as_secs_f64(),
+            median(&floors.cpu[strongest]).as_secs_f64()
+        ),
+    );
     row(
         "full sync / 1-page floor",
         format!("{:.1}% (the old floor)", 100.0 * full.events_per_sec() / floors.rate(median(&floors.walls[0]))),

@@ -165,7 +165,16 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
 
 /// `utime + stime` of `/proc/<pid>/stat` (fields 14 and 15).
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// The same for the calling thread: the floor's CPU time.
+pub fn thread_cpu() -> Duration {
+    ticks_to_duration(stat_ticks("/proc/thread-self/stat").unwrap_or(0))
+}
+
+fn stat_ticks(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
