@@ -135,6 +135,9 @@ pub struct SyncConfig {
     pub discovery_interval: Duration,
     /// Daemon: the longest pause between attempts of a failing collection.
     pub max_retry_interval: Duration,
+    /// Daemon: the first passes start at random within this (and within
+    /// `poll_interval`), so many collections do not start in step.
+    pub first_pass_spread: Duration,
 }
 
 /// Which calendars of an account to sync.
@@ -256,6 +259,7 @@ struct RawSync {
     concurrency: Option<i64>,
     discovery_interval_secs: Option<i64>,
     max_retry_interval_secs: Option<i64>,
+    first_pass_spread_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +350,9 @@ impl Config {
             ),
             max_retry_interval: Duration::from_secs(
                 positive("sync.max_retry_interval_secs", raw.sync.max_retry_interval_secs, 3600)?.into(),
+            ),
+            first_pass_spread: Duration::from_secs(
+                non_negative("sync.first_pass_spread_secs", raw.sync.first_pass_spread_secs, 10)?.into(),
             ),
         };
         let server = ServerConfig {
@@ -631,6 +638,15 @@ fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>, ConfigE
     }
 }
 
+/// Like [`positive`], but 0 is allowed.
+fn non_negative(key: &str, value: Option<i64>, default: u32) -> Result<u32, ConfigError> {
+    match value {
+        Some(v) if v < 0 => Err(ConfigError::at(key, format!("must be 0 or more, got {v}"))),
+        Some(0) => Ok(0),
+        other => positive(key, other, default),
+    }
+}
+
 fn positive(key: &str, value: Option<i64>, default: u32) -> Result<u32, ConfigError> {
     match value {
         None => Ok(default),
@@ -661,9 +677,16 @@ mod tests {
         assert_eq!(c.api.requests_per_second, 10);
         assert_eq!(c.sync.window_past_days, 30);
         assert_eq!(c.sync.window_future_days, 365);
+        assert_eq!(c.sync.first_pass_spread, Duration::from_secs(10));
         assert_eq!(c.store.path, PathBuf::from("aurinko-sync.db"));
         assert_eq!(c.accounts[0].calendars, CalendarSelection::All);
         assert_eq!(c.accounts[0].token.expose_secret(), "secret-token");
+    }
+
+    #[test]
+    fn the_first_pass_spread_may_be_zero() {
+        let c = parse(&format!("[sync]\nfirst_pass_spread_secs = 0\n{MINIMAL}")).unwrap();
+        assert_eq!(c.sync.first_pass_spread, Duration::ZERO);
     }
 
     #[test]
@@ -675,6 +698,7 @@ mod tests {
             ("[api]\nrequests_per_second = \"fast\"\n", "requests_per_second"),
             ("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [1]\n", "accounts[0].calendars"),
             ("[sync]\nwindow_past_days = -3\n", "sync.window_past_days"),
+            ("[sync]\nfirst_pass_spread_secs = -1\n", "sync.first_pass_spread_secs"),
             ("[server]\nlisten = \"localhost\"\n", "server.listen"),
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
             ("[server]\ntimeout_secs = 0\n", "server.timeout_secs"),

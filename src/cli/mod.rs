@@ -127,8 +127,10 @@ pub fn main() -> ExitCode {
             Command::Fake { listen, events, calendars } => fake_cmd::serve(listen, events, calendars).await,
         }
     });
-    // Blocking store calls may still be finishing; do not wait forever.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    // Blocking store calls may still be finishing; do not wait for them
+    // long: the last half second of the daemon's stop budget (see
+    // `service::STOP_GRACE`). What they leave is rolled back by SQLite.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     exit.into()
 }
 

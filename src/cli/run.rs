@@ -21,20 +21,24 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
     let writer = engine.writer().clone();
-    let exit = if catch_up {
+    if catch_up {
         let report = catch_up_with_progress(&engine, &cancel).await;
         print_summary(&report);
-        if report.all_succeeded() { Exit::Ok } else { Exit::Failed }
-    } else {
-        match crate::service::run(Arc::new(engine), cancel).await {
-            Ok(()) => Exit::Ok,
-            Err(e) => {
-                complain(e);
-                Exit::Usage
-            }
+        writer.close().await;
+        return if report.all_succeeded() { Exit::Ok } else { Exit::Failed };
+    }
+    let exit = match crate::service::run(Arc::new(engine), cancel).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            complain(e);
+            Exit::Usage
         }
     };
-    writer.close().await;
+    // Part of the stop budget: what is still queued then is not committed,
+    // and the next run fetches it again from the stored tokens.
+    if tokio::time::timeout(crate::service::WRITER_GRACE, writer.close()).await.is_err() {
+        tracing::warn!("the store's writer did not finish in time; the next run resumes from the store");
+    }
     exit
 }
 

@@ -24,7 +24,7 @@ pub async fn run(
 ) {
     let key = collection.key.clone();
     let sync = &engine.config().sync;
-    let (poll, max_retry) = (sync.poll_interval, sync.max_retry_interval);
+    let (poll, max_retry, spread) = (sync.poll_interval, sync.max_retry_interval, sync.first_pass_spread);
     // Failure memory survives restarts: a broken collection keeps its pause.
     let schedule = engine.store().schedule(&key).unwrap_or_default();
     let (mut failures, stored_next, last_success) = (schedule.failures, schedule.next_attempt, schedule.last_success);
@@ -32,7 +32,7 @@ pub async fn run(
     // Spread the first passes so many collections do not start in step.
     let mut due = match stored_next {
         Some(next) if next > Utc::now() => next,
-        _ => Utc::now() + jittered(poll.min(Duration::from_secs(10)), 0.0, 1.0),
+        _ => Utc::now() + jittered(poll.min(spread), 0.0, 1.0),
     };
     // What the last pass ended with: the next one starts from it instead of
     // reading the store; after a failure it reads the store again.

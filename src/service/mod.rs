@@ -38,9 +38,16 @@ pub use health::Health;
 pub use nudge::Nudges;
 pub use subscribe::{SubscribeSummary, subscribe};
 
-/// How long a stop may take before the remaining work is abandoned: within
-/// systemd's default stop timeout, and the promise of exiting within 10 s.
-const STOP_GRACE: Duration = Duration::from_secs(8);
+/// A stop keeps the promise of exiting within 10 s (well within systemd's
+/// default stop timeout) by this budget, counted from the request: the
+/// collections have `STOP_GRACE` to finish the commits under way, the
+/// listener `LISTENER_GRACE` more for its last answers, the writer
+/// `WRITER_GRACE` more for what is queued (`cli::run`), and the runtime half
+/// a second for blocking calls still running (`cli::main`): 9.5 s at most.
+/// Work abandoned at a limit is redone by the next run from the store.
+const STOP_GRACE: Duration = Duration::from_secs(7);
+const LISTENER_GRACE: Duration = Duration::from_secs(1);
+pub const WRITER_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs until `cancel` fires. Returns an error only if it cannot start (the
 /// listener cannot bind).
@@ -56,7 +63,10 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("server.listen: cannot listen on {addr}: {e}"))?;
-            tracing::info!(%addr, "serving /healthz and /metrics");
+            // The address bound, not the one asked for: with port 0 the
+            // system picks a free port, and this line is where it is told.
+            let bound = listener.local_addr().map_err(|e| format!("server.listen: {addr}: {e}"))?;
+            tracing::info!("listening on {bound} for /healthz and /metrics");
             Some(listener)
         }
         None => None,
@@ -98,7 +108,7 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
     }
     let _ = ticker.await;
     if let Some(server) = server {
-        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+        let _ = tokio::time::timeout(LISTENER_GRACE, server).await;
     }
     tracing::info!("stopped");
     Ok(())

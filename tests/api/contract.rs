@@ -138,11 +138,12 @@ async fn drive(app: &TestApp) {
     app.fake.mutate_random_in(&token, &Collection::Tasks("list-1".into()), 15);
     assert_exit(&app.catch_up().await, 0);
 
-    let daemon = app.spawn_daemon();
-    let health = format!("http://{}/healthz", app.listen.expect("a listener"));
+    let daemon = app.spawn_daemon().await;
+    let health = format!("http://{}/healthz", app.listen());
     let client = reqwest::Client::new();
     let mut up = false;
-    for _ in 0..500 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
         if client.get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
             up = true;
             break;

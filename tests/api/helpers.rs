@@ -12,6 +12,8 @@ use aurinko_sync::store::Store;
 use aurinko_sync::sync::{CatchUpReport, Engine, Kind};
 use tokio_util::sync::CancellationToken;
 
+use crate::daemon::Daemon;
+
 pub struct Account {
     pub name: &'static str,
     pub token: String,
@@ -27,8 +29,10 @@ pub struct TestApp {
     pub db_path: PathBuf,
     /// Lines added to every `[[accounts]]` entry.
     account_extra: String,
-    /// The daemon's health and metrics address, when asked for.
-    pub listen: Option<std::net::SocketAddr>,
+    /// Whether the daemon has a listener (`[server] listen`, on port 0).
+    has_listener: bool,
+    /// Where the last daemon started said its listener is.
+    listen: std::sync::Mutex<Option<std::net::SocketAddr>>,
     webhook: bool,
 }
 
@@ -47,7 +51,7 @@ pub struct Setup {
     /// tasks in the fake, and the `tasks` setting (e.g. `true`); synced
     /// when set.
     pub tasks: Option<(Vec<(&'static str, usize)>, &'static str)>,
-    /// Give the daemon a `[server] listen` address on a free loopback port.
+    /// Give the daemon a `[server] listen` address, on loopback port 0.
     pub server: bool,
     /// Configure the webhook receiver at `/hook` on that listener (implies
     /// `server`), with the fake signing notifications with [`SIGNING_SECRET`].
@@ -108,31 +112,40 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
     if let Some((_, tasks)) = &setup.tasks {
         account_extra.push_str(&format!("tasks = {tasks}\n"));
     }
-    let listen = (setup.server || setup.webhook).then(|| {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        probe.local_addr().unwrap()
-    });
     if setup.webhook {
         fake.set_signing_secret(SIGNING_SECRET);
     }
-    let app =
-        TestApp { dir, fake, server, accounts, config_path, db_path, account_extra, listen, webhook: setup.webhook };
+    let app = TestApp {
+        dir,
+        fake,
+        server,
+        accounts,
+        config_path,
+        db_path,
+        account_extra,
+        has_listener: setup.server || setup.webhook,
+        listen: std::sync::Mutex::new(None),
+        webhook: setup.webhook,
+    };
     std::fs::write(&app.config_path, app.config_text(setup.sync_extra)).expect("config written");
     app
 }
 
 impl TestApp {
     /// A configuration for the fake with fast retries, so fault tests finish
-    /// in seconds.
+    /// in seconds, and first passes that start at once.
     pub fn config_text(&self, sync_extra: &str) -> String {
         let mut text = format!(
-            "[api]\nbase_url = \"{}\"\nrequests_per_second = 2000\nmax_attempts = 10\nbackoff_base_ms = 5\nbackoff_max_ms = 100\ntimeout_secs = 5\nready_timeout_secs = 20\n\n[store]\npath = \"{}\"\n\n[sync]\nconcurrency = 4\n{sync_extra}\n",
+            "[api]\nbase_url = \"{}\"\nrequests_per_second = 2000\nmax_attempts = 10\nbackoff_base_ms = 5\nbackoff_max_ms = 100\ntimeout_secs = 5\nready_timeout_secs = 20\n\n[store]\npath = \"{}\"\n\n[sync]\nconcurrency = 4\nfirst_pass_spread_secs = 0\n{sync_extra}\n",
             self.server.base_url(),
             self.db_path.display()
         );
-        if let Some(addr) = self.listen {
-            text.push_str(&format!("[server]\nlisten = \"{addr}\"\n\n"));
+        if self.has_listener {
+            text.push_str("[server]\nlisten = \"127.0.0.1:0\"\n\n");
             if self.webhook {
+                // The port is known once the daemon has bound it; `spawn_daemon`
+                // writes it into `public_url` for `subscribe`.
+                let addr = self.listen.lock().unwrap().map_or("127.0.0.1:0".to_string(), |a| a.to_string());
                 text.push_str(&format!(
                     "[webhook]\npath = \"/hook\"\nsigning_secret_env = \"TEST_SIGNING_SECRET\"\npublic_url = \"http://{addr}/hook\"\n\n"
                 ));
@@ -179,13 +192,33 @@ impl TestApp {
         cmd
     }
 
-    /// Starts the daemon (`run`); it is killed when the child is dropped.
-    pub fn spawn_daemon(&self) -> tokio::process::Child {
-        self.command(&["run"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("daemon starts")
+    /// Starts the daemon (`run`); it is killed when dropped. With a
+    /// listener, waits until the daemon says where it is (see `listen`).
+    pub async fn spawn_daemon(&self) -> Daemon {
+        self.start_daemon(self.command(&["run"])).await
+    }
+
+    /// `spawn_daemon` with a command of the caller's (`command(&["run"])`
+    /// with more settings).
+    pub async fn start_daemon(&self, command: tokio::process::Command) -> Daemon {
+        let daemon = Daemon::start(command);
+        if self.has_listener {
+            let addr = daemon.listening_address().await;
+            let old = self.listen.lock().unwrap().replace(addr);
+            if self.webhook {
+                let old = old.map_or("127.0.0.1:0".to_string(), |a| a.to_string());
+                self.edit_config(
+                    &format!("public_url = \"http://{old}/hook\""),
+                    &format!("public_url = \"http://{addr}/hook\""),
+                );
+            }
+        }
+        daemon
+    }
+
+    /// The listener's address, as the last daemon started reported it.
+    pub fn listen(&self) -> std::net::SocketAddr {
+        self.listen.lock().unwrap().expect("a daemon with a listener was started")
     }
 
     /// Polls `check` every 20 ms until it holds or `limit` passes; returns

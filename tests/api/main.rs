@@ -6,6 +6,7 @@ mod catch_up;
 mod config_errors;
 mod contract;
 mod crash;
+mod daemon;
 mod expiry;
 mod faults;
 mod helpers;

@@ -4,67 +4,104 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::FakeOptions;
+use aurinko_sync::fake::{Endpoint, FakeOptions};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+use crate::webhooks::{passes, passes_ended, wait_for_state};
 
 fn daemon_setup(sync: &'static str) -> Setup {
     Setup { sync_extra: sync, server: true, ..Setup::default() }
 }
 
 pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, String) {
-    let url = format!("http://{}{path}", app.listen.expect("a listener"));
+    let url = format!("http://{}{path}", app.listen());
     match reqwest::get(&url).await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(_) => (0, String::new()),
     }
 }
 
-async fn terminate(child: &tokio::process::Child) {
-    let pid = child.id().expect("running").to_string();
-    let status = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    assert!(status.success());
+/// Polls `get(path)` until `check` holds for its answer; returns it.
+async fn wait_for_get(app: &TestApp, path: &str, what: &str, check: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(app, path).await;
+        if check(status, &body) {
+            return (status, body);
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{path} never showed {what}: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mutation_reaches_the_store_within_two_poll_intervals() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 2\n")).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     let token = app.token("work").to_string();
     for _ in 0..2 {
+        // By its second poll of each calendar since the change, it is
+        // stored; and the first of those polls starts within two intervals
+        // of the change, on the fake's clock (a busy machine delays the
+        // daemon's timers by milliseconds, not seconds).
+        app.fake.clear_requests();
+        let changed = Instant::now();
         app.fake.mutate_random(&token, 5);
-        let took = app.wait_for(Duration::from_secs(10), "the mutation", || app.store_matches_truth("work")).await;
-        assert!(took <= Duration::from_secs(4), "took {took:?}, more than two poll intervals");
+        app.wait_for(Duration::from_secs(30), "the mutation", || app.store_matches_truth("work")).await;
+        let requests = app.requests();
+        for calendar in ["cal-1", "cal-2"] {
+            let polls = passes(&requests, calendar);
+            assert!(polls <= 2, "{calendar}: stored after {polls} polls, more than two poll intervals");
+            let first = requests.iter().find(|r| {
+                r.endpoint == Endpoint::SyncUpdated
+                    && r.delta_token.is_some()
+                    && r.calendar_id.as_deref() == Some(calendar)
+            });
+            let after = first.map(|r| r.at.saturating_duration_since(changed));
+            assert!(
+                after.is_some_and(|a| a <= Duration::from_secs(4)),
+                "{calendar}: first poll {after:?} after the change"
+            );
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calendars_added_upstream_are_picked_up_and_removed_ones_purged() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 1\ndiscovery_interval_secs = 1\n")).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     let token = app.token("work").to_string();
     app.fake.add_calendar(&token, "cal-new", "New", false);
     app.fake.generate_events(&token, "cal-new", 30);
-    app.wait_for(Duration::from_secs(10), "the new calendar", || {
+    app.wait_for(Duration::from_secs(30), "the new calendar", || {
         app.store_matches_truth("work") && app.stored("work").iter().any(|(c, _, _)| c == "cal-new")
     })
     .await;
     app.fake.remove_calendar(&token, "cal-1");
-    app.wait_for(Duration::from_secs(10), "the purge", || {
+    app.wait_for(Duration::from_secs(30), "the purge", || {
         app.store_matches_truth("work") && !app.stored("work").iter().any(|(c, _, _)| c == "cal-1")
     })
     .await;
     let state = app.state_json().await;
     let cal1 = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
     assert_eq!(cal1["phase"], "removed");
-    // Its actor stopped: no more requests for it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = app.requests().iter().filter(|r| r.path.contains("/cal-1/")).count();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(app.requests().iter().filter(|r| r.path.contains("/cal-1/")).count(), before);
+    // Its actor stopped: no more requests for it. Counted in the other
+    // calendar's polls (every second, as cal-1's were): once two of them
+    // have ended, a pass of cal-1 under way at the purge has ended too;
+    // over three more, a running actor would have polled.
+    let cal1_requests = || app.requests().iter().filter(|r| r.path.contains("/cal-1/")).count();
+    let polls_of_cal2 = |after: usize| {
+        let requests = app.requests();
+        passes(&requests, "cal-2") >= after && passes_ended(&requests, "cal-2")
+    };
+    let seen = passes(&app.requests(), "cal-2");
+    app.wait_for(Duration::from_secs(30), "two more polls of cal-2", || polls_of_cal2(seen + 2)).await;
+    let before = cal1_requests();
+    app.wait_for(Duration::from_secs(30), "three more polls of cal-2", || polls_of_cal2(seen + 5)).await;
+    assert_eq!(cal1_requests(), before, "requests for the removed calendar");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,14 +112,16 @@ async fn sigterm_during_a_long_sync_exits_0_within_10_s_and_loses_nothing() {
         ..daemon_setup("")
     };
     let app = spawn_app(setup).await;
-    let daemon = app.spawn_daemon();
+    let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "some pages", || {
         app.requests().iter().filter(|r| r.status == 200).count() > 40
     })
     .await;
     let stopped = Instant::now();
-    terminate(&daemon).await;
-    let out = tokio::time::timeout(Duration::from_secs(12), daemon.wait_with_output()).await.expect("exits").unwrap();
+    daemon.terminate();
+    // The daemon's stop budget adds up to 9.5 s (`service::STOP_GRACE`);
+    // waiting longer shows how late it was instead of only that it was.
+    let out = tokio::time::timeout(Duration::from_secs(30), daemon.wait_with_output()).await.expect("exits");
     assert!(stopped.elapsed() < Duration::from_secs(10), "took {:?}", stopped.elapsed());
     assert_exit(&out, 0);
     let stored = app.stored("work").len();
@@ -116,7 +155,9 @@ async fn systemd_hears_ready_status_watchdog_and_stopping() {
     }
     assert_eq!(seen["READY"], "1");
     assert_eq!(seen["WATCHDOG"], "1");
-    terminate(&daemon).await;
+    let pid = libc::pid_t::try_from(daemon.id().expect("running")).unwrap();
+    // SAFETY: kill(2) with the pid of our own child and a valid signal.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     loop {
         let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf)).await.expect("STOPPING").unwrap();
         if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
@@ -157,24 +198,18 @@ pub(crate) fn parse_metrics(text: &str) -> Vec<(String, HashMap<String, String>,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_count_the_work_done() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 3600\n")).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     // Scrape until both calendars' passes are counted (the last commit and
     // the counters are a moment apart).
-    let mut samples = Vec::new();
     let sum = |samples: &[(String, HashMap<String, String>, f64)], name: &str| -> f64 {
         samples.iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| v).sum()
     };
-    for _ in 0..100 {
-        let (status, text) = get(&app, "/metrics").await;
-        if status == 200 {
-            samples = parse_metrics(&text);
-            if sum(&samples, "aurinko_sync_passes_total") >= 2.0 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_, text) = wait_for_get(&app, "/metrics", "both passes counted", |status, text| {
+        status == 200 && sum(&parse_metrics(text), "aurinko_sync_passes_total") >= 2.0
+    })
+    .await;
+    let samples = parse_metrics(&text);
     let events = app.truth("work").len() as f64;
     assert_eq!(sum(&samples, "aurinko_sync_records_upserted_total"), events);
     assert_eq!(sum(&samples, "aurinko_sync_requests_total"), app.requests().len() as f64);
@@ -191,7 +226,7 @@ async fn metrics_parse_as_prometheus_text_and_count_the_work_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_drop_the_series_of_a_calendar_removed_upstream() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 1\ndiscovery_interval_secs = 1\n")).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     // The calendars' series, by name, for one calendar.
     let series_of = |samples: &[(String, HashMap<String, String>, f64)], calendar: &str| -> Vec<String> {
@@ -241,17 +276,9 @@ async fn metrics_drop_the_series_of_a_calendar_removed_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_turns_503_while_the_store_cannot_be_written() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 3600\n")).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
-    let mut status = 0;
-    for _ in 0..100 {
-        status = get(&app, "/healthz").await.0;
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, 200);
+    wait_for_get(&app, "/healthz", "200", |status, _| status == 200).await;
     // Another writer holds the store.
     let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -262,50 +289,64 @@ async fn healthz_turns_503_while_the_store_cannot_be_written() {
     assert_eq!(get(&app, "/healthz").await.0, 200);
 }
 
-fn sync_requests(app: &TestApp) -> usize {
-    app.requests()
-        .iter()
-        .filter(|r| r.collection.is_some() && r.endpoint != aurinko_sync::fake::Endpoint::Other)
-        .count()
+/// The collection's sync requests in `requests` (not discovery).
+fn sync_requests(requests: &[aurinko_sync::fake::RequestRecord]) -> Vec<&aurinko_sync::fake::RequestRecord> {
+    requests.iter().filter(|r| r.collection.is_some() && r.endpoint != aurinko_sync::fake::Endpoint::Other).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_collection_backs_off_and_a_restart_keeps_the_pause() {
+    const ATTEMPTS: usize = 10; // `max_attempts` in the tests' configuration
     let setup = Setup {
         accounts: vec![("work", vec![("cal-1", 30)])],
-        ..daemon_setup("poll_interval_secs = 1\nmax_retry_interval_secs = 30\n")
+        ..daemon_setup("poll_interval_secs = 2\nmax_retry_interval_secs = 30\n")
     };
     let app = spawn_app(setup).await;
-    let daemon = app.spawn_daemon();
+    let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
+    let from = app.requests().len();
     app.fake
         .set_faults(aurinko_sync::fake::Faults { rate: 1.0, kinds: vec![aurinko_sync::fake::FaultKind::Unavailable] });
-    app.fake.clear_requests();
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    // Each failed pass is 10 attempts (max_attempts). Polling every second
-    // would make about 8 passes; doubling pauses (2 s, 4 s, ...) allow 3.
-    let passes = sync_requests(&app) / 10;
-    assert!((1..=3).contains(&passes), "{passes} failed passes in 8 s");
-    let state = app.state_json().await;
-    let cal = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
-    assert!(cal["consecutive_failures"].as_i64().unwrap() >= 1, "{cal}");
+    // Each failed pass is `ATTEMPTS` refused requests. The pauses after the
+    // first and second failures are 2 and 4 poll intervals (4 s and 8 s,
+    // ±10%): measured on the fake's clock from the last attempt of a pass to
+    // the first of the next, they can only come out longer on a busy
+    // machine, never shorter. Polling on, or not doubling, comes out shorter.
+    let failed = || -> Vec<std::time::Instant> {
+        sync_requests(&app.requests()[from..]).iter().filter(|r| r.status == 503).map(|r| r.at).collect()
+    };
+    app.wait_for(Duration::from_secs(40), "two failed passes", || failed().len() >= 2 * ATTEMPTS).await;
+    let attempts = failed();
+    let first_pause = attempts[ATTEMPTS] - attempts[ATTEMPTS - 1];
+    assert!(first_pause >= Duration::from_millis(3600), "paused {first_pause:?} after the first failure, not 4 s");
+    // The outcome is stored a moment after the pass (with others' writes).
+    let cal1 = |state: &serde_json::Value| {
+        state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone()
+    };
+    let state =
+        wait_for_state(&app, "two failures", |state| cal1(state)["consecutive_failures"].as_i64() >= Some(2)).await;
+    let cal = cal1(&state);
     assert!(cal["last_error"].as_str().unwrap().contains("503"), "{cal}");
-    let next: chrono::DateTime<chrono::Utc> = cal["next_attempt_at"].as_str().unwrap().parse().unwrap();
-    terminate(&daemon).await;
-    assert_exit(&daemon.wait_with_output().await.unwrap(), 0);
+    daemon.terminate();
+    assert_exit(&daemon.wait_with_output().await, 0);
+    let second_failure = attempts[2 * ATTEMPTS - 1];
 
-    // A restart honours the stored next attempt instead of retrying at once.
-    app.fake.clear_requests();
-    let _daemon = app.spawn_daemon();
-    let pause = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-    if pause > Duration::from_millis(1500) {
-        tokio::time::sleep(pause - Duration::from_millis(1000)).await;
-        assert_eq!(sync_requests(&app), 0, "no sync request before the stored next attempt");
-    }
-    // When the faults stop, it recovers on its own.
+    // A restart honours the stored pause (8 s ±10% from the second failure)
+    // instead of starting at once, as a first pass would (the tests start
+    // first passes without a spread). The faults stop before it, so that
+    // nothing but the pause delays its first pass; it then recovers.
     app.fake.set_faults(aurinko_sync::fake::Faults::default());
     app.fake.mutate_random(app.token("work"), 3);
+    let from = app.requests().len();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(40), "recovery", || app.store_matches_truth("work")).await;
+    let resumed = sync_requests(&app.requests()[from..])[0].at;
+    let second_pause = resumed - second_failure;
+    // The store keeps the next attempt to the second: up to 1 s earlier.
+    assert!(
+        second_pause >= Duration::from_millis(6200),
+        "the restarted daemon retried {second_pause:?} after the second failure, not 8 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,7 +356,7 @@ async fn a_dead_token_stops_its_account_and_the_other_keeps_syncing() {
         ..daemon_setup("poll_interval_secs = 1\n")
     };
     let app = spawn_app(setup).await;
-    let daemon = app.spawn_daemon();
+    let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || {
         app.store_matches_truth("work") && app.store_matches_truth("home")
     })
@@ -326,16 +367,25 @@ async fn a_dead_token_stops_its_account_and_the_other_keeps_syncing() {
             .and_then(|s| s.report())
             .is_ok_and(|r| r.accounts.iter().any(|a| a.name == "home" && a.auth_error.is_some()))
     };
-    app.wait_for(Duration::from_secs(10), "the refusal in the store", state_says_refused).await;
-    // The refused account sends nothing more; the other goes on.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_for(Duration::from_secs(30), "the refusal in the store", state_says_refused).await;
+    // The refused account sends nothing more; the other goes on. Counted in
+    // the other account's polls (every second, as home's were): once two
+    // have ended since, home's requests under way at the refusal are over;
+    // over three more, home would have polled if it went on.
+    let polls_of_work = |after: usize| {
+        let requests = app.requests();
+        passes(&requests, "w-1") >= after && passes_ended(&requests, "w-1")
+    };
+    let seen = passes(&app.requests(), "w-1");
+    app.wait_for(Duration::from_secs(30), "two more polls of work", || polls_of_work(seen + 2)).await;
     app.fake.clear_requests();
     app.fake.mutate_random(app.token("work"), 4);
-    app.wait_for(Duration::from_secs(10), "work keeps syncing", || app.store_matches_truth("work")).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.wait_for(Duration::from_secs(30), "work keeps syncing", || app.store_matches_truth("work")).await;
+    let seen = passes(&app.requests(), "w-1");
+    app.wait_for(Duration::from_secs(30), "three more polls of work", || polls_of_work(seen + 3)).await;
     assert!(app.requests().iter().all(|r| r.account.as_deref() != Some("home")), "home was left alone");
-    terminate(&daemon).await;
-    let out = daemon.wait_with_output().await.unwrap();
+    daemon.terminate();
+    let out = daemon.wait_with_output().await;
     assert_exit(&out, 0);
     let log = crate::helpers::text(&out.stderr);
     assert!(log.contains("home") && log.contains("token refused"), "{log}");

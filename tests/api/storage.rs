@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aurinko_sync::fake::FakeOptions;
+use aurinko_sync::fake::{Endpoint, FakeOptions};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};
 
@@ -23,9 +23,16 @@ async fn a_store_locked_by_another_writer_is_waited_for_and_nothing_is_lost() {
         let mut cmd = app.command(&["run", "--catch-up"]);
         async move { cmd.output().await.unwrap() }
     });
-    // The run is blocked on its first commit while the lock is held.
-    app.wait_for(Duration::from_secs(10), "requests from the blocked run", || !app.requests().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The run is blocked on its first commit while the lock is held: each
+    // calendar asks for its deleted stream once its updated stream's pages
+    // are in the writer's hands (and asks nothing more until they commit).
+    app.wait_for(Duration::from_secs(30), "the blocked run's first commits", || {
+        let requests = app.requests();
+        ["cal-1", "cal-2"].iter().all(|c| {
+            requests.iter().any(|r| r.endpoint == Endpoint::SyncDeleted && r.calendar_id.as_deref() == Some(*c))
+        })
+    })
+    .await;
     assert!(!run.is_finished(), "the run waits for the lock");
     blocker.execute_batch("ROLLBACK").unwrap();
     let out = run.await.unwrap();

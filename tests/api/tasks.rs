@@ -8,6 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+use crate::webhooks::pass_counts;
 
 /// A Google-shaped and a Graph-shaped task list id.
 const LISTS: [&str; 2] = ["MTIzNDU2Nzg5MDEyMzQ1Njc4OTA6MDow", "AAMkADk0ZjU-Tasks_list/2="];
@@ -340,30 +341,41 @@ async fn the_daemon_picks_up_new_task_lists_and_purges_removed_ones() {
     let mut s = setup(40, "true");
     s.sync_extra = "poll_interval_secs = 1\ndiscovery_interval_secs = 1\n";
     let app = spawn_app(s).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     let token = app.token("work").to_string();
     let stored = tasks_match_truth;
     app.wait_for(Duration::from_secs(20), "the first sync", || stored(&app)).await;
     app.fake.add_task_list(&token, "list-new", "New", false);
     app.fake.generate(&token, &list("list-new"), 25);
-    app.wait_for(Duration::from_secs(10), "the new list", || {
+    app.wait_for(Duration::from_secs(30), "the new list", || {
         stored(&app) && typed_rows(&app).iter().any(|r| r.0 == "list-new")
     })
     .await;
     app.fake.remove_task_list(&token, LISTS[1]);
-    app.wait_for(Duration::from_secs(10), "the purge", || {
+    app.wait_for(Duration::from_secs(30), "the purge", || {
         stored(&app) && typed_rows(&app).iter().all(|r| r.0 != LISTS[1])
     })
     .await;
     let state = app.state_json().await;
     let gone = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == LISTS[1]).unwrap().clone();
     assert_eq!(gone["phase"], "removed");
-    // Its actor stopped: no more requests for it.
+    // Its actor stopped: no more requests for it. Counted in the other
+    // list's polls (every second, as the removed one's were): once two of
+    // them have ended, a pass under way at the purge has ended too; over
+    // three more, a running actor would have polled.
     let path = "/v1/tasklists/AAMkADk0ZjU-Tasks_list%2F2=/";
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = app.requests().iter().filter(|r| r.path.starts_with(path)).count();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(app.requests().iter().filter(|r| r.path.starts_with(path)).count(), before);
+    let removed_requests = || app.requests().iter().filter(|r| r.path.starts_with(path)).count();
+    let other = list(LISTS[0]);
+    let polls = || pass_counts(&app.requests(), |r| r.collection.as_ref() == Some(&other));
+    let seen = polls().0;
+    let polled = |after: usize| {
+        let (started, ended) = polls();
+        started >= after && started == ended
+    };
+    app.wait_for(Duration::from_secs(30), "two more polls of the other list", || polled(seen + 2)).await;
+    let before = removed_requests();
+    app.wait_for(Duration::from_secs(30), "three more polls of the other list", || polled(seen + 5)).await;
+    assert_eq!(removed_requests(), before, "requests for the removed list");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +388,7 @@ async fn a_task_change_arrives_through_the_webhook_and_the_default_alias_is_unde
         ..Setup::default()
     };
     let app = spawn_app(s).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || tasks_match_truth(&app)).await;
     assert_exit(&app.run_binary(&["subscribe"]).await, 0);
     let token = app.token("work").to_string();
@@ -389,7 +401,7 @@ async fn a_task_change_arrives_through_the_webhook_and_the_default_alias_is_unde
     let victim = app.fake.truth_records(&token, &list(LISTS[1]))[3].id.clone();
     assert!(app.fake.update(&token, &list(LISTS[1]), &victim));
     app.fake.create(&token, &list(LISTS[0]));
-    app.wait_for(Duration::from_secs(5), "the webhook passes", || tasks_match_truth(&app)).await;
+    app.wait_for(Duration::from_secs(30), "the webhook passes", || tasks_match_truth(&app)).await;
 
     // Aurinko may name the default list by its alias.
     app.fake.clear_requests();
@@ -401,8 +413,10 @@ async fn a_task_change_arrives_through_the_webhook_and_the_default_alias_is_unde
     }))
     .unwrap();
     assert_eq!(crate::webhooks::post_signed(&app, Utc::now().timestamp(), body).await, 200);
-    app.wait_for(Duration::from_secs(5), "a pass of the default list", || {
-        app.requests().iter().any(|r| r.endpoint == Endpoint::SyncUpdated && r.collection == Some(list(LISTS[0])))
+    let default_list = list(LISTS[0]);
+    app.wait_for(Duration::from_secs(30), "a pass of the default list, to its end", || {
+        let (started, ended) = pass_counts(&app.requests(), |r| r.collection.as_ref() == Some(&default_list));
+        started >= 1 && started == ended
     })
     .await;
     assert!(app.requests().iter().all(|r| r.collection != Some(list(LISTS[1]))), "only the default list synced");
@@ -443,11 +457,11 @@ async fn a_task_list_removed_between_discoveries_is_purged_once_its_404_is_confi
     let mut s = setup(40, "true");
     s.sync_extra = "poll_interval_secs = 1\ndiscovery_interval_secs = 3600\n";
     let app = spawn_app(s).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || tasks_match_truth(&app)).await;
     let token = app.token("work").to_string();
     app.fake.remove_task_list(&token, LISTS[0]);
-    app.wait_for(Duration::from_secs(10), "the purge", || {
+    app.wait_for(Duration::from_secs(30), "the purge", || {
         read_typed_rows(&app).is_some_and(|rows| rows.iter().all(|r| r.0 != LISTS[0]))
     })
     .await;

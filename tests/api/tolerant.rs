@@ -86,11 +86,12 @@ async fn the_daemon_counts_last_pages_without_a_delta_token() {
     let setup = Setup { sync_extra: "poll_interval_secs = 3600\n", server: true, ..Setup::default() };
     let app = spawn_app(setup).await;
     app.fake.set_omit_next_delta_token(true);
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     // Both streams of both calendars ended without a delta token.
     let mut counted = 0.0;
-    for _ in 0..200 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
         if let (200, text) = get(&app, "/metrics").await {
             counted = parse_metrics(&text)
                 .iter()

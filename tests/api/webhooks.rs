@@ -3,18 +3,20 @@
 
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Endpoint, RequestRecord};
+use aurinko_sync::fake::{Collection, Endpoint, RequestRecord};
 use hmac::{KeyInit, Mac};
 
+use crate::daemon::Daemon;
 use crate::helpers::{SIGNING_SECRET, Setup, TestApp, assert_exit, spawn_app, text};
 
 pub(crate) fn webhook_setup() -> Setup {
     Setup { webhook: true, sync_extra: "poll_interval_secs = 3600\n", ..Setup::default() }
 }
 
-/// The daemon up, caught up, and subscribed.
-pub(crate) async fn subscribed(app: &TestApp) -> tokio::process::Child {
-    let daemon = app.spawn_daemon();
+/// The daemon up (its listener bound: `spawn_daemon` waits for its
+/// address), caught up, and subscribed.
+pub(crate) async fn subscribed(app: &TestApp) -> Daemon {
+    let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     let out = app.run_binary(&["subscribe"]).await;
     assert_exit(&out, 0);
@@ -30,7 +32,7 @@ pub(crate) fn sign(timestamp: i64, body: &[u8]) -> String {
 
 pub(crate) async fn post(app: &TestApp, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
     let client = reqwest::Client::new();
-    let mut request = client.post(format!("http://{}/hook", app.listen.unwrap())).body(body);
+    let mut request = client.post(format!("http://{}/hook", app.listen())).body(body);
     for (name, value) in headers {
         request = request.header(*name, value);
     }
@@ -67,18 +69,51 @@ pub(crate) fn passes(requests: &[RequestRecord], calendar: &str) -> usize {
         .count()
 }
 
-/// Waits until the fake's notifications are delivered and the passes they
-/// started are over: no request for 300 ms.
+/// Whether every pass started for a calendar in `requests` has ended.
+pub(crate) fn passes_ended(requests: &[RequestRecord], calendar: &str) -> bool {
+    let (started, ended) = pass_counts(requests, |r| r.calendar_id.as_deref() == Some(calendar));
+    started == ended
+}
+
+/// Passes started and ended of the collection whose requests `of` picks: a
+/// pass starts with a delta-token request to `/sync/updated` and ends when
+/// both its streams reached a page with the next delta token.
+pub(crate) fn pass_counts(requests: &[RequestRecord], of: impl Fn(&RequestRecord) -> bool) -> (usize, usize) {
+    let of = &of;
+    let on = |endpoint: Endpoint| requests.iter().filter(move |r| r.endpoint == endpoint && of(r));
+    let ends = |endpoint: Endpoint| on(endpoint).filter(|r| r.next_delta_token.is_some()).count();
+    let started = on(Endpoint::SyncUpdated).filter(|r| r.delta_token.is_some() && r.page_token.is_none()).count();
+    (started, ends(Endpoint::SyncUpdated).min(ends(Endpoint::SyncDeleted)))
+}
+
+/// Waits until the fake's notifications are answered and every pass
+/// started for the app's calendars has ended. (A notification answered
+/// during a pass may still start one more right after it: counts taken now
+/// can only be short of that one, never include a stray.)
 pub(crate) async fn quiesce(app: &TestApp) {
-    assert!(app.fake.wait_webhooks_idle(Duration::from_secs(10)).await);
-    let mut seen = app.requests().len();
+    assert!(app.fake.wait_webhooks_idle(Duration::from_secs(30)).await, "the fake's deliveries never finished");
+    let calendars: Vec<String> = app.truth("work").into_iter().map(|(c, _, _)| c).collect();
+    app.wait_for(Duration::from_secs(30), "the passes to end", || {
+        let requests = app.requests();
+        calendars.iter().all(|c| passes_ended(&requests, c))
+    })
+    .await;
+}
+
+/// Polls `state --json` until `check` holds; returns that state.
+pub(crate) async fn wait_for_state(
+    app: &TestApp,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
     loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = app.requests().len();
-        if now == seen {
-            return;
+        let state = app.state_json().await;
+        if check(&state) {
+            return state;
         }
-        seen = now;
+        assert!(started.elapsed() < Duration::from_secs(30), "state never showed {what}: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -93,7 +128,7 @@ async fn with_an_hourly_poll_a_mutation_arrives_within_a_second_through_the_webh
         let victim = app.truth("work")[round * 7].1.clone();
         let calendar = app.truth("work")[round * 7].0.clone();
         assert!(app.fake.update_event(&token, &calendar, &victim));
-        let took = app.wait_for(Duration::from_secs(5), "the webhook pass", || app.store_matches_truth("work")).await;
+        let took = app.wait_for(Duration::from_secs(30), "the webhook pass", || app.store_matches_truth("work")).await;
         assert!(took < Duration::from_secs(1), "took {took:?}");
         latencies.push(took);
     }
@@ -103,7 +138,7 @@ async fn with_an_hourly_poll_a_mutation_arrives_within_a_second_through_the_webh
 }
 
 pub(crate) async fn metrics(app: &TestApp) -> String {
-    let url = format!("http://{}/metrics", app.listen.unwrap());
+    let url = format!("http://{}/metrics", app.listen());
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
@@ -111,7 +146,7 @@ pub(crate) async fn metrics(app: &TestApp) -> String {
 async fn bad_webhook_requests_are_refused_and_start_no_pass() {
     let app = spawn_app(webhook_setup()).await;
     let _daemon = subscribed(&app).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    quiesce(&app).await;
     app.fake.clear_requests();
     let now = chrono::Utc::now().timestamp();
     let body = notification(&app, "cal-1");
@@ -142,16 +177,24 @@ async fn bad_webhook_requests_are_refused_and_start_no_pass() {
     for reason in ["unsigned", "bad_signature", "oversized"] {
         assert!(counted.contains(&format!("reason=\"{reason}\"")), "{reason} counted: {counted}");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A good notification for the other calendar, after them all: a pass
+    // any of them started for cal-1 (nudged before its answer, so before
+    // this one) would show by the time this one's pass has ended.
+    assert_eq!(post_signed(&app, now, notification(&app, "cal-2")).await, 200);
+    app.wait_for(Duration::from_secs(30), "cal-2's pass", || {
+        let requests = app.requests();
+        passes(&requests, "cal-2") == 1 && passes_ended(&requests, "cal-2")
+    })
+    .await;
     assert!(
-        app.requests().is_empty(),
-        "no pass started: {:?}",
+        app.requests().iter().all(|r| r.calendar_id.as_deref() == Some("cal-2")),
+        "no pass started for cal-1: {:?}",
         app.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
     );
     // The handshake is answered with the token.
     let client = reqwest::Client::new();
     let answer = client
-        .post(format!("http://{}/hook?validationToken=abc123", app.listen.unwrap()))
+        .post(format!("http://{}/hook?validationToken=abc123", app.listen()))
         .header("Content-Type", "text/plain; charset=utf-8")
         .send()
         .await
@@ -161,29 +204,29 @@ async fn bad_webhook_requests_are_refused_and_start_no_pass() {
     assert_eq!(answer.text().await.unwrap(), "abc123");
     // The service is undisturbed: a good notification starts a pass.
     assert_eq!(post_signed(&app, now, body).await, 200);
-    app.wait_for(Duration::from_secs(5), "a pass", || passes(&app.requests(), "cal-1") == 1).await;
+    app.wait_for(Duration::from_secs(30), "a pass", || passes(&app.requests(), "cal-1") == 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validly_signed_notification_days_old_or_ahead_is_accepted_and_syncs() {
     let app = spawn_app(webhook_setup()).await;
     let _daemon = subscribed(&app).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    quiesce(&app).await;
     app.fake.clear_requests();
     let now = chrono::Utc::now().timestamp();
     // A redelivery keeps its original timestamp: three days old.
     assert_eq!(post_signed(&app, now - 3 * 86_400, notification(&app, "cal-1")).await, 200);
-    app.wait_for(Duration::from_secs(5), "a pass for the old one", || passes(&app.requests(), "cal-1") == 1).await;
+    app.wait_for(Duration::from_secs(30), "a pass for the old one", || passes(&app.requests(), "cal-1") == 1).await;
     // A sender's clock an hour ahead.
     assert_eq!(post_signed(&app, now + 3600, notification(&app, "cal-2")).await, 200);
-    app.wait_for(Duration::from_secs(5), "a pass for the early one", || passes(&app.requests(), "cal-2") == 1).await;
+    app.wait_for(Duration::from_secs(30), "a pass for the early one", || passes(&app.requests(), "cal-2") == 1).await;
     assert!(metrics(&app).await.contains("aurinko_sync_webhook_late_total 2"), "both counted as late");
     // Every change the fake sends an hour late arrives through the webhook.
     app.fake.set_webhook_faults(aurinko_sync::fake::WebhookFaults { stale_timestamp: 1.0, ..Default::default() });
     let token = app.token("work").to_string();
     app.fake.mutate_random(&token, 5);
-    app.wait_for(Duration::from_secs(5), "the late notifications' passes", || app.store_matches_truth("work")).await;
-    assert!(app.fake.wait_webhooks_idle(Duration::from_secs(5)).await);
+    app.wait_for(Duration::from_secs(30), "the late notifications' passes", || app.store_matches_truth("work")).await;
+    assert!(app.fake.wait_webhooks_idle(Duration::from_secs(30)).await);
     let deliveries = app.fake.deliveries();
     assert!(!deliveries.is_empty() && deliveries.iter().all(|d| d.stale && d.status == Some(200)), "{deliveries:?}");
 }
@@ -203,7 +246,7 @@ async fn ids_sent_as_strings_in_subscriptions_and_notifications_are_understood()
     // A change notified with a string subscription and account id syncs.
     let (calendar, victim, _) = app.truth("work")[3].clone();
     assert!(app.fake.update_event(&token, &calendar, &victim));
-    app.wait_for(Duration::from_secs(5), "the webhook pass", || app.store_matches_truth("work")).await;
+    app.wait_for(Duration::from_secs(30), "the webhook pass", || app.store_matches_truth("work")).await;
     assert!(app.fake.deliveries().iter().all(|d| d.body.contains("\"accountId\":\"") && d.status == Some(200)));
     // A lifecycle event with string ids is recorded.
     app.fake.send_lifecycle(&token, ids[0], "error").await;
@@ -212,54 +255,47 @@ async fn ids_sent_as_strings_in_subscriptions_and_notifications_are_understood()
             c["subscription_id"] == ids[0] && c["subscription_status"].as_str().is_some_and(|s| s.starts_with("error"))
         })
     };
-    let mut seen = false;
-    for _ in 0..50 {
-        seen = recorded(&app.state_json().await);
-        if seen {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the lifecycle event is in state");
+    wait_for_state(&app, "the lifecycle event", recorded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_1000_notifications_causes_a_handful_of_passes() {
     let app = spawn_app(webhook_setup()).await;
-    let _daemon = subscribed(&app).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _daemon = app.spawn_daemon().await;
+    app.wait_for(Duration::from_secs(30), "the first sync", || app.store_matches_truth("work")).await;
+    // Changes made before subscribing send no notification: with an hourly
+    // poll, only the burst's passes can bring them, and nothing else runs.
     let token = app.token("work").to_string();
-    app.fake.mutate_random(&token, 10);
-    app.wait_for(Duration::from_secs(5), "the mutations", || app.store_matches_truth("work")).await;
-    // The store can match after the first notification's pass; the others,
-    // and the passes they start, must be over before counting.
+    app.fake.mutate_random_in(&token, &Collection::Calendar("cal-1".into()), 10);
+    assert!(!app.store_matches_truth("work"), "the changes are not stored yet");
+    assert_exit(&app.run_binary(&["subscribe"]).await, 0);
     quiesce(&app).await;
     app.fake.clear_requests();
     let body = notification(&app, "cal-1");
     let now = chrono::Utc::now().timestamp();
+    let signature = sign(now, &body);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/hook", app.listen());
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
     for _ in 0..1000 {
-        let (url, body, signature) = (format!("http://{}/hook", app.listen.unwrap()), body.clone(), sign(now, &body));
-        sends.spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("X-Aurinko-Request-Timestamp", now.to_string())
-                .header("X-Aurinko-Signature", signature)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        });
+        let request = client
+            .post(&url)
+            .header("X-Aurinko-Request-Timestamp", now.to_string())
+            .header("X-Aurinko-Signature", &signature)
+            .header("Content-Type", "application/json")
+            .body(body.clone());
+        sends.spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
     }
     let mut ok = 0;
     while let Some(status) = sends.join_next().await {
         ok += usize::from(status.unwrap() == 200);
     }
     assert_eq!(ok, 1000, "every notification was accepted");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_for(Duration::from_secs(30), "the burst's passes to bring the changes and end", || {
+        app.store_matches_truth("work") && passes_ended(&app.requests(), "cal-1")
+    })
+    .await;
     let count = passes(&app.requests(), "cal-1");
     println!("1000 notifications in {:?} caused {count} passes", started.elapsed());
     assert!((1..=5).contains(&count), "{count} passes");
@@ -274,7 +310,7 @@ async fn redeliveries_and_lifecycle_events_are_harmless_and_recorded() {
     let token = app.token("work").to_string();
     app.fake.set_webhook_faults(aurinko_sync::fake::WebhookFaults { duplicates: 3, ..Default::default() });
     app.fake.mutate_random(&token, 6);
-    app.wait_for(Duration::from_secs(5), "the mutations", || app.store_matches_truth("work")).await;
+    app.wait_for(Duration::from_secs(30), "the mutations", || app.store_matches_truth("work")).await;
     assert!(app.fake.deliveries().iter().any(|d| d.duplicate), "redeliveries happened");
 
     let subscription = app.fake.subscriptions(&token)[0]["id"].as_i64().unwrap();
@@ -288,24 +324,9 @@ async fn redeliveries_and_lifecycle_events_are_harmless_and_recorded() {
             .map(|c| c["subscription_status"].as_str().unwrap_or_default().to_string())
             .unwrap_or_default()
     };
-    let mut status = String::new();
-    for _ in 0..50 {
-        status = status_of(&app.state_json().await);
-        if status.starts_with("error") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(status.starts_with("error"), "{status}");
+    wait_for_state(&app, "the error status", |state| status_of(state).starts_with("error")).await;
     app.fake.send_lifecycle(&token, subscription, "active").await;
-    for _ in 0..50 {
-        status = status_of(&app.state_json().await);
-        if status == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "active");
+    wait_for_state(&app, "the active status", |state| status_of(state) == "active").await;
     assert!(text(&app.run_binary(&["state"]).await.stdout).contains("WEBHOOK"));
 }
 
@@ -349,14 +370,14 @@ async fn subscribe_without_a_public_url_is_a_usage_error() {
 async fn subscribe_asks_the_mailbox_for_without_drafts_and_replaces_one_without() {
     let setup = Setup { mail: Some((20, "{ days_within = 365 }")), ..webhook_setup() };
     let app = spawn_app(setup).await;
-    let _daemon = app.spawn_daemon();
+    let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     let token = app.token("work").to_string();
     // A mailbox subscription made without the filter (by hand, or by an older version).
     let answer = reqwest::Client::new()
         .post(format!("{}/subscriptions", app.server.base_url()))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"resource": "/email/messages", "notificationUrl": format!("http://{}/hook", app.listen.unwrap())}))
+        .json(&serde_json::json!({"resource": "/email/messages", "notificationUrl": format!("http://{}/hook", app.listen())}))
         .send()
         .await
         .unwrap();

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 use super::proc_status;
+use crate::daemon::Daemon;
 use crate::helpers::{Setup, TestApp, spawn_app};
 
 /// The issue's target: the daemon stays below this under every flood.
@@ -51,37 +51,29 @@ async fn healthz(addr: SocketAddr, limit: Duration) -> u16 {
 
 /// Starts the daemon and waits for its first sync and a healthy listener;
 /// returns the child and its resident memory then (the baseline).
-async fn start(app: &TestApp, daemon: Child) -> (Child, u64) {
+async fn start(app: &TestApp, daemon: Daemon) -> (Daemon, u64) {
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
-    let addr = app.listen.unwrap();
+    let addr = app.listen();
     let started = Instant::now();
     while healthz(addr, Duration::from_secs(5)).await != 200 {
         assert!(started.elapsed() < Duration::from_secs(20), "/healthz never answered 200");
     }
-    let baseline = status_kib(daemon.id().unwrap(), "VmRSS:");
+    let baseline = status_kib(daemon.id(), "VmRSS:");
     (daemon, baseline)
 }
 
 /// Starts the daemon, with its descriptor limits set to `(soft, hard)` if
-/// given (as systemd would); its stderr is collected by a task, so that
-/// however much it logs under a flood it never blocks on a full pipe.
-fn run_daemon(app: &TestApp, fd_limits: Option<(u64, u64)>) -> (Child, tokio::task::JoinHandle<String>) {
+/// given (as systemd would); its stderr is collected as it is written, so
+/// that however much it logs under a flood it never blocks on a full pipe.
+async fn run_daemon(app: &TestApp, fd_limits: Option<(u64, u64)>) -> Daemon {
     let mut command = app.command(&["run"]);
-    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
     if let Some((soft, hard)) = fd_limits {
         // SAFETY: setrlimit is async-signal-safe and allocates nothing.
         unsafe {
             command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
         }
     }
-    let mut daemon = command.spawn().expect("daemon starts");
-    let mut stderr = daemon.stderr.take().unwrap();
-    let log = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
-    (daemon, log)
+    app.start_daemon(command).await
 }
 
 /// Polls until the daemon's resident memory is back within the slack of
@@ -160,9 +152,9 @@ fn sample_peak(pid: u32, key: &'static str, stop: CancellationToken) -> tokio::t
 async fn a_flood_of_large_bodies_keeps_memory_bounded_and_gives_it_back() {
     enough_fds_for_a_flood();
     let app = spawn_app(hook_setup()).await;
-    let (daemon, baseline) = start(&app, run_daemon(&app, None).0).await;
-    let pid = daemon.id().unwrap();
-    let addr = app.listen.unwrap();
+    let (daemon, baseline) = start(&app, run_daemon(&app, None).await).await;
+    let pid = daemon.id();
+    let addr = app.listen();
 
     // 2,000 connections at once, each sending a 1 MiB body: half declared
     // with Content-Length, half chunked (no length to refuse up front).
@@ -239,25 +231,25 @@ async fn h2c_flood(addr: SocketAddr) -> std::collections::BTreeMap<u16, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_is_refused_unless_configured() {
     let app = spawn_app(hook_setup()).await;
-    let (daemon, baseline) = start(&app, run_daemon(&app, None).0).await;
-    let pid = daemon.id().unwrap();
-    let statuses = h2c_flood(app.listen.unwrap()).await;
+    let (daemon, baseline) = start(&app, run_daemon(&app, None).await).await;
+    let pid = daemon.id();
+    let statuses = h2c_flood(app.listen()).await;
     let peak = status_kib(pid, "VmHWM:");
     eprintln!("h2c, off: baseline {baseline} KiB, peak {peak} KiB, answers {statuses:?}");
     assert!(statuses.keys().all(|s| *s == 0), "HTTP/2 answered: {statuses:?}");
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB");
-    assert_eq!(healthz(app.listen.unwrap(), Duration::from_secs(10)).await, 200);
+    assert_eq!(healthz(app.listen(), Duration::from_secs(10)).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_http2_on_200_streams_of_large_bodies_stay_bounded() {
     let app = spawn_app(hook_setup()).await;
     app.edit_config("[server]\n", "[server]\nhttp2 = true\n");
-    let (daemon, baseline) = start(&app, run_daemon(&app, None).0).await;
-    let pid = daemon.id().unwrap();
+    let (daemon, baseline) = start(&app, run_daemon(&app, None).await).await;
+    let pid = daemon.id();
     let stop = CancellationToken::new();
     let sampler = sample_rss(pid, stop.clone());
-    let counts = h2c_flood(app.listen.unwrap()).await;
+    let counts = h2c_flood(app.listen()).await;
     stop.cancel();
     let peak = sampler.await.unwrap().max(status_kib(pid, "VmHWM:"));
     eprintln!("h2c, on: baseline {baseline} KiB, peak {peak} KiB, answers {counts:?}");
@@ -266,7 +258,7 @@ async fn with_http2_on_200_streams_of_large_bodies_stay_bounded() {
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB under 200 streams");
     assert!(counts.keys().all(|s| [0, 408, 413].contains(s)), "answers {counts:?}");
     assert!(counts.contains_key(&413), "HTTP/2 is served when configured: {counts:?}");
-    assert_eq!(healthz(app.listen.unwrap(), Duration::from_secs(10)).await, 200);
+    assert_eq!(healthz(app.listen(), Duration::from_secs(10)).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,9 +266,9 @@ async fn the_soft_fd_limit_is_raised_to_the_hard_limit_at_start() {
     let app = spawn_app(Setup { server: true, ..Setup::default() }).await;
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     let hard = hard.min(4096);
-    let (daemon, _log) = run_daemon(&app, Some((hard / 4, hard)));
+    let daemon = run_daemon(&app, Some((hard / 4, hard))).await;
     let (daemon, _) = start(&app, daemon).await;
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.id().unwrap())).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.id())).unwrap();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, [hard.to_string(), hard.to_string()], "{line}");
@@ -317,10 +309,10 @@ async fn a_slowloris_of_2000_connections_under_a_low_fd_limit_starves_neither_he
     enough_fds_for_a_flood();
     let app = spawn_app(hook_setup()).await;
     // systemd's default soft limit, here also the hard one: nothing to raise.
-    let (daemon, log) = run_daemon(&app, Some((1024, 1024)));
+    let daemon = run_daemon(&app, Some((1024, 1024))).await;
     let (daemon, baseline) = start(&app, daemon).await;
-    let pid = daemon.id().unwrap();
-    let addr = app.listen.unwrap();
+    let pid = daemon.id();
+    let addr = app.listen();
 
     let stop = CancellationToken::new();
     let connected = Arc::new(AtomicUsize::new(0));
@@ -357,8 +349,7 @@ async fn a_slowloris_of_2000_connections_under_a_low_fd_limit_starves_neither_he
         "slowloris: {fds} fds open, /healthz answers {answers:?} (slowest {slowest:?}), change synced after \
          {synced:?}, baseline {baseline} KiB, peak {peak} KiB"
     );
-    drop(daemon);
-    let log = log.await.unwrap();
+    let log = crate::helpers::text(&daemon.kill_and_wait().await.stderr);
     assert!(answers.iter().all(|a| *a == 200), "/healthz during the slowloris: {answers:?}");
     assert!(synced.is_some(), "no change synced during the slowloris");
     assert!(!log.contains("Too many open files"), "the daemon ran out of descriptors:\n{log}");
@@ -388,8 +379,8 @@ async fn slow_webhook_bodies_filling_the_cap_do_not_keep_healthz_out() {
     // A small cap, so that 200 connections fill it: 32 bodies being read,
     // the other requests queued for their turn.
     app.edit_config("[server]\n", "[server]\nmax_connections = 64\n");
-    let (daemon, _) = start(&app, run_daemon(&app, None).0).await;
-    let addr = app.listen.unwrap();
+    let (daemon, _) = start(&app, run_daemon(&app, None).await).await;
+    let addr = app.listen();
     let stop = CancellationToken::new();
     let connected = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..200).map(|_| tokio::spawn(slow_body(addr, connected.clone(), stop.clone()))).collect();
@@ -399,7 +390,7 @@ async fn slow_webhook_bodies_filling_the_cap_do_not_keep_healthz_out() {
     for _ in 0..5 {
         answers.push(healthz(addr, Duration::from_secs(10)).await);
     }
-    let peak = status_kib(daemon.id().unwrap(), "VmHWM:");
+    let peak = status_kib(daemon.id(), "VmHWM:");
     stop.cancel();
     for sender in senders {
         sender.await.unwrap();
@@ -414,8 +405,8 @@ async fn idle_slow_and_stalled_connections_are_closed_by_the_daemon() {
     let app = spawn_app(hook_setup()).await;
     // The default is 30 s; the test needs not wait that long.
     app.edit_config("[server]\n", "[server]\ntimeout_secs = 3\n");
-    let (_daemon, _) = start(&app, run_daemon(&app, None).0).await;
-    let addr = app.listen.unwrap();
+    let (_daemon, _) = start(&app, run_daemon(&app, None).await).await;
+    let addr = app.listen();
     let limit = Duration::from_secs(20);
 
     // Reads until the daemon closes the connection; what it said meanwhile.
@@ -469,10 +460,10 @@ const MAX_THREADS: u64 = 32 + 8;
 async fn healthz_requests_stuck_on_a_locked_store_keep_the_threads_bounded() {
     enough_fds_for_a_flood();
     let app = spawn_app(Setup { server: true, ..Setup::default() }).await;
-    let (daemon, log) = run_daemon(&app, None);
+    let daemon = run_daemon(&app, None).await;
     let (daemon, _) = start(&app, daemon).await;
-    let pid = daemon.id().unwrap();
-    let addr = app.listen.unwrap();
+    let pid = daemon.id();
+    let addr = app.listen();
 
     let lock = rusqlite::Connection::open(&app.db_path).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -497,5 +488,4 @@ async fn healthz_requests_stuck_on_a_locked_store_keep_the_threads_bounded() {
         assert!(started.elapsed() < Duration::from_secs(60), "/healthz never recovered once the lock was released");
     }
     drop(daemon);
-    let _ = log.await;
 }

@@ -353,7 +353,7 @@ async fn server_text_reaches_stderr_logs_state_and_the_store_escaped_and_without
 async fn a_lifecycle_error_from_aurinko_is_logged_and_stored_escaped() {
     let setup = Setup { webhook: true, sync_extra: "poll_interval_secs = 3600\n", ..Setup::default() };
     let app = spawn_app(setup).await;
-    let daemon = app.spawn_daemon();
+    let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     assert_exit(&app.run_binary(&["subscribe"]).await, 0);
     let token = app.token("work").to_string();
@@ -388,9 +388,8 @@ async fn a_lifecycle_error_from_aurinko_is_logged_and_stored_escaped() {
     for c in &stored.collections {
         assert_inert("the stored subscription status", c.subscription_status.as_deref().unwrap_or(""), &token);
     }
-    let mut daemon = daemon;
-    daemon.start_kill().unwrap();
-    let stderr = text(&daemon.wait_with_output().await.unwrap().stderr);
+    daemon.wait_for_line(0, Duration::from_secs(20), "the lifecycle event", |l| l.contains("FORGED")).await;
+    let stderr = text(&daemon.kill_and_wait().await.stderr);
     assert!(stderr.contains("gone\\r\\nFORGED"), "the event is logged, escaped: {stderr}");
     assert_inert("the daemon's log", &stderr, &token);
 }

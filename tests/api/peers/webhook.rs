@@ -2,29 +2,12 @@
 //! make the validation reply say, what a replayed notification costs, and
 //! what a flood of refused requests leaves in the log.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::io::AsyncBufReadExt;
 
 use super::responses::proc_status_bytes;
 use crate::helpers::{TestApp, spawn_app};
 use crate::service::{get, parse_metrics};
 use crate::webhooks::{metrics, notification, passes, post_signed, quiesce, sign, subscribed, webhook_setup};
-
-/// The daemon's stderr, line by line, read as it is written (an unread pipe
-/// would also stall the daemon once full).
-fn capture_stderr(daemon: &mut tokio::process::Child) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let mut reader = tokio::io::BufReader::new(daemon.stderr.take().expect("stderr piped")).lines();
-    let sink = lines.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = reader.next_line().await {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
 
 /// A client that fails a request the daemon does not answer instead of
 /// waiting for ever.
@@ -51,7 +34,7 @@ async fn wait_healthy(app: &TestApp) {
 
 async fn validate(client: &reqwest::Client, app: &TestApp, token: &str) -> reqwest::Response {
     client
-        .post(format!("http://{}/hook", app.listen.unwrap()))
+        .post(format!("http://{}/hook", app.listen()))
         .query(&[("validationToken", token)])
         .header("Content-Type", "text/plain; charset=utf-8")
         .send()
@@ -68,8 +51,7 @@ fn assert_inert(answer: &reqwest::Response, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validation_token_is_echoed_only_when_it_is_a_plain_token() {
     let app = spawn_app(webhook_setup()).await;
-    let mut daemon = app.spawn_daemon();
-    let _log = capture_stderr(&mut daemon);
+    let _daemon = app.spawn_daemon().await;
     wait_healthy(&app).await;
     let client = client();
     let plain = [
@@ -116,8 +98,7 @@ async fn a_validation_token_is_echoed_only_when_it_is_a_plain_token() {
 async fn a_notification_replayed_hundreds_of_times_causes_one_pass() {
     const REPLAYS: usize = 400;
     let app = spawn_app(webhook_setup()).await;
-    let mut daemon = subscribed(&app).await;
-    let _log = capture_stderr(&mut daemon);
+    let _daemon = subscribed(&app).await;
     quiesce(&app).await;
     app.fake.clear_requests();
     // One captured notification, sent again and again, each after the
@@ -128,7 +109,7 @@ async fn a_notification_replayed_hundreds_of_times_causes_one_pass() {
     let started = Instant::now();
     for _ in 0..REPLAYS {
         let status = client
-            .post(format!("http://{}/hook", app.listen.unwrap()))
+            .post(format!("http://{}/hook", app.listen()))
             .header("X-Aurinko-Request-Timestamp", at.to_string())
             .header("X-Aurinko-Signature", sign(at, &body))
             .header("Content-Type", "application/json")
@@ -159,11 +140,10 @@ async fn a_notification_replayed_hundreds_of_times_causes_one_pass() {
 async fn a_flood_of_bad_signatures_is_counted_and_logged_a_few_times() {
     const BAD: usize = 600;
     let app = spawn_app(webhook_setup()).await;
-    let mut daemon = app.spawn_daemon();
-    let log = capture_stderr(&mut daemon);
+    let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
-    let before = log.lock().unwrap().len();
-    let url = format!("http://{}/hook", app.listen.unwrap());
+    let before = daemon.lines().len();
+    let url = format!("http://{}/hook", app.listen());
     let body = notification(&app, "cal-1");
     let at = chrono::Utc::now().timestamp();
     let client = client();
@@ -190,11 +170,10 @@ async fn a_flood_of_bad_signatures_is_counted_and_logged_a_few_times() {
     // line the flood caused has been read.
     let answer = client.post(format!("{url}?validationToken=%3Cscript%3E")).send().await.unwrap();
     assert_eq!(answer.status().as_u16(), 400);
-    app.wait_for(Duration::from_secs(10), "the last refusal's line", || {
-        log.lock().unwrap().iter().any(|l| l.contains("bad_validation_token"))
-    })
-    .await;
-    let lines: Vec<String> = log.lock().unwrap()[before..].to_vec();
+    daemon
+        .wait_for_line(before, Duration::from_secs(20), "the last refusal", |l| l.contains("bad_validation_token"))
+        .await;
+    let lines: Vec<String> = daemon.lines()[before..].to_vec();
     let refusals = lines.iter().filter(|l| l.contains("refused")).count();
     println!("{BAD} refused requests in {took:?} wrote {refusals} log lines: {lines:#?}");
     assert!(refusals <= 12, "{refusals} lines for {BAD} refusals");
@@ -205,7 +184,7 @@ async fn a_flood_of_bad_signatures_is_counted_and_logged_a_few_times() {
     assert_eq!(refused("bad_validation_token"), 1.0, "{counted}");
     // Undisturbed: healthy, small, and a good notification still syncs.
     assert_eq!(get(&app, "/healthz").await.0, 200);
-    let rss = proc_status_bytes(daemon.id().expect("running"), "VmRSS:").expect("VmRSS in /proc");
+    let rss = proc_status_bytes(daemon.id(), "VmRSS:").expect("VmRSS in /proc");
     assert!(rss < 64 << 20, "VmRSS {} KiB after the flood", rss >> 10);
     let token = app.token("work").to_string();
     app.fake.mutate_random(&token, 3);
