@@ -8,7 +8,7 @@ use aurinko_sync::fake::{Endpoint, FakeOptions};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
-use crate::webhooks::{passes, passes_ended, wait_for_state};
+use crate::webhooks::{pass_start, passes, passes_ended, wait_for_state};
 
 fn daemon_setup(sync: &'static str) -> Setup {
     Setup { sync_extra: sync, server: true, ..Setup::default() }
@@ -85,10 +85,12 @@ async fn calendars_added_upstream_are_picked_up_and_removed_ones_purged() {
         app.store_matches_truth("work") && !app.stored("work").iter().any(|(c, _, _)| c == "cal-1")
     })
     .await;
+    let purged = Instant::now();
     let state = app.state_json().await;
     let cal1 = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
     assert_eq!(cal1["phase"], "removed");
-    // Its actor stopped: no more requests for it. Counted in the other
+    // Its actor stopped: no pass of it starts after the purge, nor any
+    // request once a pass under way then has ended. Counted in the other
     // calendar's polls (every second, as cal-1's were): once two of them
     // have ended, a pass of cal-1 under way at the purge has ended too;
     // over three more, a running actor would have polled.
@@ -102,6 +104,9 @@ async fn calendars_added_upstream_are_picked_up_and_removed_ones_purged() {
     let before = cal1_requests();
     app.wait_for(Duration::from_secs(30), "three more polls of cal-2", || polls_of_cal2(seen + 5)).await;
     assert_eq!(cal1_requests(), before, "requests for the removed calendar");
+    let started_after =
+        app.requests().into_iter().filter(|r| r.at > purged && r.path.contains("/cal-1/") && pass_start(r));
+    assert_eq!(started_after.count(), 0, "passes of the removed calendar started after its purge");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Storage faults: another writer, a full disk, a damaged file.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aurinko_sync::fake::{Endpoint, FakeOptions};
 
@@ -23,16 +23,27 @@ async fn a_store_locked_by_another_writer_is_waited_for_and_nothing_is_lost() {
         let mut cmd = app.command(&["run", "--catch-up"]);
         async move { cmd.output().await.unwrap() }
     });
-    // The run is blocked on its first commit while the lock is held: each
-    // calendar asks for its deleted stream once its updated stream's pages
-    // are in the writer's hands (and asks nothing more until they commit).
-    app.wait_for(Duration::from_secs(30), "the blocked run's first commits", || {
+    // The run fetches everything it can while the lock is held: each
+    // calendar's deleted stream reaches its delta token.
+    app.wait_for(Duration::from_secs(30), "the blocked run's pages", || {
         let requests = app.requests();
         ["cal-1", "cal-2"].iter().all(|c| {
-            requests.iter().any(|r| r.endpoint == Endpoint::SyncDeleted && r.calendar_id.as_deref() == Some(*c))
+            requests.iter().any(|r| {
+                r.endpoint == Endpoint::SyncDeleted
+                    && r.calendar_id.as_deref() == Some(*c)
+                    && r.next_delta_token.is_some()
+            })
         })
     })
     .await;
+    // Then only its commits are left, and the lock stays another 3 s: the
+    // stimulus, not a guess at when something happens. That is several
+    // times what a run that does not wait needs to give up (its store
+    // errors are retried with the fast test backoff, then it exits 1).
+    let held = Instant::now();
+    while !run.is_finished() && held.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!run.is_finished(), "the run waits for the lock");
     blocker.execute_batch("ROLLBACK").unwrap();
     let out = run.await.unwrap();

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
-use crate::webhooks::pass_counts;
+use crate::webhooks::{pass_counts, pass_start};
 
 /// A Google-shaped and a Graph-shaped task list id.
 const LISTS: [&str; 2] = ["MTIzNDU2Nzg5MDEyMzQ1Njc4OTA6MDow", "AAMkADk0ZjU-Tasks_list/2="];
@@ -356,10 +356,12 @@ async fn the_daemon_picks_up_new_task_lists_and_purges_removed_ones() {
         stored(&app) && typed_rows(&app).iter().all(|r| r.0 != LISTS[1])
     })
     .await;
+    let purged = std::time::Instant::now();
     let state = app.state_json().await;
     let gone = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == LISTS[1]).unwrap().clone();
     assert_eq!(gone["phase"], "removed");
-    // Its actor stopped: no more requests for it. Counted in the other
+    // Its actor stopped: no pass of it starts after the purge, nor any
+    // request once a pass under way then has ended. Counted in the other
     // list's polls (every second, as the removed one's were): once two of
     // them have ended, a pass under way at the purge has ended too; over
     // three more, a running actor would have polled.
@@ -376,6 +378,9 @@ async fn the_daemon_picks_up_new_task_lists_and_purges_removed_ones() {
     let before = removed_requests();
     app.wait_for(Duration::from_secs(30), "three more polls of the other list", || polled(seen + 5)).await;
     assert_eq!(removed_requests(), before, "requests for the removed list");
+    let started_after =
+        app.requests().into_iter().filter(|r| r.at > purged && r.path.starts_with(path) && pass_start(r));
+    assert_eq!(started_after.count(), 0, "passes of the removed list started after its purge");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,12 @@ pub(crate) fn passes(requests: &[RequestRecord], calendar: &str) -> usize {
         .count()
 }
 
+/// Whether `r` starts a pass: a provisioning, or a first delta-token
+/// request to `/sync/updated`.
+pub(crate) fn pass_start(r: &RequestRecord) -> bool {
+    r.endpoint == Endpoint::SyncStart || (r.endpoint == Endpoint::SyncUpdated && r.page_token.is_none())
+}
+
 /// Whether every pass started for a calendar in `requests` has ended.
 pub(crate) fn passes_ended(requests: &[RequestRecord], calendar: &str) -> bool {
     let (started, ended) = pass_counts(requests, |r| r.calendar_id.as_deref() == Some(calendar));
