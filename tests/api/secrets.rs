@@ -29,9 +29,9 @@ async fn secrets_never_reach_output_logs_state_or_the_database() {
 
     // The daemon at trace level, receiving notifications, some badly signed.
     let mut daemon = app.command(&["run"]);
-    daemon.env("RUST_LOG", "trace").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let daemon = daemon.spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.env("RUST_LOG", "trace");
+    // Returns once the daemon says where it listens (and `public_url` says it too).
+    let daemon = app.start_daemon(daemon).await;
     let mut subscribe = app.command(&["subscribe"]);
     subscribe.env("RUST_LOG", "trace");
     outputs.push(subscribe.output().await.unwrap());
@@ -48,9 +48,8 @@ async fn secrets_never_reach_output_logs_state_or_the_database() {
             assert_eq!(mode, 0o600, "{} while the daemon runs", path.display());
         }
     }
-    let pid = daemon.id().unwrap().to_string();
-    tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    outputs.push(daemon.wait_with_output().await.unwrap());
+    daemon.terminate();
+    outputs.push(daemon.wait_with_output().await);
     outputs.push(app.run_binary(&["state"]).await);
     outputs.push(app.run_binary(&["state", "--json"]).await);
 
