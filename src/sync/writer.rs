@@ -12,7 +12,7 @@
 //! pages, the checkpoint) is paid once per batch.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -52,6 +52,8 @@ enum Job {
     Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
     /// Finish what was queued before, then end the thread.
     Close,
+    /// Wakes the writer after [`Writer::abandon`], to see it was abandoned.
+    Abandon,
 }
 
 /// A handle on the writer thread; clones share it. The thread ends when the
@@ -63,6 +65,8 @@ pub struct Writer {
     /// them with its next transaction. Only the first of a run wakes it.
     held: Arc<Mutex<Vec<Write>>>,
     stats: Arc<BatchStats>,
+    /// Set by [`Writer::abandon`]: the thread drops what it has not begun.
+    abandoned: Arc<AtomicBool>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -80,12 +84,13 @@ impl Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
         let held = Arc::new(Mutex::new(Vec::new()));
-        let (counted, taken) = (stats.clone(), held.clone());
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (counted, taken, killed) = (stats.clone(), held.clone(), abandoned.clone());
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || serve(&store, queue, &taken, &counted))
+            .spawn(move || serve(&store, queue, &taken, &counted, &killed))
             .expect("the store writer thread starts");
-        Writer { jobs, held, stats, thread: Arc::new(Mutex::new(Some(thread))) }
+        Writer { jobs, held, stats, abandoned, thread: Arc::new(Mutex::new(Some(thread))) }
     }
 
     /// Ends the writer after the writes already queued and waits for its
@@ -96,6 +101,26 @@ impl Writer {
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// Stops the writer as a SIGKILL stops the process, for crash-safety
+    /// tests that run the engine in-process (a dropped engine's thread would
+    /// otherwise commit everything still queued, which a killed process
+    /// never does). From the call on, nothing more is written: a transaction
+    /// under way commits or not as it would, and the writes queued or held
+    /// are dropped unanswered. The returned future ends with the thread.
+    /// The product never calls it: a graceful end is [`Writer::close`].
+    pub fn abandon(&self) -> impl Future<Output = ()> + use<> {
+        self.abandoned.store(true, Ordering::SeqCst);
+        lock(&self.held).clear();
+        // A full queue wakes the thread anyway, and it then sees the flag.
+        let _ = self.jobs.try_send(Job::Abandon);
+        let thread = lock(&self.thread).take();
+        async move {
+            if let Some(thread) = thread {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
         }
     }
 
@@ -166,7 +191,13 @@ impl Future for Answer {
     }
 }
 
-fn serve(store: &Store, mut queue: mpsc::Receiver<Job>, held: &Mutex<Vec<Write>>, stats: &BatchStats) {
+fn serve(
+    store: &Store,
+    mut queue: mpsc::Receiver<Job>,
+    held: &Mutex<Vec<Write>>,
+    stats: &BatchStats,
+    abandoned: &AtomicBool,
+) {
     // Only for waiting on the queue with a deadline.
     let timer = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a timer for the writer");
     let mut batch = Batch { store, stats, held, writes: Vec::new(), answers: Vec::new(), records: 0, since: None };
@@ -191,6 +222,10 @@ fn serve(store: &Store, mut queue: mpsc::Receiver<Job>, held: &Mutex<Vec<Write>>
         let mut next = Some(job);
         let mut awaited = false;
         while let Some(job) = next.take() {
+            if abandoned.load(Ordering::SeqCst) {
+                // Killed: the gathered, queued and held writes are dropped.
+                return;
+            }
             match job {
                 Job::Load(key, answer) => {
                     batch.commit();
@@ -204,6 +239,8 @@ fn serve(store: &Store, mut queue: mpsc::Receiver<Job>, held: &Mutex<Vec<Write>>
                     batch.since.get_or_insert_with(Instant::now);
                 }
                 Job::Close => queue.close(),
+                // Seen through the flag above.
+                Job::Abandon => {}
             }
             if !batch.full() {
                 next = queue.try_recv().ok();
@@ -326,6 +363,46 @@ mod tests {
         writer.close().await;
         assert!(store.schedule(&other).unwrap().last_success.is_some(), "close commits what is held");
         assert!(writer.write(page(&key, "U3", Vec::new())).await.is_err(), "a closed writer refuses writes");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_writer_drops_held_writes_and_refuses_new_ones() {
+        let (_dir, store) = store();
+        let writer = Writer::start(store.clone());
+        let key = CollectionKey::calendar("work", "cal-1");
+        writer.write_later(page(&key, "U1", vec![row("1")]));
+        writer.abandon().await;
+        assert!(store.load_state(&key).unwrap().is_none(), "a held write is dropped, not committed");
+        assert!(store.events("work").unwrap().is_empty());
+        assert!(writer.write(page(&key, "U2", Vec::new())).await.is_err(), "an abandoned writer refuses writes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_writer_drops_the_writes_queued_behind_the_transaction_under_way() {
+        let (dir, store) = store();
+        let writer = Writer::start(store.clone());
+        let (a, b) = (CollectionKey::calendar("work", "a"), CollectionKey::calendar("work", "b"));
+        // Another connection holds the write lock: the writer's transaction
+        // for `a`, once begun, waits for it.
+        let other = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let first = writer.submit(page(&a, "A1", vec![row("1")])).await.unwrap();
+        // A load between the two writes: the writer commits the batch with
+        // `a` before it takes the next job, so `b` is only ever queued.
+        let load = writer.load(a.clone());
+        tokio::pin!(load);
+        assert!(futures_util::poll!(&mut load).is_pending(), "the load waits for the write before it");
+        let second = writer.submit(page(&b, "B1", vec![row("2")])).await.unwrap();
+        let ended = writer.abandon();
+        other.execute_batch("ROLLBACK").unwrap();
+        ended.await;
+        assert!(second.await.is_err(), "the queued write is dropped unanswered");
+        assert!(store.load_state(&b).unwrap().is_none(), "neither its rows nor its state are committed");
+        // `a` commits if its transaction had begun, and is dropped if not:
+        // either is what a SIGKILL leaves.
+        let committed = first.await.is_ok();
+        assert_eq!(store.load_state(&a).unwrap().is_some(), committed);
+        assert_eq!(store.events("work").unwrap().len(), usize::from(committed));
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod mail_and_contacts;
 mod model;
+mod model_audit;
 mod not_found;
 mod openapi;
 mod peers;

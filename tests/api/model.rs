@@ -10,17 +10,26 @@
 //! cases is `PROPTEST_CASES` (default 256). Nothing is persisted next to the
 //! sources (`failure_persistence: None`).
 //!
-//! Each engine run (a catch-up or a crash) gets a runtime of its own, dropped
-//! when the run ends: that waits for a store commit already handed to the
-//! blocking pool, so a "crashed" engine never writes after its successor has
-//! started, as with a real process whose last transaction either committed or
-//! did not.
+//! Besides the final store, every run (a catch-up or a crash) is audited
+//! from the fake's request log (`model_audit`): no committed page fetched
+//! again, no provisioning without an expired token or a new collection to
+//! explain it. Every kind's final comparison is over records: a comparison
+//! of two empty lists would prove nothing.
+//!
+//! Each engine run gets a runtime and a fake listener of its own. A crash
+//! abandons the engine's store writer as a SIGKILL would (the transaction
+//! under way commits or not; queued and held writes are lost); other runs
+//! close it, which commits what is queued. Either way the writer has ended,
+//! the runtime is dropped and the listener shut down (requests in flight
+//! answered, those not yet accepted refused) before the run is audited and
+//! the next one starts: a run never writes, nor appears in the log, after
+//! its successor has started.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aurinko_sync::config::Config;
-use aurinko_sync::fake::{Collection, FakeOptions, FaultKind, Faults};
+use aurinko_sync::fake::{Collection, FakeOptions, FakeServer, FaultKind, Faults};
 use aurinko_sync::store::Store;
 use aurinko_sync::sync::{CatchUpReport, Engine, Kind};
 use proptest::prelude::*;
@@ -29,6 +38,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Setup, TestApp, spawn_app};
+use crate::model_audit::{Audit, read_stored};
 
 const ACCOUNT: &str = "work";
 const EMAIL: &str = "{ days_within = 365, body = \"text\" }";
@@ -90,7 +100,7 @@ enum Step {
 }
 
 fn world() -> impl Strategy<Value = World> {
-    (15..40usize, 15..40usize, 0..25usize, 0..25usize, 3..8usize, 0..2u32, any::<u64>()).prop_map(
+    (15..40usize, 15..40usize, 1..25usize, 1..25usize, 3..8usize, 0..2u32, any::<u64>()).prop_map(
         |(cal_1, cal_2, messages, contacts, page_size, not_ready_polls, seed)| World {
             cal_1,
             cal_2,
@@ -208,7 +218,7 @@ fn run_case(world: &World, steps: &[Step]) -> Result<(), TestCaseError> {
         .build()
         .map_err(|e| TestCaseError::fail(format!("runtime: {e}")))?;
     let app = server_rt.block_on(spawn_app(setup));
-    let outcome = Engines::new(&app).and_then(|engines| run_steps(&app, &engines, steps));
+    let outcome = Engines::new(&app, server_rt.handle()).and_then(|engines| run_steps(&app, &engines, steps));
     drop(app);
     drop(server_rt);
     outcome
@@ -217,28 +227,31 @@ fn run_case(world: &World, steps: &[Step]) -> Result<(), TestCaseError> {
 fn run_steps(app: &TestApp, engines: &Engines, steps: &[Step]) -> Result<(), TestCaseError> {
     let token = app.token(ACCOUNT).to_string();
     let fake = &app.fake;
-    for step in steps {
+    let mut audit = Audit::default();
+    for (n, step) in steps.iter().enumerate() {
+        let run = |audit: &mut Audit, crash| {
+            engine_run(app, engines, audit, crash).map_err(|e| TestCaseError::fail(format!("step {}: {e}", n + 1)))
+        };
         match step {
             Step::Mutate { target, count } => fake.mutate_random_in(&token, &target.collection(), *count),
             Step::CatchUp => {
-                engine_run(app, engines.next()?, None)?;
+                run(&mut audit, None)?;
             }
             Step::ExpireTokens => fake.expire_tokens(&token),
             Step::Faults { rate_pct, kind } => {
                 fake.set_faults(Faults::new(f64::from(*rate_pct) / 100.0, kind.map(|k| vec![k]).unwrap_or_default()))
             }
             Step::Crash { after_requests, graceful } => {
-                engine_run(app, engines.next()?, Some((*after_requests, *graceful)))?;
+                run(&mut audit, Some((*after_requests, *graceful)))?;
             }
             Step::RemoveCalendar(id) => fake.remove_calendar(&token, id),
-            Step::AddCalendar { id, events } => {
-                fake.add_calendar(&token, id, &format!("Calendar {id}"), *id == "cal-1");
-                fake.generate_events(&token, id, *events);
-            }
+            Step::AddCalendar { id, events } => add_calendar(app, &mut audit, id, *events),
         }
     }
     fake.set_faults(Faults::none());
-    let report = engine_run(app, engines.next()?, None)?
+    top_up(app, &mut audit);
+    let report = engine_run(app, engines, &mut audit, None)
+        .map_err(|e| TestCaseError::fail(format!("the quiet catch-up: {e}")))?
         .ok_or_else(|| TestCaseError::fail("the quiet catch-up did not report"))?;
     if !report.all_succeeded() {
         let failed: Vec<String> = report
@@ -252,42 +265,86 @@ fn run_steps(app: &TestApp, engines: &Engines, steps: &[Step]) -> Result<(), Tes
     store_equals_truth(app)
 }
 
-/// New engines, each on a store opened from the case's database, built
-/// ahead on a thread of their own: building one (its HTTP client) takes tens
-/// of milliseconds in a debug build, as long as a short run. Each is used for
-/// one run, so every run restarts from the store; an engine does not read
-/// the store before its catch-up starts.
+/// The calendar appears (or comes back, or is renamed) with `events` more
+/// events: a new collection unless the fake lists it already.
+fn add_calendar(app: &TestApp, audit: &mut Audit, id: &str, events: usize) {
+    let token = app.token(ACCOUNT);
+    if !app.fake.calendar_ids(token).iter().any(|c| c == id) {
+        audit.added(&Collection::Calendar(id.to_string()));
+    }
+    app.fake.add_calendar(token, id, &format!("Calendar {id}"), id == "cal-1");
+    app.fake.generate_events(token, id, events);
+}
+
+/// Before the quiet catch-up, gives records to every kind the steps left
+/// empty (deleted by mutations, or every calendar removed), so that the
+/// final comparison of each kind is over records.
+fn top_up(app: &TestApp, audit: &mut Audit) {
+    let token = app.token(ACCOUNT);
+    let fake = &app.fake;
+    for kind in [Collection::Email, Collection::Contacts] {
+        if fake.truth_json(token, &kind, None).is_empty() {
+            fake.generate(token, &kind, 3);
+        }
+    }
+    let live = fake.calendar_ids(token);
+    if live.iter().all(|id| fake.truth_json(token, &Collection::Calendar(id.clone()), None).is_empty()) {
+        let id = CALENDARS.iter().find(|c| live.iter().any(|l| l == *c)).unwrap_or(&CALENDARS[0]);
+        add_calendar(app, audit, id, 3);
+    }
+}
+
+/// The collections the case's account can have.
+fn collections() -> Vec<Collection> {
+    let calendars = CALENDARS.iter().map(|id| Collection::Calendar(id.to_string()));
+    calendars.chain([Collection::Email, Collection::Contacts]).collect()
+}
+
+/// New engines, each on a store opened from the case's database and with a
+/// fake listener of its own, built ahead on a thread of their own: building
+/// one (its HTTP client) takes tens of milliseconds in a debug build, as long
+/// as a short run. Each is used for one run, so every run restarts from the
+/// store; an engine does not read the store before its catch-up starts.
 struct Engines {
-    next: Option<std::sync::mpsc::Receiver<Result<Engine, String>>>,
+    next: Option<std::sync::mpsc::Receiver<Result<(Engine, FakeServer), String>>>,
     builder: Option<std::thread::JoinHandle<()>>,
+    /// The runtime the fake's listeners run on.
+    server_rt: tokio::runtime::Handle,
 }
 
 impl Engines {
-    fn new(app: &TestApp) -> Result<Engines, TestCaseError> {
+    fn new(app: &TestApp, server_rt: &tokio::runtime::Handle) -> Result<Engines, TestCaseError> {
         let text =
             std::fs::read_to_string(&app.config_path).map_err(|e| TestCaseError::fail(format!("config: {e}")))?;
         let config = Config::parse(&text, |var| app.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
             .map_err(|e| TestCaseError::fail(format!("config: {e}")))?;
         let db = app.db_path.clone();
+        let (fake, rt) = (app.fake.clone(), server_rt.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let builder = std::thread::spawn(move || {
             loop {
-                let engine = Store::open(&db)
-                    .map_err(|e| format!("store opens: {e}"))
-                    .and_then(|store| Engine::new(config.clone(), Arc::new(store)));
-                if tx.send(engine).is_err() {
+                let built = rt
+                    .block_on(fake.spawn(([127, 0, 0, 1], 0).into()))
+                    .map_err(|e| format!("fake binds: {e}"))
+                    .and_then(|server| {
+                        let mut config = config.clone();
+                        config.api.base_url = server.base_url();
+                        let store = Store::open(&db).map_err(|e| format!("store opens: {e}"))?;
+                        Ok((Engine::new(config, Arc::new(store))?, server))
+                    });
+                if tx.send(built).is_err() {
                     break;
                 }
             }
         });
-        Ok(Engines { next: Some(rx), builder: Some(builder) })
+        Ok(Engines { next: Some(rx), builder: Some(builder), server_rt: server_rt.clone() })
     }
 
-    fn next(&self) -> Result<Engine, TestCaseError> {
+    fn next(&self) -> Result<(Engine, FakeServer), String> {
         match self.next.as_ref().map(|rx| rx.recv()) {
-            Some(Ok(Ok(engine))) => Ok(engine),
-            Some(Ok(Err(e))) => Err(TestCaseError::fail(format!("engine: {e}"))),
-            _ => Err(TestCaseError::fail("the engine builder stopped")),
+            Some(Ok(Ok(built))) => Ok(built),
+            Some(Ok(Err(e))) => Err(format!("engine: {e}")),
+            _ => Err("the engine builder stopped".to_string()),
         }
     }
 }
@@ -302,57 +359,81 @@ impl Drop for Engines {
     }
 }
 
-/// Runs a catch-up with `engine`, in a runtime of its own. With
-/// `crash = Some((n, graceful))` the run is stopped once the fake has
-/// answered `n` requests (dropped, or cancelled and awaited); `None` is
-/// returned then, unless the pass ended first.
+/// Runs a catch-up with the next engine, in a runtime of its own, and
+/// audits its requests. With `crash = Some((n, graceful))` the run is stopped
+/// once the fake has answered `n` requests of it: abandoned and dropped, or
+/// cancelled and awaited. `None` is returned then, unless the pass ended
+/// first.
 fn engine_run(
     app: &TestApp,
-    engine: Engine,
+    engines: &Engines,
+    audit: &mut Audit,
     crash: Option<(usize, bool)>,
-) -> Result<Option<CatchUpReport>, TestCaseError> {
+) -> Result<Option<CatchUpReport>, String> {
+    let (engine, server) = engines.next()?;
+    let before = read_stored(&app.db_path, ACCOUNT, &collections())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| TestCaseError::fail(format!("runtime: {e}")))?;
+        .map_err(|e| format!("runtime: {e}"))?;
     let fake = app.fake.clone();
-    let outcome = rt.block_on(async move {
+    let start = fake.requests().len();
+    let outcome = rt.block_on(async {
         let cancel = CancellationToken::new();
         let Some((after_requests, graceful)) = crash else {
-            return match tokio::time::timeout(RUN_LIMIT, engine.catch_up(&cancel)).await {
-                Ok(report) => Ok(Some(report)),
-                Err(_) => Err(TestCaseError::fail(format!("a catch-up took more than {RUN_LIMIT:?}"))),
+            let report = tokio::time::timeout(RUN_LIMIT, engine.catch_up(&cancel)).await;
+            engine.writer().close().await;
+            return match report {
+                Ok(report) => Ok((Some(report), None)),
+                Err(_) => Err(format!("a catch-up took more than {RUN_LIMIT:?}")),
             };
         };
-        fake.clear_requests();
         let reached = async {
-            while fake.requests().len() < after_requests {
+            while fake.requests().len() < start + after_requests {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         };
         let run = engine.catch_up(&cancel);
         tokio::pin!(run);
         tokio::select! {
-            report = &mut run => return Ok(Some(report)),
+            report = &mut run => {
+                engine.writer().close().await;
+                return Ok((Some(report), None));
+            }
             _ = reached => {}
             _ = tokio::time::sleep(RUN_LIMIT) => {
-                return Err(TestCaseError::fail(format!("a catch-up took more than {RUN_LIMIT:?}")));
+                return Err(format!("a catch-up took more than {RUN_LIMIT:?}"));
             }
         }
-        if graceful {
-            cancel.cancel();
-            if tokio::time::timeout(Duration::from_secs(10), run).await.is_err() {
-                return Err(TestCaseError::fail("a cancelled catch-up did not stop within 10 s"));
-            }
+        if !graceful {
+            // Killed: from now on nothing more reaches the store.
+            return Ok((None, Some(engine.writer().abandon())));
         }
-        Ok(None)
+        cancel.cancel();
+        if tokio::time::timeout(Duration::from_secs(10), run).await.is_err() {
+            return Err("a cancelled catch-up did not stop within 10 s".to_string());
+        }
+        engine.writer().close().await;
+        Ok((None, None))
     });
-    // Waits for a commit already running on the blocking pool: a crashed
-    // engine's last transaction commits or not, but never after the next
-    // engine has started.
+    // The engine's tasks and connections go, then its writer thread (after
+    // the transaction it was in, if killed), then its listener, which
+    // answers what it accepted and refuses the rest.
     drop(rt);
-    outcome
+    drop(engine);
+    let outcome = outcome.map(|(report, abandoned)| {
+        if let Some(writer_ended) = abandoned {
+            engines.server_rt.block_on(writer_ended);
+        }
+        report
+    });
+    engines.server_rt.block_on(server.shutdown());
+    let outcome = outcome?;
+    let after = read_stored(&app.db_path, ACCOUNT, &collections())?;
+    let log = fake.requests();
+    audit.run(&before, &log[start..], &after)?;
+    Ok(outcome)
 }
 
 /// The store's rows of every kind against the fake's records as it serves
@@ -391,13 +472,17 @@ fn store_equals_truth(app: &TestApp) -> Result<(), TestCaseError> {
     compare("contacts", &stored(Kind::Contacts)?, &truth("contacts", &Collection::Contacts, None))
 }
 
-/// Equal lists, or an error naming what is missing, extra and different
-/// (with the differing fields).
+/// Equal lists of records, or an error naming what is missing, extra and
+/// different (with the differing fields). Two empty lists are an error: they
+/// prove nothing.
 fn compare(
     what: &str,
     stored: &[(String, String, Value)],
     truth: &[(String, String, Value)],
 ) -> Result<(), TestCaseError> {
+    if truth.is_empty() {
+        return Err(TestCaseError::fail(format!("{what}: the truth is empty, nothing to compare")));
+    }
     let key = |r: &(String, String, Value)| (r.0.clone(), r.1.clone());
     // Email rows are scoped by the kind's name in the store; compare by id.
     let scoped = |rows: &[(String, String, Value)]| -> Vec<(String, String, Value)> {
