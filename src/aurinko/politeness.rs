@@ -76,8 +76,10 @@ mod tests {
     #[tokio::test]
     async fn a_pause_holds_every_request_back() {
         let p = Politeness::new(1000);
-        p.pause_for(Duration::from_millis(80));
+        // Taken before the pause starts: a thread descheduled between the
+        // two (a busy machine) would otherwise see less than the pause.
         let started = Instant::now();
+        p.pause_for(Duration::from_millis(80));
         p.wait_turn().await;
         assert!(started.elapsed() >= Duration::from_millis(80));
     }
