@@ -353,23 +353,34 @@ impl Engine {
     /// Collections of a listed kind synced before but missing from
     /// discovery are gone: their rows are removed and their state marked
     /// removed.
+    ///
+    /// Through the writer, not straight into the store: a pass of the
+    /// collection that ended just before has its outcome (with its state)
+    /// held there for up to a second, and committed on its own after the
+    /// purge it would bring the collection back as idle. The writer commits
+    /// held writes before the awaited ones of the same transaction.
     async fn purge_vanished(&self, account: &str, kind: Kind, present: &BTreeSet<String>) {
         for key in self.known(account, Some(kind)) {
             if present.contains(&key.id) {
                 continue;
             }
-            let store = self.store.clone();
             tracing::info!(collection = %key, "{} no longer listed by Aurinko: removing its records", kind.noun());
-            blocking(move || {
-                let mut state = store.load_state(&key)?.unwrap_or_default();
-                state.phase = Phase::Removed;
-                state.updated = Default::default();
-                state.deleted = Default::default();
-                state.reconciling = false;
-                let commit = Commit { state, sweep: None, purge: true, reprovision: None };
-                store.commit(&key, &commit, &PageRecords::None, Utc::now()).map(drop)
-            })
-            .await;
+            let mut state = match self.writer.load(key.clone()).await {
+                Ok(state) => state.unwrap_or_default(),
+                Err(e) => {
+                    tracing::error!(collection = %key, "store: {e}");
+                    continue;
+                }
+            };
+            state.phase = Phase::Removed;
+            state.updated = Default::default();
+            state.deleted = Default::default();
+            state.reconciling = false;
+            let commit = Commit { state, sweep: None, purge: true, reprovision: None };
+            let write = Write { key: key.clone(), commit: Some(commit), records: PageRecords::None, outcome: None };
+            if let Err(e) = self.writer.write(write).await {
+                tracing::error!(collection = %key, "store: {e}");
+            }
         }
     }
 

@@ -102,9 +102,11 @@ async fn a_not_ready_provisioning_is_asked_again_within_250_ms_then_doubling() {
         app.requests().into_iter().filter(|r| r.endpoint == Endpoint::SyncStart).map(|r| r.at).collect();
     assert_eq!(starts.len(), 4, "three not-ready answers and a ready one");
     let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-    // Lower bounds are exact (a sleep is never shorter); the upper one leaves
-    // a busy machine 450 ms for one loopback request.
-    assert!(gaps[0] >= Duration::from_millis(240) && gaps[0] < Duration::from_millis(700), "first {gaps:?}");
+    // Lower bounds are exact (a sleep is never shorter). The bug this test
+    // is named after waited 1 s before asking again, and a sleep is never
+    // shorter than asked: anything under 1 s is the 250 ms wait, with the
+    // rest left to a busy machine's scheduling of one loopback request.
+    assert!(gaps[0] >= Duration::from_millis(240) && gaps[0] < Duration::from_millis(1000), "first {gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(490) && gaps[2] >= Duration::from_millis(990), "doubling {gaps:?}");
 }
 
