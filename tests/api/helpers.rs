@@ -237,13 +237,13 @@ impl TestApp {
         started.elapsed()
     }
 
-    /// Whether the store exists and its events of `account` equal the truth.
+    /// Whether the store exists and its events of `account` equal the truth,
+    /// identity and content (see [`TestApp::stored_content`]).
     pub fn store_matches_truth(&self, account: &str) -> bool {
         self.db_path.exists()
-            && Store::open_read_only(&self.db_path).and_then(|s| s.events(account)).is_ok_and(|events| {
-                let stored: Vec<_> = events.into_iter().map(|e| (e.calendar_id, e.event_id, e.etag)).collect();
-                stored == self.truth(account)
-            })
+            && Store::open_read_only(&self.db_path)
+                .and_then(|s| s.records(account, Kind::Calendar))
+                .is_ok_and(|records| content_of(records) == self.truth_content(account))
     }
 
     pub async fn catch_up(&self) -> Output {
@@ -270,15 +270,51 @@ impl TestApp {
         self.fake.truth(self.token(account)).into_iter().map(|e| (e.calendar_id, e.id, Some(e.etag))).collect()
     }
 
+    /// The store's events of an account as (calendar, id, etag, raw JSON):
+    /// content as well as identity, so a wrong record under the right etag
+    /// is seen.
+    pub fn stored_content(&self, account: &str) -> Vec<EventContent> {
+        let store = Store::open_read_only(&self.db_path).expect("store exists");
+        content_of(store.records(account, Kind::Calendar).unwrap())
+    }
+
+    /// The fake's live events of an account as (calendar, id, etag, the JSON
+    /// it serves now), in the store's order.
+    pub fn truth_content(&self, account: &str) -> Vec<EventContent> {
+        let token = self.token(account);
+        let mut calendars: Vec<String> = self.fake.truth(token).into_iter().map(|e| e.calendar_id).collect();
+        calendars.dedup();
+        calendars
+            .into_iter()
+            .flat_map(|calendar| {
+                let served = self.fake.truth_json(token, &Collection::Calendar(calendar.clone()), None);
+                served.into_iter().map(move |v| {
+                    let id = v["id"].as_str().expect("the fake's events have ids").to_string();
+                    let etag = v["etag"].as_str().map(str::to_string);
+                    (calendar.clone(), id, etag, v)
+                })
+            })
+            .collect()
+    }
+
     pub fn assert_store_equals_truth(&self, account: &str) {
-        let stored = self.stored(account);
-        let truth = self.truth(account);
+        let stored = self.stored_content(account);
+        let truth = self.truth_content(account);
         assert!(!truth.is_empty(), "the fake holds events for {account}");
         if stored != truth {
-            let missing: Vec<_> = truth.iter().filter(|t| !stored.contains(t)).take(5).collect();
-            let extra: Vec<_> = stored.iter().filter(|s| !truth.contains(s)).take(5).collect();
+            let key = |e: &EventContent| (e.0.clone(), e.1.clone(), e.2.clone());
+            let (s, t): (Vec<_>, Vec<_>) = (stored.iter().map(key).collect(), truth.iter().map(key).collect());
+            let missing: Vec<_> = t.iter().filter(|k| !s.contains(k)).take(5).collect();
+            let extra: Vec<_> = s.iter().filter(|k| !t.contains(k)).take(5).collect();
+            let differing: Vec<_> = stored
+                .iter()
+                .filter(|e| t.contains(&key(e)) && !truth.contains(e))
+                .filter_map(|e| truth.iter().find(|x| key(x) == key(e)).map(|x| (key(e), fields_differing(&e.3, &x.3))))
+                .take(3)
+                .collect();
             panic!(
-                "store differs from the truth for {account}: {} stored, {} true; missing {missing:?}; extra {extra:?}",
+                "store differs from the truth for {account}: {} stored, {} true; missing {missing:?}; extra {extra:?}; \
+                 same etag, other content (field: stored, true) {differing:?}",
                 stored.len(),
                 truth.len()
             );
@@ -333,6 +369,29 @@ impl TestApp {
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.fake.requests()
     }
+}
+
+/// One calendar event: calendar, id, etag, and the record as JSON.
+pub type EventContent = (String, String, Option<String>, serde_json::Value);
+
+/// Stored calendar rows as [`EventContent`], their raw text parsed.
+fn content_of(records: Vec<aurinko_sync::store::StoredRecord>) -> Vec<EventContent> {
+    records
+        .into_iter()
+        .map(|r| (r.collection_id, r.id, r.etag, serde_json::from_str(&r.raw).expect("raw is JSON")))
+        .collect()
+}
+
+/// The top-level fields in which two records differ, with both values.
+fn fields_differing(stored: &serde_json::Value, truth: &serde_json::Value) -> Vec<String> {
+    let (Some(s), Some(t)) = (stored.as_object(), truth.as_object()) else {
+        return vec![format!("{stored} / {truth}")];
+    };
+    let keys: std::collections::BTreeSet<&String> = s.keys().chain(t.keys()).collect();
+    keys.into_iter()
+        .filter(|k| s.get(*k) != t.get(*k))
+        .map(|k| format!("{k}: {:?}, {:?}", s.get(k), t.get(k)))
+        .collect()
 }
 
 pub fn text(bytes: &[u8]) -> String {
