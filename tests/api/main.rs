@@ -18,6 +18,7 @@ mod not_found;
 mod openapi;
 mod peers;
 mod recorder;
+mod secret_forms;
 mod secrets;
 mod service;
 mod soak;

@@ -24,7 +24,12 @@ pub(crate) async fn subscribed(app: &TestApp) -> Daemon {
 }
 
 pub(crate) fn sign(timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).unwrap();
+    sign_with(SIGNING_SECRET, timestamp, body)
+}
+
+/// Aurinko's signature of a notification: HMAC-SHA256 of `v0:{timestamp}:{body}`, in hex.
+pub(crate) fn sign_with(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("v0:{timestamp}:").as_bytes());
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
