@@ -68,7 +68,7 @@ pub enum FaultKind {
     /// The connection is dropped before a complete response: a transport error for the client.
     ResetConnection,
     /// No answer for `FakeOptions::stall` (default 2 s), then the connection is dropped: a
-    /// client timeout for a client that waits less (tests set `api.timeout_secs = 1`), a late
+    /// client timeout for a client that waits less (the fault tests set `api.timeout_secs = 2` against 4 s stalls), a late
     /// reset for one that waits longer.
     Stall,
     /// The normal answer, about 300 ms late (`FakeOptions::latency_fault`).

@@ -98,10 +98,7 @@ impl Writer {
     /// checkpoints the WAL into the database file. Later writes fail.
     pub async fn close(&self) {
         let _ = self.jobs.send(Job::Close).await;
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        self.join().await;
     }
 
     /// Stops the writer as a SIGKILL stops the process, for crash-safety
@@ -116,6 +113,11 @@ impl Writer {
         lock(&self.held).clear();
         // A full queue wakes the thread anyway, and it then sees the flag.
         let _ = self.jobs.try_send(Job::Abandon);
+        self.join()
+    }
+
+    /// Waits for the thread to end (once: later calls end at once).
+    fn join(&self) -> impl Future<Output = ()> + use<> {
         let thread = lock(&self.thread).take();
         async move {
             if let Some(thread) = thread {

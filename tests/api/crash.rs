@@ -3,12 +3,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use aurinko_sync::aurinko::TokenRef;
 use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, RequestRecord};
 use aurinko_sync::store::{CollectionKey, Store};
 use aurinko_sync::sync::{Kind, Phase, Stream, SyncState};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+use crate::model_audit::{asked, held};
 
 /// A page is fetched while the one before it is written, and at most one
 /// write is in flight: page T is committed before the request for the
@@ -75,15 +75,6 @@ fn endpoint_of(stream: Stream) -> Endpoint {
     }
 }
 
-/// The token a request sent, as the machine names it.
-fn sent(r: &RequestRecord) -> Option<TokenRef<'_>> {
-    match (&r.page_token, &r.delta_token) {
-        (Some(page), _) => Some(TokenRef::Page(page)),
-        (None, Some(delta)) => Some(TokenRef::Delta(delta)),
-        (None, None) => None,
-    }
-}
-
 /// Asserts that a run (its `requests` only) began each collection exactly
 /// where the store said, as read before the run: a stored page token is the
 /// first request of its stream (an interrupted drain goes on from the page
@@ -125,12 +116,12 @@ pub fn assert_resumed_from_stored_tokens(
             state.phase
         );
         for stream in [Stream::Updated, Stream::Deleted] {
-            let expected = state.cursor(stream).request();
+            let expected = held(state, stream);
             let first_of_stream = of_collection.iter().find(|r| r.endpoint == endpoint_of(stream));
             match first_of_stream {
                 Some(r) => {
                     assert_eq!(
-                        sent(r),
+                        asked(r),
                         expected,
                         "the first {stream:?} request of {key} (stored as {:?}) used another token than the stored one",
                         state.phase

@@ -314,7 +314,7 @@ impl TestApp {
                 .collect();
             panic!(
                 "store differs from the truth for {account}: {} stored, {} true; missing {missing:?}; extra {extra:?}; \
-                 same etag, other content (field: stored, true) {differing:?}",
+                 same etag, other content {differing:?}",
                 stored.len(),
                 truth.len()
             );
@@ -383,14 +383,14 @@ fn content_of(records: Vec<aurinko_sync::store::StoredRecord>) -> Vec<EventConte
 }
 
 /// The top-level fields in which two records differ, with both values.
-fn fields_differing(stored: &serde_json::Value, truth: &serde_json::Value) -> Vec<String> {
+pub fn fields_differing(stored: &serde_json::Value, truth: &serde_json::Value) -> Vec<String> {
     let (Some(s), Some(t)) = (stored.as_object(), truth.as_object()) else {
         return vec![format!("{stored} / {truth}")];
     };
     let keys: std::collections::BTreeSet<&String> = s.keys().chain(t.keys()).collect();
     keys.into_iter()
         .filter(|k| s.get(*k) != t.get(*k))
-        .map(|k| format!("{k}: {:?}, {:?}", s.get(k), t.get(k)))
+        .map(|k| format!("{k}: stored {:?}, true {:?}", s.get(k), t.get(k)))
         .collect()
 }
 

@@ -503,17 +503,7 @@ fn compare(
         .filter_map(|s| truth.iter().find(|t| key(t) == key(s)).filter(|t| t.2 != s.2).map(|t| (s, t)))
         .take(3)
         .map(|(s, t)| {
-            let fields: Vec<String> = match (&s.2, &t.2) {
-                (Value::Object(a), Value::Object(b)) => a
-                    .keys()
-                    .chain(b.keys())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .filter(|k| a.get(*k) != b.get(*k))
-                    .map(|k| format!("{k}: stored {:?}, true {:?}", a.get(k), b.get(k)))
-                    .collect(),
-                _ => vec!["not objects".into()],
-            };
+            let fields = crate::helpers::fields_differing(&s.2, &t.2);
             format!("{:?} {{ {} }}", key(s), fields.join("; "))
         })
         .collect();

@@ -29,8 +29,9 @@ use aurinko_sync::fake::{Collection, Endpoint, FaultKind, RequestRecord};
 use aurinko_sync::store::Store;
 use aurinko_sync::sync::{CollectionKey, Kind, Phase, Stream, SyncState};
 
+/// A token a sync request asks with, owned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Token {
+pub enum Token {
     Page(String),
     Delta(String),
 }
@@ -197,7 +198,7 @@ impl Audit {
 }
 
 /// The token a sync request asked with.
-fn asked(r: &RequestRecord) -> Option<Token> {
+pub fn asked(r: &RequestRecord) -> Option<Token> {
     r.page_token.clone().map(Token::Page).or_else(|| r.delta_token.clone().map(Token::Delta))
 }
 
@@ -225,7 +226,7 @@ fn usable(state: &SyncState) -> bool {
 }
 
 /// The token a pass starting from `state` asks `stream` with first.
-fn held(state: &SyncState, stream: Stream) -> Option<Token> {
+pub fn held(state: &SyncState, stream: Stream) -> Option<Token> {
     match state.cursor(stream).request()? {
         TokenRef::Page(page) => Some(Token::Page(page.to_string())),
         TokenRef::Delta(delta) => Some(Token::Delta(delta.to_string())),

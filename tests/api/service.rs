@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Endpoint, FakeOptions};
+use aurinko_sync::fake::{Endpoint, FakeOptions, RequestRecord};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
-use crate::webhooks::{pass_start, passes, passes_ended, wait_for_state};
+use crate::webhooks::{pass_start, passes, wait_for_passes, wait_for_state};
 
 fn daemon_setup(sync: &'static str) -> Setup {
     Setup { sync_extra: sync, server: true, ..Setup::default() }
@@ -95,14 +95,11 @@ async fn calendars_added_upstream_are_picked_up_and_removed_ones_purged() {
     // have ended, a pass of cal-1 under way at the purge has ended too;
     // over three more, a running actor would have polled.
     let cal1_requests = || app.requests().iter().filter(|r| r.path.contains("/cal-1/")).count();
-    let polls_of_cal2 = |after: usize| {
-        let requests = app.requests();
-        passes(&requests, "cal-2") >= after && passes_ended(&requests, "cal-2")
-    };
+    let cal2 = |r: &RequestRecord| r.calendar_id.as_deref() == Some("cal-2");
     let seen = passes(&app.requests(), "cal-2");
-    app.wait_for(Duration::from_secs(30), "two more polls of cal-2", || polls_of_cal2(seen + 2)).await;
+    wait_for_passes(&app, "two more polls of cal-2", seen + 2, cal2).await;
     let before = cal1_requests();
-    app.wait_for(Duration::from_secs(30), "three more polls of cal-2", || polls_of_cal2(seen + 5)).await;
+    wait_for_passes(&app, "three more polls of cal-2", seen + 5, cal2).await;
     assert_eq!(cal1_requests(), before, "requests for the removed calendar");
     let started_after =
         app.requests().into_iter().filter(|r| r.at > purged && r.path.contains("/cal-1/") && pass_start(r));
@@ -377,17 +374,14 @@ async fn a_dead_token_stops_its_account_and_the_other_keeps_syncing() {
     // the other account's polls (every second, as home's were): once two
     // have ended since, home's requests under way at the refusal are over;
     // over three more, home would have polled if it went on.
-    let polls_of_work = |after: usize| {
-        let requests = app.requests();
-        passes(&requests, "w-1") >= after && passes_ended(&requests, "w-1")
-    };
+    let work = |r: &RequestRecord| r.calendar_id.as_deref() == Some("w-1");
     let seen = passes(&app.requests(), "w-1");
-    app.wait_for(Duration::from_secs(30), "two more polls of work", || polls_of_work(seen + 2)).await;
+    wait_for_passes(&app, "two more polls of work", seen + 2, work).await;
     app.fake.clear_requests();
     app.fake.mutate_random(app.token("work"), 4);
     app.wait_for(Duration::from_secs(30), "work keeps syncing", || app.store_matches_truth("work")).await;
     let seen = passes(&app.requests(), "w-1");
-    app.wait_for(Duration::from_secs(30), "three more polls of work", || polls_of_work(seen + 3)).await;
+    wait_for_passes(&app, "three more polls of work", seen + 3, work).await;
     assert!(app.requests().iter().all(|r| r.account.as_deref() != Some("home")), "home was left alone");
     daemon.terminate();
     let out = daemon.wait_with_output().await;

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
-use crate::webhooks::{pass_counts, pass_start};
+use crate::webhooks::{pass_counts, pass_start, wait_for_passes};
 
 /// A Google-shaped and a Graph-shaped task list id.
 const LISTS: [&str; 2] = ["MTIzNDU2Nzg5MDEyMzQ1Njc4OTA6MDow", "AAMkADk0ZjU-Tasks_list/2="];
@@ -368,15 +368,11 @@ async fn the_daemon_picks_up_new_task_lists_and_purges_removed_ones() {
     let path = "/v1/tasklists/AAMkADk0ZjU-Tasks_list%2F2=/";
     let removed_requests = || app.requests().iter().filter(|r| r.path.starts_with(path)).count();
     let other = list(LISTS[0]);
-    let polls = || pass_counts(&app.requests(), |r| r.collection.as_ref() == Some(&other));
-    let seen = polls().0;
-    let polled = |after: usize| {
-        let (started, ended) = polls();
-        started >= after && started == ended
-    };
-    app.wait_for(Duration::from_secs(30), "two more polls of the other list", || polled(seen + 2)).await;
+    let of_other = |r: &RequestRecord| r.collection.as_ref() == Some(&other);
+    let seen = pass_counts(&app.requests(), of_other).0;
+    wait_for_passes(&app, "two more polls of the other list", seen + 2, of_other).await;
     let before = removed_requests();
-    app.wait_for(Duration::from_secs(30), "three more polls of the other list", || polled(seen + 5)).await;
+    wait_for_passes(&app, "three more polls of the other list", seen + 5, of_other).await;
     assert_eq!(removed_requests(), before, "requests for the removed list");
     let started_after =
         app.requests().into_iter().filter(|r| r.at > purged && r.path.starts_with(path) && pass_start(r));

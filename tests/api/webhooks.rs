@@ -97,6 +97,16 @@ pub(crate) fn pass_counts(requests: &[RequestRecord], of: impl Fn(&RequestRecord
     (started, ends(Endpoint::SyncUpdated).min(ends(Endpoint::SyncDeleted)))
 }
 
+/// Waits until at least `at_least` passes of the collection whose requests
+/// `of` picks have started, and every pass started has ended.
+pub(crate) async fn wait_for_passes(app: &TestApp, what: &str, at_least: usize, of: impl Fn(&RequestRecord) -> bool) {
+    app.wait_for(Duration::from_secs(30), what, || {
+        let (started, ended) = pass_counts(&app.requests(), &of);
+        started >= at_least && started == ended
+    })
+    .await;
+}
+
 /// Waits until the fake's notifications are answered and every pass
 /// started for the app's calendars has ended. (A notification answered
 /// during a pass may still start one more right after it: counts taken now
