@@ -84,6 +84,7 @@ async fn stop_on_signal(cancel: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+    // The only line about the stop before `stopped`: the service does not repeat it.
     tracing::info!("stop requested: finishing commits under way");
     cancel.cancel();
 }

@@ -102,7 +102,6 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
 
     cancel.cancelled().await;
     notify::stopping();
-    tracing::info!("stopping: finishing commits under way");
     if tokio::time::timeout(STOP_GRACE, supervisors.wait()).await.is_err() {
         tracing::warn!("some collections did not stop in time; their next run resumes from the store");
     }

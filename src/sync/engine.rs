@@ -488,9 +488,7 @@ impl Task {
             progress: &self.progress,
         };
         let report = run_pass(ctx, state).await;
-        let result = CollectionResult { key, name, report };
-        log_pass(&result);
-        result
+        CollectionResult { key, name, report }
     }
 }
 
@@ -499,12 +497,17 @@ pub fn span(key: &CollectionKey) -> tracing::Span {
     tracing::info_span!("sync", account = %key.account, kind = %key.kind, collection = %crate::text::inert(&key.id))
 }
 
-/// One line per pass at info (warn for failures), for plain log output.
-fn log_pass(result: &CollectionResult) {
+/// The daemon's line for a pass: info when it changed something (or found
+/// the collection gone), warn when it failed, debug when it was idle or
+/// stopped, so a thousand quiet collections do not write a thousand journal
+/// lines a minute. A catch-up does not log its passes: its summary lines
+/// are their record.
+pub fn log_pass(result: &CollectionResult) {
     let r = &result.report;
     let key = &result.key;
+    let changed = r.stats.upserted + r.stats.deleted + r.stats.swept + r.reprovisions > 0;
     match &r.finish {
-        Some(Finish::CaughtUp) => tracing::info!(
+        Some(Finish::CaughtUp) if changed => tracing::info!(
             collection = %key,
             kind = %key.kind,
             upserted = r.stats.upserted,
@@ -515,11 +518,18 @@ fn log_pass(result: &CollectionResult) {
             duration_ms = r.duration.as_millis() as u64,
             "caught up"
         ),
+        Some(Finish::CaughtUp) => tracing::debug!(
+            collection = %key,
+            unchanged = r.stats.unchanged,
+            pages = r.pages,
+            duration_ms = r.duration.as_millis() as u64,
+            "caught up, nothing changed"
+        ),
         Some(Finish::Removed) => tracing::info!(collection = %key, "gone upstream: records purged"),
         Some(Finish::Failed { class, message }) => {
             tracing::warn!(collection = %key, class = %class, "sync failed: {message}")
         }
-        None => tracing::info!(collection = %key, "stopped"),
+        None => tracing::debug!(collection = %key, "stopped"),
     }
 }
 

@@ -22,7 +22,7 @@ mod writer;
 
 pub use collection::{BodyType, Collection, CollectionKey, Kind, Listing, Range, SWEEP_MARGIN, Start, Table};
 pub use driver::{PassReport, run_pass};
-pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, span};
+pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
 pub use machine::{Action, Commit, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy, Sweep};
 pub use progress::Progress;
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};

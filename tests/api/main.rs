@@ -11,6 +11,7 @@ mod expiry;
 mod faults;
 mod helpers;
 mod hostile;
+mod logs;
 mod mail_and_contacts;
 mod model;
 mod model_audit;

@@ -1,0 +1,71 @@
+//! What an operator reads: the daemon's log at the default level (idle
+//! passes say nothing, a pass that changed something says so once, a stop
+//! once) and a catch-up's results, each printed once.
+
+use std::time::Duration;
+
+use crate::helpers::{Setup, assert_exit, spawn_app, text};
+use crate::webhooks::passes;
+
+const CALENDARS: [&str; 2] = ["cal-1", "cal-2"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_daemon_logs_no_line_per_pass_one_per_change_and_its_stop_once() {
+    let app = spawn_app(Setup { sync_extra: "poll_interval_secs = 1\n", ..Setup::default() }).await;
+    let daemon = app.spawn_daemon().await;
+    let limit = Duration::from_secs(30);
+    for calendar in CALENDARS {
+        daemon.wait_for_line(0, limit, "the first pass", |l| l.contains("caught up") && l.contains(calendar)).await;
+    }
+    // Two idle passes of each calendar: the third poll starting means the
+    // second ended, and logged whatever it logs.
+    let quiet_from = daemon.lines().len();
+    app.fake.clear_requests();
+    app.wait_for(limit, "two idle passes of each calendar", || {
+        let requests = app.requests();
+        CALENDARS.iter().all(|c| passes(&requests, c) >= 3)
+    })
+    .await;
+    let idle: Vec<String> = daemon.lines().into_iter().skip(quiet_from).collect();
+    assert!(idle.is_empty(), "idle passes logged at the default level:\n{}", idle.join("\n"));
+
+    let token = app.token("work").to_string();
+    let changed_from = daemon.lines().len();
+    app.fake.create_event(&token, "cal-2");
+    daemon.wait_for_line(changed_from, limit, "the change", |l| l.contains("caught up") && l.contains("cal-2")).await;
+    // Two more passes of cal-2 after the change: the pass that stored it
+    // logged one line, those after it none.
+    app.fake.clear_requests();
+    app.wait_for(limit, "two passes after the change", || passes(&app.requests(), "cal-2") >= 3).await;
+    let changed: Vec<String> = daemon.lines().into_iter().skip(changed_from).collect();
+    assert_eq!(changed.len(), 1, "one line for the pass that changed something:\n{}", changed.join("\n"));
+    assert!(changed[0].contains(" INFO ") && changed[0].contains("upserted=1"), "{}", changed[0]);
+
+    daemon.terminate();
+    let out = daemon.wait_with_output().await;
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    for once in ["stop requested", "finishing commits under way", "stopped"] {
+        let times = stderr.lines().filter(|l| l.contains(once)).count();
+        assert_eq!(times, 1, "{once:?} logged {times} times:\n{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_off_a_terminal_prints_each_result_once() {
+    let app = spawn_app(Setup { contacts: Some(30), ..Setup::default() }).await;
+    // cal-2 fails: its summary line goes to stderr, once.
+    app.fake.set_sync_not_found(app.token("work"), &aurinko_sync::fake::Collection::Calendar("cal-2".into()), true);
+    let out = app.catch_up().await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    for (collection, on_stdout) in [("work/cal-1", true), ("work/contacts", true), ("work/cal-2", false)] {
+        let mentions = |s: &str| s.lines().filter(|l| l.contains(collection)).count();
+        let (out_lines, err_lines) = (mentions(&stdout), mentions(&stderr));
+        let expected = if on_stdout { (1, 0) } else { (0, 1) };
+        assert_eq!(
+            (out_lines, err_lines),
+            expected,
+            "{collection}: lines on (stdout, stderr)\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+}
