@@ -13,7 +13,10 @@ use serde_json::value::RawValue;
 use tokio_retry::RetryIf;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
-use super::error::{ApiError, Endpoint, ErrorClass, classify, classify_transport, classify_undecodable};
+use super::error::{
+    ApiError, Endpoint, ErrorClass, classify, classify_transport, classify_undecodable, describe_status,
+    describe_transport, peer, truncate,
+};
 use super::politeness::{Politeness, parse_retry_after};
 use super::wire::{
     AccountInfo, ApiRequestFailed, Calendar, EmailFolder, ListPage, RawSyncPage, Subscription, SubscriptionsPage,
@@ -354,12 +357,13 @@ impl AccountClient {
         decode: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Result<T, ApiError> {
         self.politeness.wait_turn().await;
+        let peer = peer(&url);
         let transport = |e: reqwest::Error| ApiError {
             class: classify_transport(&e),
             endpoint,
             status: e.status().map(|s| s.as_u16()),
             code: None,
-            message: describe_transport_error(&e),
+            message: describe_transport(&e, &peer),
         };
         let mut request = self
             .api
@@ -414,16 +418,9 @@ impl AccountClient {
         let words = |s: &str, max| truncate(&redact(s, token), max).to_string();
         let code = failed.as_ref().and_then(|f| f.code.as_deref()).map(|c| words(c, 64));
         let class = classify(status.as_u16(), &body, endpoint);
-        let mut message = format!("HTTP {}", status.as_u16());
-        if let Some(code) = &code {
-            message.push_str(&format!(" {code}"));
-        }
-        if let Some(m) = failed.as_ref().and_then(|f| f.message.as_deref()) {
-            message.push_str(&format!(": {}", words(m, 200)));
-        }
-        if let Some(id) = failed.as_ref().and_then(|f| f.request_id.as_deref()) {
-            message.push_str(&format!(" (requestId {})", words(id, 64)));
-        }
+        let text = failed.as_ref().and_then(|f| f.message.as_deref()).map(|m| words(m, 200));
+        let request_id = failed.as_ref().and_then(|f| f.request_id.as_deref()).map(|id| words(id, 64));
+        let message = describe_status(status, endpoint, code.as_deref(), text.as_deref(), request_id.as_deref());
         Err(ApiError { class, endpoint, status: Some(status.as_u16()), code, message })
     }
 }
@@ -530,31 +527,3 @@ fn too_large(endpoint: Endpoint, status: StatusCode, limit: usize, how: &str) ->
     }
 }
 
-/// A transport error without its URL: the URL holds sync tokens, which are
-/// long and useless in a log line.
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body broke off"
-    } else {
-        "request failed"
-    };
-    let mut detail = String::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() { kind.to_string() } else { format!("{kind}: {}", truncate(&detail, 200)) }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use reqwest::Url;
+
 /// What an error means for the sync, not where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -126,6 +128,96 @@ pub fn classify(status: u16, body: &[u8], endpoint: Endpoint) -> ErrorClass {
 /// body that broke off are transient.
 pub fn classify_transport(error: &reqwest::Error) -> ErrorClass {
     if error.is_builder() { ErrorClass::Permanent } else { ErrorClass::Transient }
+}
+
+/// Where a request went, as `host:port`: all a transport error names of its URL. The path
+/// and query hold ids and sync tokens, and the URL crate keeps any user info; none of it is
+/// needed to find a wrong address or a closed port.
+pub fn peer(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
+/// What went wrong with a request that got no usable answer from `peer`, in the operator's
+/// terms: "cannot connect to 127.0.0.1:9 (connection refused)".
+pub fn describe_transport(error: &reqwest::Error, peer: &str) -> String {
+    let reason = transport_reason(error);
+    if error.is_connect() {
+        format!("cannot connect to {peer} ({reason})")
+    } else if error.is_timeout() {
+        format!("no answer from {peer} within api.timeout_secs ({reason})")
+    } else if error.is_body() || error.is_decode() {
+        format!("the answer from {peer} broke off ({reason})")
+    } else {
+        format!("request to {peer} failed ({reason})")
+    }
+}
+
+/// The innermost cause, which is the one that names the trouble ("connection refused",
+/// "failed to lookup address information: ..."), without a URL: reqwest's own text holds
+/// one, its sources do not.
+fn transport_reason(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut innermost: Option<&(dyn std::error::Error + 'static)> = None;
+    let mut source = error.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
+                std::io::ErrorKind::TimedOut => return "timed out".into(),
+                _ => {}
+            }
+        }
+        innermost = Some(s);
+        source = s.source();
+    }
+    match innermost {
+        Some(s) => truncate(&s.to_string(), 200).to_string(),
+        None if error.is_timeout() => "timed out".into(),
+        None => "no detail".into(),
+    }
+}
+
+/// A failed HTTP answer's message: the status, Aurinko's `code`, `message` and `requestId`
+/// (already redacted and cut by the caller), and for a 404 on `GET /calendars`, which
+/// Aurinko answers to any valid token, a hint that the base URL is likely wrong.
+pub fn describe_status(
+    status: reqwest::StatusCode,
+    endpoint: Endpoint,
+    code: Option<&str>,
+    text: Option<&str>,
+    request_id: Option<&str>,
+) -> String {
+    let wrong_base = status == reqwest::StatusCode::NOT_FOUND && endpoint == Endpoint::ListCalendars;
+    let mut message = format!("HTTP {}", status.as_u16());
+    if wrong_base {
+        message.push_str(" Not Found from GET /calendars");
+    }
+    if let Some(code) = code {
+        message.push_str(&format!(" {code}"));
+    }
+    if let Some(text) = text {
+        message.push_str(&format!(": {text}"));
+    }
+    if let Some(id) = request_id {
+        message.push_str(&format!(" (requestId {id})"));
+    }
+    if wrong_base {
+        message.push_str(": is api.base_url right? It usually ends with /v1");
+    }
+    message
+}
+
+/// `s` cut to at most `max` characters.
+pub(super) fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 /// Classifies a success answer whose body does not decode (cut short, not the JSON expected):

@@ -1,5 +1,7 @@
 //! `state`: what the store knows, read-only.
 
+mod accounts;
+
 use std::path::Path;
 
 use super::{Exit, complain};
@@ -49,6 +51,7 @@ fn make_inert(report: &mut Report) {
     };
     for account in &mut report.accounts {
         clean(&mut account.auth_error);
+        clean(&mut account.discovery_error);
     }
     for c in &mut report.collections {
         clean(&mut c.name);
@@ -67,6 +70,7 @@ pub(super) fn render_table(report: &Report) -> String {
             account.auth_error.as_deref().unwrap_or("")
         ));
     }
+    out.push_str(&accounts::render(&report.accounts));
     let header = [
         "ACCOUNT",
         "KIND",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::discovery_health::{Discoveries, Verdict};
 use crate::sync::CollectionKey;
 
 /// A heartbeat older than this means the service loop is stuck.
@@ -37,20 +38,17 @@ pub struct Health {
     heartbeat: Mutex<Instant>,
     collections: Mutex<BTreeMap<CollectionKey, CollectionHealth>>,
     refused_accounts: Mutex<BTreeSet<String>>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Health::new()
-    }
+    discoveries: Mutex<Discoveries>,
 }
 
 impl Health {
-    pub fn new() -> Health {
+    /// The health of a service running `accounts`.
+    pub fn new(accounts: impl IntoIterator<Item = String>) -> Health {
         Health {
             heartbeat: Mutex::new(Instant::now()),
             collections: Mutex::new(BTreeMap::new()),
             refused_accounts: Mutex::new(BTreeSet::new()),
+            discoveries: Mutex::new(Discoveries::new(accounts)),
         }
     }
 
@@ -98,8 +96,25 @@ impl Health {
         lock(&self.collections).remove(key);
     }
 
+    /// A refused token stops the account until restart: its discovery
+    /// counts as failing from now on.
     pub fn account_refused(&self, account: &str) {
         lock(&self.refused_accounts).insert(account.to_string());
+        self.discovered(account, Some("token refused: the account stopped until restart".into()));
+    }
+
+    /// Records how an account's discovery ended: `None` for a success.
+    pub fn discovered(&self, account: &str, error: Option<String>) {
+        lock(&self.discoveries).record(account, error);
+    }
+
+    pub fn discovery(&self) -> Verdict {
+        lock(&self.discoveries).verdict()
+    }
+
+    /// Accounts whose latest discovery failed.
+    pub fn discovery_failing(&self) -> usize {
+        lock(&self.discoveries).failing()
     }
 
     pub fn snapshot(&self) -> BTreeMap<CollectionKey, CollectionHealth> {

@@ -41,6 +41,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::collection_metrics;
 use super::connections::{Conn, Connections};
+use super::discovery_health::{self, Verdict};
 use super::health::Health;
 use super::webhook::{self, Receiver};
 use crate::store::Store;
@@ -178,17 +179,23 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// 200 while the service loop advances and the store takes writes; 503 with
-/// the reason otherwise.
+/// 200 while the service loop advances, the store takes writes and some
+/// account's latest discovery worked (or none has ended yet, at start-up);
+/// 503 with the reason otherwise.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     if state.health.loop_stalled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "service loop stalled\n".to_string());
     }
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.check_writable()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n".to_string()),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store not writable: {e}\n")),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store check failed: {e}\n")),
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store not writable: {e}\n")),
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("store check failed: {e}\n")),
+    }
+    match state.health.discovery() {
+        Verdict::Working => (StatusCode::OK, "ok\n".to_string()),
+        Verdict::Starting => (StatusCode::OK, "ok: first discovery under way\n".to_string()),
+        Verdict::Unreachable(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
 
@@ -197,5 +204,6 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     text.push_str(&collection_metrics::render(&state.health.snapshot(), Utc::now()));
+    text.push_str(&discovery_health::render_metrics(state.health.discovery_failing()));
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -4,7 +4,9 @@
 //!
 //! - `supervisor`: discovery per account; starts and stops actors.
 //! - `actor`: one collection's poll loop, with failure backoff.
-//! - `health`: what `/healthz`, `STATUS=` and the lag metrics read.
+//! - `health`: what `/healthz`, `STATUS=` and the lag metrics read;
+//!   `discovery_health` judges from the accounts' discoveries whether the
+//!   service reaches Aurinko at all.
 //! - `http`: the optional listener (`/healthz`, `/metrics`, the webhook),
 //!   with `connections` (its cap) and `fd_budget` (descriptors it may use);
 //!   `collection_metrics` renders the per-collection series from `health`.
@@ -16,6 +18,7 @@
 mod actor;
 mod collection_metrics;
 mod connections;
+mod discovery_health;
 mod fd_budget;
 mod health;
 mod http;
@@ -52,7 +55,7 @@ pub const WRITER_GRACE: Duration = Duration::from_secs(1);
 /// Runs until `cancel` fires. Returns an error only if it cannot start (the
 /// listener cannot bind).
 pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), String> {
-    let health = Arc::new(Health::new());
+    let health = Arc::new(Health::new(engine.accounts().iter().map(|(a, _)| a.name.clone())));
     let nudges = Arc::new(Nudges::default());
     // Before anything opens files or sockets: the API client and the store
     // need descriptors whatever the listener's peers do.

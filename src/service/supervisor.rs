@@ -30,6 +30,7 @@ pub async fn supervise(
     let interval = engine.config().sync.discovery_interval;
     loop {
         let plan = engine.plan(account, client).await;
+        health.discovered(&account.name, plan.discovery_error.as_ref().map(ToString::to_string));
         if plan.auth_refused().is_some() {
             account_cancel.cancel();
             break;

@@ -9,6 +9,7 @@
 //! anyway, and a single connection lets every page and its token share one
 //! `BEGIN IMMEDIATE` transaction.
 
+mod discovery;
 mod failpoint;
 mod files;
 mod folders;
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
 pub use crate::sync::CollectionKey;
+pub use discovery::DiscoveryOutcome;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use subscriptions::StoredSubscription;
 pub use write::{CommitStats, Outcome, PageRecords, Write};
@@ -37,6 +39,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0004_reprovisioning.sql")),
     M::up(include_str!("../../state/0005_tasks.sql")),
     M::up(include_str!("../../state/0006_mail_folders.sql")),
+    M::up(include_str!("../../state/0007_account_discovery.sql")),
 ];
 
 /// How long a write waits for another writer (another process holding the

@@ -20,6 +20,16 @@ pub struct AccountReport {
     /// Set while Aurinko refuses the account's token.
     pub auth_error: Option<String>,
     pub auth_error_at: Option<String>,
+    /// Set while the account's latest discovery (calendar, task list or
+    /// mail folder list) failed, with its class; cleared by the next
+    /// discovery that succeeds.
+    pub discovery_error: Option<String>,
+    pub discovery_error_class: Option<String>,
+    /// When the current run of failed discoveries began.
+    pub discovery_failing_since: Option<String>,
+    /// Failed discoveries in a row.
+    pub discovery_failures: i64,
+    pub discovery_success_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,8 +95,23 @@ impl Store {
     pub fn report(&self) -> Result<Report, StoreError> {
         let conn = self.conn();
         let accounts = conn
-            .prepare("SELECT name, auth_error, auth_error_at FROM accounts ORDER BY name")?
-            .query_map([], |r| Ok(AccountReport { name: r.get(0)?, auth_error: r.get(1)?, auth_error_at: r.get(2)? }))?
+            .prepare(
+                "SELECT name, auth_error, auth_error_at, discovery_error, discovery_error_class,
+                        discovery_failing_since, discovery_failures, discovery_success_at
+                 FROM accounts ORDER BY name",
+            )?
+            .query_map([], |r| {
+                Ok(AccountReport {
+                    name: r.get(0)?,
+                    auth_error: r.get(1)?,
+                    auth_error_at: r.get(2)?,
+                    discovery_error: r.get(3)?,
+                    discovery_error_class: r.get(4)?,
+                    discovery_failing_since: r.get(5)?,
+                    discovery_failures: r.get(6)?,
+                    discovery_success_at: r.get(7)?,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         let collections = conn
             .prepare(&format!(

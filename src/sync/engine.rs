@@ -64,6 +64,10 @@ pub struct Plan {
     /// discovery succeeded or the account does not sync them, so their
     /// collections missing from `collections` are gone.
     pub complete: Vec<Kind>,
+    /// The first listing (calendars, task lists, mail folders) that failed,
+    /// after the client's retries: the account's discovery failed. Stored
+    /// with the account, and read by the daemon's health.
+    pub discovery_error: Option<ApiError>,
 }
 
 impl Plan {
@@ -214,7 +218,32 @@ impl Engine {
     /// The collections to sync for an account, and results for those that
     /// failed before starting (discovery errors).
     pub async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
-        let mut plan = Plan { collections: Vec::new(), failed: Vec::new(), complete: Vec::new() };
+        let mut plan = self.discover_all(account, client).await;
+        let outcome = plan.discovery_error.as_ref().map(|e| (e.class.as_str(), e.to_string()));
+        let store = self.store.clone();
+        let name = account.name.clone();
+        blocking(move || {
+            store.record_discovery(&name, outcome.as_ref().map(|(c, m)| (*c, m.as_str())), Utc::now())
+        })
+        .await;
+        if plan.auth_refused().is_some() {
+            return plan;
+        }
+        if account.contacts {
+            plan.collections.push(Collection {
+                key: CollectionKey::account_wide(&account.name, Kind::Contacts),
+                name: None,
+                start: Start::Contacts,
+            });
+        }
+        plan
+    }
+
+    /// [`plan`](Engine::plan)'s listings: the listed kinds' collections,
+    /// and mail's after a refresh of its folder list.
+    async fn discover_all(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
+        let mut plan =
+            Plan { collections: Vec::new(), failed: Vec::new(), complete: Vec::new(), discovery_error: None };
         for kind in Kind::LISTED {
             let Some(start) = self.listed_start(account, kind) else {
                 plan.complete.push(kind);
@@ -232,7 +261,7 @@ impl Engine {
                 }
                 Err(e) if e.class == ErrorClass::Auth => {
                     let failed = self.discovery_failed(account, kind, &e).await;
-                    return Plan { collections: Vec::new(), failed, complete: Vec::new() };
+                    return Plan { collections: Vec::new(), failed, complete: Vec::new(), discovery_error: Some(e) };
                 }
                 Err(e) => {
                     // A flaky list does not stop the collections already known:
@@ -248,22 +277,18 @@ impl Engine {
                         plan.failed.extend(self.discovery_failed(account, kind, &e).await);
                     }
                     plan.collections.extend(known.into_iter().map(|key| Collection { name: None, key, start }));
+                    plan.discovery_error.get_or_insert(e);
                 }
             }
         }
         if let Some(email) = account.email {
-            self.refresh_folders(account, client).await;
+            if let Err(e) = self.refresh_folders(account, client).await {
+                plan.discovery_error.get_or_insert(e);
+            }
             plan.collections.push(Collection {
                 key: CollectionKey::account_wide(&account.name, Kind::Email),
                 name: None,
                 start: Start::Email { days_within: email.days_within, body: email.body },
-            });
-        }
-        if account.contacts {
-            plan.collections.push(Collection {
-                key: CollectionKey::account_wide(&account.name, Kind::Contacts),
-                name: None,
-                start: Start::Contacts,
             });
         }
         plan

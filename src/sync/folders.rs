@@ -5,19 +5,23 @@
 use chrono::Utc;
 
 use super::engine::{Engine, blocking};
-use crate::aurinko::AccountClient;
+use crate::aurinko::{AccountClient, ApiError};
 use crate::config::AccountConfig;
 
 impl Engine {
-    pub(super) async fn refresh_folders(&self, account: &AccountConfig, client: &AccountClient) {
+    /// The list's failure is returned (after the warning) as the account's
+    /// discovery failure: the mail sync goes on, but `state`, `/metrics` and
+    /// `/healthz` tell.
+    pub(super) async fn refresh_folders(&self, account: &AccountConfig, client: &AccountClient) -> Result<(), ApiError> {
         let folders = match client.list_folders().await {
             Ok(folders) => folders,
             Err(e) => {
                 tracing::warn!(account = %account.name, class = %e.class, "mail folder list failed; the mail sync goes on: {e}");
-                return;
+                return Err(e);
             }
         };
         let (store, name) = (self.store().clone(), account.name.clone());
         blocking(move || store.save_folders(&name, &folders, Utc::now())).await;
+        Ok(())
     }
 }

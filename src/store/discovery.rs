@@ -1,0 +1,78 @@
+//! How each account's discovery (its calendar, task list and mail folder
+//! lists) fares, in the `accounts` table: what `state` shows for an account
+//! that cannot reach Aurinko before any of its collections exists.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::write::timestamp;
+use super::{Store, StoreError};
+
+/// How an account's discovery ended: `None` for a success, else the error's
+/// class and message.
+pub type DiscoveryOutcome<'a> = Option<(&'a str, &'a str)>;
+
+impl Store {
+    /// Records how an account's discovery ended. A failure keeps the start of
+    /// its streak (`discovery_failing_since`) and counts it; a success clears
+    /// the error and the count and is remembered as the last success.
+    pub fn record_discovery(
+        &self,
+        account: &str,
+        outcome: DiscoveryOutcome<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (class, error) = outcome.unzip();
+        self.conn().execute(
+            "INSERT INTO accounts (name, updated_at, discovery_error, discovery_error_class,
+                                   discovery_failing_since, discovery_failures, discovery_success_at)
+             VALUES (?1, ?4, ?2, ?3, CASE WHEN ?2 IS NULL THEN NULL ELSE ?4 END,
+                     CASE WHEN ?2 IS NULL THEN 0 ELSE 1 END, CASE WHEN ?2 IS NULL THEN ?4 END)
+             ON CONFLICT (name) DO UPDATE SET
+                discovery_error = excluded.discovery_error,
+                discovery_error_class = excluded.discovery_error_class,
+                discovery_failing_since = CASE WHEN excluded.discovery_error IS NULL THEN NULL
+                    ELSE coalesce(accounts.discovery_failing_since, excluded.discovery_failing_since) END,
+                discovery_failures = CASE WHEN excluded.discovery_error IS NULL THEN 0
+                    ELSE accounts.discovery_failures + 1 END,
+                discovery_success_at = coalesce(excluded.discovery_success_at, accounts.discovery_success_at),
+                updated_at = excluded.updated_at",
+            params![account, error, class, timestamp(now)],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// A streak keeps its start and counts its failures; a success ends it
+    /// and is remembered; the next failure starts a new streak.
+    #[test]
+    fn a_failure_streak_keeps_its_start_and_a_success_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let at = |s| Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap();
+        let account = |store: &Store| store.report().unwrap().accounts.into_iter().next().unwrap();
+        store.record_discovery("work", Some(("transient", "cannot connect to 127.0.0.1:9")), at(0)).unwrap();
+        store.record_discovery("work", Some(("transient", "HTTP 503")), at(60)).unwrap();
+        let a = account(&store);
+        assert_eq!(a.discovery_error.as_deref(), Some("HTTP 503"));
+        assert_eq!(a.discovery_error_class.as_deref(), Some("transient"));
+        assert_eq!(a.discovery_failing_since, Some(timestamp(at(0))));
+        assert_eq!((a.discovery_failures, a.discovery_success_at), (2, None));
+
+        store.record_discovery("work", None, at(120)).unwrap();
+        let a = account(&store);
+        assert_eq!((a.discovery_error, a.discovery_failing_since, a.discovery_failures), (None, None, 0));
+        assert_eq!(a.discovery_success_at, Some(timestamp(at(120))));
+
+        store.record_discovery("work", Some(("auth", "HTTP 401")), at(180)).unwrap();
+        let a = account(&store);
+        assert_eq!((a.discovery_failing_since, a.discovery_failures), (Some(timestamp(at(180))), 1));
+        assert_eq!(a.discovery_success_at, Some(timestamp(at(120))));
+    }
+}
