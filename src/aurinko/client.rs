@@ -526,4 +526,3 @@ fn too_large(endpoint: Endpoint, status: StatusCode, limit: usize, how: &str) ->
         message: format!("response body refused: larger than api.max_response_mib = {} MiB ({how})", limit >> 20),
     }
 }
-

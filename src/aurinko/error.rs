@@ -183,8 +183,9 @@ fn transport_reason(error: &reqwest::Error) -> String {
 }
 
 /// A failed HTTP answer's message: the status, Aurinko's `code`, `message` and `requestId`
-/// (already redacted and cut by the caller), and for a 404 on `GET /calendars`, which
-/// Aurinko answers to any valid token, a hint that the base URL is likely wrong.
+/// (already redacted and cut by the caller). A 404 on `GET /calendars`, which Aurinko answers
+/// to any valid token, most likely means a wrong base URL: the message says so first, so that
+/// a shortened display still shows it.
 pub fn describe_status(
     status: reqwest::StatusCode,
     endpoint: Endpoint,
@@ -192,22 +193,28 @@ pub fn describe_status(
     text: Option<&str>,
     request_id: Option<&str>,
 ) -> String {
-    let wrong_base = status == reqwest::StatusCode::NOT_FOUND && endpoint == Endpoint::ListCalendars;
-    let mut message = format!("HTTP {}", status.as_u16());
-    if wrong_base {
-        message.push_str(" Not Found from GET /calendars");
-    }
-    if let Some(code) = code {
-        message.push_str(&format!(" {code}"));
-    }
+    let mut details = code.unwrap_or_default().to_string();
     if let Some(text) = text {
-        message.push_str(&format!(": {text}"));
+        if !details.is_empty() {
+            details.push_str(": ");
+        }
+        details.push_str(text);
     }
     if let Some(id) = request_id {
-        message.push_str(&format!(" (requestId {id})"));
+        details.push_str(&format!(" (requestId {id})"));
     }
-    if wrong_base {
-        message.push_str(": is api.base_url right? It usually ends with /v1");
+    let details = details.trim_start();
+    if status == reqwest::StatusCode::NOT_FOUND && endpoint == Endpoint::ListCalendars {
+        let mut message =
+            "HTTP 404 Not Found from GET /calendars: is api.base_url right? It usually ends with /v1".to_string();
+        if !details.is_empty() {
+            message.push_str(&format!(" (Aurinko said {details})"));
+        }
+        return message;
+    }
+    let mut message = format!("HTTP {}", status.as_u16());
+    if !details.is_empty() {
+        message.push_str(&format!(" {details}"));
     }
     message
 }
@@ -298,6 +305,24 @@ mod tests {
         assert_eq!(classify(404, b"", Endpoint::Subscriptions), Permanent);
         assert_eq!(classify(403, b"", e), Permanent);
         assert_eq!(classify(412, b"", e), Permanent);
+    }
+
+    /// The base-URL hint comes with a 404 on `GET /calendars` only, first,
+    /// so that a display cut short still shows it.
+    #[test]
+    fn a_404_listing_calendars_hints_at_the_base_url() {
+        let not_found = reqwest::StatusCode::NOT_FOUND;
+        let hint = "HTTP 404 Not Found from GET /calendars: is api.base_url right? It usually ends with /v1";
+        assert_eq!(describe_status(not_found, Endpoint::ListCalendars, None, None, None), hint);
+        assert_eq!(
+            describe_status(not_found, Endpoint::ListCalendars, Some("notFound"), Some("Not found"), Some("r1")),
+            format!("{hint} (Aurinko said notFound: Not found (requestId r1))")
+        );
+        for endpoint in [Endpoint::ListTaskLists, Endpoint::GetCalendar, Endpoint::SyncUpdated, Endpoint::Folders] {
+            assert_eq!(describe_status(not_found, endpoint, Some("notFound"), None, None), "HTTP 404 notFound");
+        }
+        let unavailable = reqwest::StatusCode::SERVICE_UNAVAILABLE;
+        assert_eq!(describe_status(unavailable, Endpoint::ListCalendars, None, Some("down"), None), "HTTP 503 down");
     }
 
     /// The markers count wherever the body carries them: a provider's

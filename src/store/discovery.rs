@@ -55,7 +55,7 @@ mod tests {
     fn a_failure_streak_keeps_its_start_and_a_success_clears_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let at = |s| Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap();
+        let at = |s: i64| Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap();
         let account = |store: &Store| store.report().unwrap().accounts.into_iter().next().unwrap();
         store.record_discovery("work", Some(("transient", "cannot connect to 127.0.0.1:9")), at(0)).unwrap();
         store.record_discovery("work", Some(("transient", "HTTP 503")), at(60)).unwrap();

@@ -222,10 +222,8 @@ impl Engine {
         let outcome = plan.discovery_error.as_ref().map(|e| (e.class.as_str(), e.to_string()));
         let store = self.store.clone();
         let name = account.name.clone();
-        blocking(move || {
-            store.record_discovery(&name, outcome.as_ref().map(|(c, m)| (*c, m.as_str())), Utc::now())
-        })
-        .await;
+        blocking(move || store.record_discovery(&name, outcome.as_ref().map(|(c, m)| (*c, m.as_str())), Utc::now()))
+            .await;
         if plan.auth_refused().is_some() {
             return plan;
         }

@@ -12,7 +12,11 @@ impl Engine {
     /// The list's failure is returned (after the warning) as the account's
     /// discovery failure: the mail sync goes on, but `state`, `/metrics` and
     /// `/healthz` tell.
-    pub(super) async fn refresh_folders(&self, account: &AccountConfig, client: &AccountClient) -> Result<(), ApiError> {
+    pub(super) async fn refresh_folders(
+        &self,
+        account: &AccountConfig,
+        client: &AccountClient,
+    ) -> Result<(), ApiError> {
         let folders = match client.list_folders().await {
             Ok(folders) => folders,
             Err(e) => {

@@ -195,8 +195,13 @@ async fn a_failing_folder_list_does_not_fail_the_mail_sync() {
     assert_all_equal_truth(&app);
     assert!(crate::helpers::text(&out.stderr).contains("mail folder list failed"));
     assert!(message_folders(&app).iter().all(|(_, name)| name.is_none()), "no folders yet");
+    // The account's discovery says so, until it works again.
+    let discovery_error = |state: serde_json::Value| state["accounts"][0]["discovery_error"].clone();
+    let error = discovery_error(app.state_json().await);
+    assert!(error.as_str().is_some_and(|e| e.starts_with("folders: HTTP 500")), "{error}");
     // Once the list answers again, the next discovery fills it in.
     app.fake.set_folders_failing(false);
     assert_exit(&app.catch_up().await, 0);
     assert!(message_folders(&app).iter().all(|(_, name)| name.is_some()));
+    assert!(discovery_error(app.state_json().await).is_null());
 }

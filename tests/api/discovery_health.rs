@@ -1,0 +1,156 @@
+//! An Aurinko the service cannot reach, or whose discovery fails, is visible
+//! from the first minute: `/healthz` answers 503 with the reason, `/metrics`
+//! counts the account, `state` shows the error and since when; and all of it
+//! clears once discovery works again.
+
+use std::time::{Duration, Instant};
+
+use aurinko_sync::fake::{Endpoint, FaultKind, FaultScope, Faults};
+
+use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};
+use crate::service::get;
+
+fn daemon_setup() -> Setup {
+    Setup { server: true, sync_extra: "discovery_interval_secs = 1\npoll_interval_secs = 3600\n", ..Setup::default() }
+}
+
+/// Polls `get(path)` until `check` holds for its answer; returns the body.
+async fn wait_for_get(app: &TestApp, path: &str, what: &str, check: impl Fn(u16, &str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(app, path).await;
+        if check(status, &body) {
+            return body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{path} never showed {what}: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `state --json`'s entry for `account`, once `check` holds for it.
+async fn wait_for_account(
+    app: &TestApp,
+    account: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let state = app.state_json().await;
+        let found = state["accounts"].as_array().unwrap().iter().find(|a| a["name"] == account).cloned();
+        if let Some(entry) = found.filter(|a| check(a)) {
+            return entry;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "state never showed {what}: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A loopback port that refuses connections: a socket bound to it but never
+/// listening. Bound, the port cannot be taken by anything else meanwhile;
+/// not listening, a connection to it is refused at once.
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("bound to a free port");
+    let port = socket.local_addr().expect("its address").port();
+    (socket, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_cannot_connect_is_unhealthy_and_names_where_it_tried() {
+    let app = spawn_app(daemon_setup()).await;
+    let (_refusing, port) = refusing_port();
+    app.edit_config(&app.server.base_url(), &format!("http://127.0.0.1:{port}/v1"));
+    let refused = format!("calendars: cannot connect to 127.0.0.1:{port} (connection refused)");
+
+    let out = app.catch_up().await;
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.lines().any(|l| l.starts_with("failed") && l.contains(&refused)), "{stderr}");
+    let first = wait_for_account(&app, "work", "a failed discovery", |a| a["discovery_failures"] == 1).await;
+    let since = first["discovery_failing_since"].as_str().expect("since when").to_string();
+
+    let daemon = app.spawn_daemon().await;
+    let health = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
+    assert!(health.contains(&refused), "{health}");
+    let metrics = wait_for_get(&app, "/metrics", "the failing account", |_, body| {
+        body.contains("\naurinko_sync_discovery_failing_accounts 1\n")
+    })
+    .await;
+    assert!(metrics.contains("# HELP aurinko_sync_discovery_failing_accounts "), "{metrics}");
+    assert!(metrics.contains("# TYPE aurinko_sync_discovery_failing_accounts gauge\n"), "{metrics}");
+
+    // The catch-up's failure started the streak; the daemon's discoveries
+    // (one a second) count on without moving its start.
+    let later =
+        wait_for_account(&app, "work", "three failed discoveries", |a| a["discovery_failures"].as_i64() >= Some(3))
+            .await;
+    assert_eq!(later["discovery_error"], refused.as_str(), "{later}");
+    assert_eq!(later["discovery_error_class"], "transient");
+    assert_eq!(later["discovery_failing_since"], since.as_str(), "the streak keeps its start");
+    assert!(later["discovery_success_at"].is_null());
+
+    let table = text(&app.run_binary(&["state"]).await.stdout);
+    let line = table.lines().find(|l| l.starts_with("work ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("failing") && line.contains(&since) && line.contains(&refused), "{table}");
+
+    let token = app.token("work").to_string();
+    let log = text(&daemon.kill_and_wait().await.stderr);
+    for (what, output) in
+        [("healthz", &health), ("metrics", &metrics), ("state", &table), ("log", &log), ("catch-up", &stderr)]
+    {
+        assert!(!output.contains(&token), "the token is in the {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_200_again_once_discovery_works() {
+    let app = spawn_app(daemon_setup()).await;
+    app.fake.set_fault_scope(FaultScope::Endpoint(Endpoint::ListCalendars));
+    app.fake.set_faults(Faults::new(1.0, [FaultKind::InternalError]));
+    let _daemon = app.spawn_daemon().await;
+    let health = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
+    assert!(health.contains("work: calendars: HTTP 500"), "{health}");
+    wait_for_get(&app, "/metrics", "the failing account", |_, body| {
+        body.contains("\naurinko_sync_discovery_failing_accounts 1\n")
+    })
+    .await;
+    wait_for_account(&app, "work", "the failure", |a| {
+        a["discovery_error"].as_str().is_some_and(|e| e.contains("HTTP 500"))
+    })
+    .await;
+
+    app.fake.set_faults(Faults::none());
+    assert_eq!(wait_for_get(&app, "/healthz", "200", |status, _| status == 200).await, "ok\n");
+    wait_for_get(&app, "/metrics", "no failing account", |_, body| {
+        body.contains("\naurinko_sync_discovery_failing_accounts 0\n")
+    })
+    .await;
+    let account = wait_for_account(&app, "work", "the recovery", |a| a["discovery_error"].is_null()).await;
+    assert_eq!(account["discovery_failures"], 0, "{account}");
+    assert!(account["discovery_failing_since"].is_null(), "{account}");
+    assert!(account["discovery_success_at"].is_string(), "{account}");
+    app.wait_for(Duration::from_secs(30), "the sync after the recovery", || app.store_matches_truth("work")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_from_get_calendars_says_base_url_usually_ends_with_v1() {
+    let app = spawn_app(Setup::default()).await;
+    let base = app.server.base_url();
+    let root = base.strip_suffix("/v1").expect("the fake's base URL ends with /v1");
+    app.edit_config(&base, root);
+    let out = app.catch_up().await;
+    assert_exit(&out, 1);
+    let hint = "HTTP 404 Not Found from GET /calendars";
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("failed")
+            && l.contains(hint)
+            && l.contains("is api.base_url right? It usually ends with /v1")),
+        "{stderr}"
+    );
+    let account = wait_for_account(&app, "work", "the failure", |a| a["discovery_error"].is_string()).await;
+    assert!(account["discovery_error"].as_str().unwrap().contains(hint), "{account}");
+    let table = text(&app.run_binary(&["state"]).await.stdout);
+    assert!(table.contains("It usually ends with /v1"), "{table}");
+}
