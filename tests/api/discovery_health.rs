@@ -3,28 +3,16 @@
 //! counts the account, `state` shows the error and since when; and all of it
 //! clears once discovery works again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aurinko_sync::fake::{Endpoint, FaultKind, FaultScope, Faults};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};
-use crate::service::get;
+use crate::service::wait_for_get;
+use crate::webhooks::wait_for_state;
 
 fn daemon_setup() -> Setup {
     Setup { server: true, sync_extra: "discovery_interval_secs = 1\npoll_interval_secs = 3600\n", ..Setup::default() }
-}
-
-/// Polls `get(path)` until `check` holds for its answer; returns the body.
-async fn wait_for_get(app: &TestApp, path: &str, what: &str, check: impl Fn(u16, &str) -> bool) -> String {
-    let started = Instant::now();
-    loop {
-        let (status, body) = get(app, path).await;
-        if check(status, &body) {
-            return body;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{path} never showed {what}: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// `state --json`'s entry for `account`, once `check` holds for it.
@@ -34,16 +22,11 @@ async fn wait_for_account(
     what: &str,
     check: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let state = app.state_json().await;
-        let found = state["accounts"].as_array().unwrap().iter().find(|a| a["name"] == account).cloned();
-        if let Some(entry) = found.filter(|a| check(a)) {
-            return entry;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "state never showed {what}: {state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let entry = |state: &serde_json::Value| {
+        state["accounts"].as_array().and_then(|a| a.iter().find(|a| a["name"] == account)).cloned()
+    };
+    let state = wait_for_state(app, what, |state| entry(state).is_some_and(|a| check(&a))).await;
+    entry(&state).expect("the account")
 }
 
 /// A loopback port that refuses connections: a socket bound to it but never
@@ -71,9 +54,9 @@ async fn a_service_that_cannot_connect_is_unhealthy_and_names_where_it_tried() {
     let since = first["discovery_failing_since"].as_str().expect("since when").to_string();
 
     let daemon = app.spawn_daemon().await;
-    let health = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
+    let (_, health) = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
     assert!(health.contains(&refused), "{health}");
-    let metrics = wait_for_get(&app, "/metrics", "the failing account", |_, body| {
+    let (_, metrics) = wait_for_get(&app, "/metrics", "the failing account", |_, body| {
         body.contains("\naurinko_sync_discovery_failing_accounts 1\n")
     })
     .await;
@@ -109,7 +92,7 @@ async fn healthz_turns_200_again_once_discovery_works() {
     app.fake.set_fault_scope(FaultScope::Endpoint(Endpoint::ListCalendars));
     app.fake.set_faults(Faults::new(1.0, [FaultKind::InternalError]));
     let _daemon = app.spawn_daemon().await;
-    let health = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
+    let (_, health) = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
     assert!(health.contains("work: calendars: HTTP 500"), "{health}");
     wait_for_get(&app, "/metrics", "the failing account", |_, body| {
         body.contains("\naurinko_sync_discovery_failing_accounts 1\n")
@@ -121,7 +104,7 @@ async fn healthz_turns_200_again_once_discovery_works() {
     .await;
 
     app.fake.set_faults(Faults::none());
-    assert_eq!(wait_for_get(&app, "/healthz", "200", |status, _| status == 200).await, "ok\n");
+    assert_eq!(wait_for_get(&app, "/healthz", "200", |status, _| status == 200).await.1, "ok\n");
     wait_for_get(&app, "/metrics", "no failing account", |_, body| {
         body.contains("\naurinko_sync_discovery_failing_accounts 0\n")
     })

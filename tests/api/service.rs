@@ -23,7 +23,12 @@ pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, String) {
 }
 
 /// Polls `get(path)` until `check` holds for its answer; returns it.
-async fn wait_for_get(app: &TestApp, path: &str, what: &str, check: impl Fn(u16, &str) -> bool) -> (u16, String) {
+pub(crate) async fn wait_for_get(
+    app: &TestApp,
+    path: &str,
+    what: &str,
+    check: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
     let started = Instant::now();
     loop {
         let (status, body) = get(app, path).await;
