@@ -137,3 +137,38 @@ async fn a_404_from_get_calendars_says_base_url_usually_ends_with_v1() {
     let table = text(&app.run_binary(&["state"]).await.stdout);
     assert!(table.contains("It usually ends with /v1"), "{table}");
 }
+
+/// One account whose token is refused does not make the service unhealthy
+/// while another discovers; it is counted and shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_account_is_counted_while_the_other_keeps_healthz_200() {
+    let setup = Setup { accounts: vec![("work", vec![("w-1", 20)]), ("home", vec![("h-1", 20)])], ..daemon_setup() };
+    let app = spawn_app(setup).await;
+    app.fake.kill_token(app.token("home"));
+    let _daemon = app.spawn_daemon().await;
+    wait_for_get(&app, "/metrics", "the refused account", |_, body| {
+        body.contains("\naurinko_sync_discovery_failing_accounts 1\n")
+    })
+    .await;
+    let home = wait_for_account(&app, "home", "the refused token", |a| a["discovery_error_class"] == "auth").await;
+    assert!(home["discovery_error"].as_str().is_some_and(|e| e.starts_with("calendars: HTTP 401")), "{home}");
+    wait_for_account(&app, "work", "a discovery", |a| a["discovery_success_at"].is_string()).await;
+    let (status, body) = wait_for_get(&app, "/healthz", "an answer", |status, _| status != 0).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
+/// Until the first discovery ends, the service answers 200 and says so: it
+/// is alive and trying (README, "Health and metrics").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_200_while_the_first_discovery_is_under_way() {
+    let app = spawn_app(daemon_setup()).await;
+    // Each `GET /calendars` stalls past the client's 5 s timeout, ten
+    // attempts: the first discovery takes more than 50 s.
+    app.fake.set_stall(Duration::from_secs(30));
+    app.fake.set_fault_scope(FaultScope::Endpoint(Endpoint::ListCalendars));
+    app.fake.set_faults(Faults::new(1.0, [FaultKind::Stall]));
+    let _daemon = app.spawn_daemon().await;
+    let (status, body) = wait_for_get(&app, "/healthz", "an answer", |status, _| status != 0).await;
+    assert_eq!((status, body.as_str()), (200, "ok: first discovery under way\n"));
+    assert!(app.requests().iter().any(|r| r.endpoint == Endpoint::ListCalendars), "discovery has started");
+}
