@@ -57,6 +57,21 @@ impl Discoveries {
         self.accounts.insert(account.to_string(), state);
     }
 
+    /// The account's token was refused: it stops until restart. Its
+    /// discovery's own error, when it is what found the refusal, says more
+    /// and is kept.
+    pub fn refused(&mut self, account: &str) {
+        let discovery = self.accounts.entry(account.to_string()).or_insert(Discovery::Pending);
+        if !matches!(discovery, Discovery::Failing(_)) {
+            *discovery = Discovery::Failing("token refused: the account stopped until restart".into());
+        }
+    }
+
+    /// Accounts watched.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
     /// Accounts whose latest discovery failed.
     pub fn failing(&self) -> usize {
         self.accounts.values().filter(|d| matches!(d, Discovery::Failing(_))).count()
@@ -129,5 +144,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(Discoveries::new([]).verdict(), Verdict::Working);
+
+        // A refusal found by a pass fails a working account; one found by
+        // discovery keeps the discovery's words.
+        let mut d = Discoveries::new(["work".to_string()]);
+        d.record("work", None);
+        d.refused("work");
+        assert_eq!(
+            d.verdict(),
+            Verdict::Unreachable(
+                "discovery failing for every account (1); work: token refused: the account stopped until restart"
+                    .into()
+            )
+        );
+        d.record("work", Some("calendars: HTTP 401".into()));
+        d.refused("work");
+        assert_eq!(
+            d.verdict(),
+            Verdict::Unreachable("discovery failing for every account (1); work: calendars: HTTP 401".into())
+        );
     }
 }

@@ -100,7 +100,7 @@ impl Health {
     /// counts as failing from now on.
     pub fn account_refused(&self, account: &str) {
         lock(&self.refused_accounts).insert(account.to_string());
-        self.discovered(account, Some("token refused: the account stopped until restart".into()));
+        lock(&self.discoveries).refused(account);
     }
 
     /// Records how an account's discovery ended: `None` for a success.
@@ -130,6 +130,13 @@ impl Health {
         match last {
             Some(t) => line.push_str(&format!(", last sync {}", t.format("%Y-%m-%d %H:%M:%SZ"))),
             None => line.push_str(", no sync yet"),
+        }
+        let discovery_failing = self.discovery_failing();
+        if discovery_failing > 0 {
+            line.push_str(&format!(
+                ", discovery failing for {discovery_failing} of {} accounts",
+                lock(&self.discoveries).len()
+            ));
         }
         let refused = lock(&self.refused_accounts);
         if !refused.is_empty() {
