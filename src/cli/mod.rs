@@ -7,6 +7,8 @@ mod demo;
 mod fake_cmd;
 mod logging;
 mod progress_view;
+mod reset;
+mod resync;
 mod run;
 mod state;
 mod subscribe;
@@ -51,6 +53,31 @@ pub enum Command {
         /// One JSON document instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Provision matching collections again on their next pass (the running
+    /// daemon's, or the next `run --catch-up`); rows stay until that pass's
+    /// sweep removes what it did not return. Filters combine; none: all.
+    Resync {
+        /// Only this account's collections (a name from the configuration).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only collections of this kind.
+        #[arg(long, value_enum)]
+        kind: Option<resync::KindArg>,
+        /// Only the collection with this id (a calendar or task list id, as `state` shows it;
+        /// `email` or `contacts` for those).
+        #[arg(long)]
+        collection: Option<String>,
+    },
+    /// Delete an account's synced data from the store in one transaction. A configured
+    /// account is synced afresh by its next pass; of an unconfigured one nothing stays.
+    Reset {
+        /// The account whose data to delete.
+        #[arg(long)]
+        account: String,
+        /// Delete; without it, only show what would be deleted (and exit 2).
+        #[arg(long)]
+        yes: bool,
     },
     /// Start a fake Aurinko on loopback, sync it into aurinko-demo.db and show the result.
     Demo {
@@ -123,6 +150,11 @@ pub fn main() -> ExitCode {
             Command::Run { catch_up } => run::run(&cli.config, catch_up).await,
             Command::State { json } => state::state(&cli.config, json),
             Command::Subscribe => subscribe::subscribe(&cli.config).await,
+            Command::Resync { account, kind, collection } => {
+                let filter = crate::store::ResyncFilter { account, kind: kind.map(Into::into), collection };
+                resync::resync(&cli.config, filter)
+            }
+            Command::Reset { account, yes } => reset::reset(&cli.config, &account, yes),
             Command::Demo { events, calendars, db } => demo::demo(events, calendars, &db).await,
             Command::Fake { listen, events, calendars } => fake_cmd::serve(listen, events, calendars).await,
         }

@@ -15,6 +15,7 @@ mod files;
 mod folders;
 mod range;
 mod read;
+mod resync;
 mod subscriptions;
 mod write;
 
@@ -28,6 +29,7 @@ use rusqlite_migration::{M, Migrations};
 pub use crate::sync::CollectionKey;
 pub use discovery::DiscoveryOutcome;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
+pub use resync::{AccountRows, ResyncFilter};
 pub use subscriptions::StoredSubscription;
 pub use write::{CommitStats, Outcome, PageRecords, Write};
 
@@ -40,6 +42,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0005_tasks.sql")),
     M::up(include_str!("../../state/0006_mail_folders.sql")),
     M::up(include_str!("../../state/0007_account_discovery.sql")),
+    M::up(include_str!("../../state/0008_resync.sql")),
 ];
 
 /// How long a write waits for another writer (another process holding the

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::failpoint::{self, Point};
 use super::{CollectionKey, Store, StoreError, range};
 use crate::aurinko::{Calendar, TaskList};
-use crate::sync::{Commit, Cursor, Field, Kind, Phase, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
+use crate::sync::{Commit, Cursor, Field, Kind, Phase, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
 
 /// The records that came with a page.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ impl Store {
             .prepare_cached(
                 "SELECT phase, window_min, window_max, generation, reconciling,
                         updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
-                        permanent_failures, reprovisioned_after_failures
+                        permanent_failures, reprovisioned_after_failures, range_days, resync_handled
                  FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
             )?
             .query_row(params![key.account, key.kind.as_str(), key.id], |r| {
@@ -176,12 +176,14 @@ impl Store {
                     // An unknown phase (a damaged row) starts over.
                     phase: Phase::parse(&phase).unwrap_or(Phase::Provisioning),
                     window: parse_window(window_min.as_deref(), window_max.as_deref()),
+                    range: r.get::<_, Option<String>>(11)?.as_deref().and_then(RangeDays::parse),
                     generation: r.get(3)?,
                     reconciling: r.get::<_, i64>(4)? != 0,
                     updated: Cursor { delta_token: r.get(5)?, page_token: r.get(6)? },
                     deleted: Cursor { delta_token: r.get(7)?, page_token: r.get(8)? },
                     permanent_failures: r.get(9)?,
                     reprovisioned_after_failures: r.get::<_, i64>(10)? != 0,
+                    resync_handled: r.get(12)?,
                 })
             })
             .optional()?;
@@ -474,15 +476,16 @@ fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) 
     conn.prepare_cached(
         "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
                                  updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at,
-                                 permanent_failures, reprovisioned_after_failures)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                 permanent_failures, reprovisioned_after_failures, range_days, resync_handled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (account, kind, collection_id) DO UPDATE SET
             phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
             generation = excluded.generation, reconciling = excluded.reconciling,
             updated_delta_token = excluded.updated_delta_token, updated_page_token = excluded.updated_page_token,
             deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
             updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
-            reprovisioned_after_failures = excluded.reprovisioned_after_failures",
+            reprovisioned_after_failures = excluded.reprovisioned_after_failures,
+            range_days = excluded.range_days, resync_handled = excluded.resync_handled",
     )?
     .execute(params![
         key.account,
@@ -500,6 +503,8 @@ fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) 
         now,
         s.permanent_failures,
         s.reprovisioned_after_failures,
+        s.range.map(RangeDays::to_stored),
+        s.resync_handled,
     ])?;
     Ok(())
 }

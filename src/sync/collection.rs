@@ -10,7 +10,7 @@ use chrono::Timelike;
 use serde_json::value::RawValue;
 
 use super::records::{Rejected, Row, parse_contact, parse_event, parse_message, parse_task};
-use super::state::Window;
+use super::state::{RangeDays, Window};
 
 /// The kinds of collection Aurinko offers delta sync for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -255,8 +255,9 @@ pub enum BodyType {
 /// How a collection is provisioned: its kind's start parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
-    /// Calendars: events ending after `timeMin` and starting before `timeMax`.
-    Calendar(Window),
+    /// Calendars: events ending after `timeMin` (now minus `past_days`)
+    /// and starting before `timeMax` (now plus `future_days`).
+    Calendar { past_days: u32, future_days: u32 },
     /// Email: messages received within `days_within` days, bodies as asked.
     Email { days_within: Option<u32>, body: Option<BodyType> },
     /// Contacts take no parameters.
@@ -291,7 +292,10 @@ impl Collection {
     pub fn start_params(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<(&'static str, String)> {
         let rfc3339 = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match self.start {
-            Start::Calendar(w) => vec![("timeMin", rfc3339(w.time_min)), ("timeMax", rfc3339(w.time_max))],
+            Start::Calendar { .. } => match self.window(now) {
+                Some(w) => vec![("timeMin", rfc3339(w.time_min)), ("timeMax", rfc3339(w.time_max))],
+                None => Vec::new(),
+            },
             Start::Email { days_within, body } => {
                 let mut params = Vec::new();
                 if let Some(days) = days_within {
@@ -313,15 +317,30 @@ impl Collection {
         }
     }
 
+    /// The configured day counts of the range a provisioning asks for:
+    /// what decides whether a configuration change calls for a new one.
+    /// `None` for contacts, which have no range.
+    pub fn range_days(&self) -> Option<RangeDays> {
+        match self.start {
+            Start::Calendar { past_days, future_days } => {
+                Some(RangeDays::Around { past: past_days, future: future_days })
+            }
+            Start::Email { days_within: days, .. } | Start::Tasks { completed_within_days: days } => {
+                Some(days.map_or(RangeDays::All, RangeDays::Within))
+            }
+            Start::Contacts => None,
+        }
+    }
+
     /// Whether the provisioned range follows time (calendars only).
     pub fn rolls(&self) -> bool {
-        matches!(self.start, Start::Calendar(_))
+        matches!(self.start, Start::Calendar { .. })
     }
 
     /// The range recorded with a provisioning, shown by `state`.
     pub fn window(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Window> {
         match self.start {
-            Start::Calendar(w) => Some(w),
+            Start::Calendar { past_days, future_days } => Some(Window::around(now, past_days, future_days)),
             Start::Email { days_within: Some(days), .. } | Start::Tasks { completed_within_days: Some(days) } => {
                 // Whole seconds, as sent: the window is exactly what Aurinko was asked for.
                 let now = now.with_nanosecond(0).unwrap_or(now);
@@ -345,7 +364,7 @@ mod tests {
         let calendar = Collection {
             key: CollectionKey::calendar("work", "a/b"),
             name: None,
-            start: Start::Calendar(Window::around(now, 1, 2)),
+            start: Start::Calendar { past_days: 1, future_days: 2 },
         };
         assert_eq!(calendar.root(), vec!["calendars", "a/b"]);
         assert_eq!(

@@ -59,30 +59,21 @@ pub struct PassContext<'a> {
     pub progress: &'a Progress,
 }
 
-pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
+/// Runs one pass from `state`. `resync_requested` is the store's count of
+/// operator resync requests for the collection (see
+/// [`SyncState::resync_handled`]).
+pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: i64) -> PassReport {
     let started = Instant::now();
     let key = &ctx.collection.key;
     let name = key.to_string();
     let root = ctx.collection.root();
     let mut report = PassReport::default();
     let now = Utc::now();
-    let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready).can_vanish(key.kind.can_vanish());
+    let mut pass = Pass::new(state, ctx.collection.window(now), ctx.ready)
+        .can_vanish(key.kind.can_vanish())
+        .with_range(ctx.collection.range_days());
     ctx.progress.start(&name);
-    let failures = pass.state().permanent_failures;
-    let reprovision = match pass.reprovision_if_stuck() {
-        Some(commit) => {
-            tracing::warn!(
-                collection = %name,
-                failures,
-                "delta requests failed as permanent {failures} passes in a row: giving up the tokens and re-provisioning"
-            );
-            Some(commit)
-        }
-        None if ctx.collection.rolls() => pass.roll_window(now).inspect(|_| {
-            tracing::info!(collection = %name, "window rolls forward: re-provisioning");
-        }),
-        None => None,
-    };
+    let reprovision = start_over_if_due(&mut pass, ctx.collection, resync_requested, now);
     if let Some(commit) = reprovision
         && let Err(message) = write_now(ctx.writer, key, commit, PageRecords::None).await
     {
@@ -207,6 +198,41 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState) -> PassReport {
     ctx.progress.finish(&name);
     report.duration = started.elapsed();
     report
+}
+
+/// At the start of a pass, the reasons to give up the stored tokens and
+/// provision again, most pressing first; each logs why once.
+fn start_over_if_due(
+    pass: &mut Pass,
+    collection: &Collection,
+    resync_requested: i64,
+    now: chrono::DateTime<Utc>,
+) -> Option<Commit> {
+    let name = &collection.key;
+    if let Some(commit) = pass.resync_if_requested(resync_requested) {
+        tracing::info!(collection = %name, "resync requested: re-provisioning");
+        return Some(commit);
+    }
+    let failures = pass.state().permanent_failures;
+    if let Some(commit) = pass.reprovision_if_stuck() {
+        tracing::warn!(
+            collection = %name,
+            failures,
+            "delta requests failed as permanent {failures} passes in a row: giving up the tokens and re-provisioning"
+        );
+        return Some(commit);
+    }
+    if let Some((commit, old)) = pass.reprovision_if_range_changed() {
+        let new = collection.range_days().map_or_else(String::new, |r| r.to_string());
+        tracing::info!(collection = %name, "configured range changed ({old} -> {new}): re-provisioning");
+        return Some(commit);
+    }
+    if collection.rolls() {
+        return pass.roll_window(now).inspect(|_| {
+            tracing::info!(collection = %name, "window rolls forward: re-provisioning");
+        });
+    }
+    None
 }
 
 /// Waits for the commit in flight, if any, and counts what it changed.

@@ -15,7 +15,7 @@ use super::collection::{Collection, CollectionKey, Kind, Start};
 use super::driver::{PassContext, PassReport, run_pass};
 use super::machine::{Commit, Finish, ReadyPolicy};
 use super::progress::Progress;
-use super::state::{Phase, SyncState, Window};
+use super::state::{Phase, SyncState};
 use super::writer::Writer;
 use crate::aurinko::{AccountClient, Api, ApiError, Calendar, ErrorClass};
 use crate::config::{AccountConfig, CalendarSelection, Config};
@@ -299,7 +299,7 @@ impl Engine {
             Kind::Calendar if account.calendars == CalendarSelection::Listed(Vec::new()) => None,
             Kind::Calendar => {
                 let sync = &self.config.sync;
-                Some(Start::Calendar(Window::around(Utc::now(), sync.window_past_days, sync.window_future_days)))
+                Some(Start::Calendar { past_days: sync.window_past_days, future_days: sync.window_future_days })
             }
             Kind::Tasks => account.tasks.map(|t| Start::Tasks { completed_within_days: t.completed_within_days }),
             Kind::Email | Kind::Contacts => None,
@@ -496,9 +496,12 @@ impl Task {
             Some(state) => Ok(Some(state)),
             None => self.writer.load(key.clone()).await,
         };
-        let state = match loaded {
-            Ok(state) => state.unwrap_or_else(SyncState::new),
-            Err(e) => {
+        // Read every pass, also when the state is kept from the last one:
+        // a resync may have been requested since.
+        let requested = self.writer.resync_requested(key.clone()).await;
+        let (state, requested) = match (loaded, requested) {
+            (Ok(state), Ok(requested)) => (state.unwrap_or_else(SyncState::new), requested),
+            (Err(e), _) | (_, Err(e)) => {
                 return CollectionResult::failed(key, name, ErrorClass::Permanent, format!("cannot load state: {e}"));
             }
         };
@@ -510,7 +513,7 @@ impl Task {
             cancel: &self.cancel,
             progress: &self.progress,
         };
-        let report = run_pass(ctx, state).await;
+        let report = run_pass(ctx, state, requested).await;
         CollectionResult { key, name, report }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::state::{Cursor, Phase, Reprovision, Stream, SyncState, Window};
+use super::state::{Cursor, Phase, RangeDays, Reprovision, Stream, SyncState, Window};
 use crate::aurinko::{ErrorClass, Provision, TokenRef};
 
 /// After this many consecutive passes whose delta requests failed as
@@ -111,6 +111,8 @@ pub struct Pass {
     state: SyncState,
     /// The range a provisioning in this pass covers, recorded with it.
     window: Option<Window>,
+    /// The configured day counts behind `window`, recorded with it.
+    range: Option<RangeDays>,
     ready: ReadyPolicy,
     /// Delay before the next provisioning request, and the total waited.
     provision_delay: Duration,
@@ -163,6 +165,7 @@ impl Pass {
         Pass {
             state,
             window,
+            range: None,
             ready,
             provision_delay: Duration::ZERO,
             waited_for_ready: Duration::ZERO,
@@ -183,8 +186,53 @@ impl Pass {
         self
     }
 
+    /// The configured day counts of the collection's range (see
+    /// [`RangeDays`]), recorded with a provisioning. A state stored before
+    /// they were recorded takes them as they are now: there is nothing to
+    /// compare with.
+    pub fn with_range(mut self, range: Option<RangeDays>) -> Pass {
+        self.range = range;
+        if self.state.range.is_none() && self.state.generation > 0 {
+            self.state.range = range;
+        }
+        self
+    }
+
     pub fn state(&self) -> &SyncState {
         &self.state
+    }
+
+    /// At the start of a pass: `requested` is the store's count of operator
+    /// resync requests for the collection. One it has not acted on gives up
+    /// the tokens, wherever the last pass stopped, and provisions again,
+    /// reconciling as after an expired token: the rows stay until the new
+    /// generation's first full pass sweeps what it did not return. The
+    /// count acted on is committed with the new phase, so a crash before
+    /// that commit leaves the request pending.
+    pub fn resync_if_requested(&mut self, requested: i64) -> Option<Commit> {
+        if requested <= self.state.resync_handled {
+            return None;
+        }
+        self.state.resync_handled = requested;
+        self.reprovisioned = true;
+        begin_provisioning(&mut self.state);
+        Some(Commit::reprovisioning(&self.state, Reprovision::Requested))
+    }
+
+    /// At the start of a pass: when the configured day counts differ from
+    /// those the stored tokens were provisioned with, the tokens cover the
+    /// wrong range; the collection provisions again with the configured one
+    /// and reconciles. Returns the commit and the counts it replaces. A
+    /// window that only moved with time is not a change (see
+    /// [`roll_window`](Pass::roll_window)).
+    pub fn reprovision_if_range_changed(&mut self) -> Option<(Commit, RangeDays)> {
+        let (Some(stored), Some(configured)) = (self.state.range, self.range) else { return None };
+        if stored == configured || !matches!(self.state.phase, Phase::Updated | Phase::Deleted) {
+            return None;
+        }
+        self.reprovisioned = true;
+        begin_provisioning(&mut self.state);
+        Some((Commit::reprovisioning(&self.state, Reprovision::RangeChanged), stored))
     }
 
     /// The window moves with time: at the start of a pass, when less than
@@ -273,6 +321,7 @@ impl Pass {
                 s.generation += 1;
                 s.reconciling = true;
                 s.window = self.window;
+                s.range = self.range;
                 s.updated = Cursor::at_delta(updated_token);
                 s.deleted = Cursor::at_delta(deleted_token);
                 s.phase = Phase::Updated;

@@ -26,7 +26,7 @@ pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, 
 pub use machine::{Action, Commit, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy, Sweep};
 pub use progress::Progress;
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
-pub use state::{Cursor, Phase, Reprovision, Stream, SyncState, Window};
+pub use state::{Cursor, Phase, RangeDays, Reprovision, Stream, SyncState, Window};
 pub use writer::{BatchStats, Writer};
 #[cfg(test)]
 mod records_props;

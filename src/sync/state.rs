@@ -97,11 +97,63 @@ impl Window {
     }
 }
 
+/// The configured length of a collection's range, as a provisioning was
+/// asked for it: what a configuration change is compared by. The window
+/// itself is computed from "now", so it moves every day; these day counts
+/// move only when the operator changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeDays {
+    /// Calendars: `window_past_days` back and `window_future_days` ahead.
+    Around { past: u32, future: u32 },
+    /// Email's `days_within`, tasks' `completed_within_days`.
+    Within(u32),
+    /// No limit: email without `days_within`, tasks without `completed_within_days`.
+    All,
+}
+
+impl RangeDays {
+    /// The stored form (`sync_state.range_days`).
+    pub fn to_stored(self) -> String {
+        match self {
+            RangeDays::Around { past, future } => format!("past={past},future={future}"),
+            RangeDays::Within(days) => format!("within={days}"),
+            RangeDays::All => "all".to_string(),
+        }
+    }
+
+    /// Reads the stored form; anything else (a damaged value) is `None`,
+    /// as for a store written before the column existed.
+    pub fn parse(stored: &str) -> Option<RangeDays> {
+        if stored == "all" {
+            return Some(RangeDays::All);
+        }
+        if let Some(days) = stored.strip_prefix("within=") {
+            return days.parse().ok().map(RangeDays::Within);
+        }
+        let (past, future) = stored.strip_prefix("past=")?.split_once(",future=")?;
+        Some(RangeDays::Around { past: past.parse().ok()?, future: future.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for RangeDays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RangeDays::Around { past, future } => write!(f, "{past} days back, {future} days ahead"),
+            RangeDays::Within(days) => write!(f, "{days} days"),
+            RangeDays::All => f.write_str("no limit"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncState {
     pub phase: Phase,
     /// The window of the current provisioning.
     pub window: Option<Window>,
+    /// The configured day counts the current provisioning was asked with;
+    /// `None` before the first provisioning, for kinds without a range, and
+    /// in stores written before they were recorded.
+    pub range: Option<RangeDays>,
     /// Bumped by every successful provisioning. Rows carry the generation
     /// that last saw them, so a reconciling pass can remove the rows it did
     /// not see.
@@ -117,6 +169,12 @@ pub struct SyncState {
     /// The collection was provisioned again because of those failures, and
     /// has not caught up since: it is not done again before it has.
     pub reprovisioned_after_failures: bool,
+    /// The operator's resync requests (`aurinko-sync resync`, `reset`)
+    /// count up in the store's `resync_requested`, which only the command
+    /// writes; this is the count the collection last acted on. A request is
+    /// pending while the stored count is higher, so no state a pass writes
+    /// can undo one.
+    pub resync_handled: i64,
 }
 
 /// Why a collection is provisioned again, shown by `state`.
@@ -128,6 +186,10 @@ pub enum Reprovision {
     WindowRolled,
     /// Its delta requests kept failing as permanent.
     PermanentFailures,
+    /// The configured range (`window_past_days`, `days_within`, ...) changed.
+    RangeChanged,
+    /// The operator asked for it (`aurinko-sync resync` or `reset`).
+    Requested,
 }
 
 impl Reprovision {
@@ -136,6 +198,8 @@ impl Reprovision {
             Reprovision::ExpiredToken => "expired_token",
             Reprovision::WindowRolled => "window_rolled",
             Reprovision::PermanentFailures => "permanent_failures",
+            Reprovision::RangeChanged => "range_changed",
+            Reprovision::Requested => "requested",
         }
     }
 }
@@ -145,12 +209,14 @@ impl SyncState {
         SyncState {
             phase: Phase::New,
             window: None,
+            range: None,
             generation: 0,
             reconciling: false,
             updated: Cursor::default(),
             deleted: Cursor::default(),
             permanent_failures: 0,
             reprovisioned_after_failures: false,
+            resync_handled: 0,
         }
     }
 

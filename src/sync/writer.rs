@@ -50,6 +50,8 @@ enum Job {
     /// Writes nobody waits for were left in `held`: linger, then commit.
     Linger,
     Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
+    /// The count of operator resync requests for a collection.
+    Requested(CollectionKey, oneshot::Sender<Result<i64, String>>),
     /// Finish what was queued before, then end the thread.
     Close,
     /// Wakes the writer after [`Writer::abandon`], to see it was abandoned.
@@ -165,6 +167,15 @@ impl Writer {
         answered.await.map_err(|_| STOPPED.to_string())?
     }
 
+    /// The store's count of resync requests for a collection, read once a
+    /// pass: only the `resync` and `reset` commands write it, so writes held
+    /// here need not land first.
+    pub async fn resync_requested(&self, key: CollectionKey) -> Result<i64, String> {
+        let (answer, answered) = oneshot::channel();
+        self.send(Job::Requested(key, answer)).await?;
+        answered.await.map_err(|_| STOPPED.to_string())?
+    }
+
     pub fn stats(&self) -> &BatchStats {
         &self.stats
     }
@@ -232,6 +243,9 @@ fn serve(
                 Job::Load(key, answer) => {
                     batch.commit();
                     let _ = answer.send(store.load_state(&key).map_err(|e| e.to_string()));
+                }
+                Job::Requested(key, answer) => {
+                    let _ = answer.send(store.resync_requested(&key).map_err(|e| e.to_string()));
                 }
                 Job::Write(write, answer) => {
                     batch.push(*write, answer);

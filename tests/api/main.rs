@@ -20,6 +20,7 @@ mod not_found;
 mod openapi;
 mod peers;
 mod recorder;
+mod resync;
 mod secret_forms;
 mod secrets;
 mod service;
