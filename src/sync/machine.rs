@@ -929,4 +929,29 @@ mod tests {
             assert!(matches!(pass.next_action(), Action::Provision { .. }), "{phase:?}");
         }
     }
+
+    #[test]
+    fn a_changed_configured_range_provisions_again_and_a_moved_window_does_not() {
+        let around = |past| Some(RangeDays::Around { past, future: 365 });
+        let stored = SyncState { range: around(30), ..idle(2) };
+        // The same day counts, a window computed a day later: no change.
+        let later = window().map(|w| Window { time_min: w.time_min + chrono::Duration::days(1), ..w });
+        let mut pass = Pass::new(stored.clone(), later, policy()).with_range(around(30));
+        assert_eq!(pass.reprovision_if_range_changed(), None);
+        assert!(matches!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1"))));
+
+        let mut pass = Pass::new(stored, window(), policy()).with_range(around(7));
+        let (commit, old) = pass.reprovision_if_range_changed().expect("a change");
+        assert_eq!((old, commit.reprovision), (around(30).unwrap(), Some(Reprovision::RangeChanged)));
+        assert_eq!(pass.next_action(), Action::Provision { delay: Duration::ZERO });
+        let commit = pass.on_provision(ready("U2", "D2")).unwrap();
+        assert_eq!((commit.state.range, commit.state.generation), (around(7), 3));
+    }
+
+    #[test]
+    fn a_state_stored_before_ranges_were_recorded_takes_the_configured_one() {
+        let mut pass = Pass::new(idle(2), window(), policy()).with_range(Some(RangeDays::Within(30)));
+        assert_eq!(pass.reprovision_if_range_changed(), None);
+        assert_eq!(pass.state().range, Some(RangeDays::Within(30)));
+    }
 }
