@@ -400,7 +400,7 @@ impl Config {
 fn describe_toml_error(text: &str, e: toml::de::Error) -> ConfigError {
     // toml's Display spans several lines (a source excerpt). One line with
     // the line number and the offending line names the key just as well.
-    let message = e.message().replace('\n', " ");
+    let message = crate::user_terms::serde_message(e.message(), crate::user_terms::Document::Toml).replace('\n', " ");
     match e.span() {
         Some(span) => {
             let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;

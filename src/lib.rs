@@ -18,6 +18,7 @@
 //!   file, without hanging on a FIFO.
 //! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
 //! - [`text`]: server text made inert before it is shown, logged or stored.
+//! - [`user_terms`]: serde and I/O errors said in the user's words.
 
 pub mod aurinko;
 pub mod cli;
@@ -28,3 +29,4 @@ pub mod service;
 pub mod store;
 pub mod sync;
 pub mod text;
+pub mod user_terms;

@@ -24,6 +24,7 @@ use super::wire::{
 };
 use crate::config::ApiConfig;
 use crate::text::{inert, redact};
+use crate::user_terms::Document;
 
 /// The most pages a listing is followed for: a server handing out fresh
 /// page tokens forever must not hold discovery up.
@@ -460,7 +461,15 @@ fn decode_object<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Str
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".to_string());
     }
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+    let in_words = |e: &serde_json::Error| crate::user_terms::serde_message(&e.to_string(), Document::Json);
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| match e.path().to_string().as_str() {
+        "." => in_words(e.inner()),
+        field => format!("field {field}: {}", in_words(e.inner())),
+    })?;
+    // Only whitespace may follow the object, as `serde_json::from_slice` requires.
+    json.end().map_err(|e| in_words(&e))?;
+    Ok(value)
 }
 
 /// Reads a body as it streams in into `body`, stopping at `limit` bytes;

@@ -23,7 +23,7 @@ pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 pub fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
     let shown = path.display();
     let opened = regular_file::open(path).map_err(|e| match e {
-        OpenError::Io(e) => ConfigError::at(key, format!("cannot read {shown}: {}", e.kind())),
+        OpenError::Io(e) => ConfigError::at(key, crate::user_terms::io_message(&e, path)),
         OpenError::NotRegular(what) => {
             ConfigError::at(key, format!("{shown} is {what}; a secret must be in a regular file"))
         }
@@ -33,7 +33,7 @@ pub fn read(key: &str, path: &Path) -> Result<String, ConfigError> {
         .file
         .take(MAX_SECRET_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ConfigError::at(key, format!("cannot read {shown}: {}", e.kind())))?;
+        .map_err(|e| ConfigError::at(key, crate::user_terms::io_message(&e, path)))?;
     if bytes.len() > MAX_SECRET_BYTES {
         return Err(ConfigError::at(
             key,
@@ -78,7 +78,8 @@ mod tests {
         assert!(error(&file).contains("not UTF-8"));
         std::fs::write(&file, " \n").unwrap();
         assert!(error(&file).contains("is empty"));
-        assert!(error(&dir.path().join("missing")).contains("cannot read"));
+        let missing = dir.path().join("missing");
+        assert!(error(&missing).ends_with(&format!("no such file: {}", missing.display())));
         assert!(error(dir.path()).contains("is a directory; a secret must be in a regular file"));
     }
 

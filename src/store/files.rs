@@ -14,6 +14,7 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::regular_file::{self, OpenError};
+use crate::user_terms;
 
 /// What SQLite may keep beside the database.
 const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
@@ -27,19 +28,19 @@ pub fn prepare_for_writing(path: &Path) -> Result<(), String> {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+        builder.create(dir).map_err(|e| directory_error(dir, &e))?;
     }
     create_private(path)?;
-    let database = regular_file::open(path).map_err(|e| describe(None, e))?;
+    let database = regular_file::open(path).map_err(|e| describe(path, None, e))?;
     make_private(path, None, &database)?;
     for side in side_files(path)? {
         match regular_file::open(&side) {
             Ok(opened) => make_private(&side, Some(&side), &opened)?,
             Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(describe(Some(&side), e)),
+            Err(e) => return Err(describe(path, Some(&side), e)),
         }
     }
-    Ok(())
+    check_writable(path)
 }
 
 /// For `state`, which only reads: the database must exist and be a regular
@@ -47,11 +48,60 @@ pub fn prepare_for_writing(path: &Path) -> Result<(), String> {
 /// an operator) looking at the service's files; the next `run` fixes them.
 pub fn check_for_reading(path: &Path) -> Result<(), String> {
     regular_file::open(path).map(drop).map_err(|e| match e {
-        OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "does not exist yet (run `aurinko-sync run --catch-up` first)".to_string()
-        }
-        e => describe(None, e),
+        OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => directory_error(dir, &e),
+            _ => "does not exist yet (run `aurinko-sync run --catch-up` first)".to_string(),
+        },
+        e => describe(path, None, e),
     })
+}
+
+/// Why the store's directory cannot be made or used, in words: the nearest
+/// existing part of the path being a file is "not a directory", which
+/// `mkdir` reports as "File exists".
+fn directory_error(dir: &Path, e: &std::io::Error) -> String {
+    let existing = dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.symlink_metadata().is_ok());
+    match existing {
+        Some(part) if !part.is_dir() => format!("not a directory: {} is a file", part.display()),
+        _ if e.kind() == std::io::ErrorKind::NotFound => format!("no such directory: {}", dir.display()),
+        _ => user_terms::io_message(e, dir),
+    }
+}
+
+/// For a store SQLite could not open: the permission it lacked, if that
+/// was it (the database unreadable, or its directory unwritable so the
+/// `-wal` and `-shm` cannot be made).
+pub fn permission_problem(path: &Path) -> Option<String> {
+    if let Err(e) = OpenOptions::new().read(true).open(path)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return Some(user_terms::io_message(&e, path));
+    }
+    check_writable(path).err()
+}
+
+/// The database and its directory must be writable: SQLite would otherwise
+/// open the file read-only, or fail to create its `-wal` and `-shm`, and
+/// report either as an unusable database. Checked with the effective ids,
+/// as the open will be (root passes, except on a read-only file system).
+fn check_writable(path: &Path) -> Result<(), String> {
+    OpenOptions::new().write(true).open(path).map_err(|e| user_terms::io_message(&e, path))?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::ffi::OsStrExt;
+        let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| "a NUL in the path".to_string())?;
+        // SAFETY: faccessat(2) reads a NUL-terminated path and changes nothing.
+        let denied =
+            unsafe { libc::faccessat(libc::AT_FDCWD, c_dir.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) };
+        if denied != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!(
+                "{} (SQLite keeps its -wal and -shm files beside the store, so the directory must be writable)",
+                user_terms::io_message(&e, dir)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Creates the database with mode 0600 unless it exists.
@@ -63,7 +113,7 @@ fn create_private(path: &Path) -> Result<(), String> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!("cannot create: {e}")),
+        Err(e) => Err(user_terms::io_message(&e, path)),
     }
 }
 
@@ -103,12 +153,10 @@ fn make_private(path: &Path, side: Option<&Path>, opened: &regular_file::Opened)
     Ok(())
 }
 
-fn describe(side: Option<&Path>, e: OpenError) -> String {
+/// `path` is the database; `side` names a side file when it is one.
+fn describe(path: &Path, side: Option<&Path>, e: OpenError) -> String {
     match e {
-        OpenError::Io(e) => match side {
-            Some(side) => format!("cannot open {}: {e}", side.display()),
-            None => format!("cannot open: {e}"),
-        },
+        OpenError::Io(e) => user_terms::io_message(&e, side.unwrap_or(path)),
         OpenError::NotRegular(what) => {
             format!("{}is {what}, not a regular file; refusing to use it for the store", prefix(side))
         }

@@ -82,13 +82,13 @@ impl Store {
     pub fn open_limited(path: &Path, max_bytes: Option<u64>) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
         files::prepare_for_writing(path).map_err(fail)?;
-        let mut conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        let mut conn = Connection::open(path).map_err(|e| fail(unusable(path, &e)))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         // Every kind's statements plus the state's stay prepared.
         conn.set_prepared_statement_cache_capacity(64);
         // The first read of the header happens here: a file that is not a
         // database, or somebody else's, fails before anything is written.
-        check_foreign(&conn).map_err(fail)?;
+        check_foreign(&conn, path).map_err(fail)?;
         // Damage found now is a clear refusal; found mid-sync it would be a
         // string of failed commits. quick_check reads every page once.
         let check: String = conn
@@ -126,11 +126,10 @@ impl Store {
         files::check_for_reading(path).map_err(fail)?;
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(unusable(path, &e)))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| fail(format!("not a usable SQLite database ({e})")))?;
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail(unusable(path, &e)))?;
         if version == 0 {
             return Err(fail("not an aurinko-sync store (no schema)".into()));
         }
@@ -164,13 +163,11 @@ impl Store {
 
 /// Refuses a database that holds tables but not ours: migrating it would
 /// write into somebody else's file.
-fn check_foreign(conn: &Connection) -> Result<(), String> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| format!("not a usable SQLite database ({e})"))?;
+fn check_foreign(conn: &Connection, path: &Path) -> Result<(), String> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| unusable(path, &e))?;
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0))
-        .map_err(|e| format!("not a usable SQLite database ({e})"))?;
+        .map_err(|e| unusable(path, &e))?;
     if version == 0 && tables > 0 {
         return Err("holds tables but is not an aurinko-sync store; refusing to touch it".into());
     }
@@ -178,6 +175,20 @@ fn check_foreign(conn: &Connection) -> Result<(), String> {
         return Err(format!("written by a newer aurinko-sync (schema {version})"));
     }
     Ok(())
+}
+
+/// Why SQLite could not use the file, in words. It says "unable to open
+/// database file" for a directory it cannot make its side files in, and
+/// "file is not a database" for a damaged file or another format: the
+/// first is a matter of permissions, and said so.
+fn unusable(path: &Path, e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::{CannotOpen, PermissionDenied, ReadOnly};
+    match e.sqlite_error_code() {
+        Some(CannotOpen | ReadOnly | PermissionDenied) => {
+            files::permission_problem(path).unwrap_or_else(|| format!("cannot open ({e})"))
+        }
+        _ => format!("not a usable SQLite database: damaged, or not SQLite ({e}); the file is left as it is"),
+    }
 }
 
 #[cfg(test)]

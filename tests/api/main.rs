@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod logs;
 mod mail_and_contacts;
+mod messages;
 mod model;
 mod model_audit;
 mod not_found;
