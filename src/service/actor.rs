@@ -9,7 +9,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::health::{Health, PassCounts};
+use super::health::Health;
 use crate::aurinko::{AccountClient, ErrorClass};
 use crate::sync::{Collection, CollectionResult, Engine, Finish};
 
@@ -52,7 +52,7 @@ pub async fn run(
         span.in_scope(|| crate::sync::log_pass(&result));
         let Some(finish) = &result.report.finish else { return };
         known = result.report.state.clone();
-        count(&result, &health);
+        count(&result);
         let now = Utc::now();
         let next = match finish {
             Finish::CaughtUp => {
@@ -92,20 +92,20 @@ fn jittered(base: Duration, low: f64, high: f64) -> chrono::Duration {
     chrono::Duration::from_std(base.mul_f64(factor)).unwrap_or(chrono::Duration::zero())
 }
 
-/// Counts for `/metrics`. The per-collection ones go to `health`, which
-/// drops them with the collection; labels are bounded (no record ids).
-fn count(result: &CollectionResult, health: &Health) {
+/// Counts for `/metrics`, by account and kind: both bounded (a collection
+/// id is not, see `collection_metrics`).
+fn count(result: &CollectionResult) {
     let key = &result.key;
     let r = &result.report;
-    health.count(
-        key,
-        PassCounts {
-            upserted: r.stats.upserted,
-            deleted: r.stats.deleted + r.stats.swept,
-            reprovisions: r.reprovisions,
-            pages_without_delta_token: r.pages_without_delta_token,
-        },
-    );
+    let labels = [("account", key.account.clone()), ("kind", key.kind.as_str().to_string())];
+    for (name, n) in [
+        ("aurinko_sync_records_upserted_total", r.stats.upserted),
+        ("aurinko_sync_records_deleted_total", r.stats.deleted + r.stats.swept),
+        ("aurinko_sync_reprovisions_total", r.reprovisions),
+        ("aurinko_sync_pages_without_delta_token_total", r.pages_without_delta_token),
+    ] {
+        metrics::counter!(name, &labels).increment(n);
+    }
     let outcome = match &r.finish {
         Some(Finish::CaughtUp) => "caught_up",
         Some(Finish::Removed) => "removed",

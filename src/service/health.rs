@@ -1,8 +1,8 @@
 //! What the service knows about itself right now: the loop's heartbeat and
-//! each collection's last outcome and counts. `/healthz`, `STATUS=` and the
-//! per-collection series of `/metrics` read it; actors write it. A
-//! collection that is forgotten (gone upstream) leaves no trace here, so its
-//! series leave `/metrics` with it.
+//! each collection's last outcome. `/healthz`, `STATUS=` and the lag and
+//! collection gauges of `/metrics` read it; actors write it. A collection
+//! that is forgotten (gone upstream) leaves no trace here, so it stops
+//! counting in `/metrics` with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -20,18 +20,6 @@ const STALL: Duration = Duration::from_secs(15);
 pub struct CollectionHealth {
     pub failing: bool,
     pub last_success: Option<DateTime<Utc>>,
-    /// Since its actor started in this process.
-    pub counts: PassCounts,
-}
-
-/// What a collection's passes did, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PassCounts {
-    pub upserted: u64,
-    /// Deleted, swept and purged rows.
-    pub deleted: u64,
-    pub reprovisions: u64,
-    pub pages_without_delta_token: u64,
 }
 
 pub struct Health {
@@ -79,16 +67,6 @@ impl Health {
     pub fn failed(&self, key: &CollectionKey) {
         if let Some(c) = lock(&self.collections).get_mut(key) {
             c.failing = true;
-        }
-    }
-
-    pub fn count(&self, key: &CollectionKey, pass: PassCounts) {
-        if let Some(c) = lock(&self.collections).get_mut(key) {
-            let sum = &mut c.counts;
-            sum.upserted += pass.upserted;
-            sum.deleted += pass.deleted;
-            sum.reprovisions += pass.reprovisions;
-            sum.pages_without_delta_token += pass.pages_without_delta_token;
         }
     }
 

@@ -80,7 +80,9 @@ pub struct Limits {
 
 /// Installs the process-wide Prometheus recorder the counters report to.
 pub fn install_metrics() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new().install_recorder().map_err(|e| format!("cannot set up metrics: {e}"))
+    let handle = PrometheusBuilder::new().install_recorder().map_err(|e| format!("cannot set up metrics: {e}"))?;
+    super::metric_help::describe();
+    Ok(handle)
 }
 
 /// Serves health and metrics, and the webhook receiver at its path when

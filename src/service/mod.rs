@@ -22,6 +22,7 @@ mod discovery_health;
 mod fd_budget;
 mod health;
 mod http;
+mod metric_help;
 mod notify;
 mod nudge;
 mod refusals;

@@ -221,62 +221,101 @@ async fn metrics_parse_as_prometheus_text_and_count_the_work_done() {
     assert_eq!(sum(&samples, "aurinko_sync_records_upserted_total"), events);
     assert_eq!(sum(&samples, "aurinko_sync_requests_total"), app.requests().len() as f64);
     assert_eq!(sum(&samples, "aurinko_sync_failing_collections"), 0.0);
+    // One lag per account and kind: the largest of its collections.
     let lags: Vec<_> = samples.iter().filter(|(n, _, _)| n == "aurinko_sync_lag_seconds").collect();
-    assert_eq!(lags.len(), 2);
+    assert_eq!(lags.len(), 1);
     for (_, labels, lag) in lags {
-        assert_eq!(labels["account"], "work");
+        assert_eq!((labels["account"].as_str(), labels["kind"].as_str()), ("work", "calendar"));
         assert!(*lag >= 0.0 && *lag < 60.0, "{lag}");
     }
     assert!(samples.iter().all(|(_, labels, _)| labels.values().all(|v| v.len() < 100)), "bounded labels");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_drop_the_series_of_a_calendar_removed_upstream() {
+async fn metrics_forget_a_calendar_removed_upstream() {
     let app = spawn_app(daemon_setup("poll_interval_secs = 1\ndiscovery_interval_secs = 1\n")).await;
     let _daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
-    // The calendars' series, by name, for one calendar.
-    let series_of = |samples: &[(String, HashMap<String, String>, f64)], calendar: &str| -> Vec<String> {
-        let mut names: Vec<String> = samples
-            .iter()
-            .filter(|(_, labels, _)| labels.get("collection").map(String::as_str) == Some(calendar))
-            .map(|(name, _, _)| name.clone())
-            .collect();
-        names.sort();
-        names
+    let value = |samples: &[(String, HashMap<String, String>, f64)], name: &str| {
+        samples.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| *v)
     };
-    let per_collection = [
-        "aurinko_sync_lag_seconds",
-        "aurinko_sync_pages_without_delta_token_total",
-        "aurinko_sync_records_deleted_total",
-        "aurinko_sync_records_upserted_total",
-        "aurinko_sync_reprovisions_total",
-    ];
-    let started = Instant::now();
-    loop {
-        let samples = parse_metrics(&get(&app, "/metrics").await.1);
-        if series_of(&samples, "cal-1") == per_collection && series_of(&samples, "cal-2") == per_collection {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "both calendars' series never showed: {samples:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let calendar_lag = |samples: &[(String, HashMap<String, String>, f64)]| {
+        samples.iter().any(|(n, labels, _)| n == "aurinko_sync_lag_seconds" && labels["kind"] == "calendar")
+    };
+    wait_for_get(&app, "/metrics", "both calendars running", |_, text| {
+        let samples = parse_metrics(text);
+        value(&samples, "aurinko_sync_collections") == Some(2.0) && calendar_lag(&samples)
+    })
+    .await;
     app.fake.remove_calendar(app.token("work"), "cal-1");
-    let started = Instant::now();
-    loop {
-        let samples = parse_metrics(&get(&app, "/metrics").await.1);
-        if series_of(&samples, "cal-1").is_empty() {
-            assert_eq!(series_of(&samples, "cal-2"), per_collection, "the other calendar keeps its series");
-            let collections = samples.iter().find(|(name, _, _)| name == "aurinko_sync_collections");
-            assert_eq!(collections.map(|(_, _, v)| *v), Some(1.0));
-            break;
+    let (_, text) = wait_for_get(&app, "/metrics", "cal-1 forgotten", |_, text| {
+        value(&parse_metrics(text), "aurinko_sync_collections") == Some(1.0)
+    })
+    .await;
+    let samples = parse_metrics(&text);
+    assert!(calendar_lag(&samples), "the other calendar keeps the lag: {text}");
+    assert!(samples.iter().all(|(_, labels, _)| !labels.contains_key("collection")), "{text}");
+}
+
+/// The label values each label may take: closed sets, and the configured
+/// account names.
+fn allowed_label_value(label: &str, value: &str) -> bool {
+    let word = |v: &str| !v.is_empty() && v.len() <= 32 && v.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    match label {
+        "account" => value == "work",
+        "kind" => ["calendar", "email", "contacts", "tasks"].contains(&value),
+        "result" => ["caught_up", "failed", "removed", "stopped"].contains(&value),
+        "status" => value == "error" || (value.len() == 3 && value.bytes().all(|b| b.is_ascii_digit())),
+        "endpoint" | "outcome" | "reason" => word(value),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_prometheus_conventions() {
+    let setup = Setup {
+        mail: Some((20, "{ days_within = 365 }")),
+        contacts: Some(10),
+        tasks: Some((vec![("list-1", 10)], "true")),
+        ..daemon_setup("poll_interval_secs = 3600\n")
+    };
+    let app = spawn_app(setup).await;
+    let _daemon = app.spawn_daemon().await;
+    // Every collection's first pass counted: two calendars, the mailbox,
+    // the address book, the task list.
+    let (_, text) = wait_for_get(&app, "/metrics", "every first pass", |status, text| {
+        let passes =
+            parse_metrics(text).iter().filter(|(n, _, _)| n == "aurinko_sync_passes_total").map(|s| s.2).sum::<f64>();
+        status == 200 && passes >= 5.0
+    })
+    .await;
+    let (mut help, mut types) = (HashMap::new(), HashMap::new());
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, words) = rest.split_once(' ').unwrap_or((rest, ""));
+            assert!(!words.trim().is_empty(), "empty help: {line}");
+            help.insert(name.to_string(), words.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or_else(|| panic!("no type: {line}"));
+            types.insert(name.to_string(), kind.to_string());
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "cal-1 still in /metrics: {:?}",
-            series_of(&samples, "cal-1")
+    }
+    let samples = parse_metrics(&text);
+    assert!(samples.len() > 20, "a full scrape: {text}");
+    for (name, labels, _) in &samples {
+        assert!(help.contains_key(name), "{name} has no # HELP:\n{text}");
+        let kind = types.get(name).unwrap_or_else(|| panic!("{name} has no # TYPE:\n{text}"));
+        assert_eq!(
+            kind == "counter",
+            name.ends_with("_total"),
+            "{name} is a {kind}: counters, and only they, end in _total"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for unit in ["_ms", "_millis", "_milliseconds", "_mib", "_kib", "_mb", "_minutes", "_hours"] {
+            assert!(!name.contains(unit), "{name}: base units (seconds, bytes)");
+        }
+        for (label, value) in labels {
+            assert!(allowed_label_value(label, value), "{name}: label {label}={value:?} is not from a closed set");
+        }
     }
 }
 
