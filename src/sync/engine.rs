@@ -264,15 +264,18 @@ impl Engine {
                 Err(e) => {
                     // A flaky list does not stop the collections already known:
                     // they sync as before, and nothing is removed this time.
+                    // One line for the failure: `discovery_failed` logs it
+                    // when nothing is known to fall back on.
                     let known = self.known(&account.name, Some(kind));
-                    tracing::warn!(
-                        account = %account.name,
-                        known = known.len(),
-                        "{} discovery failed, syncing the ones already known: {e}",
-                        kind.noun()
-                    );
                     if known.is_empty() {
                         plan.failed.extend(self.discovery_failed(account, kind, &e).await);
+                    } else {
+                        tracing::warn!(
+                            account = %account.name,
+                            known = known.len(),
+                            "{} discovery failed, syncing the ones already known: {e}",
+                            kind.noun()
+                        );
                     }
                     plan.collections.extend(known.into_iter().map(|key| Collection { name: None, key, start }));
                     plan.discovery_error.get_or_insert(e);

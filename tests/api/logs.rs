@@ -69,3 +69,17 @@ async fn a_catch_up_off_a_terminal_prints_each_result_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_failure_is_logged_once() {
+    let app = spawn_app(Setup::default()).await;
+    // Nothing listens on port 9 (discard): every connection is refused.
+    app.edit_config(&app.server.base_url(), "http://127.0.0.1:9/v1");
+    app.edit_config("max_attempts = 10", "max_attempts = 2");
+    let out = app.catch_up().await;
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    let logged = stderr.lines().filter(|l| l.contains("discovery failed") && !l.starts_with("failed")).count();
+    assert_eq!(logged, 1, "one log line for the failed calendar discovery:\n{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("failed")).count(), 1, "and one summary line:\n{stderr}");
+}
