@@ -16,6 +16,7 @@
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
 //! - `regular_file`: opening a secret or the store only if it is a regular
 //!   file, without hanging on a FIFO.
+//! - [`http_client`]: every HTTP client's builder, with the TLS provider.
 //! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
 //! - [`text`]: server text made inert before it is shown, logged or stored.
 //! - [`user_terms`]: serde and I/O errors said in the user's words.
@@ -24,6 +25,7 @@ pub mod aurinko;
 pub mod cli;
 pub mod config;
 pub mod fake;
+pub mod http_client;
 mod regular_file;
 pub mod service;
 pub mod store;

@@ -75,7 +75,7 @@ pub struct SyncPage<R> {
 impl Api {
     pub fn new(config: &ApiConfig) -> Result<Arc<Api>, String> {
         let base = Url::parse(&format!("{}/", config.base_url)).map_err(|e| format!("api.base_url: {e}"))?;
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .user_agent(concat!("aurinko-sync/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10).min(config.timeout))

@@ -28,7 +28,7 @@ pub(super) async fn env(options: FakeOptions) -> Env {
     fake.add_calendar(OTHER, "cal-b", "Bob", true);
     let server = fake.spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
     let base = server.base_url();
-    Env { fake, server, http: reqwest::Client::new(), base }
+    Env { fake, server, http: crate::http_client::builder().build().unwrap(), base }
 }
 
 fn window() -> Vec<(&'static str, String)> {
@@ -632,7 +632,7 @@ async fn demo_and_mutations() {
     assert_eq!(calendars.len(), 3);
     assert_eq!(fake.truth(&token).len(), 150);
     let server = fake.spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::http_client::builder().build().unwrap();
     // Calendar ids with '@' and '=' work percent-encoded in the path.
     let encoded = calendars[1].replace('@', "%40");
     let response =

@@ -232,7 +232,7 @@ impl Webhooks {
     fn http(&mut self) -> reqwest::Client {
         self.http
             .get_or_insert_with(|| {
-                reqwest::Client::builder()
+                crate::http_client::builder()
                     .timeout(TIMEOUT)
                     .redirect(reqwest::redirect::Policy::none())
                     .build()

@@ -140,7 +140,7 @@ async fn drive(app: &TestApp) {
 
     let daemon = app.spawn_daemon().await;
     let health = format!("http://{}/healthz", app.listen());
-    let client = reqwest::Client::new();
+    let client = aurinko_sync::http_client::builder().build().unwrap();
     let mut up = false;
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(30) {

@@ -59,7 +59,12 @@ impl Recorder {
     pub async fn spawn_intercepting(upstream_base: &str, intercept: Option<Intercept>) -> Recorder {
         let origin = upstream_base.trim_end_matches("/v1").to_string();
         let exchanges = Arc::new(Mutex::new(Vec::new()));
-        let upstream = Upstream { origin, http: reqwest::Client::new(), exchanges: exchanges.clone(), intercept };
+        let upstream = Upstream {
+            origin,
+            http: aurinko_sync::http_client::builder().build().unwrap(),
+            exchanges: exchanges.clone(),
+            intercept,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("recorder binds");
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();

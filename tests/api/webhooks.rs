@@ -36,7 +36,7 @@ pub(crate) fn sign_with(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 pub(crate) async fn post(app: &TestApp, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
-    let client = reqwest::Client::new();
+    let client = aurinko_sync::http_client::builder().build().unwrap();
     let mut request = client.post(format!("http://{}/hook", app.listen())).body(body);
     for (name, value) in headers {
         request = request.header(*name, value);
@@ -217,7 +217,7 @@ async fn bad_webhook_requests_are_refused_and_start_no_pass() {
         app.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
     );
     // The handshake is answered with the token.
-    let client = reqwest::Client::new();
+    let client = aurinko_sync::http_client::builder().build().unwrap();
     let answer = client
         .post(format!("http://{}/hook?validationToken=abc123", app.listen()))
         .header("Content-Type", "text/plain; charset=utf-8")
@@ -299,7 +299,7 @@ async fn a_burst_of_1000_notifications_causes_a_handful_of_passes() {
     let body = notification(&app, "cal-1");
     let now = chrono::Utc::now().timestamp();
     let signature = sign(now, &body);
-    let client = reqwest::Client::new();
+    let client = aurinko_sync::http_client::builder().build().unwrap();
     let url = format!("http://{}/hook", app.listen());
     let started = Instant::now();
     let mut sends = tokio::task::JoinSet::new();
@@ -399,7 +399,7 @@ async fn subscribe_asks_the_mailbox_for_without_drafts_and_replaces_one_without(
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     let token = app.token("work").to_string();
     // A mailbox subscription made without the filter (by hand, or by an older version).
-    let answer = reqwest::Client::new()
+    let answer = aurinko_sync::http_client::builder().build().unwrap()
         .post(format!("{}/subscriptions", app.server.base_url()))
         .bearer_auth(&token)
         .json(&serde_json::json!({"resource": "/email/messages", "notificationUrl": format!("http://{}/hook", app.listen())}))

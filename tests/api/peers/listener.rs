@@ -45,7 +45,7 @@ fn open_fds(pid: u32) -> usize {
 /// `GET /healthz` on a fresh connection: the status, or 0 if none came
 /// within `limit`.
 async fn healthz(addr: SocketAddr, limit: Duration) -> u16 {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(limit).build().unwrap();
+    let client = aurinko_sync::http_client::builder().pool_max_idle_per_host(0).timeout(limit).build().unwrap();
     client.get(format!("http://{addr}/healthz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
 }
 

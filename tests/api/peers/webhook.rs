@@ -12,7 +12,7 @@ use crate::webhooks::{metrics, notification, passes, post_signed, quiesce, sign,
 /// A client that fails a request the daemon does not answer instead of
 /// waiting for ever.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap()
+    aurinko_sync::http_client::builder().timeout(Duration::from_secs(15)).build().unwrap()
 }
 
 /// The value of one sample of `/metrics`, 0 when absent.
