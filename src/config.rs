@@ -5,6 +5,8 @@
 //! that make no sense, duplicate account names. Each problem is one line that
 //! names the key, so an operator can fix it without reading the source.
 
+#[cfg(test)]
+mod documented;
 mod secret_file;
 
 use std::collections::HashSet;

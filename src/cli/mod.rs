@@ -5,6 +5,8 @@
 
 mod demo;
 mod fake_cmd;
+#[cfg(test)]
+mod help_lines;
 mod logging;
 mod progress_view;
 mod reset;
@@ -25,10 +27,15 @@ pub use logging::LogFormat;
 const MAX_BLOCKING_THREADS: usize = 32;
 
 #[derive(Parser, Debug)]
-#[command(name = "aurinko-sync", version, about = "Keeps a local SQLite copy of Aurinko calendars up to date")]
+#[command(
+    name = "aurinko-sync",
+    version,
+    about = "Keeps a local SQLite copy of Aurinko calendars, mail, contacts and tasks up to date"
+)]
 pub struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, env = "AURINKO_SYNC_CONFIG", default_value = "aurinko-sync.toml")]
+    /// Configuration file (for run, state and subscribe; given before the command).
+    // Not global: `demo` and `fake` read no configuration and do not offer it.
+    #[arg(long, env = "AURINKO_SYNC_CONFIG", default_value = "aurinko-sync.toml")]
     pub config: PathBuf,
     /// Log format on stderr; `auto` is human on a terminal, journald-friendly under systemd.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
@@ -93,10 +100,13 @@ pub enum Command {
     },
     /// Serve a fake Aurinko on loopback to try `run` against, without an account.
     Fake {
+        /// Loopback address to serve on.
         #[arg(long, default_value = "127.0.0.1:8790")]
         listen: std::net::SocketAddr,
+        /// Events per calendar.
         #[arg(long, default_value_t = 1000)]
         events: usize,
+        /// Calendars in the fake account.
         #[arg(long, default_value_t = 3)]
         calendars: usize,
     },

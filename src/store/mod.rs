@@ -43,6 +43,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0006_mail_folders.sql")),
     M::up(include_str!("../../state/0007_account_discovery.sql")),
     M::up(include_str!("../../state/0008_resync.sql")),
+    M::up(include_str!("../../state/0009_events_by_time.sql")),
 ];
 
 /// How long a write waits for another writer (another process holding the
@@ -191,5 +192,7 @@ fn unusable(path: &Path, e: &rusqlite::Error) -> String {
     }
 }
 
+#[cfg(test)]
+mod schema_documented;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ mod config_errors;
 mod contract;
 mod crash;
 mod daemon;
+mod demo;
 mod discovery_health;
 mod expiry;
 mod faults;
