@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use super::output::{self, outln};
 use super::run::{catch_up_with_progress, open_engine, print_summary};
 use super::state::render_table;
 use super::{Exit, complain};
@@ -40,7 +41,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
         }
     };
     let Some(engine) = open_engine(config) else { return Exit::Failed };
-    println!(
+    outln!(
         "Fake Aurinko on {} with {} calendars of {} events, a mailbox, an address book and two task lists; syncing into {}\n",
         server.base_url(),
         calendars.max(1),
@@ -54,7 +55,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
     let stored: u64 = report.results.iter().map(|r| r.report.stats.upserted).sum();
     let requests = fake.requests();
     let count = |e: Endpoint| requests.iter().filter(|r| r.endpoint == e).count();
-    println!(
+    outln!(
         "\n{stored} records in {:.2}s: {:.0} records/s; {} requests ({} calendar lists, {} sync starts, {} updated pages, {} deleted pages)\n",
         elapsed.as_secs_f64(),
         stored as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -66,13 +67,13 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
     );
     let store = engine.store();
     match store.report() {
-        Ok(state) => print!("{}", render_table(&state)),
+        Ok(state) => output::out(format_args!("{}", render_table(&state, false))),
         Err(e) => complain(e),
     }
     if let Ok(events) = store.events("demo") {
-        println!("\nA few events:");
+        outln!("\nA few events:");
         for e in events.iter().take(5) {
-            println!(
+            outln!(
                 "  {:<12} {:<25} {}{}",
                 e.calendar_id,
                 e.start_time.as_deref().unwrap_or("-"),
@@ -81,7 +82,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
             );
         }
     }
-    println!("\nInspect it: sqlite3 {} 'SELECT subject, start_time FROM events LIMIT 10'", db.display());
+    outln!("\nInspect it: sqlite3 {} 'SELECT subject, start_time FROM events LIMIT 10'", db.display());
     engine.writer().close().await;
     server.shutdown().await;
     if report.all_succeeded() { Exit::Ok } else { Exit::Failed }

@@ -27,7 +27,7 @@ pub enum LogFormat {
 pub fn init(format: LogFormat, quiet: bool) {
     let default = if quiet { "warn" } else { "info,rusqlite_migration=warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(super::output::Stderr);
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match format {
         LogFormat::Json => builder.json().init(),

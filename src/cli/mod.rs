@@ -2,18 +2,23 @@
 //!
 //! Exit codes are a contract scripts rely on: 0 when every calendar caught
 //! up, 1 when any failed, 2 for usage, configuration or store errors.
+//! Output goes through [`output`], never `println!`, which panics when the
+//! reader of a pipe has gone.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod demo;
 mod fake_cmd;
 #[cfg(test)]
 mod help_lines;
 mod logging;
+mod output;
 mod progress_view;
 mod reset;
 mod resync;
 mod run;
 mod state;
 mod subscribe;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,11 +60,21 @@ pub enum Command {
     /// Make sure every synced collection has one active webhook subscription
     /// pointing at [webhook] public_url (the receiver must be reachable).
     Subscribe,
-    /// Show what the store knows, per calendar. Read-only.
+    /// Show what the store knows, per collection, failing ones first. Read-only.
     State {
+        /// Read this store file instead of the configuration's `store.path`;
+        /// no configuration is read then.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
         /// One JSON document instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "wide")]
         json: bool,
+        /// Every column, each cell whole (the default table fits in 100 columns).
+        #[arg(long)]
+        wide: bool,
+        /// One line, OK or FAILING; exit 1 when any account or collection is failing, else 0.
+        #[arg(long, conflicts_with_all = ["json", "wide"])]
+        check: bool,
     },
     /// Provision matching collections again on their next pass (the running
     /// daemon's, or the next `run --catch-up`); rows stay until that pass's
@@ -151,14 +166,16 @@ pub fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("aurinko-sync: cannot start the runtime: {e}");
+            complain(format!("cannot start the runtime: {e}"));
             return Exit::Failed.into();
         }
     };
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Run { catch_up } => run::run(&cli.config, catch_up).await,
-            Command::State { json } => state::state(&cli.config, json),
+            Command::State { db, json, wide, check } => {
+                state::state(&cli.config, state::StateArgs { db, json, wide, check })
+            }
             Command::Subscribe => subscribe::subscribe(&cli.config).await,
             Command::Resync { account, kind, collection } => {
                 let filter = crate::store::ResyncFilter { account, kind: kind.map(Into::into), collection };
@@ -181,5 +198,5 @@ pub fn main() -> ExitCode {
 fn complain(message: impl std::fmt::Display) {
     let text = message.to_string();
     let line: Vec<&str> = text.split_whitespace().collect();
-    eprintln!("aurinko-sync: {}", line.join(" "));
+    output::errln!("aurinko-sync: {}", line.join(" "));
 }

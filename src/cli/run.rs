@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use super::output::{errln, outln};
 use super::{Exit, complain, progress_view};
 use crate::config::Config;
 use crate::store::Store;
@@ -94,9 +95,9 @@ pub(super) fn print_summary(report: &CatchUpReport) {
     for result in &report.results {
         let (ok, line) = summary_line(result);
         if ok {
-            println!("{line}");
+            outln!("{line}");
         } else {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
 }

@@ -1,23 +1,41 @@
-//! `state`: what the store knows, read-only.
+//! `state`: what the store knows, read-only, failures first.
 
 mod accounts;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::output::{self, outln};
+use super::table::{self, Column};
 use super::{Exit, complain};
 use crate::config::Config;
-use crate::store::{Report, Store};
+use crate::store::{AccountReport, CollectionReport, Report, Store};
 use crate::text::{inert, inert_json};
 
-pub fn state(config_path: &Path, json: bool) -> Exit {
-    let config = match Config::load_without_tokens(config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            complain(e);
-            return Exit::Usage;
-        }
+/// The default table's width: a terminal's 80 columns and some, and what
+/// fits in an e-mail or a ticket. `--wide` has no limit.
+pub const TABLE_WIDTH: usize = 100;
+
+/// What `state` was asked for.
+pub struct StateArgs {
+    /// Read this store, without a configuration.
+    pub db: Option<PathBuf>,
+    pub json: bool,
+    pub wide: bool,
+    pub check: bool,
+}
+
+pub fn state(config_path: &Path, args: StateArgs) -> Exit {
+    let path = match args.db {
+        Some(path) => path,
+        None => match Config::load_without_tokens(config_path) {
+            Ok(config) => config.store.path,
+            Err(e) => {
+                complain(e);
+                return Exit::Usage;
+            }
+        },
     };
-    let mut report = match Store::open_read_only(&config.store.path).and_then(|s| s.report()) {
+    let mut report = match Store::open_read_only(&path).and_then(|s| s.report()) {
         Ok(report) => report,
         Err(e) => {
             complain(e);
@@ -25,16 +43,22 @@ pub fn state(config_path: &Path, json: bool) -> Exit {
         }
     };
     make_inert(&mut report);
-    if json {
+    if args.check {
+        let summary = summary(&report);
+        let failing = summary.failing();
+        outln!("{}", summary.check_line(&report));
+        return if failing { Exit::Failed } else { Exit::Ok };
+    }
+    if args.json {
         match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{}", inert_json(&text)),
+            Ok(text) => outln!("{}", inert_json(&text)),
             Err(e) => {
                 complain(e);
                 return Exit::Failed;
             }
         }
     } else {
-        print!("{}", render_table(&report));
+        output::out(format_args!("{}", render_table(&report, args.wide)));
     }
     Exit::Ok
 }
@@ -60,18 +84,180 @@ fn make_inert(report: &mut Report) {
     }
 }
 
-pub(super) fn render_table(report: &Report) -> String {
-    let mut out = String::new();
-    for account in report.accounts.iter().filter(|a| a.auth_error.is_some()) {
-        out.push_str(&format!(
-            "account {}: token refused since {}: {}\n",
-            account.name,
-            account.auth_error_at.as_deref().unwrap_or("?"),
-            account.auth_error.as_deref().unwrap_or("")
-        ));
+/// An account whose collections cannot sync (its token is refused) or
+/// whose latest discovery failed.
+fn account_failing(account: &AccountReport) -> bool {
+    account.auth_error.is_some() || account.discovery_error.is_some()
+}
+
+/// A collection whose last pass failed (removed ones are done).
+fn collection_failing(c: &CollectionReport) -> bool {
+    c.consecutive_failures > 0 && c.phase != "removed"
+}
+
+struct Summary {
+    accounts: usize,
+    failing_accounts: usize,
+    collections: usize,
+    failing_collections: usize,
+}
+
+fn summary(report: &Report) -> Summary {
+    Summary {
+        accounts: report.accounts.len(),
+        failing_accounts: report.accounts.iter().filter(|a| account_failing(a)).count(),
+        collections: report.collections.len(),
+        failing_collections: report.collections.iter().filter(|c| collection_failing(c)).count(),
     }
-    out.push_str(&accounts::render(&report.accounts));
-    let header = [
+}
+
+impl Summary {
+    fn failing(&self) -> bool {
+        self.failing_accounts + self.failing_collections > 0
+    }
+
+    /// "2 of 40 collections failing", with the accounts when any fails.
+    fn line(&self) -> String {
+        let collections = format!("{} of {} collections failing", self.failing_collections, self.collections);
+        if self.failing_accounts == 0 {
+            return collections;
+        }
+        format!("{} of {} accounts and {collections}", self.failing_accounts, self.accounts)
+    }
+
+    /// `state --check`'s one line: OK or FAILING, the counts, and the
+    /// first few failing accounts and collections by name.
+    fn check_line(&self, report: &Report) -> String {
+        if !self.failing() {
+            return format!("OK: {}", self.line());
+        }
+        const NAMED: usize = 3;
+        let mut names: Vec<String> = report
+            .accounts
+            .iter()
+            .filter(|a| account_failing(a))
+            .map(|a| format!("account {}", a.name))
+            .chain(report.collections.iter().filter(|c| collection_failing(c)).map(|c| label(c, 30)))
+            .collect();
+        let more = names.len().saturating_sub(NAMED);
+        names.truncate(NAMED);
+        if more > 0 {
+            names.push(format!("{more} more"));
+        }
+        format!("FAILING: {}: {}", self.line(), names.join(", "))
+    }
+}
+
+/// A collection as people know it: its name, else its id.
+fn display_name(c: &CollectionReport) -> String {
+    c.name.clone().unwrap_or_else(|| inert(&c.id).into_owned())
+}
+
+/// `account/kind/name`, the name cut to `max` columns.
+fn label(c: &CollectionReport, max: usize) -> String {
+    format!("{}/{}/{}", c.account, c.kind, table::truncate(&display_name(c), max))
+}
+
+/// The summary; what fails, one entry each, its error whole (wrapped to
+/// [`TABLE_WIDTH`] unless `wide`); the accounts' discovery; then one row per
+/// collection, failing ones first. Fits in [`TABLE_WIDTH`] columns unless
+/// `wide`, which shows every column whole. The default tables have no error
+/// column: the errors are above, with the width of the screen for them.
+pub(super) fn render_table(report: &Report, wide: bool) -> String {
+    let max_width = (!wide).then_some(TABLE_WIDTH);
+    let mut out = summary(report).line() + "\n";
+    for (what, error) in failures(report) {
+        out.push_str(&match max_width {
+            Some(max) => table::truncate(&what, max).into_owned(),
+            None => what,
+        });
+        out.push('\n');
+        let indent = "    ";
+        match max_width {
+            Some(max) => {
+                let options = textwrap::Options::new(max).initial_indent(indent).subsequent_indent(indent);
+                for line in textwrap::wrap(&error, options) {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }
+            None => out.push_str(&format!("{indent}{error}\n")),
+        }
+    }
+    out.push('\n');
+    out.push_str(&accounts::render(&report.accounts, wide));
+    if report.collections.is_empty() {
+        out.push_str("(nothing synced yet)\n");
+        return out;
+    }
+    let mut collections: Vec<&CollectionReport> = report.collections.iter().collect();
+    // Stable: within each group, the store's order (account, kind, id).
+    collections.sort_by_key(|c| !collection_failing(c));
+    let (columns, rows) = if wide { wide_rows(&collections) } else { narrow_rows(&collections) };
+    out.push_str(&table::render(&columns, &rows, max_width));
+    out
+}
+
+/// One entry per failing account and collection: what and since when, and
+/// why (the error, on lines of its own).
+fn failures(report: &Report) -> Vec<(String, String)> {
+    let error = |e: &Option<String>| one_line(e.as_deref().unwrap_or("failed"));
+    let mut failures = Vec::new();
+    for a in &report.accounts {
+        if a.auth_error.is_some() {
+            let since = a.auth_error_at.as_deref().unwrap_or("?");
+            failures.push((format!("account {}: token refused since {since}:", a.name), error(&a.auth_error)));
+        }
+        if a.discovery_error.is_some() {
+            let since = a.discovery_failing_since.as_deref().unwrap_or("?");
+            let what =
+                format!("account {}: discovery failing since {since} ({} in a row):", a.name, a.discovery_failures);
+            failures.push((what, error(&a.discovery_error)));
+        }
+    }
+    for c in report.collections.iter().filter(|c| collection_failing(c)) {
+        let last = c.last_success_at.as_deref().map_or("never".to_string(), to_the_minute);
+        let what = format!("{} ({} in a row, last success {last}):", label(c, 40), c.consecutive_failures);
+        failures.push((what, error(&c.last_error)));
+    }
+    failures
+}
+
+fn dash() -> String {
+    "-".to_string()
+}
+
+/// What tells a working collection from a broken one; its error is above.
+fn narrow_rows(collections: &[&CollectionReport]) -> (Vec<Column>, Vec<Vec<String>>) {
+    let columns = vec![
+        Column { header: "ACCOUNT", shrinks: true },
+        Column { header: "KIND", shrinks: false },
+        Column { header: "NAME", shrinks: true },
+        Column { header: "PHASE", shrinks: false },
+        Column { header: "RECORDS", shrinks: false },
+        Column { header: "FAILURES", shrinks: false },
+        Column { header: "LAST SUCCESS", shrinks: false },
+    ];
+    let rows = collections
+        .iter()
+        .map(|c| {
+            vec![
+                c.account.clone(),
+                c.kind.clone(),
+                display_name(c),
+                c.phase.clone(),
+                c.records.to_string(),
+                c.consecutive_failures.to_string(),
+                c.last_success_at.as_deref().map(to_the_minute).unwrap_or_else(dash),
+            ]
+        })
+        .collect();
+    (columns, rows)
+}
+
+/// Every column the store has, each cell whole.
+fn wide_rows(collections: &[&CollectionReport]) -> (Vec<Column>, Vec<Vec<String>>) {
+    let columns = [
         "ACCOUNT",
         "KIND",
         "COLLECTION",
@@ -86,13 +272,14 @@ pub(super) fn render_table(report: &Report) -> String {
         "REPROVISIONED",
         "WEBHOOK",
         "LAST ERROR",
-    ];
-    let dash = || "-".to_string();
-    let rows: Vec<[String; 14]> = report
-        .collections
+    ]
+    .into_iter()
+    .map(|header| Column { header, shrinks: false })
+    .collect();
+    let rows = collections
         .iter()
         .map(|c| {
-            [
+            vec![
                 c.account.clone(),
                 c.kind.clone(),
                 inert(&c.id).into_owned(),
@@ -101,7 +288,7 @@ pub(super) fn render_table(report: &Report) -> String {
                 c.records.to_string(),
                 c.outside_window.map(|n| n.to_string()).unwrap_or_else(dash),
                 match (&c.window_min, &c.window_max) {
-                    (Some(a), Some(b)) => format!("{}..{}", &a[..a.len().min(10)], &b[..b.len().min(10)]),
+                    (Some(a), Some(b)) => format!("{}..{}", day(a), day(b)),
                     _ => dash(),
                 },
                 c.last_success_at.clone().unwrap_or_else(dash),
@@ -111,39 +298,25 @@ pub(super) fn render_table(report: &Report) -> String {
                     (Some(why), Some(at)) => format!("{at} {why}"),
                     _ => dash(),
                 },
-                c.subscription_status.as_deref().map(|s| one_line(s, 40)).unwrap_or_else(dash),
-                c.last_error.as_deref().map(|e| one_line(e, 80)).unwrap_or_else(dash),
+                c.subscription_status.as_deref().map(one_line).unwrap_or_else(dash),
+                c.last_error.as_deref().map(one_line).unwrap_or_else(dash),
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut text = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        text.trim_end().to_string() + "\n"
-    };
-    out.push_str(&line(&header.map(String::from)));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
-    if rows.is_empty() {
-        out.push_str("(nothing synced yet)\n");
-    }
-    out
+    (columns, rows)
 }
 
-fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if flat.chars().count() > max { flat.chars().take(max - 1).collect::<String>() + "…" } else { flat }
+/// `2026-12-01T00:25:28Z` as `2026-12-01 00:25` (UTC, as every time here).
+fn to_the_minute(t: &str) -> String {
+    t.get(..16).map_or_else(|| t.to_string(), |minute| minute.replacen('T', " ", 1))
+}
+
+/// The date of a timestamp.
+fn day(t: &str) -> &str {
+    t.get(..10).unwrap_or(t)
+}
+
+/// Escaped text holds no controls; whitespace runs are one space here.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

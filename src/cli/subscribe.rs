@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::output::{errln, outln};
 use super::run::open_engine;
 use super::{Exit, complain};
 use crate::config::Config;
@@ -23,7 +24,7 @@ pub async fn subscribe(config_path: &Path) -> Exit {
     let mut exit = Exit::Ok;
     for s in &summaries {
         match &s.error {
-            None => println!(
+            None => outln!(
                 "ok       {}: {} subscriptions to {url} ({} kept, {} created, {} deleted)",
                 s.account,
                 s.kept + s.created,
@@ -32,9 +33,12 @@ pub async fn subscribe(config_path: &Path) -> Exit {
                 s.deleted
             ),
             Some(e) => {
-                eprintln!(
+                errln!(
                     "failed   {}: {e} ({} kept, {} created, {} deleted before the error)",
-                    s.account, s.kept, s.created, s.deleted
+                    s.account,
+                    s.kept,
+                    s.created,
+                    s.deleted
                 );
                 exit = Exit::Failed;
             }

@@ -13,6 +13,8 @@
 use std::fs::{DirBuilder, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
+
 use crate::regular_file::{self, OpenError};
 use crate::user_terms;
 
@@ -46,14 +48,30 @@ pub fn prepare_for_writing(path: &Path) -> Result<(), String> {
 /// For `state`, which only reads: the database must exist and be a regular
 /// file. Modes are left alone, since a reader may be somebody else (root,
 /// an operator) looking at the service's files; the next `run` fixes them.
-pub fn check_for_reading(path: &Path) -> Result<(), String> {
+///
+/// Returns the `file:` URI to open it read-only with; `immutable` when no
+/// `-wal` or `-journal` is beside it (see `Store::open_read_only`).
+pub fn reading_source(path: &Path) -> Result<PathBuf, String> {
     regular_file::open(path).map(drop).map_err(|e| match e {
         OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => directory_error(dir, &e),
             _ => "does not exist yet (run `aurinko-sync run --catch-up` first)".to_string(),
         },
         e => describe(path, None, e),
-    })
+    })?;
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve the path: {e}"))?;
+    // A `-journal` (a store not yet in WAL mode, a crash's hot journal)
+    // must be read too: the database file alone is not the whole truth.
+    let in_use = ["-wal", "-journal"].iter().any(|suffix| {
+        let mut side = real.clone().into_os_string();
+        side.push(suffix);
+        std::fs::symlink_metadata(side).is_ok()
+    });
+    // Everything but unreserved characters and `/` is escaped: `?`, `#` and
+    // `%` would end or change the path.
+    const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let escaped = percent_encode(real.as_os_str().as_encoded_bytes(), ESCAPED);
+    Ok(PathBuf::from(format!("file://{escaped}?mode=ro{}", if in_use { "" } else { "&immutable=1" })))
 }
 
 /// Why the store's directory cannot be made or used, in words: the nearest
@@ -223,7 +241,7 @@ mod tests {
         let fifo_mode = mode(&fifo);
         let err = prepare_for_writing(&fifo).unwrap_err();
         assert!(err.contains("is a FIFO, not a regular file"), "{err}");
-        assert!(check_for_reading(&fifo).unwrap_err().contains("is a FIFO"));
+        assert!(reading_source(&fifo).unwrap_err().contains("is a FIFO"));
         let err = prepare_for_writing(dir.path()).unwrap_err();
         assert!(err.contains("is a directory"), "{err}");
         // A side file that is not a regular file stops the open as well.
@@ -242,10 +260,10 @@ mod tests {
     fn reading_changes_no_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        assert!(check_for_reading(&path).unwrap_err().contains("does not exist yet"));
+        assert!(reading_source(&path).unwrap_err().contains("does not exist yet"));
         std::fs::write(&path, "").unwrap();
         chmod(&path, 0o644);
-        check_for_reading(&path).unwrap();
+        reading_source(&path).unwrap();
         assert_eq!(mode(&path), 0o644);
     }
 }

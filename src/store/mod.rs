@@ -121,13 +121,20 @@ impl Store {
 
     /// Opens an existing store without writing to it, for `state`. Safe
     /// while the daemon writes: WAL readers see the last committed state.
-    /// Changes no file mode (see [`files::check_for_reading`]).
+    /// Changes no file mode (see [`files::reading_source`]).
+    ///
+    /// Creates no file: SQLite would create the `-wal` and `-shm` of a store
+    /// no process has open, and leave them behind. Without a `-wal` every
+    /// commit is in the database file, so it is read as immutable then; a
+    /// writer starting meanwhile writes to its new `-wal`, which is not read.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open { path: path.to_path_buf(), message };
-        files::check_for_reading(path).map_err(fail)?;
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|e| fail(unusable(path, &e)))?;
+        let source = files::reading_source(path).map_err(fail)?;
+        let conn = Connection::open_with_flags(
+            source,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| fail(unusable(path, &e)))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
         let version: i64 =
             conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| fail(unusable(path, &e)))?;
@@ -136,6 +143,13 @@ impl Store {
         }
         if version as usize > MIGRATIONS.len() {
             return Err(fail(format!("written by a newer aurinko-sync (schema {version})")));
+        }
+        // Reading never migrates; the report reads every migration's columns.
+        if (version as usize) < MIGRATIONS.len() {
+            return Err(fail(format!(
+                "written by an older aurinko-sync (schema {version} of {}); `aurinko-sync run` upgrades it",
+                MIGRATIONS.len()
+            )));
         }
         Ok(Store { conn: Mutex::new(conn), probe: None })
     }

@@ -184,6 +184,33 @@ fn the_read_only_view_sees_commits_and_cannot_write() {
 }
 
 #[test]
+fn reading_a_closed_store_creates_no_file_and_an_older_schema_is_not_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    // `?`, `#` and `%` would change a `file:` URI if they were not escaped.
+    let path = dir.path().join("odd ?x=1#y %41 näme.db");
+    let writer = Store::open(&path).unwrap();
+    writer.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    drop(writer);
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    assert_eq!(before.len(), 1, "the writer's side files are gone once it closed: {before:?}");
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.report().unwrap().collections[0].records, 1);
+    drop(reader);
+    assert_eq!(files(), before);
+    let older = MIGRATIONS.len() as i64 - 1;
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", older).unwrap();
+    let err = Store::open_read_only(&path).err().unwrap().to_string();
+    assert!(err.contains(&format!("older aurinko-sync (schema {older} of")), "{err}");
+    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, older);
+}
+
+#[test]
 fn messages_without_etags_are_rewritten_only_when_their_json_changes() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.db")).unwrap();

@@ -73,9 +73,18 @@ async fn a_service_that_cannot_connect_is_unhealthy_and_names_where_it_tried() {
     assert_eq!(later["discovery_failing_since"], since.as_str(), "the streak keeps its start");
     assert!(later["discovery_success_at"].is_null());
 
-    let table = text(&app.run_binary(&["state"]).await.stdout);
+    let table = text(&app.run_binary(&["state", "--wide"]).await.stdout);
     let line = table.lines().find(|l| l.starts_with("work ")).unwrap_or_else(|| panic!("{table}"));
     assert!(line.contains("failing") && line.contains(&since) && line.contains(&refused), "{table}");
+    // The default view: the failure right under the summary, the error whole.
+    let table = text(&app.run_binary(&["state"]).await.stdout);
+    let mut lines = table.lines();
+    assert_eq!(lines.next(), Some("1 of 1 accounts and 0 of 0 collections failing"), "{table}");
+    let failure = lines.next().unwrap();
+    assert!(failure.starts_with(&format!("account work: discovery failing since {since} (")), "{table}");
+    assert!(table.contains(&refused), "{table}");
+    let line = table.lines().find(|l| l.starts_with("work ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("failing") && line.contains(&since), "{table}");
 
     let token = app.token("work").to_string();
     let log = text(&daemon.kill_and_wait().await.stderr);
@@ -134,8 +143,12 @@ async fn a_404_from_get_calendars_says_base_url_usually_ends_with_v1() {
     );
     let account = wait_for_account(&app, "work", "the failure", |a| a["discovery_error"].is_string()).await;
     assert!(account["discovery_error"].as_str().unwrap().contains(hint), "{account}");
-    let table = text(&app.run_binary(&["state"]).await.stdout);
+    let table = text(&app.run_binary(&["state", "--wide"]).await.stdout);
     assert!(table.contains("It usually ends with /v1"), "{table}");
+    // The default view wraps the error to 100 columns.
+    let table = text(&app.run_binary(&["state"]).await.stdout);
+    let joined = table.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    assert!(joined.contains("It usually ends with /v1"), "{table}");
 }
 
 /// One account whose token is refused does not make the service unhealthy

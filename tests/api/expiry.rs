@@ -127,7 +127,7 @@ async fn after_expiry_events_outside_the_window_stay_and_deleted_ones_inside_are
     let state = app.state_json().await;
     let cal = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
     assert_eq!(cal["outside_window"], outside.len(), "state counts the events outside the window");
-    let table = crate::helpers::text(&app.run_binary(&["state"]).await.stdout);
+    let table = crate::helpers::text(&app.run_binary(&["state", "--wide"]).await.stdout);
     assert!(table.contains("OUTSIDE"), "{table}");
 }
 
@@ -222,7 +222,7 @@ async fn tokens_refused_as_permanent_three_passes_in_a_row_are_given_up_once() {
         assert_eq!(c["reprovision_reason"], "permanent_failures", "{c}");
         assert!(c["reprovisioned_at"].is_string(), "{c}");
     }
-    let table = crate::helpers::text(&app.run_binary(&["state"]).await.stdout);
+    let table = crate::helpers::text(&app.run_binary(&["state", "--wide"]).await.stdout);
     assert!(table.contains("REPROVISIONED") && table.contains("permanent_failures"), "{table}");
 
     // Caught up: the next pass is deltas only.

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod catch_up;
+mod closed_pipe;
 mod config_errors;
 mod contract;
 mod crash;
@@ -27,6 +28,7 @@ mod secret_forms;
 mod secrets;
 mod service;
 mod soak;
+mod state;
 mod storage;
 mod tasks;
 mod tolerant;

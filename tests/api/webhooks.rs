@@ -352,7 +352,7 @@ async fn redeliveries_and_lifecycle_events_are_harmless_and_recorded() {
     wait_for_state(&app, "the error status", |state| status_of(state).starts_with("error")).await;
     app.fake.send_lifecycle(&token, subscription, "active").await;
     wait_for_state(&app, "the active status", |state| status_of(state) == "active").await;
-    assert!(text(&app.run_binary(&["state"]).await.stdout).contains("WEBHOOK"));
+    assert!(text(&app.run_binary(&["state", "--wide"]).await.stdout).contains("WEBHOOK"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

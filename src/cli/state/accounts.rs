@@ -3,19 +3,22 @@
 //! and why. Above the collections, since an account that cannot reach
 //! Aurinko may have no collection at all.
 
-use super::one_line;
+use super::table::{self, Column};
+use super::{dash, one_line};
 use crate::store::AccountReport;
 
-const HEADER: [&str; 6] = ["ACCOUNT", "DISCOVERY", "FAILING SINCE", "FAILURES", "LAST SUCCESS", "LAST ERROR"];
-
 /// The section with its header and a blank line after it; empty when the
-/// store knows no account yet.
-pub(super) fn render(accounts: &[AccountReport]) -> String {
+/// store knows no account yet. The error is a column with `wide` only: the
+/// default view shows it whole above the tables.
+pub(super) fn render(accounts: &[AccountReport], wide: bool) -> String {
     if accounts.is_empty() {
         return String::new();
     }
-    let dash = || "-".to_string();
-    let rows: Vec<[String; 6]> = accounts
+    let headers = ["ACCOUNT", "DISCOVERY", "FAILING SINCE", "FAILURES", "LAST SUCCESS", "LAST ERROR"];
+    let shown = if wide { headers.len() } else { headers.len() - 1 };
+    let columns: Vec<Column> =
+        headers[..shown].iter().map(|&header| Column { header, shrinks: header == "ACCOUNT" }).collect();
+    let rows: Vec<Vec<String>> = accounts
         .iter()
         .map(|a| {
             let discovery = match (&a.discovery_error, &a.discovery_success_at) {
@@ -23,28 +26,17 @@ pub(super) fn render(accounts: &[AccountReport]) -> String {
                 (None, Some(_)) => "ok",
                 (None, None) => "-",
             };
-            [
+            let mut row = vec![
                 a.name.clone(),
                 discovery.to_string(),
                 a.discovery_failing_since.clone().unwrap_or_else(dash),
                 a.discovery_failures.to_string(),
                 a.discovery_success_at.clone().unwrap_or_else(dash),
-                a.discovery_error.as_deref().map(|e| one_line(e, 120)).unwrap_or_else(dash),
-            ]
+                a.discovery_error.as_deref().map(one_line).unwrap_or_else(dash),
+            ];
+            row.truncate(shown);
+            row
         })
         .collect();
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(HEADER.map(String::from)).chain(rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out.push('\n');
-    out
+    table::render(&columns, &rows, (!wide).then_some(super::TABLE_WIDTH)) + "\n"
 }

@@ -326,8 +326,10 @@ async fn server_text_reaches_stderr_logs_state_and_the_store_escaped_and_without
     assert_eq!(updated, 1);
     drop(conn);
 
-    let state = app.run_binary(&["state"]).await;
-    assert_inert("state", &text(&state.stdout), &token);
+    for args in [&["state"][..], &["state", "--wide"], &["state", "--check"]] {
+        let state = app.run_binary(args).await;
+        assert_inert(&args.join(" "), &text(&state.stdout), &token);
+    }
     let json = app.run_binary(&["state", "--json"]).await;
     assert_inert("state --json", &text(&json.stdout), &token);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -383,7 +385,7 @@ async fn a_lifecycle_error_from_aurinko_is_logged_and_stored_escaped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_inert("state --json", &status, &token);
-    assert_inert("state", &text(&app.run_binary(&["state"]).await.stdout), &token);
+    assert_inert("state", &text(&app.run_binary(&["state", "--wide"]).await.stdout), &token);
     let stored = Store::open_read_only(&app.db_path).unwrap().report().unwrap();
     for c in &stored.collections {
         assert_inert("the stored subscription status", c.subscription_status.as_deref().unwrap_or(""), &token);
