@@ -1,7 +1,8 @@
 //! The command line: argument parsing, exit codes and the commands.
 //!
 //! Exit codes are a contract scripts rely on: 0 when every calendar caught
-//! up, 1 when any failed, 2 for usage, configuration or store errors.
+//! up, 1 when any failed (for `state --check`: when anything is failing),
+//! 2 for usage, configuration or store errors.
 //! Output goes through [`output`], never `println!`, which panics when the
 //! reader of a pipe has gone.
 #![deny(clippy::print_stdout, clippy::print_stderr)]

@@ -36,4 +36,8 @@ async fn a_dead_token_on_one_account_leaves_the_other_syncing_and_exits_1() {
     let work_state = accounts.iter().find(|a| a["name"] == "work").unwrap();
     assert!(work_state["auth_error"].is_null());
     assert!(text(&app.run_binary(&["state"]).await.stdout).contains("account home: token refused"));
+    let check = app.run_binary(&["state", "--check"]).await;
+    assert_exit(&check, 1);
+    assert!(text(&check.stdout).starts_with("FAILING: 1 of 2 accounts and "), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("account home"), "{}", text(&check.stdout));
 }
