@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::output::outln;
 use super::resync::{configured, open_store};
 use super::{Exit, complain};
 use crate::text::inert;
@@ -26,7 +27,7 @@ pub fn reset(config_path: &Path, account: &str, yes: bool) -> Exit {
         return Exit::Usage;
     }
     if !yes {
-        println!("reset would delete from the store, for account {name}:");
+        outln!("reset would delete from the store, for account {name}:");
         print_rows(&rows.tables);
         print_what_follows(&name, is_configured, rows.collections_reset);
         complain("reset: nothing deleted; run again with --yes to delete");
@@ -39,7 +40,7 @@ pub fn reset(config_path: &Path, account: &str, yes: bool) -> Exit {
             return Exit::Usage;
         }
     };
-    println!("deleted from the store, for account {name}:");
+    outln!("deleted from the store, for account {name}:");
     print_rows(&deleted.tables);
     print_what_follows(&name, is_configured, deleted.collections_reset);
     Exit::Ok
@@ -47,18 +48,18 @@ pub fn reset(config_path: &Path, account: &str, yes: bool) -> Exit {
 
 fn print_rows(tables: &[(&str, u64)]) {
     for (table, n) in tables {
-        println!("  {table:<13} {n:>9} rows");
+        outln!("  {table:<13} {n:>9} rows");
     }
 }
 
 fn print_what_follows(name: &str, configured: bool, collections: u64) {
     if configured {
-        println!(
+        outln!(
             "account {name} is still configured: its {collections} collections start over, and the next pass (of the \
              running daemon, or the next `run --catch-up`) syncs them afresh"
         );
     } else {
-        println!(
+        outln!(
             "account {name} is not configured: nothing of it stays (its webhook subscriptions at Aurinko, if any, \
              are not cancelled)"
         );

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use clap::ValueEnum;
 
+use super::output::outln;
 use super::{Exit, complain};
 use crate::config::Config;
 use crate::store::{ResyncFilter, Store};
@@ -57,13 +58,13 @@ pub fn resync(config_path: &Path, filter: ResyncFilter) -> Exit {
         return Exit::Usage;
     }
     let noun = if marked.len() == 1 { "collection" } else { "collections" };
-    println!(
+    outln!(
         "marked {} {noun} for resync: the next pass (of the running daemon, or the next `run --catch-up`) \
          provisions each again; rows stay until its sweep",
         marked.len()
     );
     for key in &marked {
-        println!("  {}  {}  {}", key.account, key.kind, inert(&key.id));
+        outln!("  {}  {}  {}", key.account, key.kind, inert(&key.id));
     }
     Exit::Ok
 }

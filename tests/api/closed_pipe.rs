@@ -98,6 +98,9 @@ async fn every_command_ends_quietly_when_its_output_is_closed() {
     logging.env("RUST_LOG", "debug");
     assert_quiet("a catch-up logging at debug", &let_closed(logging, true).await, 1);
     assert_quiet("state --check, failing", &run_closed(&app, &["state", "--check"], true).await, 1);
+    assert_quiet("reset without --yes", &run_closed(&app, &["reset", "--account", "work"], true).await, 2);
+    assert_quiet("resync", &run_closed(&app, &["resync"], false).await, 0);
+    assert_quiet("reset", &run_closed(&app, &["reset", "--account", "work", "--yes"], false).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
