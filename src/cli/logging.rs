@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 
 use clap::ValueEnum;
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -39,7 +39,8 @@ pub fn init(format: LogFormat, quiet: bool) {
         },
         Err(_) => (default.parse().expect("the default filter parses"), None),
     };
-    let builder = tracing_subscriber::fmt().with_writer(super::output::Stderr);
+    // The builder's own level (info by default) would cut below the filter.
+    let builder = tracing_subscriber::fmt().with_max_level(LevelFilter::TRACE).with_writer(super::output::Stderr);
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match format {
         LogFormat::Json => builder.json().finish().with(filter).init(),

@@ -59,6 +59,8 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("store: not written, an earlier write of {0} in the same transaction failed")]
+    AfterFailure(String),
 }
 
 pub struct Store {

@@ -219,10 +219,24 @@ impl Store {
         match transact(&mut conn, writes, &now_text) {
             Ok(all) => all.into_iter().map(Ok).collect(),
             Err(e) if writes.len() == 1 => vec![Err(e)],
-            Err(_) => writes
-                .iter()
-                .map(|w| transact(&mut conn, std::slice::from_ref(w), &now_text).map(|mut one| one.remove(0)))
-                .collect(),
+            // Each alone, in order; a collection's writes after one of its
+            // own that failed are not applied: their tokens presume it.
+            Err(_) => {
+                let mut failed: Vec<&CollectionKey> = Vec::new();
+                writes
+                    .iter()
+                    .map(|w| {
+                        if failed.contains(&&w.key) {
+                            return Err(StoreError::AfterFailure(w.key.to_string()));
+                        }
+                        let one = transact(&mut conn, std::slice::from_ref(w), &now_text).map(|mut one| one.remove(0));
+                        if one.is_err() {
+                            failed.push(&w.key);
+                        }
+                        one
+                    })
+                    .collect()
+            }
         }
     }
 

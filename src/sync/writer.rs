@@ -25,15 +25,17 @@ use super::collection::CollectionKey;
 use super::state::SyncState;
 use crate::store::{CommitStats, Store, Write};
 
-/// Jobs waiting for the writer. Each pass has at most one write in flight,
-/// so this bounds memory only when many passes run at once; they then wait
-/// here rather than pile parsed pages up.
+/// Jobs waiting for the writer. Each pass has a few writes in flight (see
+/// `driver`), so this bounds memory only when many passes run at once; they
+/// then wait here rather than pile parsed pages up.
 const QUEUE: usize = 32;
 
 /// A batch closes at this many records or writes (or when the queue is
 /// empty), so one transaction stays short enough that the next pages do not
-/// wait long.
-const BATCH_RECORDS: usize = 1_000;
+/// wait long. Larger transactions are cheaper per row (each commit writes
+/// every page it dirtied to the WAL, and the same index pages take rows in
+/// every transaction), up to what the queue can hold anyway.
+const BATCH_RECORDS: usize = 10_000;
 const BATCH_WRITES: usize = 1_000;
 
 /// How long a write nobody waits for (an idle pass's outcome) may wait for
@@ -46,7 +48,7 @@ const LINGER: Duration = Duration::from_secs(1);
 type Reply = oneshot::Sender<(Result<CommitStats, String>, Write)>;
 
 enum Job {
-    Write(Box<Write>, Reply),
+    Write(Box<Write>, Reply, Chain),
     /// Writes nobody waits for were left in `held`: linger, then commit.
     Linger,
     Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
@@ -79,6 +81,26 @@ pub struct BatchStats {
     pub transactions: AtomicU64,
     pub writes: AtomicU64,
 }
+
+/// Writes that build on each other, such as a pass's pages: each carries a
+/// token that presumes the pages before it are stored. Once one of them
+/// fails, the writer refuses the rest, so several can be in flight without
+/// a token ever being stored past a page that was not. Clones share it.
+#[derive(Clone, Default)]
+pub struct Chain(Arc<AtomicBool>);
+
+impl Chain {
+    fn broken(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn break_off(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The answer to a write refused because an earlier one of its chain failed.
+const AFTER_A_FAILURE: &str = "not written: an earlier write of this pass failed";
 
 impl Writer {
     /// Starts the writer thread for `store`.
@@ -130,15 +152,16 @@ impl Writer {
 
     /// Stores `write` (in a batch with others) and says what it changed.
     pub async fn write(&self, write: Write) -> Result<CommitStats, String> {
-        self.submit(write).await?.await
+        self.submit(write, &Chain::default()).await?.await
     }
 
     /// Queues `write` and returns at once with the answer to come, so the
     /// caller can fetch its next page meanwhile. Writes are applied in the
-    /// order they are queued.
-    pub async fn submit(&self, write: Write) -> Result<Answer, String> {
+    /// order they are queued; a write whose `chain` saw a failure is
+    /// refused.
+    pub async fn submit(&self, write: Write, chain: &Chain) -> Result<Answer, String> {
         let (answer, answered) = oneshot::channel();
-        self.send(Job::Write(Box::new(write), answer)).await?;
+        self.send(Job::Write(Box::new(write), answer, chain.clone())).await?;
         Ok(Answer(answered))
     }
 
@@ -247,8 +270,11 @@ fn serve(
                 Job::Requested(key, answer) => {
                     let _ = answer.send(store.resync_requested(&key).map_err(|e| e.to_string()));
                 }
-                Job::Write(write, answer) => {
-                    batch.push(*write, answer);
+                Job::Write(write, answer, chain) if chain.broken() => {
+                    let _ = answer.send((Err(AFTER_A_FAILURE.to_string()), *write));
+                }
+                Job::Write(write, answer, chain) => {
+                    batch.push(*write, answer, chain);
                     awaited = true;
                 }
                 Job::Linger => {
@@ -275,17 +301,17 @@ struct Batch<'a> {
     stats: &'a BatchStats,
     held: &'a Mutex<Vec<Write>>,
     writes: Vec<Write>,
-    answers: Vec<Reply>,
+    answers: Vec<(Reply, Chain)>,
     records: usize,
     /// Since when writes nobody waits for have been held.
     since: Option<Instant>,
 }
 
 impl Batch<'_> {
-    fn push(&mut self, write: Write, answer: Reply) {
+    fn push(&mut self, write: Write, answer: Reply, chain: Chain) {
         self.records += write.records.len();
         self.writes.push(write);
-        self.answers.push(answer);
+        self.answers.push((answer, chain));
     }
 
     fn full(&self) -> bool {
@@ -315,7 +341,13 @@ impl Batch<'_> {
                 tracing::error!(collection = %write.key, "store: {e}");
             }
         }
-        for ((answer, result), write) in self.answers.drain(..).zip(results).zip(writes.drain(lazy..)) {
+        for (((answer, chain), result), write) in self.answers.drain(..).zip(results).zip(writes.drain(lazy..)) {
+            // Broken before the answer goes, so the chain's next write,
+            // whether queued already or sent once this one's answer is
+            // seen, is refused.
+            if result.is_err() {
+                chain.break_off();
+            }
             let _ = answer.send((result.map_err(|e| e.to_string()), write));
         }
         // Keep the allocation for the next batch.
@@ -402,13 +434,13 @@ mod tests {
         // for `a`, once begun, waits for it.
         let other = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let first = writer.submit(page(&a, "A1", vec![row("1")])).await.unwrap();
+        let first = writer.submit(page(&a, "A1", vec![row("1")]), &Chain::default()).await.unwrap();
         // A load between the two writes: the writer commits the batch with
         // `a` before it takes the next job, so `b` is only ever queued.
         let load = writer.load(a.clone());
         tokio::pin!(load);
         assert!(futures_util::poll!(&mut load).is_pending(), "the load waits for the write before it");
-        let second = writer.submit(page(&b, "B1", vec![row("2")])).await.unwrap();
+        let second = writer.submit(page(&b, "B1", vec![row("2")]), &Chain::default()).await.unwrap();
         let ended = writer.abandon();
         other.execute_batch("ROLLBACK").unwrap();
         ended.await;
@@ -434,6 +466,45 @@ mod tests {
         assert_eq!(store.load_state(&a).unwrap().unwrap().updated.delta_token.as_deref(), Some("A1"));
         assert!(store.load_state(&b).unwrap().is_none(), "neither the rows nor the state of the failed write");
         assert_eq!(store.events("work").unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_write_the_rest_of_its_chain_is_refused_and_other_chains_go_on() {
+        let (_dir, store) = store();
+        let writer = Writer::start(store.clone());
+        let key = CollectionKey::calendar("work", "a");
+        let chain = Chain::default();
+        // A row without its columns cannot be bound: that write fails.
+        let broken = Row { fields: Vec::new(), ..row("x") };
+        let first = writer.submit(page(&key, "A1", vec![broken]), &chain).await.unwrap();
+        // The load commits the batch holding `first` before the next write
+        // is taken, so the refusal below is the chain's, not the batch's.
+        writer.load(key.clone()).await.unwrap();
+        let second = writer.submit(page(&key, "A2", vec![row("2")]), &chain).await.unwrap();
+        let other = writer.submit(page(&key, "B1", vec![row("3")]), &Chain::default()).await.unwrap();
+        assert!(first.await.is_err());
+        let refused = second.await.expect_err("the write after a failure of its chain is refused");
+        assert!(refused.contains("an earlier write of this pass failed"), "{refused}");
+        other.await.expect("another chain is not affected");
+        let stored = store.load_state(&key).unwrap().expect("the other chain's state");
+        assert_eq!(stored.updated.delta_token.as_deref(), Some("B1"));
+        let ids: Vec<String> = store.events("work").unwrap().into_iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, ["3"], "nothing of the refused write");
+    }
+
+    #[test]
+    fn in_a_failed_batch_a_collections_writes_after_its_failed_one_are_not_applied() {
+        let (_dir, store) = store();
+        let (a, b) = (CollectionKey::calendar("work", "a"), CollectionKey::calendar("work", "b"));
+        let broken = Row { fields: Vec::new(), ..row("x") };
+        let writes = vec![page(&a, "A1", vec![broken]), page(&b, "B1", vec![row("1")]), page(&a, "A2", vec![row("2")])];
+        let results = store.write_batch(&writes, Utc::now());
+        assert!(results[0].is_err());
+        assert_eq!(results[1].as_ref().unwrap().upserted, 1, "another collection's write is applied");
+        assert!(results[2].is_err(), "the token A2 presumes the page of A1");
+        assert!(store.load_state(&a).unwrap().is_none());
+        let ids: Vec<String> = store.events("work").unwrap().into_iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, ["1"]);
     }
 
     #[tokio::test]
