@@ -39,8 +39,12 @@ pub fn init(format: LogFormat, quiet: bool) {
         },
         Err(_) => (default.parse().expect("the default filter parses"), None),
     };
-    // The builder's own level (info by default) would cut below the filter.
-    let builder = tracing_subscriber::fmt().with_max_level(LevelFilter::TRACE).with_writer(super::output::Stderr);
+    // The builder's own level (info by default) would cut below the filter;
+    // above it, the `log` records of dependencies would all be turned into
+    // events only to be dropped (the bridge lets through what the global
+    // maximum allows), so it is the filter's own maximum.
+    let max = filter.iter().map(|(_, level)| level).chain(filter.default_level()).max().unwrap_or(LevelFilter::OFF);
+    let builder = tracing_subscriber::fmt().with_max_level(max).with_writer(super::output::Stderr);
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match format {
         LogFormat::Json => builder.json().finish().with(filter).init(),
