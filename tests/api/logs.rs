@@ -83,3 +83,31 @@ async fn a_discovery_failure_is_logged_once() {
     assert_eq!(logged, 1, "one log line for the failed calendar discovery:\n{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("failed")).count(), 1, "and one summary line:\n{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_log_sets_the_levels_and_a_value_it_cannot_read_is_said_once() {
+    let app = spawn_app(Setup::default()).await;
+    let catch_up = |rust_log: &'static str| {
+        let mut cmd = app.command(&["run", "--catch-up"]);
+        cmd.env("RUST_LOG", rust_log);
+        async move { cmd.output().await.expect("binary runs") }
+    };
+    let levels = |stderr: &str, level: &str| stderr.lines().filter(|l| l.contains(level)).count();
+
+    let out = catch_up("aurinko_sync=debug").await;
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(levels(&stderr, " DEBUG ") > 0, "aurinko_sync=debug shows debug lines:\n{stderr}");
+
+    let out = catch_up("warn").await;
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert_eq!(levels(&stderr, " INFO ") + levels(&stderr, " DEBUG "), 0, "warn hides info and debug:\n{stderr}");
+
+    let out = catch_up("aurinko_sync=loud").await;
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    let said = stderr.lines().filter(|l| l.contains("RUST_LOG is not a list")).count();
+    assert_eq!(said, 1, "one warning for a RUST_LOG it cannot read:\n{stderr}");
+    assert_eq!(levels(&stderr, " DEBUG "), 0, "and the default levels:\n{stderr}");
+}
