@@ -184,7 +184,6 @@ fn check_contact(row: &Row, object: &Map<String, Value>) -> Result<(), TestCaseE
 
 /// Parses `raw` as `kind` and checks the outcome against the definition.
 fn check_record(kind: Kind, raw: &RawValue) -> Result<(), TestCaseError> {
-    let value: Value = serde_json::from_str(raw.get()).expect("generated records are within serde_json's depth limit");
     let parsed = kind.parse_record(raw);
     let direct = match kind {
         Kind::Calendar => parse_event(raw),
@@ -193,6 +192,7 @@ fn check_record(kind: Kind, raw: &RawValue) -> Result<(), TestCaseError> {
         Kind::Tasks => parse_task(raw),
     };
     prop_assert_eq!(&parsed, &direct, "Kind::parse_record dispatches to its kind's parser");
+    let Some(value) = as_value(raw) else { return Ok(()) };
     match (expected_id(&value), parsed) {
         (Err(why), got) => prop_assert_eq!(got, Err(why)),
         (Ok(_), Err(why)) => return Err(TestCaseError::fail(format!("{kind}: a record with an id was {why:?}"))),
@@ -212,9 +212,21 @@ fn check_record(kind: Kind, raw: &RawValue) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The record as a `serde_json::Value`, the model's view of it; `None`
+/// for valid JSON that `Value` cannot hold: a number beyond `f64` (`1e999`),
+/// which arbitrary bytes sometimes make. The parsers then only have to
+/// agree with each other and not panic: they read such a field as absent.
+fn as_value(raw: &RawValue) -> Option<Value> {
+    match serde_json::from_str(raw.get()) {
+        Ok(value) => Some(value),
+        Err(e) if e.to_string().starts_with("number out of range") => None,
+        Err(e) => panic!("generated records are within serde_json's depth limit: {e}"),
+    }
+}
+
 fn check_deleted(raw: &RawValue) -> Result<(), TestCaseError> {
-    let value: Value = serde_json::from_str(raw.get()).expect("within the depth limit");
     let got = parse_deleted(raw);
+    let Some(value) = as_value(raw) else { return Ok(()) };
     prop_assert_eq!(got, expected_id(&value).map(str::to_string));
     Ok(())
 }
@@ -831,4 +843,18 @@ fn instants_at_the_year_limits_stay_rfc_3339() {
         let stored = row.text(1).unwrap();
         assert!(DateTime::parse_from_rfc3339(stored).is_ok(), "{sent:?} was stored as {stored:?}");
     }
+}
+
+/// A finding of `arbitrary_bytes_…`: a number beyond `f64` is valid JSON
+/// that `serde_json::Value` refuses. The record is kept (its other fields
+/// read as usual) and the checks do not panic on it.
+#[test]
+fn a_number_beyond_f64_keeps_the_record() {
+    let text =
+        r#"{"id":"a","etag":"e","size":1e999,"subject":"s","start":{"dateTime":"2026-01-02T03:04:05Z","x":-1e999}}"#;
+    let raw = RawValue::from_string(text.to_string()).unwrap();
+    let row = parse_event(&raw).expect("kept");
+    assert_eq!((row.id.as_str(), row.etag.as_deref()), ("a", Some("e")));
+    assert_eq!(parse_deleted(&raw).as_deref(), Ok("a"));
+    check_all(text).expect("the properties hold");
 }
