@@ -39,7 +39,7 @@ use crate::store::{CommitStats, PageRecords, Write};
 /// 16 gave 57%, where it levels off (the writer's queue holds 32). Each
 /// holds a parsed page (about 0.3 MiB for 100 events), so this bounds a
 /// pass's memory: peak RSS went from 19.8 to 31.5 MiB at 16.
-const WRITES_IN_FLIGHT: usize = 16;
+pub const WRITES_IN_FLIGHT: usize = 16;
 
 /// What one pass did. `finish` is `None` when the pass was stopped by
 /// cancellation before it ended.

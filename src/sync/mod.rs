@@ -21,7 +21,7 @@ mod state;
 mod writer;
 
 pub use collection::{BodyType, Collection, CollectionKey, Kind, Listing, Range, SWEEP_MARGIN, Start, Table};
-pub use driver::{PassReport, run_pass};
+pub use driver::{PassReport, WRITES_IN_FLIGHT, run_pass};
 pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
 pub use machine::{Action, Commit, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy, Sweep};
 pub use progress::Progress;

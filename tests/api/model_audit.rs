@@ -7,10 +7,11 @@
 //!   stream asks exactly what the store held when the run began (a drain
 //!   that restarts from its delta token asks a token the store had moved
 //!   past). Later requests never ask a page known to be committed: the
-//!   driver keeps at most one commit in flight and awaits it before it
-//!   sends the next, so page T is committed before the request for the page
-//!   after the next is sent, when neither T nor the next is a page whose
-//!   commit the driver may keep back (an empty last page). The one
+//!   driver keeps at most `WRITES_IN_FLIGHT` commits in flight and awaits
+//!   the oldest before it sends one more, so page T is committed before the
+//!   request for the page `WRITES_IN_FLIGHT + 1` pages after it in its
+//!   stream is sent, when none between is a page whose commit the driver may
+//!   keep back (an empty last page). The one
 //!   exception is the protocol's: after a 410 on a page token, the drain's
 //!   delta token is asked once (with the retries a fault takes). A
 //!   provisioning starts a new generation: what was committed before it is
@@ -27,7 +28,7 @@ use std::path::Path;
 use aurinko_sync::aurinko::TokenRef;
 use aurinko_sync::fake::{Collection, Endpoint, FaultKind, RequestRecord};
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{CollectionKey, Kind, Phase, Stream, SyncState};
+use aurinko_sync::sync::{CollectionKey, Kind, Phase, Stream, SyncState, WRITES_IN_FLIGHT};
 
 /// A token a sync request asks with, owned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -189,11 +190,18 @@ impl Audit {
         Ok(())
     }
 
-    /// Whether the page after the next was asked for: the page was
-    /// committed before that request was sent.
+    /// Whether the page `WRITES_IN_FLIGHT + 1` pages later in its stream
+    /// was asked for: the page was committed before that request was sent.
     fn committed(&self, page: &Page) -> bool {
         let after = |page: &Page| self.next.get(page).map(|next| (page.0.clone(), page.1, next.clone()));
-        after(page).and_then(|next| after(&next)).is_some_and(|later| self.requested.contains(&later))
+        let mut later = page.clone();
+        for _ in 0..=WRITES_IN_FLIGHT {
+            match after(&later) {
+                Some(next) => later = next,
+                None => return false,
+            }
+        }
+        self.requested.contains(&later)
     }
 }
 
