@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, RequestRecord};
 use aurinko_sync::store::{CollectionKey, Store};
-use aurinko_sync::sync::{Kind, Phase, Stream, SyncState};
+use aurinko_sync::sync::{Kind, Phase, Stream, SyncState, WRITES_IN_FLIGHT};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 use crate::model_audit::{asked, held};
 
-/// A page is fetched while the one before it is written, and at most one
-/// write is in flight: page T is committed before the request for the
-/// token after next(T) is sent. So a successful request for token T after a
-/// request for next(next(T)) would be a refetch of a committed page.
+/// Pages are fetched while those before them are written, with at most
+/// `WRITES_IN_FLIGHT` writes in flight: page T is committed before the
+/// request for the page `WRITES_IN_FLIGHT + 1` after it is sent. So a
+/// successful request for token T after a request for that page would be a
+/// refetch of a committed page.
 pub fn assert_no_committed_page_refetched(requests: &[RequestRecord]) {
     type Key = (Option<Collection>, Endpoint, String);
     let mut next_of: HashMap<Key, String> = HashMap::new();
@@ -32,7 +33,7 @@ pub fn assert_no_committed_page_refetched(requests: &[RequestRecord]) {
         let Some(token) = r.page_token.clone().or(r.delta_token.clone()) else { continue };
         let key = (r.collection.clone(), r.endpoint, token);
         if r.status == 200
-            && let Some(later) = after(&key).and_then(|next| after(&next))
+            && let Some(later) = (0..=WRITES_IN_FLIGHT).try_fold(key.clone(), |page, _| after(&page))
         {
             assert!(!requested.contains(&later), "page {key:?} was fetched again after it was committed");
         }
