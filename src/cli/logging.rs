@@ -32,13 +32,12 @@ pub enum LogFormat {
 /// engine, which was a tenth of the binary's code.
 pub fn init(format: LogFormat, quiet: bool) {
     let default = if quiet { "warn" } else { "info,rusqlite_migration=warn" };
-    let (filter, rejected) = match std::env::var("RUST_LOG") {
-        Ok(directives) => match directives.parse::<Targets>() {
-            Ok(filter) => (filter, None),
-            Err(e) => (default.parse().expect("the default filter parses"), Some(e)),
-        },
-        Err(_) => (default.parse().expect("the default filter parses"), None),
+    let (chosen, rejected) = match std::env::var("RUST_LOG").map(|d| d.parse::<Targets>()) {
+        Ok(Ok(filter)) => (Some(filter), None),
+        Ok(Err(e)) => (None, Some(e)),
+        Err(_) => (None, None),
     };
+    let filter = chosen.unwrap_or_else(|| default.parse().expect("the default filter parses"));
     // The builder's own level (info by default) would cut below the filter;
     // above it, the `log` records of dependencies would all be turned into
     // events only to be dropped (the bridge lets through what the global

@@ -96,7 +96,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
         return report;
     }
     let chain = Chain::default();
-    let mut in_flight: VecDeque<Answer> = VecDeque::with_capacity(WRITES_IN_FLIGHT);
+    let mut in_flight: VecDeque<Answer> = VecDeque::new();
     let mut pending: Option<Commit> = None;
     loop {
         // No new request starts once a stop was asked for; a commit under
