@@ -9,7 +9,7 @@
 //! it last acted on and provisions again (see `Pass::resync_if_requested`).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::write::timestamp;
 use super::{CollectionKey, Store, StoreError};
@@ -60,15 +60,7 @@ impl Store {
     /// The count of resync requests for a collection (0 when it has no
     /// stored state).
     pub fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        let mut query = conn.prepare_cached(
-            "SELECT resync_requested FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-        )?;
-        let mut rows = query.query(params![key.account, key.kind.as_str(), key.id])?;
-        Ok(match rows.next()? {
-            Some(row) => row.get(0)?,
-            None => 0,
-        })
+        requested(&self.conn(), key)
     }
 
     /// Requests a resync of every stored, not removed collection `filter`
@@ -160,6 +152,18 @@ fn count_rows(tx: &Transaction<'_>, account: &str, configured: bool) -> Result<A
         tables.push(("accounts", n as u64));
     }
     Ok(AccountRows { tables, collections_reset })
+}
+
+/// See [`Store::resync_requested`].
+pub(super) fn requested(conn: &Connection, key: &CollectionKey) -> Result<i64, StoreError> {
+    let mut query = conn.prepare_cached(
+        "SELECT resync_requested FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
+    )?;
+    let mut rows = query.query(params![key.account, key.kind.as_str(), key.id])?;
+    Ok(match rows.next()? {
+        Some(row) => row.get(0)?,
+        None => 0,
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The write side: a page with its token in one transaction, outcomes,
 //! discovered calendars and account health.
 
-use std::sync::OnceLock;
+use std::borrow::Borrow;
+use std::sync::{MutexGuard, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSql, ToSqlOutput};
@@ -160,34 +161,7 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 impl Store {
     /// The stored state of a collection, or `None` if it was never synced.
     pub fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
-        let conn = self.conn();
-        let state = conn
-            .prepare_cached(
-                "SELECT phase, window_min, window_max, generation, reconciling,
-                        updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
-                        permanent_failures, reprovisioned_after_failures, range_days, resync_handled
-                 FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-            )?
-            .query_row(params![key.account, key.kind.as_str(), key.id], |r| {
-                let phase: String = r.get(0)?;
-                let window_min: Option<String> = r.get(1)?;
-                let window_max: Option<String> = r.get(2)?;
-                Ok(SyncState {
-                    // An unknown phase (a damaged row) starts over.
-                    phase: Phase::parse(&phase).unwrap_or(Phase::Provisioning),
-                    window: parse_window(window_min.as_deref(), window_max.as_deref()),
-                    range: r.get::<_, Option<String>>(11)?.as_deref().and_then(RangeDays::parse),
-                    generation: r.get(3)?,
-                    reconciling: r.get::<_, i64>(4)? != 0,
-                    updated: Cursor { delta_token: r.get(5)?, page_token: r.get(6)? },
-                    deleted: Cursor { delta_token: r.get(7)?, page_token: r.get(8)? },
-                    permanent_failures: r.get(9)?,
-                    reprovisioned_after_failures: r.get::<_, i64>(10)? != 0,
-                    resync_handled: r.get(12)?,
-                })
-            })
-            .optional()?;
-        Ok(state)
+        load_state(&self.conn(), key)
     }
 
     /// Applies a page's records and the state that follows them in one
@@ -219,25 +193,30 @@ impl Store {
         match transact(&mut conn, writes, &now_text) {
             Ok(all) => all.into_iter().map(Ok).collect(),
             Err(e) if writes.len() == 1 => vec![Err(e)],
-            // Each alone, in order; a collection's writes after one of its
-            // own that failed are not applied: their tokens presume it.
-            Err(_) => {
-                let mut failed: Vec<&CollectionKey> = Vec::new();
-                writes
-                    .iter()
-                    .map(|w| {
-                        if failed.contains(&&w.key) {
-                            return Err(StoreError::AfterFailure(w.key.to_string()));
-                        }
-                        let one = transact(&mut conn, std::slice::from_ref(w), &now_text).map(|mut one| one.remove(0));
-                        if one.is_err() {
-                            failed.push(&w.key);
-                        }
-                        one
-                    })
-                    .collect()
-            }
+            Err(_) => each_alone(&mut conn, writes, &now_text),
         }
+    }
+
+    /// Applies each write in a transaction of its own, in order; a
+    /// collection's writes after one of its own that failed are not
+    /// applied: their tokens presume it. What a batch falls back to when
+    /// one of its writes fails.
+    pub fn write_each<W: Borrow<Write>>(
+        &self,
+        writes: &[W],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<CommitStats, StoreError>> {
+        each_alone(&mut self.conn(), writes, &timestamp(now))
+    }
+
+    /// Opens a transaction that takes writes as they come, for the single
+    /// writer (group commit): nothing is visible to other connections
+    /// until [`OpenBatch::commit`], and dropping it rolls everything back.
+    /// It holds the store's connection until then.
+    pub fn begin_batch(&self, now: DateTime<Utc>) -> Result<OpenBatch<'_>, StoreError> {
+        let conn = self.conn();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(OpenBatch { conn: Some(conn), now: timestamp(now) })
     }
 
     /// Remembers how a pass ended. `error` is `None` for a success.
@@ -312,6 +291,115 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// See [`Store::load_state`].
+fn load_state(conn: &Connection, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
+    let state = conn
+        .prepare_cached(
+            "SELECT phase, window_min, window_max, generation, reconciling,
+                    updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
+                    permanent_failures, reprovisioned_after_failures, range_days, resync_handled
+             FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
+        )?
+        .query_row(params![key.account, key.kind.as_str(), key.id], |r| {
+            let phase: String = r.get(0)?;
+            let window_min: Option<String> = r.get(1)?;
+            let window_max: Option<String> = r.get(2)?;
+            Ok(SyncState {
+                // An unknown phase (a damaged row) starts over.
+                phase: Phase::parse(&phase).unwrap_or(Phase::Provisioning),
+                window: parse_window(window_min.as_deref(), window_max.as_deref()),
+                range: r.get::<_, Option<String>>(11)?.as_deref().and_then(RangeDays::parse),
+                generation: r.get(3)?,
+                reconciling: r.get::<_, i64>(4)? != 0,
+                updated: Cursor { delta_token: r.get(5)?, page_token: r.get(6)? },
+                deleted: Cursor { delta_token: r.get(7)?, page_token: r.get(8)? },
+                permanent_failures: r.get(9)?,
+                reprovisioned_after_failures: r.get::<_, i64>(10)? != 0,
+                resync_handled: r.get(12)?,
+            })
+        })
+        .optional()?;
+    Ok(state)
+}
+
+/// A transaction under way on the store's connection; see
+/// [`Store::begin_batch`].
+pub struct OpenBatch<'a> {
+    /// `None` once committed.
+    conn: Option<MutexGuard<'a, Connection>>,
+    now: String,
+}
+
+impl OpenBatch<'_> {
+    /// Applies one write inside the transaction. After an error the
+    /// transaction holds part of the write: the caller must drop it.
+    pub fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError> {
+        let conn = self.conn.as_deref().expect("an open batch has its connection");
+        apply(conn, &write.key, write.commit.as_ref(), &write.records, write.outcome.as_ref(), &self.now)
+    }
+
+    /// A collection's stored state, read inside the transaction: the
+    /// caller makes sure it holds no write of that collection.
+    pub fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
+        load_state(self.conn.as_deref().expect("an open batch has its connection"), key)
+    }
+
+    /// The count of resync requests for a collection, read inside the
+    /// transaction (only the `resync` and `reset` commands write it).
+    pub fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError> {
+        super::resync::requested(self.conn.as_deref().expect("an open batch has its connection"), key)
+    }
+
+    /// Commits everything applied; on an error nothing of it is stored.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let conn = self.conn.take().expect("an open batch has its connection");
+        conn.execute_batch("COMMIT").map_err(|e| {
+            // A failed COMMIT may leave the transaction open.
+            rollback(&conn);
+            StoreError::from(e)
+        })
+    }
+}
+
+impl Drop for OpenBatch<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.conn {
+            rollback(conn);
+        }
+    }
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!("store: rollback failed: {e}");
+    }
+}
+
+/// Each write in a transaction of its own; see [`Store::write_each`].
+fn each_alone<W: Borrow<Write>>(
+    conn: &mut Connection,
+    writes: &[W],
+    now: &str,
+) -> Vec<Result<CommitStats, StoreError>> {
+    let mut failed: Vec<&CollectionKey> = Vec::new();
+    writes
+        .iter()
+        .map(|w| {
+            let w = w.borrow();
+            if failed.contains(&&w.key) {
+                return Err(StoreError::AfterFailure(w.key.to_string()));
+            }
+            let one = transact(conn, std::slice::from_ref(w), now).map(|mut one| one.remove(0));
+            if one.is_err() {
+                failed.push(&w.key);
+            }
+            one
+        })
+        .collect()
 }
 
 /// Applies `writes` in one `BEGIN IMMEDIATE` transaction: all or none.

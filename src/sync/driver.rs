@@ -8,7 +8,9 @@
 //!   in order, as one [`Chain`]: once one fails the writer refuses the
 //!   rest, so no token is stored past a page that was not. More than one in
 //!   flight lets the writer put several pages of a pass in one transaction,
-//!   which is where the time went (issue 13);
+//!   which is where the time went (issue 13); the chain also tells the
+//!   writer whether the pass is preparing its next write or waiting for an
+//!   answer, so it neither commits too early nor waits in vain;
 //! - a page that brought nothing and ends its stream changes only a delta
 //!   token: that state is kept back and stored with the next commit or with
 //!   the pass's outcome (one transaction for an idle pass instead of three).
@@ -33,13 +35,15 @@ use serde_json::value::RawValue;
 use crate::aurinko::{AccountClient, Endpoint, ErrorClass};
 use crate::store::{CommitStats, PageRecords, Write};
 
-/// Commits a pass may have at the writer at once. More make larger
-/// transactions (the writer batches what is queued): with 4 passes, 1 in
-/// flight gave 36% of the benchmark's floor, 4 gave 37-41%, 8 gave 48% and
-/// 16 gave 57%, where it levels off (the writer's queue holds 32). Each
-/// holds a parsed page (about 0.3 MiB for 100 events), so this bounds a
-/// pass's memory: peak RSS went from 19.8 to 31.5 MiB at 16.
-pub const WRITES_IN_FLIGHT: usize = 16;
+/// Commits a pass may have at the writer at once. The writer commits up to
+/// 10,000 records per transaction, applying writes as they come; with 4
+/// passes, 16 in flight left it transactions of about 64 pages, whose
+/// commits stalled every pass at once, and 32 let it fill 100-page ones
+/// while the passes go on (61% of the benchmark's floor at 16, 66-68% at 32
+/// or 64, before the larger page cache). Each holds a parsed page (about
+/// 0.3 MiB for 100 events) until it is committed, so this bounds a pass's
+/// memory. The model and crash audits rely on this bound.
+pub const WRITES_IN_FLIGHT: usize = 32;
 
 /// What one pass did. `finish` is `None` when the pass was stopped by
 /// cancellation before it ended.
@@ -180,8 +184,13 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
         }
         // This commit carries the whole state: it supersedes any kept back.
         pending = None;
-        let sent = match settle(&mut in_flight, WRITES_IN_FLIGHT - 1, &mut report).await {
-            Ok(()) => ctx.writer.submit(page_write(key, commit, records), &chain).await,
+        let sent = match settle(&mut in_flight, WRITES_IN_FLIGHT - 1, &chain, ctx.writer, &mut report).await {
+            Ok(()) => {
+                // The pass goes on after this write: the writer may wait a
+                // moment for its next page before committing.
+                chain.working_on_next();
+                ctx.writer.submit(page_write(key, commit, records), &chain).await
+            }
             Err(message) => Err(message),
         };
         match sent {
@@ -192,7 +201,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
             }
         }
     }
-    if let Err(message) = settle(&mut in_flight, 0, &mut report).await {
+    if let Err(message) = settle(&mut in_flight, 0, &chain, ctx.writer, &mut report).await {
         // A later state must not be stored past a page that was not.
         pending = None;
         report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
@@ -253,11 +262,20 @@ fn start_over_if_due(
 /// Takes the answers of commits in flight, oldest first: those already
 /// there, then waiting until at most `keep` are left; counts what they
 /// changed. The first failure ends it (the writes after it are refused).
-async fn settle(in_flight: &mut VecDeque<Answer>, keep: usize, report: &mut PassReport) -> Result<(), String> {
+/// Before it waits it tells the writer, which may be waiting for this
+/// pass's next write.
+async fn settle(
+    in_flight: &mut VecDeque<Answer>,
+    keep: usize,
+    chain: &Chain,
+    writer: &Writer,
+    report: &mut PassReport,
+) -> Result<(), String> {
     loop {
         let over = in_flight.len() > keep;
         let Some(answer) = in_flight.front_mut() else { break };
         let stats = if over {
+            chain.waiting(writer);
             answer.await
         } else {
             match answer.now_or_never() {

@@ -157,8 +157,17 @@ pub async fn catch_up_from_stored_tokens(app: &TestApp) {
     assert_resumed_from_stored_tokens(&stored, &app.requests()[from..], true);
 }
 
+/// Successful answers after which a run of `passes` collections at once has
+/// certainly committed pages: the writer keeps a transaction open while
+/// passes send pages (group commit) and commits at the latest once every
+/// pass has `WRITES_IN_FLIGHT` pages at it; a few more for discovery and
+/// provisioning. Killed sooner, a run may leave nothing to resume from.
+pub fn answers_to_a_commit(passes: usize) -> usize {
+    passes * WRITES_IN_FLIGHT + 10
+}
+
 /// Starts `run --catch-up` `rounds` times and kills each with SIGKILL once
-/// it has had `pages` more successful answers. Each run after the first is
+/// it has had `pages` more successful answers (see [`answers_to_a_commit`]). Each run after the first is
 /// checked to resume from the tokens the one before left in the store.
 /// Returns how many runs were killed before they finished. `state` must
 /// work while each run writes.
@@ -244,12 +253,12 @@ pub fn assert_rows_match_tokens(app: &TestApp, account: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_long_first_sync_loses_nothing_and_refetches_no_committed_page() {
     let setup = Setup {
-        accounts: vec![("work", vec![("cal-1", 900), ("cal-2", 900), ("cal-3", 600)])],
+        accounts: vec![("work", vec![("cal-1", 2400), ("cal-2", 2400), ("cal-3", 1600)])],
         options: FakeOptions { page_size: 10, latency: Duration::from_millis(4), ..FakeOptions::default() },
         ..Setup::default()
     };
     let app = spawn_app(setup).await;
-    let kills = kill_repeatedly(&app, 4, 40).await;
+    let kills = kill_repeatedly(&app, 4, answers_to_a_commit(3)).await;
     assert!(kills >= 3, "the sync was interrupted several times ({kills})");
     let stored_before = app.stored("work").len();
     assert!(stored_before > 0 && stored_before < app.truth("work").len(), "killed mid-way: {stored_before} stored");
@@ -272,16 +281,20 @@ async fn a_crash_between_a_pages_rows_and_its_token_commits_neither() {
     use std::os::unix::process::ExitStatusExt;
 
     let setup = Setup {
-        accounts: vec![("work", vec![("cal-1", 300), ("cal-2", 300), ("cal-3", 200)])],
+        accounts: vec![("work", vec![("cal-1", 1500), ("cal-2", 1500), ("cal-3", 1000)])],
         options: FakeOptions { page_size: 10, ..FakeOptions::default() },
         ..Setup::default()
     };
     let app = spawn_app(setup).await;
     let mut stored = 0;
-    for point in ["after-rows:20", "before-token:20"] {
+    // Late enough that the writer has committed pages before (see
+    // `answers_to_a_commit`); the crash then hits an open transaction
+    // holding many pages.
+    let nth = 3 * WRITES_IN_FLIGHT + 8;
+    for point in [format!("after-rows:{nth}"), format!("before-token:{nth}")] {
         let positions = stored_positions(&app);
         let from = log_position_after_earlier_runs(&app).await;
-        let out = app.command(&["run", "--catch-up"]).env("AURINKO_SYNC_FAILPOINT", point).output().await.unwrap();
+        let out = app.command(&["run", "--catch-up"]).env("AURINKO_SYNC_FAILPOINT", &point).output().await.unwrap();
         assert_eq!(out.status.signal(), Some(libc::SIGKILL), "killed at {point}: {:?}", out.status);
         log_position_after_earlier_runs(&app).await;
         assert_resumed_from_stored_tokens(&positions, &app.requests()[from..], false);

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, Faults};
 
-use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly};
+use crate::crash::{
+    answers_to_a_commit, assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly,
+};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 
 const EMAIL: &str = "{ days_within = 365, body = \"text\" }";
@@ -88,12 +90,12 @@ async fn sigkill_during_a_long_mailbox_sync_loses_nothing_and_refetches_nothing(
     let s = Setup {
         accounts: vec![("work", vec![])],
         options: FakeOptions { page_size: 10, latency: Duration::from_millis(4), ..FakeOptions::default() },
-        mail: Some((1500, EMAIL)),
-        contacts: Some(800),
+        mail: Some((3000, EMAIL)),
+        contacts: Some(1600),
         ..Setup::default()
     };
     let app = spawn_app(s).await;
-    let kills = kill_repeatedly(&app, 4, 30).await;
+    let kills = kill_repeatedly(&app, 4, answers_to_a_commit(2)).await;
     assert!(kills >= 3, "interrupted several times ({kills})");
     catch_up_from_stored_tokens(&app).await;
     app.assert_collection_equals_truth("work", &Collection::Email, Some("text"));

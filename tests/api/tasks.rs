@@ -6,7 +6,9 @@ use std::time::Duration;
 use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, Faults, RequestRecord};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly};
+use crate::crash::{
+    answers_to_a_commit, assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly,
+};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 use crate::webhooks::{pass_counts, pass_start, wait_for_passes};
 
@@ -195,11 +197,11 @@ async fn sigkill_during_a_long_task_sync_loses_nothing_and_refetches_nothing() {
     let s = Setup {
         accounts: vec![("work", vec![])],
         options: FakeOptions { page_size: 10, latency: Duration::from_millis(4), ..FakeOptions::default() },
-        tasks: Some((vec![(LISTS[0], 1500), (LISTS[1], 700)], "true")),
+        tasks: Some((vec![(LISTS[0], 3000), (LISTS[1], 1400)], "true")),
         ..Setup::default()
     };
     let app = spawn_app(s).await;
-    let kills = kill_repeatedly(&app, 4, 30).await;
+    let kills = kill_repeatedly(&app, 4, answers_to_a_commit(2)).await;
     assert!(kills >= 3, "interrupted several times ({kills})");
     catch_up_from_stored_tokens(&app).await;
     assert_lists_equal_truth(&app);
