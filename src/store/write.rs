@@ -21,7 +21,7 @@ pub enum PageRecords {
     Deletes(Vec<String>),
 }
 
-/// One unit of a batch for [`Store::write_batch`]: a page's records with the
+/// One unit of the writer's batches ([`Store::begin_batch`]): a page's records with the
 /// state that follows them, and/or how a pass ended.
 #[derive(Debug)]
 pub struct Write {
@@ -178,23 +178,6 @@ impl Store {
         let stats = apply(&tx, key, Some(commit), records, None, &timestamp(now))?;
         tx.commit()?;
         Ok(stats)
-    }
-
-    /// Applies several writes, of any collections, in one transaction: the
-    /// single writer batches the pages that queued up while it was busy,
-    /// so many small commits cost one. Each write stays atomic: if any of
-    /// them fails, the transaction is rolled back and each write is applied
-    /// again in a transaction of its own, so one bad write fails alone.
-    /// (Savepoints would do the same in one pass, but make SQLite copy
-    /// every page a write touches into a statement journal first.)
-    pub fn write_batch(&self, writes: &[Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
-        let now_text = timestamp(now);
-        let mut conn = self.conn();
-        match transact(&mut conn, writes, &now_text) {
-            Ok(all) => all.into_iter().map(Ok).collect(),
-            Err(e) if writes.len() == 1 => vec![Err(e)],
-            Err(_) => each_alone(&mut conn, writes, &now_text),
-        }
     }
 
     /// Applies each write in a transaction of its own, in order; a
