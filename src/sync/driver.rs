@@ -204,7 +204,11 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
     if let Err(message) = settle(&mut in_flight, 0, &chain, ctx.writer, &mut report).await {
         // A later state must not be stored past a page that was not.
         pending = None;
-        report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+        // The first failure is the one to report: the writes after it were
+        // refused only because of it.
+        if !matches!(report.finish, Some(Finish::Failed { .. })) {
+            report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+        }
     }
     if report.finish == Some(Finish::CaughtUp) {
         report.state = Some(pass.state().clone());
