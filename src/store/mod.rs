@@ -46,8 +46,6 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0009_events_by_time.sql")),
 ];
 
-/// How long a write waits for another writer (another process holding the
-/// lock) before it fails.
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller
 /// than the index pages one 10,000-row transaction dirties, so pages were
 /// spilled to the WAL and read back mid-transaction: 16 MiB took the
@@ -55,6 +53,8 @@ const MIGRATIONS: &[M<'static>] = &[
 /// to 56 MiB). It fills only as far as the store is large.
 pub const PAGE_CACHE_KIB: u32 = 16 * 1024;
 
+/// How long a write waits for another writer (another process holding the
+/// lock) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a health probe waits for the write lock.

@@ -1,7 +1,6 @@
 //! The write side: a page with its token in one transaction, outcomes,
 //! discovered calendars and account health.
 
-use std::borrow::Borrow;
 use std::sync::{MutexGuard, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -184,12 +183,27 @@ impl Store {
     /// collection's writes after one of its own that failed are not
     /// applied: their tokens presume it. What a batch falls back to when
     /// one of its writes fails.
-    pub fn write_each<W: Borrow<Write>>(
+    pub fn write_each<'w>(
         &self,
-        writes: &[W],
+        writes: impl IntoIterator<Item = &'w Write>,
         now: DateTime<Utc>,
     ) -> Vec<Result<CommitStats, StoreError>> {
-        each_alone(&mut self.conn(), writes, &timestamp(now))
+        let now = timestamp(now);
+        let mut conn = self.conn();
+        let mut failed: Vec<&CollectionKey> = Vec::new();
+        writes
+            .into_iter()
+            .map(|w| {
+                if failed.contains(&&w.key) {
+                    return Err(StoreError::AfterFailure(w.key.to_string()));
+                }
+                let one = transact(&mut conn, w, &now);
+                if one.is_err() {
+                    failed.push(&w.key);
+                }
+                one
+            })
+            .collect()
     }
 
     /// Opens a transaction that takes writes as they come, for the single
@@ -319,20 +333,23 @@ impl OpenBatch<'_> {
     /// Applies one write inside the transaction. After an error the
     /// transaction holds part of the write: the caller must drop it.
     pub fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError> {
-        let conn = self.conn.as_deref().expect("an open batch has its connection");
-        apply(conn, &write.key, write.commit.as_ref(), &write.records, write.outcome.as_ref(), &self.now)
+        apply_write(self.conn(), write, &self.now)
     }
 
     /// A collection's stored state, read inside the transaction: the
     /// caller makes sure it holds no write of that collection.
     pub fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
-        load_state(self.conn.as_deref().expect("an open batch has its connection"), key)
+        load_state(self.conn(), key)
     }
 
     /// The count of resync requests for a collection, read inside the
     /// transaction (only the `resync` and `reset` commands write it).
     pub fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError> {
-        super::resync::requested(self.conn.as_deref().expect("an open batch has its connection"), key)
+        super::resync::requested(self.conn(), key)
+    }
+
+    fn conn(&self) -> &Connection {
+        self.conn.as_deref().expect("an open batch has its connection until it commits")
     }
 
     /// Commits everything applied; on an error nothing of it is stored.
@@ -362,38 +379,16 @@ fn rollback(conn: &Connection) {
     }
 }
 
-/// Each write in a transaction of its own; see [`Store::write_each`].
-fn each_alone<W: Borrow<Write>>(
-    conn: &mut Connection,
-    writes: &[W],
-    now: &str,
-) -> Vec<Result<CommitStats, StoreError>> {
-    let mut failed: Vec<&CollectionKey> = Vec::new();
-    writes
-        .iter()
-        .map(|w| {
-            let w = w.borrow();
-            if failed.contains(&&w.key) {
-                return Err(StoreError::AfterFailure(w.key.to_string()));
-            }
-            let one = transact(conn, std::slice::from_ref(w), now).map(|mut one| one.remove(0));
-            if one.is_err() {
-                failed.push(&w.key);
-            }
-            one
-        })
-        .collect()
+/// Applies `write` in a `BEGIN IMMEDIATE` transaction of its own.
+fn transact(conn: &mut Connection, write: &Write, now: &str) -> Result<CommitStats, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let stats = apply_write(&tx, write, now)?;
+    tx.commit()?;
+    Ok(stats)
 }
 
-/// Applies `writes` in one `BEGIN IMMEDIATE` transaction: all or none.
-fn transact(conn: &mut Connection, writes: &[Write], now: &str) -> Result<Vec<CommitStats>, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut all = Vec::with_capacity(writes.len());
-    for w in writes {
-        all.push(apply(&tx, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), now)?);
-    }
-    tx.commit()?;
-    Ok(all)
+fn apply_write(conn: &Connection, w: &Write, now: &str) -> Result<CommitStats, StoreError> {
+    apply(conn, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), now)
 }
 
 /// One write, inside the caller's transaction.

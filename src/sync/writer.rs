@@ -418,33 +418,37 @@ impl Batch<'_> {
     /// write of its collection was answered, so it is older than anything
     /// that comes now.
     fn push(&mut self, write: Write, answer: Option<(Reply, Chain)>) {
+        self.apply_held();
+        self.apply(Entry { write, answer, stats: CommitStats::default() });
+    }
+
+    fn apply_held(&mut self) {
         let held = std::mem::take(&mut *lock(self.held));
         for write in held {
             self.apply(Entry { write, answer: None, stats: CommitStats::default() });
         }
-        self.apply(Entry { write, answer, stats: CommitStats::default() });
     }
 
     fn apply(&mut self, mut entry: Entry) {
         self.records += entry.write.records.len();
-        if self.open.is_none() {
-            match self.store.begin_batch(Utc::now()) {
-                Ok(open) => self.open = Some(open),
-                Err(e) => {
-                    tracing::debug!("store: cannot begin a transaction: {e}");
-                    self.entries.push(entry);
-                    return self.fall_back();
-                }
+        let open = match self.open.take() {
+            Some(open) => Ok(open),
+            None => self.store.begin_batch(Utc::now()),
+        };
+        let applied = open.and_then(|open| {
+            let open = self.open.insert(open);
+            open.apply(&entry.write)
+        });
+        match applied {
+            Ok(stats) => {
+                entry.stats = stats;
+                self.entries.push(entry);
             }
-        }
-        let applied = self.open.as_mut().map(|open| open.apply(&entry.write));
-        let failed = !matches!(applied, Some(Ok(_)));
-        if let Some(Ok(stats)) = applied {
-            entry.stats = stats;
-        }
-        self.entries.push(entry);
-        if failed {
-            self.fall_back();
+            Err(e) => {
+                tracing::debug!("store: a write failed in a batch: {e}");
+                self.entries.push(entry);
+                self.fall_back();
+            }
         }
     }
 
@@ -478,12 +482,7 @@ impl Batch<'_> {
     /// Commits the open transaction (with the writes still held) and
     /// answers its writes.
     fn commit(&mut self) {
-        if !lock(self.held).is_empty() {
-            let held = std::mem::take(&mut *lock(self.held));
-            for write in held {
-                self.apply(Entry { write, answer: None, stats: CommitStats::default() });
-            }
-        }
+        self.apply_held();
         let Some(open) = self.open.take() else {
             return self.reset();
         };
@@ -504,8 +503,7 @@ impl Batch<'_> {
     /// one bad write fails alone.
     fn fall_back(&mut self) {
         drop(self.open.take());
-        let writes: Vec<&Write> = self.entries.iter().map(|e| &e.write).collect();
-        let results = self.store.write_each(&writes, Utc::now());
+        let results = self.store.write_each(self.entries.iter().map(|e| &e.write), Utc::now());
         self.answer(results);
     }
 
@@ -686,6 +684,13 @@ mod tests {
         Writer::start_gathering(store, Gathering { wait: hour, at_most: hour })
     }
 
+    /// A chain whose pass is preparing its next write.
+    fn working() -> Chain {
+        let chain = Chain::default();
+        chain.working_on_next();
+        chain
+    }
+
     fn committed_events(dir: &tempfile::TempDir) -> i64 {
         let other = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
         other.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap()
@@ -696,8 +701,7 @@ mod tests {
         let (dir, store) = store();
         let writer = patient(store.clone());
         let key = CollectionKey::calendar("work", "a");
-        let chain = Chain::default();
-        chain.working_on_next();
+        let chain = working();
         let mut first = writer.submit(page(&key, "A1", vec![row("1")]), &chain).await.unwrap();
         let mut second = writer.submit(page(&key, "A2", vec![row("2")]), &chain).await.unwrap();
         // Answered after both writes were taken; another collection's
@@ -728,8 +732,7 @@ mod tests {
         let (dir, store) = store();
         let writer = patient(store.clone());
         let key = CollectionKey::calendar("work", "a");
-        let chain = Chain::default();
-        chain.working_on_next();
+        let chain = working();
         let mut first = writer.submit(page(&key, "A1", vec![row("1")]), &chain).await.unwrap();
         let loaded = writer.load(key.clone()).await.unwrap().expect("its own write is committed first");
         assert_eq!(loaded.updated.delta_token.as_deref(), Some("A1"));
@@ -743,9 +746,7 @@ mod tests {
         let (dir, store) = store();
         let writer = patient(store.clone());
         let (a, b) = (CollectionKey::calendar("work", "a"), CollectionKey::calendar("work", "b"));
-        let working = Chain::default();
-        working.working_on_next();
-        let good = writer.submit(page(&a, "A1", vec![row("1")]), &working).await.unwrap();
+        let good = writer.submit(page(&a, "A1", vec![row("1")]), &working()).await.unwrap();
         // A row without its columns cannot be bound: that write fails.
         let broken = Row { fields: Vec::new(), ..row("x") };
         let bad = writer.submit(page(&b, "B1", vec![row("2"), broken]), &Chain::default()).await.unwrap();
