@@ -27,6 +27,7 @@ pub struct Page {
 }
 
 pub struct Prepared {
+    /// Calendar by calendar, as `Dataset::full_pages`.
     pub pages: Vec<Page>,
     pub rows: usize,
     /// Time to decode the page bodies and parse every record into its row
@@ -55,6 +56,33 @@ pub fn prepare(data: &Dataset) -> Prepared {
     Prepared { pages, rows, parse: started.elapsed() }
 }
 
+impl Prepared {
+    /// The pages in their calendar-by-calendar order.
+    pub fn in_order(&self) -> Vec<usize> {
+        (0..self.pages.len()).collect()
+    }
+
+    /// The pages in the order a sync with `concurrency` calendars at a
+    /// time writes them: the first `concurrency` calendars' pages in turn,
+    /// then the next ones'. Not a floor (the simplest loop writes one
+    /// calendar at a time); it shows what interleaving costs SQLite alone.
+    pub fn interleaved(&self, concurrency: usize) -> Vec<usize> {
+        let mut calendars: Vec<Vec<usize>> = Vec::new();
+        for (i, page) in self.pages.iter().enumerate() {
+            match calendars.last_mut() {
+                Some(pages) if self.pages[pages[0]].calendar == page.calendar => pages.push(i),
+                _ => calendars.push(vec![i]),
+            }
+        }
+        let mut order = Vec::with_capacity(self.pages.len());
+        for group in calendars.chunks(concurrency.max(1)) {
+            let longest = group.iter().map(Vec::len).max().unwrap_or(0);
+            order.extend((0..longest).flat_map(|n| group.iter().filter_map(move |pages| pages.get(n).copied())));
+        }
+        order
+    }
+}
+
 pub struct FloorResult {
     pub rows: usize,
     pub wall: Duration,
@@ -75,9 +103,10 @@ const UPSERT: &str = "INSERT INTO events (account, calendar_id, event_id, etag, 
 /// Pages per transaction the benchmark tries; the floor is the fastest.
 pub const PAGES_PER_TRANSACTION: [usize; 3] = [1, 10, 100];
 
-/// Upserts every prepared row into a fresh store under `dir`, committing
-/// every `pages_per_transaction` pages.
-pub fn run(dir: &Path, prepared: &Prepared, pages_per_transaction: usize) -> FloorResult {
+/// Upserts every prepared row into a fresh store under `dir`, page by page
+/// in `order` (indexes into `prepared.pages`), committing every
+/// `pages_per_transaction` pages.
+pub fn run(dir: &Path, prepared: &Prepared, order: &[usize], pages_per_transaction: usize) -> FloorResult {
     let path = dir.join(format!("floor-{pages_per_transaction}.db"));
     drop(Store::open(&path).expect("the store creates the schema"));
     let mut conn = Connection::open(&path).expect("floor database opens");
@@ -86,11 +115,12 @@ pub fn run(dir: &Path, prepared: &Prepared, pages_per_transaction: usize) -> Flo
     conn.execute_batch(&format!("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{PAGE_CACHE_KIB}")).expect("pragma");
     let synced_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (started, cpu) = (Instant::now(), crate::process::thread_cpu());
-    for pages in prepared.pages.chunks(pages_per_transaction) {
+    for pages in order.chunks(pages_per_transaction) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
         {
             let mut upsert = tx.prepare_cached(UPSERT).expect("prepare");
-            for (page, row) in pages.iter().flat_map(|p| p.rows.iter().map(move |r| (p, r))) {
+            let pages = pages.iter().map(|i| &prepared.pages[*i]);
+            for (page, row) in pages.flat_map(|p| p.rows.iter().map(move |r| (p, r))) {
                 upsert
                     .execute(params![
                         "bench",
@@ -118,11 +148,21 @@ pub fn run(dir: &Path, prepared: &Prepared, pages_per_transaction: usize) -> Flo
     FloorResult { rows: rows as usize, wall, cpu }
 }
 
-/// The floor's runs, by [`PAGES_PER_TRANSACTION`] variant, in order.
+/// Calendars the benchmark's sync works on at a time (its `concurrency`).
+pub const CONCURRENCY: usize = 4;
+
+/// Pages per transaction of the reference run in the sync's order
+/// ([`Prepared::interleaved`]): as many as the sync's batches hold.
+pub const INTERLEAVED_PAGES: usize = 100;
+
+/// The floor's runs, by [`PAGES_PER_TRANSACTION`] variant, in order, and
+/// the reference run in the sync's order.
 pub struct Floors {
     pub rows: usize,
     pub walls: Vec<Vec<Duration>>,
     pub cpu: Vec<Vec<Duration>>,
+    pub interleaved_walls: Vec<Duration>,
+    pub interleaved_cpu: Vec<Duration>,
 }
 
 impl Floors {
@@ -131,6 +171,8 @@ impl Floors {
             rows,
             walls: vec![Vec::new(); PAGES_PER_TRANSACTION.len()],
             cpu: vec![Vec::new(); PAGES_PER_TRANSACTION.len()],
+            interleaved_walls: Vec::new(),
+            interleaved_cpu: Vec::new(),
         }
     }
 

@@ -185,8 +185,9 @@ fn main() -> ExitCode {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("aurinko-sync sync benchmark{}", if scale.smoke { " (BENCH_SMOKE: reduced scale)" } else { "" });
     println!(
-        "   binary {} | {cpus} CPUs | page size {PAGE_SIZE} | concurrency 4 | requests_per_second 100000 | RSS sampled every {} ms\n",
+        "   binary {} | {cpus} CPUs | page size {PAGE_SIZE} | concurrency {} | requests_per_second 100000 | RSS sampled every {} ms\n",
         process::binary().display(),
+        floor::CONCURRENCY,
         process::SAMPLE.as_millis()
     );
 
@@ -202,20 +203,28 @@ fn main() -> ExitCode {
     // see the same load on a shared machine; each figure is the median of
     // its runs.
     let prepared = floor::prepare(&full_data);
+    let (in_order, interleaved) = (prepared.in_order(), prepared.interleaved(floor::CONCURRENCY));
     let mut fulls = Vec::with_capacity(ROUNDS);
     let mut floors = floor::Floors::new(prepared.rows);
     for _ in 0..ROUNDS {
         fulls.push(full_sync(&runtime, full_data.clone(), "full", &mut problems).0);
-        for (variant, pages) in floor::PAGES_PER_TRANSACTION.iter().enumerate() {
+        let mut run_floor = |order: &[usize], pages: usize| {
             let dir = tempfile::Builder::new()
                 .prefix("bench-floor-")
                 .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
                 .expect("a temporary directory");
-            let result = floor::run(dir.path(), &prepared, *pages);
+            let result = floor::run(dir.path(), &prepared, order, pages);
             problems.expect_eq("floor rows", result.rows as u64, full_data.events as u64);
+            result
+        };
+        for (variant, pages) in floor::PAGES_PER_TRANSACTION.iter().enumerate() {
+            let result = run_floor(&in_order, *pages);
             floors.walls[variant].push(result.wall);
             floors.cpu[variant].push(result.cpu);
         }
+        let result = run_floor(&interleaved, floor::INTERLEAVED_PAGES);
+        floors.interleaved_walls.push(result.wall);
+        floors.interleaved_cpu.push(result.cpu);
     }
     let full_walls: Vec<Duration> = fulls.iter().map(|f| f.run.wall).collect();
     let fulls_cpu: Vec<Duration> = fulls.iter().map(|f| f.run.cpu).collect();
@@ -258,6 +267,18 @@ fn main() -> ExitCode {
         );
     }
     row("the floor (fastest median)", format!("{floor_pages} page(s) per transaction, {floor_rate:.0} rows/s"));
+    // Not a floor: the same loop fed in the order the sync writes (several
+    // calendars at a time), to show what that order alone costs SQLite.
+    let walls = &floors.interleaved_walls;
+    row(
+        &format!("(not a floor) {} pages/tx, {} calendars interleaved", floor::INTERLEAVED_PAGES, floor::CONCURRENCY),
+        format!(
+            "{:.0} rows/s median, CPU {:.2} s (runs: {} rows/s): the sync's order",
+            floors.rate(median(walls)),
+            median(&floors.interleaved_cpu).as_secs_f64(),
+            rates(walls, &|w| floors.rate(w))
+        ),
+    );
     row(
         "(not timed) parse_event alone",
         format!("{:.0} records/s (page decode + parse)", prepared.rows as f64 / prepared.parse.as_secs_f64()),

@@ -45,9 +45,10 @@ impl Workspace {
         let text = format!(
             "[api]\nbase_url = \"{base_url}\"\nrequests_per_second = 100000\n\n\
              [store]\npath = {db:?}\n\n\
-             [sync]\nconcurrency = 4\npoll_interval_secs = {poll_interval_secs}\n\n\
+             [sync]\nconcurrency = {concurrency}\npoll_interval_secs = {poll_interval_secs}\n\n\
              [[accounts]]\nname = \"bench\"\ntoken_env = \"{TOKEN_ENV}\"\n",
             db = self.db.display().to_string(),
+            concurrency = crate::floor::CONCURRENCY,
         );
         std::fs::write(&self.config, text).expect("configuration written");
     }
