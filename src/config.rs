@@ -16,7 +16,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use crate::sync::BodyType;
+pub use crate::model::BodyType;
 
 /// A configuration problem. `Display` is one line naming the key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -1,34 +1,41 @@
-//! aurinko-sync keeps a local SQLite copy of Aurinko calendars up to date
-//! through Aurinko's delta-sync API.
+//! aurinko-sync keeps a local SQLite copy of Aurinko calendars, mail,
+//! contacts and tasks up to date through Aurinko's delta-sync API.
 //!
-//! Module map:
+//! Module map, from the bottom up (each imports only those above it):
 //!
+//! - [`model`]: the shared vocabulary (collections and their keys, tables,
+//!   rows, sync state, commits, error classes, what a provisioning returns,
+//!   inert server text); it depends on nothing else of the crate.
+//! - `regular_file`, [`user_terms`], [`http_client`]: small helpers (opening a
+//!   file only if it is a regular one, errors in the user's words, every
+//!   HTTP client's builder).
 //! - [`config`]: the TOML file, validated before any request is sent.
 //! - [`aurinko`]: the HTTP client: auth, error classification (once, at the
 //!   boundary), per-account rate limiting, retries with jitter.
-//! - [`sync`]: the per-calendar protocol as a state machine without I/O, and
-//!   the thin drivers that run it (one pass, catch-up across accounts, the
-//!   single writer thread that batches commits).
 //! - [`store`]: SQLite behind a narrow interface: migrations, one writer, a
 //!   page and its token in one transaction.
+//! - [`sync`]: the protocol as a state machine without I/O
+//!   (`sync::machine`, importing only `model`), and the thin drivers that
+//!   run it (one pass, catch-up across accounts, the writer thread that
+//!   batches commits).
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,
 //!   metrics and systemd notifications.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
-//! - `regular_file`: opening a secret or the store only if it is a regular
-//!   file, without hanging on a FIFO.
-//! - [`http_client`]: every HTTP client's builder, with the TLS provider.
 //! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
-//! - [`text`]: server text made inert before it is shown, logged or stored.
-//! - [`user_terms`]: serde and I/O errors said in the user's words.
+//!
+//! A page's data flows: response (`aurinko`) -> records (`model::parse_*`)
+//! -> machine (`sync::machine`, which decides the [`model::Commit`]) ->
+//! writer (`sync::writer`) -> commit (`store`, rows and token in one
+//! transaction).
 
 pub mod aurinko;
 pub mod cli;
 pub mod config;
 pub mod fake;
 pub mod http_client;
+pub mod model;
 mod regular_file;
 pub mod service;
 pub mod store;
 pub mod sync;
-pub mod text;
 pub mod user_terms;

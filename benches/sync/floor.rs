@@ -13,8 +13,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use aurinko_sync::model::{Row, parse_event};
 use aurinko_sync::store::{PAGE_CACHE_KIB, Store};
-use aurinko_sync::sync::{Row, parse_event};
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde::Deserialize;
 use serde_json::value::RawValue;

@@ -14,16 +14,14 @@ use tokio_retry::RetryIf;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
 use super::error::{
-    ApiError, Endpoint, ErrorClass, classify, classify_transport, classify_undecodable, describe_status,
-    describe_transport, peer, truncate,
+    ApiError, Endpoint, classify, classify_transport, classify_undecodable, describe_status, describe_transport, peer,
+    truncate,
 };
 use super::politeness::{Politeness, parse_retry_after};
-use super::wire::{
-    AccountInfo, ApiRequestFailed, Calendar, EmailFolder, ListPage, RawSyncPage, Subscription, SubscriptionsPage,
-    SyncStatus, TaskList,
-};
+use super::wire::{AccountInfo, ApiRequestFailed, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus};
 use crate::config::ApiConfig;
-use crate::text::{inert, redact};
+use crate::model::text::{inert, redact};
+use crate::model::{Calendar, EmailFolder, ErrorClass, Provision, TaskList, TokenRef};
 use crate::user_terms::Document;
 
 /// The most pages a listing is followed for: a server handing out fresh
@@ -48,17 +46,6 @@ pub struct AccountClient {
     account: Arc<str>,
     token: SecretString,
     politeness: Arc<Politeness>,
-}
-
-/// The answer to a provisioning request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Provision {
-    /// Aurinko is still preparing; ask again later.
-    NotReady,
-    Ready {
-        updated_token: String,
-        deleted_token: String,
-    },
 }
 
 /// One page of a delta stream. A page token means more pages follow; a last
@@ -438,13 +425,6 @@ impl AccountClient {
         )
         .increment(1);
     }
-}
-
-/// Which token a sync request carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRef<'a> {
-    Delta(&'a str),
-    Page(&'a str),
 }
 
 /// Decodes an envelope. Every Aurinko answer is a JSON object; serde would

@@ -8,7 +8,7 @@ mod error;
 mod politeness;
 mod wire;
 
-pub use client::{AccountClient, Api, Provision, SyncPage, TokenRef};
-pub use error::{ApiError, Endpoint, ErrorClass, classify};
+pub use client::{AccountClient, Api, SyncPage};
+pub use error::{ApiError, Endpoint, classify};
 pub use politeness::parse_retry_after;
-pub use wire::{Calendar, EmailFolder, Subscription, TaskList, int_id, optional_int_id};
+pub use wire::{Subscription, int_id, optional_int_id};

@@ -5,7 +5,7 @@
 use clap::CommandFactory;
 
 use super::Cli;
-use crate::sync::Kind;
+use crate::model::Kind;
 
 /// Every command, the top level included, with its path (`aurinko-sync demo`).
 fn commands() -> Vec<(String, clap::Command)> {

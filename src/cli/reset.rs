@@ -6,7 +6,7 @@ use std::path::Path;
 use super::output::outln;
 use super::resync::{configured, open_store};
 use super::{Exit, complain};
-use crate::text::inert;
+use crate::model::text::inert;
 
 pub fn reset(config_path: &Path, account: &str, yes: bool) -> Exit {
     let Some((config, store)) = open_store(config_path) else { return Exit::Usage };

@@ -10,9 +10,9 @@ use clap::ValueEnum;
 use super::output::outln;
 use super::{Exit, complain};
 use crate::config::Config;
+use crate::model::Kind;
+use crate::model::text::inert;
 use crate::store::{ResyncFilter, Store};
-use crate::sync::Kind;
-use crate::text::inert;
 
 /// A collection kind as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,8 +8,8 @@ use super::output::{self, outln};
 use super::table::{self, Column};
 use super::{Exit, complain};
 use crate::config::Config;
+use crate::model::text::{inert, inert_json};
 use crate::store::{AccountReport, CollectionReport, Report, Store};
-use crate::text::{inert, inert_json};
 
 /// The default table's width: a terminal's 80 columns and some, and what
 /// fits in an e-mail or a ticket. `--wide` has no limit.

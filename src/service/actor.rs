@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
-use crate::aurinko::{AccountClient, ErrorClass};
-use crate::sync::{Collection, CollectionResult, Engine, Finish};
+use crate::aurinko::AccountClient;
+use crate::model::Collection;
+use crate::model::ErrorClass;
+use crate::sync::{CollectionResult, Engine, Finish};
 
 pub async fn run(
     engine: Arc<Engine>,

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::formatting::{sanitize_label_value, write_help_line, write_type_line};
 
 use super::health::CollectionHealth;
-use crate::sync::{CollectionKey, Kind};
+use crate::model::{CollectionKey, Kind};
 
 const LAG: &str = "aurinko_sync_lag_seconds";
 const LAG_HELP: &str =

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::discovery_health::{Discoveries, Verdict};
-use crate::sync::CollectionKey;
+use crate::model::CollectionKey;
 
 /// A heartbeat older than this means the service loop is stuck.
 const STALL: Duration = Duration::from_secs(15);

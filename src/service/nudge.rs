@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::sync::CollectionKey;
+use crate::model::CollectionKey;
 
 #[derive(Default)]
 pub struct Nudges {

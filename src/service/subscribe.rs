@@ -13,8 +13,9 @@ use chrono::Utc;
 
 use crate::aurinko::{AccountClient, ApiError, Subscription};
 use crate::config::AccountConfig;
+use crate::model::{CollectionKey, Kind};
 use crate::store::StoredSubscription;
-use crate::sync::{CollectionKey, Engine, Kind};
+use crate::sync::Engine;
 
 /// What `subscribe` did for one account.
 #[derive(Debug, Default)]
@@ -206,7 +207,7 @@ mod tests {
     #[test]
     fn a_second_run_changes_nothing() {
         let existing = [sub(1, "/calendars/a/events", URL, true), sub(2, "/email/messages", URL, true)];
-        let wanted = [cal("a"), CollectionKey::account_wide("work", crate::sync::Kind::Email)];
+        let wanted = [cal("a"), CollectionKey::account_wide("work", crate::model::Kind::Email)];
         let plan = plan_subscriptions(&wanted, &existing, URL);
         assert_eq!((plan.create.len(), plan.delete.len(), plan.keep.len()), (0, 0, 2));
     }

@@ -12,7 +12,8 @@ use tokio_util::task::TaskTracker;
 use super::actor;
 use super::health::Health;
 use super::nudge::Nudges;
-use crate::sync::{CollectionKey, Engine};
+use crate::model::CollectionKey;
+use crate::sync::Engine;
 
 pub async fn supervise(
     engine: Arc<Engine>,

@@ -42,8 +42,8 @@ use super::nudge::Nudges;
 use super::refusals::Refusals;
 use super::replay::ReplayFilter;
 use crate::aurinko::{int_id, optional_int_id};
+use crate::model::{CollectionKey, Kind};
 use crate::store::Store;
-use crate::sync::{CollectionKey, Kind};
 
 /// Notifications larger than this are refused with 413. Aurinko's are small
 /// JSON (ids and a few payload records): a few KiB.
@@ -220,8 +220,8 @@ impl Receiver {
         if let (Some(event), Some(subscription)) = (&n.lifecycle_event, n.subscription) {
             // Aurinko's words: escaped before they are logged or stored.
             let (event, error) = (
-                crate::text::inert(event).into_owned(),
-                n.error.as_deref().map(|e| crate::text::inert(e).into_owned()),
+                crate::model::text::inert(event).into_owned(),
+                n.error.as_deref().map(|e| crate::model::text::inert(e).into_owned()),
             );
             let shown_error = error.as_deref().unwrap_or("-");
             tracing::info!(account = %account, subscription, event = %event, error = %shown_error, "subscription lifecycle event");

@@ -6,7 +6,7 @@ use rusqlite::params;
 
 use super::write::timestamp;
 use super::{Store, StoreError};
-use crate::aurinko::EmailFolder;
+use crate::model::EmailFolder;
 
 impl Store {
     /// Upserts the listed folders and marks the account's others removed

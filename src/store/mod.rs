@@ -26,7 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
-pub use crate::sync::CollectionKey;
+pub use crate::model::CollectionKey;
 pub use discovery::DiscoveryOutcome;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::sync::Range;
+use crate::model::Range;
 
 /// What a stored time looks like: `YYYY-MM-DD`, possibly followed by a time.
 const TIME_SHAPE: &str = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*";

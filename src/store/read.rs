@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{CollectionKey, Store, StoreError, range};
-use crate::sync::Kind;
+use crate::model::Kind;
 
 /// Everything the store knows, per account and per collection.
 #[derive(Debug, Serialize)]

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use super::write::timestamp;
 use super::{CollectionKey, Store, StoreError};
-use crate::sync::Kind;
+use crate::model::Kind;
 
 /// Which collections a resync names; `None` matches any.
 #[derive(Debug, Clone, Default)]
@@ -164,60 +164,4 @@ pub(super) fn requested(conn: &Connection, key: &CollectionKey) -> Result<i64, S
         Some(row) => row.get(0)?,
         None => 0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::store::PageRecords;
-    use crate::sync::{Commit, Cursor, Pass, Phase, RangeDays, ReadyPolicy, SyncState};
-
-    fn idle(generation: i64) -> SyncState {
-        SyncState {
-            phase: Phase::Idle,
-            generation,
-            range: Some(RangeDays::Within(30)),
-            updated: Cursor::at_delta("U".into()),
-            deleted: Cursor::at_delta("D".into()),
-            ..SyncState::new()
-        }
-    }
-
-    fn commit(store: &Store, key: &CollectionKey, state: SyncState) {
-        let commit = Commit { state, sweep: None, purge: false, reprovision: None };
-        store.commit(key, &commit, &PageRecords::None, Utc::now()).unwrap();
-    }
-
-    /// The daemon's pass that was under way when the command ran (or the
-    /// state it keeps in memory) commits a state that knows nothing of the
-    /// request; the request survives it and is acted on once.
-    #[test]
-    fn a_request_survives_the_commits_of_a_pass_in_flight_and_is_acted_on_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let key = CollectionKey::account_wide("work", Kind::Email);
-        let other = CollectionKey::account_wide("home", Kind::Email);
-        commit(&store, &key, idle(3));
-        commit(&store, &other, idle(1));
-        let filter = ResyncFilter { account: Some("work".into()), ..ResyncFilter::default() };
-        assert_eq!(store.request_resync(&filter, Utc::now()).unwrap(), vec![key.clone()]);
-
-        let in_flight = idle(3);
-        commit(&store, &key, in_flight.clone());
-        let requested = store.resync_requested(&key).unwrap();
-        assert_eq!((requested, store.resync_requested(&other).unwrap()), (1, 0));
-
-        let ready = ReadyPolicy::new(Duration::from_secs(1), Duration::from_secs(1));
-        let mut pass = Pass::new(in_flight, None, ready);
-        let started_over = pass.resync_if_requested(requested).expect("the request is pending");
-        assert_eq!(started_over.state.phase, Phase::Provisioning);
-        assert_eq!(started_over.state.updated, Cursor::default());
-        store.commit(&key, &started_over, &PageRecords::None, Utc::now()).unwrap();
-        let stored = store.load_state(&key).unwrap().unwrap();
-        assert_eq!(stored.resync_handled, requested);
-        let mut next = Pass::new(stored, None, ready);
-        assert!(next.resync_if_requested(store.resync_requested(&key).unwrap()).is_none(), "acted on once");
-    }
 }

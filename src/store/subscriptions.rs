@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::write::timestamp;
 use super::{CollectionKey, Store, StoreError};
-use crate::sync::Kind;
+use crate::model::Kind;
 
 /// A subscription as `subscribe` left it, with the last lifecycle event.
 #[derive(Debug, Clone, PartialEq, Eq)]

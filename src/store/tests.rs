@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use super::*;
 use serde_json::value::RawValue;
 
-use crate::sync::{Commit, Cursor, Kind, Phase, Row, Sweep, SyncState, Window};
+use crate::model::{Commit, Cursor, Kind, Phase, Row, Sweep, SyncState, Window};
 
 fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()

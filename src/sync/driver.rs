@@ -24,15 +24,17 @@ use futures_util::FutureExt;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::collection::{Collection, CollectionKey, Kind};
-use super::machine::{Action, Commit, Finish, Pass, ReadyPolicy};
+use super::machine::{Action, Finish, Pass, ReadyPolicy};
 use super::progress::Progress;
-use super::records::{Row, parse_deleted};
-use super::state::{Stream, SyncState};
 use super::writer::{Answer, Chain, Writer};
+use crate::model::Commit;
+use crate::model::{Collection, CollectionKey, Kind};
+use crate::model::{Row, parse_deleted};
+use crate::model::{Stream, SyncState};
 use serde_json::value::RawValue;
 
-use crate::aurinko::{AccountClient, Endpoint, ErrorClass};
+use crate::aurinko::{AccountClient, Endpoint};
+use crate::model::ErrorClass;
 use crate::store::{CommitStats, PageRecords, Write};
 
 /// Commits a pass may have at the writer at once. The writer commits up to

@@ -11,14 +11,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::collection::{Collection, CollectionKey, Kind, Start};
 use super::driver::{PassContext, PassReport, run_pass};
-use super::machine::{Commit, Finish, ReadyPolicy};
+use super::machine::{Finish, ReadyPolicy};
 use super::progress::Progress;
-use super::state::{Phase, SyncState};
 use super::writer::Writer;
-use crate::aurinko::{AccountClient, Api, ApiError, Calendar, ErrorClass};
+use crate::aurinko::{AccountClient, Api, ApiError};
 use crate::config::{AccountConfig, CalendarSelection, Config};
+use crate::model::Calendar;
+use crate::model::Commit;
+use crate::model::ErrorClass;
+use crate::model::{Collection, CollectionKey, Kind, Start};
+use crate::model::{Phase, SyncState};
 use crate::store::{Outcome, PageRecords, Store, Write};
 
 pub struct Engine {
@@ -523,7 +526,7 @@ impl Task {
 
 /// The span a collection's passes run in.
 pub fn span(key: &CollectionKey) -> tracing::Span {
-    tracing::info_span!("sync", account = %key.account, kind = %key.kind, collection = %crate::text::inert(&key.id))
+    tracing::info_span!("sync", account = %key.account, kind = %key.kind, collection = %crate::model::text::inert(&key.id))
 }
 
 /// The daemon's line for a pass: info when it changed something (or found

@@ -1,32 +1,27 @@
-//! Delta sync: the protocol machine, the records it carries, and the drivers
-//! that run it against Aurinko and the store.
+//! Delta sync: the protocol machine and the drivers that run it against
+//! Aurinko and the store. The types they share with the rest of the crate
+//! are in [`crate::model`].
 //!
-//! - `collection`: what differs between kinds (calendar, email, contacts).
-//! - `state`: what is persisted per collection (phase, cursors, window).
-//! - `machine`: the protocol as a state machine without I/O.
-//! - `records`: raw records into rows with typed columns.
+//! - `machine`: the protocol as a state machine without I/O; it imports
+//!   only `model` (a test keeps it so).
 //! - `driver`: runs one pass of the machine with the client and the store.
 //! - `writer`: the single writer thread that batches commits.
 //! - `engine`: discovery, concurrency and accounts around the driver.
+//! - `folders`: an account's mail folders, listed before its mail syncs.
 //! - `progress`: counters the terminal display and summaries read.
 
-mod collection;
 mod driver;
 mod engine;
 mod folders;
 mod machine;
 mod progress;
-mod records;
-mod state;
 mod writer;
 
-pub use collection::{BodyType, Collection, CollectionKey, Kind, Listing, Range, SWEEP_MARGIN, Start, Table};
 pub use driver::{PassReport, WRITES_IN_FLIGHT, run_pass};
 pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
-pub use machine::{Action, Commit, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy, Sweep};
+pub use machine::{Action, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy};
 pub use progress::Progress;
-pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
-pub use state::{Cursor, Phase, RangeDays, Reprovision, Stream, SyncState, Window};
 pub use writer::{BatchStats, Writer};
+
 #[cfg(test)]
-mod records_props;
+mod resync_requests;

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::collection::CollectionKey;
-use super::state::SyncState;
+use crate::model::CollectionKey;
+use crate::model::SyncState;
 use crate::store::{CommitStats, OpenBatch, Store, StoreError, Write};
 
 /// Jobs waiting for the writer. Each pass has a few writes in flight (see
@@ -544,8 +544,8 @@ impl Batch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Commit, Cursor, Kind, Phase, Row};
     use crate::store::{Outcome, PageRecords};
-    use crate::sync::{Commit, Cursor, Kind, Phase, Row};
     use serde_json::value::RawValue;
 
     fn store() -> (tempfile::TempDir, Arc<Store>) {

@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, RequestRecord};
+use aurinko_sync::model::{Kind, Phase, Stream, SyncState};
 use aurinko_sync::store::{CollectionKey, Store};
-use aurinko_sync::sync::{Kind, Phase, Stream, SyncState, WRITES_IN_FLIGHT};
+use aurinko_sync::sync::WRITES_IN_FLIGHT;
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 use crate::model_audit::{asked, held};

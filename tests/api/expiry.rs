@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 
 use aurinko_sync::fake::{Collection, Endpoint, ExpiredAnswer};
+use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{Kind, PERMANENT_FAILURES_BEFORE_REPROVISIONING};
+use aurinko_sync::sync::PERMANENT_FAILURES_BEFORE_REPROVISIONING;
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 

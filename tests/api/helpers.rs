@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use aurinko_sync::config::Config;
 use aurinko_sync::fake::{Collection, FakeAurinko, FakeOptions, FakeServer, RequestRecord};
+use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{CatchUpReport, Engine, Kind};
+use aurinko_sync::sync::{CatchUpReport, Engine};
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Daemon;

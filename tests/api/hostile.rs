@@ -17,10 +17,11 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use aurinko_sync::aurinko::ErrorClass;
 use aurinko_sync::config::Config;
+use aurinko_sync::model::ErrorClass;
+use aurinko_sync::model::{CollectionKey, Kind, SyncState};
 use aurinko_sync::store::{CollectionReport, Store, StoredEvent, StoredRecord};
-use aurinko_sync::sync::{CatchUpReport, CollectionKey, CollectionResult, Engine, Finish, Kind, SyncState};
+use aurinko_sync::sync::{CatchUpReport, CollectionResult, Engine, Finish};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};

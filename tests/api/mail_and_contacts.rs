@@ -143,7 +143,7 @@ async fn days_within_limits_the_first_load_and_bodies_come_as_configured() {
     let all = app.fake.truth_records(&token, &Collection::Email).len();
     assert!(!within.is_empty() && within.len() < all, "the fake holds older mail too ({} of {all})", within.len());
     let store = aurinko_sync::store::Store::open_read_only(&app.db_path).unwrap();
-    let stored = store.records("work", aurinko_sync::sync::Kind::Email).unwrap();
+    let stored = store.records("work", aurinko_sync::model::Kind::Email).unwrap();
     assert_eq!(stored.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), within);
     let start = app.requests().into_iter().find(|r| r.endpoint == Endpoint::SyncStart).unwrap();
     assert_eq!(start.path, "/v1/email/sync");

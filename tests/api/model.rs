@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use aurinko_sync::config::Config;
 use aurinko_sync::fake::{Collection, FakeOptions, FakeServer, FaultKind, Faults};
+use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{CatchUpReport, Engine, Kind};
+use aurinko_sync::sync::{CatchUpReport, Engine};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestError, TestRunner};
 use serde_json::Value;

@@ -25,10 +25,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use aurinko_sync::aurinko::TokenRef;
 use aurinko_sync::fake::{Collection, Endpoint, FaultKind, RequestRecord};
+use aurinko_sync::model::TokenRef;
+use aurinko_sync::model::{CollectionKey, Kind, Phase, Stream, SyncState};
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{CollectionKey, Kind, Phase, Stream, SyncState, WRITES_IN_FLIGHT};
+use aurinko_sync::sync::WRITES_IN_FLIGHT;
 
 /// A token a sync request asks with, owned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -3,8 +3,8 @@
 //! only when `GET /calendars/{id}` confirms it is gone.
 
 use aurinko_sync::fake::{Collection, Endpoint};
+use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::Kind;
 
 use crate::helpers::{Setup, assert_exit, spawn_app, text};
 

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aurinko_sync::fake::{Collection, Endpoint, RequestRecord};
+use aurinko_sync::model::{CollectionKey, Kind};
 use aurinko_sync::store::Store;
-use aurinko_sync::sync::{CollectionKey, Kind};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};
 

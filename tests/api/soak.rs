@@ -106,8 +106,8 @@ fn matches_all(app: &crate::helpers::TestApp) -> bool {
     };
     let token = app.token("work");
     [
-        (Collection::Email, aurinko_sync::sync::Kind::Email, Some("text")),
-        (Collection::Contacts, aurinko_sync::sync::Kind::Contacts, None),
+        (Collection::Email, aurinko_sync::model::Kind::Email, Some("text")),
+        (Collection::Contacts, aurinko_sync::model::Kind::Contacts, None),
     ]
     .into_iter()
     .all(|(collection, kind, body)| {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use aurinko_sync::fake::{Collection, Endpoint};
+use aurinko_sync::model::{Kind, SyncState};
 use aurinko_sync::store::{CollectionKey, Store};
-use aurinko_sync::sync::{Kind, SyncState};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 use crate::service::{get, parse_metrics};

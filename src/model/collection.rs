@@ -241,7 +241,7 @@ impl CollectionKey {
 impl fmt::Display for CollectionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The id comes from the server: shown inert in logs and summaries.
-        write!(f, "{}/{}", self.account, crate::text::inert(&self.id))
+        write!(f, "{}/{}", self.account, super::text::inert(&self.id))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::aurinko::TokenRef;
+use super::provision::TokenRef;
 
 /// The two independent delta streams Aurinko keeps per collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
