@@ -51,6 +51,7 @@ mod error;
 mod faults;
 mod folders;
 mod generate;
+mod hold;
 mod limits;
 mod log;
 mod mail;
@@ -80,6 +81,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ExpiredAnswer;
 pub use faults::{FaultKind, FaultScope, Faults};
+pub use hold::PageHold;
 pub use log::{Endpoint, RequestRecord};
 pub use webhooks::{Delivery, WebhookFaults};
 
@@ -181,6 +183,8 @@ pub(crate) struct Shared {
     webhooks: webhooks::Webhooks,
     /// `GET /v1/email/folders` answers 500.
     folders_failing: bool,
+    /// The request to hold (see [`FakeAurinko::hold_next_page`]).
+    held: Option<hold::Held>,
 }
 
 impl Shared {
@@ -230,6 +234,7 @@ impl FakeAurinko {
             stalls_waited_out: 0,
             webhooks: webhooks::Webhooks::new(options.seed),
             folders_failing: false,
+            held: None,
             options,
         };
         Self { shared: Arc::new(Mutex::new(shared)) }

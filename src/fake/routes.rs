@@ -44,6 +44,7 @@ async fn entry(State(fake): State<FakeAurinko>, method: Method, uri: Uri, header
         tokio::time::sleep(latency).await;
     }
     let request = Request::parse(&method, &uri, &headers, body);
+    fake.wait_if_held(request.calendar_id.as_deref(), request.endpoint == Endpoint::SyncUpdated).await;
     let (fault, latency_fault, stall) = fake.with(|state| {
         let options = &state.options;
         let fault = match options.fault_scope.covers(request.endpoint, request.logged_param("pageToken").is_some()) {

@@ -28,7 +28,8 @@ pub async fn run(
     let sync = &engine.config().sync;
     let (poll, max_retry, spread) = (sync.poll_interval, sync.max_retry_interval, sync.first_pass_spread);
     // Failure memory survives restarts: a broken collection keeps its pause.
-    let schedule = engine.store().schedule(&key).unwrap_or_default();
+    let read = key.clone();
+    let schedule = engine.writer().read(move |store| store.schedule(&read)).await.unwrap_or_default();
     let (mut failures, stored_next, last_success) = (schedule.failures, schedule.next_attempt, schedule.last_success);
     health.watch(&key, last_success);
     // Spread the first passes so many collections do not start in step.

@@ -84,6 +84,7 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
                     w.tolerance,
                     nudges.clone(),
                     engine.store().clone(),
+                    engine.writer().clone(),
                 );
                 (w.path.clone(), receiver)
             });

@@ -9,12 +9,10 @@
 //! replaced; one whose answer has no `filters` field at all is kept, since
 //! replacing what cannot be checked would replace it on every run.
 
-use chrono::Utc;
-
 use crate::aurinko::{AccountClient, ApiError, Subscription};
 use crate::config::AccountConfig;
 use crate::model::{CollectionKey, Kind};
-use crate::store::StoredSubscription;
+use crate::store::{Change, StoredSubscription};
 use crate::sync::Engine;
 
 /// What `subscribe` did for one account.
@@ -123,15 +121,8 @@ async fn subscribe_account(
         current.push(stored(&created, key, url));
         summary.created += 1;
     }
-    let store = engine.store().clone();
-    let name = account.name.clone();
-    tokio::task::spawn_blocking(move || {
-        store.save_account_id(&name, aurinko_id, Utc::now())?;
-        store.save_subscriptions(&name, &current, Utc::now())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    let change = Change::Subscriptions { account: account.name.clone(), aurinko_id, subscriptions: current };
+    engine.writer().change(change).await.map(drop)
 }
 
 fn stored(s: &Subscription, key: &CollectionKey, url: &str) -> StoredSubscription {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -13,6 +14,7 @@ use super::actor;
 use super::health::Health;
 use super::nudge::Nudges;
 use crate::model::CollectionKey;
+use crate::store::Change;
 use crate::sync::Engine;
 
 pub async fn supervise(
@@ -27,7 +29,8 @@ pub async fn supervise(
     // Cancelled by shutdown, or by an actor whose pass found the token refused.
     let account_cancel = cancel.child_token();
     let actors = TaskTracker::new();
-    let mut running: HashMap<CollectionKey, CancellationToken> = HashMap::new();
+    // Each actor's stop token, and its task to wait for before a purge.
+    let mut running: HashMap<CollectionKey, (CancellationToken, JoinHandle<()>)> = HashMap::new();
     let interval = engine.config().sync.discovery_interval;
     loop {
         let plan = engine.plan(account, client).await;
@@ -45,30 +48,35 @@ pub async fn supervise(
                 continue;
             }
             let stop = account_cancel.child_token();
-            running.insert(collection.key.clone(), stop.clone());
             let nudge = nudges.register(&collection.key);
-            actors.spawn(actor::run(
+            let task = actors.spawn(actor::run(
                 engine.clone(),
                 collection.clone(),
                 client.clone(),
                 health.clone(),
                 nudge,
                 account_cancel.clone(),
-                stop,
+                stop.clone(),
             ));
+            running.insert(collection.key.clone(), (stop, task));
         }
-        // Calendars and task lists no longer listed were purged by
-        // discovery; stop them. A kind whose listing failed keeps its actors.
-        running.retain(|key, stop| {
-            let keep = !plan.is_complete(key.kind) || plan.collections.iter().any(|c| &c.key == key);
-            if !keep {
-                tracing::info!(collection = %key, "{} gone: stopping its actor", key.kind.noun());
-                stop.cancel();
-                health.forget(key);
-                nudges.unregister(key);
-            }
-            keep
-        });
+        // Calendars and task lists no longer listed: stop their actors, and
+        // once they have stopped (every write of theirs sent to the writer),
+        // purge them. A kind whose listing failed keeps its actors.
+        let gone =
+            running.extract_if(|key, _| plan.is_complete(key.kind) && !plan.collections.iter().any(|c| &c.key == key));
+        let mut stopping = Vec::new();
+        for (key, (stop, task)) in gone {
+            tracing::info!(collection = %key, "{} gone: stopping its actor", key.kind.noun());
+            stop.cancel();
+            health.forget(&key);
+            nudges.unregister(&key);
+            stopping.push(task);
+        }
+        for task in stopping {
+            let _ = task.await;
+        }
+        engine.purge(&plan.vanished).await;
         tokio::select! {
             _ = account_cancel.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
@@ -87,12 +95,9 @@ async fn learn_account_id(engine: &Engine, index: usize, nudges: &Nudges) -> boo
     match client.account_id().await {
         Ok(id) => {
             nudges.learn_account(id, &account.name);
-            let store = engine.store().clone();
-            let name = account.name.clone();
-            match tokio::task::spawn_blocking(move || store.save_account_id(&name, id, chrono::Utc::now())).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(account = %account.name, "cannot store the account id: {e}"),
-                Err(e) => tracing::error!(account = %account.name, "cannot store the account id: {e}"),
+            let change = Change::AccountId { account: account.name.clone(), aurinko_id: id };
+            if let Err(e) = engine.writer().change(change).await {
+                tracing::error!(account = %account.name, "cannot store the account id: {e}");
             }
             true
         }

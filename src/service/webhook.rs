@@ -43,7 +43,7 @@ use super::refusals::Refusals;
 use super::replay::ReplayFilter;
 use crate::aurinko::{int_id, optional_int_id};
 use crate::model::{CollectionKey, Kind};
-use crate::store::Store;
+use crate::store::{Change, Store, Writer};
 
 /// Notifications larger than this are refused with 413. Aurinko's are small
 /// JSON (ids and a few payload records): a few KiB.
@@ -64,7 +64,9 @@ pub struct Receiver {
     /// notification counts as late: still accepted, still a nudge.
     tolerance: Duration,
     nudges: Arc<Nudges>,
+    /// For reads (which account, which alias); writes go to `writer`.
     store: Arc<Store>,
+    writer: Writer,
     replays: Arc<ReplayFilter>,
     refusals: Arc<Refusals>,
 }
@@ -136,8 +138,14 @@ struct Signed {
 }
 
 impl Receiver {
-    pub fn new(secret: SecretString, tolerance: Duration, nudges: Arc<Nudges>, store: Arc<Store>) -> Receiver {
-        Receiver { secret, tolerance, nudges, store, replays: Arc::default(), refusals: Arc::default() }
+    pub fn new(
+        secret: SecretString,
+        tolerance: Duration,
+        nudges: Arc<Nudges>,
+        store: Arc<Store>,
+        writer: Writer,
+    ) -> Receiver {
+        Receiver { secret, tolerance, nudges, store, writer, replays: Arc::default(), refusals: Arc::default() }
     }
 
     async fn answer(&self, query: &HashMap<String, String>, headers: &HeaderMap, body: &Bytes) -> Response {
@@ -225,12 +233,9 @@ impl Receiver {
             );
             let shown_error = error.as_deref().unwrap_or("-");
             tracing::info!(account = %account, subscription, event = %event, error = %shown_error, "subscription lifecycle event");
-            let (store, account) = (self.store.clone(), account.clone());
-            let recorded = tokio::task::spawn_blocking(move || {
-                store.record_lifecycle(&account, subscription, &event, error.as_deref(), Utc::now())
-            })
-            .await;
-            if !matches!(recorded, Ok(Ok(true))) {
+            let change = Change::Lifecycle { account: account.clone(), subscription, event, error };
+            let recorded = self.writer.change(change).await;
+            if !matches!(recorded, Ok(true)) {
                 tracing::warn!(subscription, "lifecycle event for a subscription the store does not know");
             }
             count("lifecycle");

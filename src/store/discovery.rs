@@ -10,13 +10,13 @@ use super::{Store, StoreError};
 
 /// How an account's discovery ended: `None` for a success, else the error's
 /// class and message.
-pub type DiscoveryOutcome<'a> = Option<(&'a str, &'a str)>;
+pub(super) type DiscoveryOutcome<'a> = Option<(&'a str, &'a str)>;
 
 impl Store {
     /// Records how an account's discovery ended. A failure keeps the start of
     /// its streak (`discovery_failing_since`) and counts it; a success clears
     /// the error and the count and is remembered as the last success.
-    pub fn record_discovery(
+    pub(super) fn record_discovery(
         &self,
         account: &str,
         outcome: DiscoveryOutcome<'_>,

@@ -12,7 +12,12 @@ impl Store {
     /// Upserts the listed folders and marks the account's others removed
     /// (kept, so messages still filed there keep a name); a folder listed
     /// again loses its mark. An empty list marks nothing. One transaction.
-    pub fn save_folders(&self, account: &str, folders: &[EmailFolder], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(super) fn save_folders(
+        &self,
+        account: &str,
+        folders: &[EmailFolder],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = timestamp(now);

@@ -9,6 +9,7 @@
 //! anyway, and a single connection lets every page and its token share one
 //! `BEGIN IMMEDIATE` transaction.
 
+mod change;
 mod discovery;
 mod failpoint;
 mod files;
@@ -18,6 +19,7 @@ mod read;
 mod resync;
 mod subscriptions;
 mod write;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -27,11 +29,12 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
 pub use crate::model::CollectionKey;
-pub use discovery::DiscoveryOutcome;
+pub use change::Change;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};
 pub use subscriptions::StoredSubscription;
 pub use write::{CommitStats, OpenBatch, Outcome, PageRecords, Write};
+pub use writer::{Answer, BatchStats, Chain, Writer};
 
 /// Schema migrations, in order; each file under `state/` is applied once.
 const MIGRATIONS: &[M<'static>] = &[

@@ -21,7 +21,7 @@ pub struct StoredSubscription {
 }
 
 impl Store {
-    pub fn save_account_id(&self, account: &str, aurinko_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(super) fn save_account_id(&self, account: &str, aurinko_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
@@ -63,17 +63,24 @@ impl Store {
     }
 
     /// Replaces what the store knows of an account's subscriptions with
-    /// what Aurinko listed after `subscribe`; lifecycle events of kept
-    /// subscriptions stay.
-    pub fn save_subscriptions(
+    /// what Aurinko listed after `subscribe`, with the account's Aurinko id,
+    /// in one transaction; lifecycle events of kept subscriptions stay.
+    pub(super) fn save_subscriptions(
         &self,
         account: &str,
+        aurinko_id: i64,
         subscriptions: &[StoredSubscription],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = timestamp(now);
+        tx.execute(
+            "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
+                updated_at = excluded.updated_at",
+            params![account, aurinko_id, now],
+        )?;
         let ids: Vec<i64> = subscriptions.iter().map(|s| s.id).collect();
         let keep = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         tx.execute(
@@ -112,7 +119,7 @@ impl Store {
 
     /// Records a `lifecycleEvent` (`error` or `active`) for a subscription.
     /// Returns false when the subscription is unknown.
-    pub fn record_lifecycle(
+    pub(super) fn record_lifecycle(
         &self,
         account: &str,
         subscription_id: i64,

@@ -116,16 +116,23 @@ fn a_failed_commit_leaves_neither_rows_nor_token() {
     assert!(ids(&store).is_empty());
 }
 
+/// Records how a pass of `key()` ended, in a transaction of its own.
+fn record_outcome(store: &Store, error: Option<(&str, &str)>) -> Result<CommitStats, StoreError> {
+    let outcome = Outcome { error: error.map(|(c, m)| (c.to_string(), m.to_string())), next_attempt: None };
+    let write = Write { key: key(), commit: None, records: PageRecords::None, outcome: Some(outcome) };
+    store.write_each([&write], now()).remove(0)
+}
+
 #[test]
 fn outcomes_count_consecutive_failures_and_a_success_resets_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.db")).unwrap();
-    store.record_outcome(&key(), Some(("transient", "HTTP 503")), None, now()).unwrap();
-    store.record_outcome(&key(), Some(("transient", "HTTP 503")), None, now()).unwrap();
+    record_outcome(&store, Some(("transient", "HTTP 503"))).unwrap();
+    record_outcome(&store, Some(("transient", "HTTP 503"))).unwrap();
     let report = store.report().unwrap();
     assert_eq!(report.collections[0].consecutive_failures, 2);
     assert_eq!(report.collections[0].last_error.as_deref(), Some("HTTP 503"));
-    store.record_outcome(&key(), None, None, now()).unwrap();
+    record_outcome(&store, None).unwrap();
     let report = store.report().unwrap();
     assert_eq!(report.collections[0].consecutive_failures, 0);
     assert_eq!(report.collections[0].last_error, None);
@@ -179,7 +186,7 @@ fn the_read_only_view_sees_commits_and_cannot_write() {
     assert_eq!(reader.report().unwrap().collections[0].records, 1);
     writer.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![row("b", "1")]), now()).unwrap();
     assert_eq!(reader.report().unwrap().collections[0].records, 2);
-    assert!(reader.record_outcome(&key(), None, None, now()).is_err());
+    assert!(record_outcome(&reader, None).is_err());
     assert!(Store::open_read_only(&dir.path().join("missing.db")).is_err());
 }
 

@@ -164,8 +164,10 @@ impl Store {
     }
 
     /// Applies a page's records and the state that follows them in one
-    /// transaction: either both are stored or neither is.
-    pub fn commit(
+    /// transaction: either both are stored or neither is. For the store's
+    /// tests; the sync's writes go through the writer.
+    #[cfg(test)]
+    pub(super) fn commit(
         &self,
         key: &CollectionKey,
         commit: &Commit,
@@ -183,7 +185,7 @@ impl Store {
     /// collection's writes after one of its own that failed are not
     /// applied: their tokens presume it. What a batch falls back to when
     /// one of its writes fails.
-    pub fn write_each<'w>(
+    pub(super) fn write_each<'w>(
         &self,
         writes: impl IntoIterator<Item = &'w Write>,
         now: DateTime<Utc>,
@@ -210,27 +212,19 @@ impl Store {
     /// writer (group commit): nothing is visible to other connections
     /// until [`OpenBatch::commit`], and dropping it rolls everything back.
     /// It holds the store's connection until then.
-    pub fn begin_batch(&self, now: DateTime<Utc>) -> Result<OpenBatch<'_>, StoreError> {
+    pub(super) fn begin_batch(&self, now: DateTime<Utc>) -> Result<OpenBatch<'_>, StoreError> {
         let conn = self.conn();
         conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(OpenBatch { conn: Some(conn), now: timestamp(now) })
     }
 
-    /// Remembers how a pass ended. `error` is `None` for a success.
-    pub fn record_outcome(
+    /// Records the calendars discovery returned for an account.
+    pub(super) fn save_calendars(
         &self,
-        key: &CollectionKey,
-        error: Option<(&str, &str)>,
-        next_attempt: Option<DateTime<Utc>>,
+        account: &str,
+        calendars: &[Calendar],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let outcome =
-            Outcome { error: error.map(|(class, message)| (class.to_string(), message.to_string())), next_attempt };
-        apply(&self.conn(), key, None, &PageRecords::None, Some(&outcome), &timestamp(now)).map(drop)
-    }
-
-    /// Records the calendars discovery returned for an account.
-    pub fn save_calendars(&self, account: &str, calendars: &[Calendar], now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now_text = timestamp(now);
@@ -251,7 +245,12 @@ impl Store {
     }
 
     /// Records the task lists discovery returned for an account.
-    pub fn save_task_lists(&self, account: &str, lists: &[TaskList], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(super) fn save_task_lists(
+        &self,
+        account: &str,
+        lists: &[TaskList],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now_text = timestamp(now);
@@ -272,7 +271,7 @@ impl Store {
     }
 
     /// Sets or clears an account's authentication failure.
-    pub fn record_account_auth(
+    pub(super) fn record_account_auth(
         &self,
         account: &str,
         error: Option<&str>,

@@ -26,11 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{Action, Finish, Pass, ReadyPolicy};
 use super::progress::Progress;
-use super::writer::{Answer, Chain, Writer};
 use crate::model::Commit;
 use crate::model::{Collection, CollectionKey, Kind};
 use crate::model::{Row, parse_deleted};
 use crate::model::{Stream, SyncState};
+use crate::store::{Answer, Chain, Writer};
 use serde_json::value::RawValue;
 
 use crate::aurinko::{AccountClient, Endpoint};

@@ -14,7 +14,6 @@ use tracing::Instrument;
 use super::driver::{PassContext, PassReport, run_pass};
 use super::machine::{Finish, ReadyPolicy};
 use super::progress::Progress;
-use super::writer::Writer;
 use crate::aurinko::{AccountClient, Api, ApiError};
 use crate::config::{AccountConfig, CalendarSelection, Config};
 use crate::model::Calendar;
@@ -22,7 +21,8 @@ use crate::model::Commit;
 use crate::model::ErrorClass;
 use crate::model::{Collection, CollectionKey, Kind, Start};
 use crate::model::{Phase, SyncState};
-use crate::store::{Outcome, PageRecords, Store, Write};
+use crate::store::Writer;
+use crate::store::{Change, Outcome, PageRecords, Store, Write};
 
 pub struct Engine {
     config: Config,
@@ -71,6 +71,19 @@ pub struct Plan {
     /// after the client's retries: the account's discovery failed. Stored
     /// with the account, and read by the daemon's health.
     pub discovery_error: Option<ApiError>,
+    /// Collections the store knows that a complete listing no longer names:
+    /// gone. Nothing is removed while planning: whoever runs the plan stops
+    /// their passes first, then [`Engine::purge`]s them, so no commit of a
+    /// pass still under way can land after the purge and bring them back.
+    pub vanished: Vec<CollectionKey>,
+}
+
+/// What discovery found of a listed kind.
+struct Listed {
+    /// The collections to sync, as `(id, name)`.
+    selected: Vec<(String, Option<String>)>,
+    /// See [`Plan::vanished`].
+    vanished: Vec<CollectionKey>,
 }
 
 impl Plan {
@@ -118,6 +131,14 @@ impl Engine {
     }
 
     /// The single writer every pass commits through.
+    /// Sends a bookkeeping write to the writer; a failure is logged, since
+    /// the bookkeeping must not stop the sync itself.
+    pub(super) async fn change(&self, change: Change) {
+        if let Err(e) = self.writer.change(change).await {
+            tracing::error!("store: {e}");
+        }
+    }
+
     pub fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -149,6 +170,8 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Vec<CollectionResult> {
         let plan = self.plan(account, client).await;
+        // No pass of this run has started yet: nothing can undo the purge.
+        self.purge(&plan.vanished).await;
         let mut results = plan.failed;
         if results.iter().any(|r| r.auth_failure().is_some()) {
             return results;
@@ -222,11 +245,8 @@ impl Engine {
     /// failed before starting (discovery errors).
     pub async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
         let mut plan = self.discover_all(account, client).await;
-        let outcome = plan.discovery_error.as_ref().map(|e| (e.class.as_str(), e.to_string()));
-        let store = self.store.clone();
-        let name = account.name.clone();
-        blocking(move || store.record_discovery(&name, outcome.as_ref().map(|(c, m)| (*c, m.as_str())), Utc::now()))
-            .await;
+        let failure = plan.discovery_error.as_ref().map(|e| (e.class, e.to_string()));
+        self.change(Change::Discovery { account: account.name.clone(), failure }).await;
         if plan.auth_refused().is_some() {
             return plan;
         }
@@ -243,15 +263,21 @@ impl Engine {
     /// [`plan`](Engine::plan)'s listings: the listed kinds' collections,
     /// and mail's after a refresh of its folder list.
     async fn discover_all(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
-        let mut plan =
-            Plan { collections: Vec::new(), failed: Vec::new(), complete: Vec::new(), discovery_error: None };
+        let mut plan = Plan {
+            collections: Vec::new(),
+            failed: Vec::new(),
+            complete: Vec::new(),
+            discovery_error: None,
+            vanished: Vec::new(),
+        };
         for kind in Kind::LISTED {
             let Some(start) = self.listed_start(account, kind) else {
                 plan.complete.push(kind);
                 continue;
             };
             match self.discover(kind, account, client).await {
-                Ok(found) => {
+                Ok(Listed { selected: found, vanished }) => {
+                    plan.vanished.extend(vanished);
                     self.record_auth(&account.name, None).await;
                     plan.complete.push(kind);
                     plan.collections.extend(found.into_iter().map(|(id, name)| Collection {
@@ -262,14 +288,20 @@ impl Engine {
                 }
                 Err(e) if e.class == ErrorClass::Auth => {
                     let failed = self.discovery_failed(account, kind, &e).await;
-                    return Plan { collections: Vec::new(), failed, complete: Vec::new(), discovery_error: Some(e) };
+                    return Plan {
+                        collections: Vec::new(),
+                        failed,
+                        complete: Vec::new(),
+                        discovery_error: Some(e),
+                        vanished: Vec::new(),
+                    };
                 }
                 Err(e) => {
                     // A flaky list does not stop the collections already known:
                     // they sync as before, and nothing is removed this time.
                     // One line for the failure: `discovery_failed` logs it
                     // when nothing is known to fall back on.
-                    let known = self.known(&account.name, Some(kind));
+                    let known = self.known(&account.name, Some(kind)).await;
                     if known.is_empty() {
                         plan.failed.extend(self.discovery_failed(account, kind, &e).await);
                     } else {
@@ -312,38 +344,29 @@ impl Engine {
         }
     }
 
-    /// Which collections of a listed kind to sync for an account, as
-    /// `(id, name)`. Records what discovery saw, and removes the collections
-    /// that disappeared from it.
-    async fn discover(
-        &self,
-        kind: Kind,
-        account: &AccountConfig,
-        client: &AccountClient,
-    ) -> Result<Vec<(String, Option<String>)>, ApiError> {
-        let store = self.store.clone();
+    /// Which collections of a listed kind to sync for an account, and which
+    /// the store knows that disappeared from a complete listing. Records
+    /// what discovery saw.
+    async fn discover(&self, kind: Kind, account: &AccountConfig, client: &AccountClient) -> Result<Listed, ApiError> {
         let name = account.name.clone();
         let (selected, present, complete) = match kind {
             Kind::Tasks => {
                 let found = client.list_task_lists().await?;
                 let present: BTreeSet<String> = found.iter().map(|t| t.id.clone()).collect();
                 let selected = unique(found.iter().map(|t| (t.id.clone(), t.title.clone())));
-                blocking(move || store.save_task_lists(&name, &found, Utc::now())).await;
+                self.change(Change::TaskLists { account: name, lists: found }).await;
                 (selected, present, true)
             }
             _ => {
                 let found = client.list_calendars(account.shared_calendars).await?;
                 let present: BTreeSet<String> = found.iter().map(|c| c.id.clone()).collect();
-                let saved = found.clone();
-                blocking(move || store.save_calendars(&name, &saved, Utc::now())).await;
+                self.change(Change::Calendars { account: name, calendars: found.clone() }).await;
                 let selected = self.select_calendars(account, client, &found).await?;
                 (selected, present, account.calendars == CalendarSelection::All)
             }
         };
-        if complete {
-            self.purge_vanished(&account.name, kind, &present).await;
-        }
-        Ok(selected)
+        let vanished = if complete { self.vanished(&account.name, kind, &present).await } else { Vec::new() };
+        Ok(Listed { selected, vanished })
     }
 
     /// The calendars of `found` the account's selection names.
@@ -380,20 +403,22 @@ impl Engine {
     }
 
     /// Collections of a listed kind synced before but missing from
-    /// discovery are gone: their rows are removed and their state marked
-    /// removed.
+    /// discovery: gone.
+    async fn vanished(&self, account: &str, kind: Kind, present: &BTreeSet<String>) -> Vec<CollectionKey> {
+        let known = self.known(account, Some(kind)).await;
+        known.into_iter().filter(|key| !present.contains(&key.id)).collect()
+    }
+
+    /// Removes the rows of collections that are gone and marks their state
+    /// removed. Call it once no pass of theirs runs (see [`Plan::vanished`]).
     ///
-    /// Through the writer, not straight into the store: a pass of the
+    /// Through the writer, after everything sent to it before: a pass of the
     /// collection that ended just before has its outcome (with its state)
-    /// held there for up to a second, and committed on its own after the
-    /// purge it would bring the collection back as idle. The writer commits
-    /// held writes before the awaited ones of the same transaction.
-    async fn purge_vanished(&self, account: &str, kind: Kind, present: &BTreeSet<String>) {
-        for key in self.known(account, Some(kind)) {
-            if present.contains(&key.id) {
-                continue;
-            }
-            tracing::info!(collection = %key, "{} no longer listed by Aurinko: removing its records", kind.noun());
+    /// held there for up to a second; committed after the purge, it would
+    /// bring the collection back as idle.
+    pub async fn purge(&self, vanished: &[CollectionKey]) {
+        for key in vanished {
+            tracing::info!(collection = %key, "{} no longer listed by Aurinko: removing its records", key.kind.noun());
             let mut state = match self.writer.load(key.clone()).await {
                 Ok(state) => state.unwrap_or_default(),
                 Err(e) => {
@@ -414,8 +439,9 @@ impl Engine {
     }
 
     /// The collections of an account the store knows and has not removed.
-    fn known(&self, account: &str, kind: Option<Kind>) -> Vec<CollectionKey> {
-        match self.store.live_collections(account) {
+    async fn known(&self, account: &str, kind: Option<Kind>) -> Vec<CollectionKey> {
+        let name = account.to_string();
+        match self.writer.read(move |store| store.live_collections(&name)).await {
             Ok(keys) => keys.into_iter().filter(|k| kind.is_none_or(|kind| k.kind == kind)).collect(),
             Err(e) => {
                 tracing::error!(account, "cannot read the store: {e}");
@@ -434,7 +460,7 @@ impl Engine {
         if e.class == ErrorClass::Auth {
             self.record_auth(&account.name, Some(&e.to_string())).await;
         }
-        let known = if e.class == ErrorClass::Auth { self.known(&account.name, None) } else { Vec::new() };
+        let known = if e.class == ErrorClass::Auth { self.known(&account.name, None).await } else { Vec::new() };
         let mut results = Vec::new();
         for key in known {
             let result = CollectionResult::failed(key, None, e.class, message.clone());
@@ -450,10 +476,7 @@ impl Engine {
 
     /// Sets or clears an account's refused-token mark in the store.
     pub async fn record_auth(&self, account: &str, error: Option<&str>) {
-        let store = self.store.clone();
-        let account = account.to_string();
-        let error = error.map(str::to_string);
-        blocking(move || store.record_account_auth(&account, error.as_deref(), Utc::now())).await;
+        self.change(Change::AccountAuth { account: account.to_string(), error: error.map(str::to_string) }).await;
     }
 
     fn ready_policy(&self) -> ReadyPolicy {
@@ -590,16 +613,4 @@ fn outcome_write(result: &CollectionResult, next_attempt: Option<chrono::DateTim
 fn unique(listed: impl Iterator<Item = (String, Option<String>)>) -> Vec<(String, Option<String>)> {
     let mut seen = BTreeSet::new();
     listed.filter(|(id, _)| seen.insert(id.clone())).collect()
-}
-
-/// Runs a store call on the blocking pool; a failure is logged, since the
-/// bookkeeping it does must not stop the sync itself.
-pub(super) async fn blocking<E: std::fmt::Display + Send + 'static>(
-    f: impl FnOnce() -> Result<(), E> + Send + 'static,
-) {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("store: {e}"),
-        Err(e) => tracing::error!("store task: {e}"),
-    }
 }

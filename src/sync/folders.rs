@@ -2,11 +2,10 @@
 //! sync mail. It only names folders: a list that cannot be fetched is
 //! logged and the mail sync goes on, with the names from the last refresh.
 
-use chrono::Utc;
-
-use super::engine::{Engine, blocking};
+use super::engine::Engine;
 use crate::aurinko::{AccountClient, ApiError};
 use crate::config::AccountConfig;
+use crate::store::Change;
 
 impl Engine {
     /// The list's failure is returned (after the warning) as the account's
@@ -24,8 +23,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let (store, name) = (self.store().clone(), account.name.clone());
-        blocking(move || store.save_folders(&name, &folders, Utc::now())).await;
+        self.change(Change::Folders { account: account.name.clone(), folders }).await;
         Ok(())
     }
 }

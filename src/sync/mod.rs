@@ -5,7 +5,6 @@
 //! - `machine`: the protocol as a state machine without I/O; it imports
 //!   only `model` (a test keeps it so).
 //! - `driver`: runs one pass of the machine with the client and the store.
-//! - `writer`: the single writer thread that batches commits.
 //! - `engine`: discovery, concurrency and accounts around the driver.
 //! - `folders`: an account's mail folders, listed before its mail syncs.
 //! - `progress`: counters the terminal display and summaries read.
@@ -15,13 +14,11 @@ mod engine;
 mod folders;
 mod machine;
 mod progress;
-mod writer;
 
 pub use driver::{PassReport, WRITES_IN_FLIGHT, run_pass};
 pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
 pub use machine::{Action, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy};
 pub use progress::Progress;
-pub use writer::{BatchStats, Writer};
 
 #[cfg(test)]
 mod resync_requests;

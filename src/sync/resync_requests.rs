@@ -1,13 +1,14 @@
 //! A resync request (`aurinko-sync resync`) as the store keeps it and the
 //! machine acts on it: both sides together, so this test lives above both.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use super::machine::{Pass, ReadyPolicy};
 use crate::model::{CollectionKey, Commit, Cursor, Kind, Phase, RangeDays, SyncState};
-use crate::store::{PageRecords, ResyncFilter, Store};
+use crate::store::{PageRecords, ResyncFilter, Store, Write, Writer};
 
 fn idle(generation: i64) -> SyncState {
     SyncState {
@@ -20,27 +21,32 @@ fn idle(generation: i64) -> SyncState {
     }
 }
 
-fn commit(store: &Store, key: &CollectionKey, state: SyncState) {
-    let commit = Commit { state, sweep: None, purge: false, reprovision: None };
-    store.commit(key, &commit, &PageRecords::None, Utc::now()).unwrap();
+async fn commit(writer: &Writer, key: &CollectionKey, commit: Commit) {
+    let write = Write { key: key.clone(), commit: Some(commit), records: PageRecords::None, outcome: None };
+    writer.write(write).await.unwrap();
+}
+
+fn state_only(state: SyncState) -> Commit {
+    Commit::state_only(&state)
 }
 
 /// The daemon's pass that was under way when the command ran (or the
 /// state it keeps in memory) commits a state that knows nothing of the
 /// request; the request survives it and is acted on once.
-#[test]
-fn a_request_survives_the_commits_of_a_pass_in_flight_and_is_acted_on_once() {
+#[tokio::test]
+async fn a_request_survives_the_commits_of_a_pass_in_flight_and_is_acted_on_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.db")).unwrap());
+    let writer = Writer::start(store.clone());
     let key = CollectionKey::account_wide("work", Kind::Email);
     let other = CollectionKey::account_wide("home", Kind::Email);
-    commit(&store, &key, idle(3));
-    commit(&store, &other, idle(1));
+    commit(&writer, &key, state_only(idle(3))).await;
+    commit(&writer, &other, state_only(idle(1))).await;
     let filter = ResyncFilter { account: Some("work".into()), ..ResyncFilter::default() };
     assert_eq!(store.request_resync(&filter, Utc::now()).unwrap(), vec![key.clone()]);
 
     let in_flight = idle(3);
-    commit(&store, &key, in_flight.clone());
+    commit(&writer, &key, state_only(in_flight.clone())).await;
     let requested = store.resync_requested(&key).unwrap();
     assert_eq!((requested, store.resync_requested(&other).unwrap()), (1, 0));
 
@@ -49,8 +55,8 @@ fn a_request_survives_the_commits_of_a_pass_in_flight_and_is_acted_on_once() {
     let started_over = pass.resync_if_requested(requested).expect("the request is pending");
     assert_eq!(started_over.state.phase, Phase::Provisioning);
     assert_eq!(started_over.state.updated, Cursor::default());
-    store.commit(&key, &started_over, &PageRecords::None, Utc::now()).unwrap();
-    let stored = store.load_state(&key).unwrap().unwrap();
+    commit(&writer, &key, started_over).await;
+    let stored = writer.load(key.clone()).await.unwrap().unwrap();
     assert_eq!(stored.resync_handled, requested);
     let mut next = Pass::new(stored, None, ready);
     assert!(next.resync_if_requested(store.resync_requested(&key).unwrap()).is_none(), "acted on once");

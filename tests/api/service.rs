@@ -111,6 +111,52 @@ async fn calendars_added_upstream_are_picked_up_and_removed_ones_purged() {
     assert_eq!(started_after.count(), 0, "passes of the removed calendar started after its purge");
 }
 
+/// A calendar removed upstream while a pass of it is under way: its actor
+/// is stopped, and only once it has (every write of its pass sent to the
+/// writer, or never sent) are its records purged. Purged first, a commit
+/// of that pass landing after the purge would bring rows back and mark the
+/// calendar live again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_calendar_is_purged_only_after_its_actor_has_stopped() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("cal-1", 200), ("cal-2", 20)])],
+        options: FakeOptions { page_size: 10, ..FakeOptions::default() },
+        ..daemon_setup("poll_interval_secs = 1\ndiscovery_interval_secs = 1\n")
+    };
+    let app = spawn_app(setup).await;
+    let daemon = app.spawn_daemon().await;
+    app.wait_for(Duration::from_secs(30), "the first sync", || app.store_matches_truth("work")).await;
+    // The next page request of cal-1 waits: a pass of it is under way.
+    let hold = app.fake.hold_next_page("cal-1");
+    tokio::time::timeout(Duration::from_secs(30), hold.arrived()).await.expect("a pass of cal-1 asks for a page");
+    let skip = daemon.lines().len();
+    app.fake.remove_calendar(app.token("work"), "cal-1");
+    let about_cal1 = |l: &str, what: &str| l.contains("cal-1") && l.contains(what);
+    daemon
+        .wait_for_line(skip, Duration::from_secs(30), "the purge of cal-1", |l| about_cal1(l, "removing its records"))
+        .await;
+    let lines: Vec<String> = daemon.lines().into_iter().skip(skip).collect();
+    let stopping = lines.iter().position(|l| about_cal1(l, "stopping its actor"));
+    let purging = lines.iter().position(|l| about_cal1(l, "removing its records"));
+    assert!(
+        stopping.is_some() && stopping < purging,
+        "the actor of cal-1 must be stopped before its purge:\n{}",
+        lines.join("\n")
+    );
+    // The held request was given up by the stopped pass, never answered.
+    app.wait_for(Duration::from_secs(30), "the held request to be given up", || hold.abandoned()).await;
+    hold.release();
+    // The purge holds through the next discoveries and polls of cal-2.
+    let cal2 = |r: &RequestRecord| r.calendar_id.as_deref() == Some("cal-2");
+    let seen = passes(&app.requests(), "cal-2");
+    wait_for_passes(&app, "two more polls of cal-2", seen + 2, cal2).await;
+    let state = app.state_json().await;
+    let cal1 = state["collections"].as_array().unwrap().iter().find(|c| c["id"] == "cal-1").unwrap().clone();
+    assert_eq!(cal1["phase"], "removed", "{cal1}");
+    assert!(!app.stored("work").iter().any(|(c, _, _)| c == "cal-1"), "rows of the removed calendar");
+    assert!(app.store_matches_truth("work"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_long_sync_exits_0_within_10_s_and_loses_nothing() {
     let setup = Setup {

@@ -33,9 +33,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::model::CollectionKey;
-use crate::model::SyncState;
-use crate::store::{CommitStats, OpenBatch, Store, StoreError, Write};
+use super::{Change, CommitStats, OpenBatch, Store, StoreError, Write};
+use crate::model::{CollectionKey, SyncState};
 
 /// Jobs waiting for the writer. Each pass has a few writes in flight (see
 /// `driver`), so this bounds memory only when many passes run at once; they
@@ -72,6 +71,11 @@ enum Job {
     Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
     /// The count of operator resync requests for a collection.
     Requested(CollectionKey, oneshot::Sender<Result<i64, String>>),
+    /// A bookkeeping write, applied after everything sent before it.
+    Change(Box<Change>, oneshot::Sender<Result<bool, String>>),
+    /// A read after everything sent before it is committed; the closure
+    /// answers itself.
+    Read(Box<dyn FnOnce(&Store) + Send>),
     /// Finish what was queued before, then end the thread.
     Close,
     /// Wakes the writer after [`Writer::abandon`], to see it was abandoned.
@@ -233,6 +237,31 @@ impl Writer {
         }
     }
 
+    /// Applies a bookkeeping write after every write sent before it, and
+    /// says whether it found what it changes (see [`Store::apply_change`]).
+    pub async fn change(&self, change: Change) -> Result<bool, String> {
+        let (answer, answered) = oneshot::channel();
+        self.send(Job::Change(Box::new(change), answer)).await?;
+        answered.await.map_err(|_| STOPPED.to_string())?
+    }
+
+    /// Runs a read of the store on the writer's thread, after every write
+    /// sent before it is committed: the async side never blocks on the
+    /// store's connection, which the writer may hold for a transaction.
+    /// For reads that are rare (an actor starting, discovery); a pass's
+    /// state is [`Writer::load`].
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        let (answer, answered) = oneshot::channel();
+        let job = move |store: &Store| {
+            let _ = answer.send(read(store).map_err(|e| e.to_string()));
+        };
+        self.send(Job::Read(Box::new(job))).await?;
+        answered.await.map_err(|_| STOPPED.to_string())?
+    }
+
     /// A collection's stored state, read by the writer's connection so it
     /// sees every write acknowledged before.
     pub async fn load(&self, key: CollectionKey) -> Result<Option<SyncState>, String> {
@@ -355,6 +384,16 @@ fn serve(
                         None => store.resync_requested(&key),
                     };
                     let _ = answer.send(requested.map_err(|e| e.to_string()));
+                }
+                Job::Read(read) => {
+                    batch.commit();
+                    read(store);
+                }
+                Job::Change(change, answer) => {
+                    // Rare (discovery, subscriptions): the batch before it
+                    // is committed first, and the change applied alone.
+                    batch.commit();
+                    let _ = answer.send(store.apply_change(&change, Utc::now()).map_err(|e| e.to_string()));
                 }
                 Job::Write(write, answer, chain) if chain.broken() => {
                     let _ = answer.send((Err(AFTER_A_FAILURE.to_string()), *write));
