@@ -122,7 +122,7 @@ async fn subscribe_account(
         summary.created += 1;
     }
     let change = Change::Subscriptions { account: account.name.clone(), aurinko_id, subscriptions: current };
-    engine.writer().change(change).await.map(drop)
+    engine.writer().change(change).await.map(drop).map_err(|e| e.to_string())
 }
 
 fn stored(s: &Subscription, key: &CollectionKey, url: &str) -> StoredSubscription {

@@ -29,6 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
 pub use crate::model::CollectionKey;
+use crate::model::ErrorClass;
 pub use change::Change;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};
@@ -71,6 +72,61 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store: not written, an earlier write of {0} in the same transaction failed")]
     AfterFailure(String),
+}
+
+impl StoreError {
+    /// Whether the failed operation is worth retrying. A full disk, a busy
+    /// or locked file, an I/O error or a file made read-only can pass (the
+    /// operator frees room, the other writer finishes); a damaged file, a
+    /// schema that does not fit or a refused statement will fail the same
+    /// way every time, and retrying only hides it.
+    pub fn class(&self) -> ErrorClass {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                DatabaseBusy
+                | DatabaseLocked
+                | DiskFull
+                | SystemIoFailure
+                | OutOfMemory
+                | ReadOnly
+                | CannotOpen
+                | FileLockingProtocolFailed => ErrorClass::Transient,
+                _ => ErrorClass::Permanent,
+            },
+            StoreError::Sqlite(_) | StoreError::Open { .. } => ErrorClass::Permanent,
+            // Refused only because an earlier write failed: that one says.
+            StoreError::AfterFailure(_) => ErrorClass::Transient,
+        }
+    }
+}
+
+/// A write the writer could not do, and whether it is worth retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WriteError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl WriteError {
+    /// The writer has stopped (the service is ending): worth retrying with
+    /// the next start.
+    pub(crate) fn stopped() -> WriteError {
+        WriteError { class: ErrorClass::Transient, message: "the store writer has stopped".into() }
+    }
+}
+
+impl From<&StoreError> for WriteError {
+    fn from(e: &StoreError) -> WriteError {
+        WriteError { class: e.class(), message: e.to_string() }
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> WriteError {
+        WriteError::from(&e)
+    }
 }
 
 pub struct Store {

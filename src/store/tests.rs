@@ -355,3 +355,39 @@ fn a_task_sweep_keeps_tasks_completed_before_the_skip_date() {
     let everything = Commit { sweep: Some(Sweep { below: 3, window: None }), ..commit(tasks_state(3)) };
     assert_eq!(store.commit(&list, &everything, &PageRecords::None, now()).unwrap().swept, 3);
 }
+
+/// A write that fails says whether to retry it: a full store may have room
+/// again, a damaged one or a refused statement fails the same way each time.
+#[test]
+fn a_full_store_is_worth_retrying_and_a_damaged_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open_limited(&path, Some(256 * 1024)).unwrap();
+    let big = |i: usize| parse(Kind::Calendar, &format!(r#"{{"id":"e{i}","subject":"{}"}}"#, "x".repeat(4000)));
+    let full = (0..200)
+        .find_map(|i| store.commit(&key(), &commit(state(1, None)), &PageRecords::Upserts(vec![big(i)]), now()).err())
+        .expect("a 256 KiB store fills up");
+    assert!(full.to_string().contains("full"), "{full}");
+    assert_eq!(full.class(), ErrorClass::Transient, "{full}");
+    assert_eq!(WriteError::from(&full).class, ErrorClass::Transient);
+    drop(store);
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[2 * 4096..4 * 4096] {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let damaged = Store::open(&path).err().expect("a damaged store is refused");
+    assert_eq!(damaged.class(), ErrorClass::Permanent, "{damaged}");
+
+    let corrupt = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        None,
+    ));
+    assert_eq!(corrupt.class(), ErrorClass::Permanent);
+    let schema = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        Some("no such column: etag".into()),
+    ));
+    assert_eq!(schema.class(), ErrorClass::Permanent);
+}

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Change, CommitStats, OpenBatch, Store, StoreError, Write};
-use crate::model::{CollectionKey, SyncState};
+use super::{Change, CommitStats, OpenBatch, Store, StoreError, Write, WriteError};
+use crate::model::{CollectionKey, ErrorClass, SyncState};
 
 /// Jobs waiting for the writer. Each pass has a few writes in flight (see
 /// `driver`), so this bounds memory only when many passes run at once; they
@@ -62,17 +62,17 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// The answer to a write, with the write itself: freeing a page's rows is
 /// left to the side that made them, off the writer's thread.
-type Reply = oneshot::Sender<(Result<CommitStats, String>, Write)>;
+type Reply = oneshot::Sender<(Result<CommitStats, WriteError>, Write)>;
 
 enum Job {
     Write(Box<Write>, Reply, Chain),
     /// Writes nobody waits for were left in `held`: linger, then commit.
     Linger,
-    Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, String>>),
+    Load(CollectionKey, oneshot::Sender<Result<Option<SyncState>, WriteError>>),
     /// The count of operator resync requests for a collection.
-    Requested(CollectionKey, oneshot::Sender<Result<i64, String>>),
+    Requested(CollectionKey, oneshot::Sender<Result<i64, WriteError>>),
     /// A bookkeeping write, applied after everything sent before it.
-    Change(Box<Change>, oneshot::Sender<Result<bool, String>>),
+    Change(Box<Change>, oneshot::Sender<Result<bool, WriteError>>),
     /// A read after everything sent before it is committed; the closure
     /// answers itself.
     Read(Box<dyn FnOnce(&Store) + Send>),
@@ -150,8 +150,11 @@ impl Chain {
     }
 }
 
-/// The answer to a write refused because an earlier one of its chain failed.
-const AFTER_A_FAILURE: &str = "not written: an earlier write of this pass failed";
+/// The answer to a write refused because an earlier one of its chain
+/// failed: the pass reports that one, whose class says whether to retry.
+fn after_a_failure() -> WriteError {
+    WriteError { class: ErrorClass::Transient, message: "not written: an earlier write of this pass failed".into() }
+}
 
 impl Writer {
     /// Starts the writer thread for `store`.
@@ -206,7 +209,7 @@ impl Writer {
     }
 
     /// Stores `write` (in a batch with others) and says what it changed.
-    pub async fn write(&self, write: Write) -> Result<CommitStats, String> {
+    pub async fn write(&self, write: Write) -> Result<CommitStats, WriteError> {
         self.submit(write, &Chain::default()).await?.await
     }
 
@@ -214,7 +217,7 @@ impl Writer {
     /// caller can fetch its next page meanwhile. Writes are applied in the
     /// order they are queued; a write whose `chain` saw a failure is
     /// refused.
-    pub async fn submit(&self, write: Write, chain: &Chain) -> Result<Answer, String> {
+    pub async fn submit(&self, write: Write, chain: &Chain) -> Result<Answer, WriteError> {
         let (answer, answered) = oneshot::channel();
         self.send(Job::Write(Box::new(write), answer, chain.clone())).await?;
         Ok(Answer(answered))
@@ -233,16 +236,16 @@ impl Writer {
         // A full queue means the writer is busy: it takes the held writes
         // with its next transaction anyway.
         if first && let Err(mpsc::error::TrySendError::Closed(_)) = self.jobs.try_send(Job::Linger) {
-            tracing::error!("store: {STOPPED}");
+            tracing::error!("store: {}", WriteError::stopped());
         }
     }
 
     /// Applies a bookkeeping write after every write sent before it, and
     /// says whether it found what it changes (see [`Store::apply_change`]).
-    pub async fn change(&self, change: Change) -> Result<bool, String> {
+    pub async fn change(&self, change: Change) -> Result<bool, WriteError> {
         let (answer, answered) = oneshot::channel();
         self.send(Job::Change(Box::new(change), answer)).await?;
-        answered.await.map_err(|_| STOPPED.to_string())?
+        answered.await.map_err(|_| WriteError::stopped())?
     }
 
     /// Runs a read of the store on the writer's thread, after every write
@@ -253,57 +256,55 @@ impl Writer {
     pub async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, WriteError> {
         let (answer, answered) = oneshot::channel();
         let job = move |store: &Store| {
-            let _ = answer.send(read(store).map_err(|e| e.to_string()));
+            let _ = answer.send(read(store).map_err(WriteError::from));
         };
         self.send(Job::Read(Box::new(job))).await?;
-        answered.await.map_err(|_| STOPPED.to_string())?
+        answered.await.map_err(|_| WriteError::stopped())?
     }
 
     /// A collection's stored state, read by the writer's connection so it
     /// sees every write acknowledged before.
-    pub async fn load(&self, key: CollectionKey) -> Result<Option<SyncState>, String> {
+    pub async fn load(&self, key: CollectionKey) -> Result<Option<SyncState>, WriteError> {
         let (answer, answered) = oneshot::channel();
         self.send(Job::Load(key, answer)).await?;
-        answered.await.map_err(|_| STOPPED.to_string())?
+        answered.await.map_err(|_| WriteError::stopped())?
     }
 
     /// The store's count of resync requests for a collection, read once a
     /// pass: only the `resync` and `reset` commands write it, so writes held
     /// here need not land first.
-    pub async fn resync_requested(&self, key: CollectionKey) -> Result<i64, String> {
+    pub async fn resync_requested(&self, key: CollectionKey) -> Result<i64, WriteError> {
         let (answer, answered) = oneshot::channel();
         self.send(Job::Requested(key, answer)).await?;
-        answered.await.map_err(|_| STOPPED.to_string())?
+        answered.await.map_err(|_| WriteError::stopped())?
     }
 
     pub fn stats(&self) -> &BatchStats {
         &self.stats
     }
 
-    async fn send(&self, job: Job) -> Result<(), String> {
-        self.jobs.send(job).await.map_err(|_| STOPPED.to_string())
+    async fn send(&self, job: Job) -> Result<(), WriteError> {
+        self.jobs.send(job).await.map_err(|_| WriteError::stopped())
     }
 }
-
-const STOPPED: &str = "the store writer has stopped";
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What a queued write changed, once it is committed.
-pub struct Answer(oneshot::Receiver<(Result<CommitStats, String>, Write)>);
+pub struct Answer(oneshot::Receiver<(Result<CommitStats, WriteError>, Write)>);
 
 impl Future for Answer {
-    type Output = Result<CommitStats, String>;
+    type Output = Result<CommitStats, WriteError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0)
             .poll(cx)
-            .map(|answer| answer.map_or_else(|_| Err(STOPPED.to_string()), |(result, _)| result))
+            .map(|answer| answer.map_or_else(|_| Err(WriteError::stopped()), |(result, _)| result))
     }
 }
 
@@ -376,14 +377,14 @@ fn serve(
                         Some(open) => open.load_state(&key),
                         None => store.load_state(&key),
                     };
-                    let _ = answer.send(state.map_err(|e| e.to_string()));
+                    let _ = answer.send(state.map_err(WriteError::from));
                 }
                 Job::Requested(key, answer) => {
                     let requested = match &batch.open {
                         Some(open) => open.resync_requested(&key),
                         None => store.resync_requested(&key),
                     };
-                    let _ = answer.send(requested.map_err(|e| e.to_string()));
+                    let _ = answer.send(requested.map_err(WriteError::from));
                 }
                 Job::Read(read) => {
                     batch.commit();
@@ -393,10 +394,10 @@ fn serve(
                     // Rare (discovery, subscriptions): the batch before it
                     // is committed first, and the change applied alone.
                     batch.commit();
-                    let _ = answer.send(store.apply_change(&change, Utc::now()).map_err(|e| e.to_string()));
+                    let _ = answer.send(store.apply_change(&change, Utc::now()).map_err(WriteError::from));
                 }
                 Job::Write(write, answer, chain) if chain.broken() => {
-                    let _ = answer.send((Err(AFTER_A_FAILURE.to_string()), *write));
+                    let _ = answer.send((Err(after_a_failure()), *write));
                 }
                 Job::Write(write, answer, chain) => batch.push(*write, Some((answer, chain))),
                 Job::Linger => {
@@ -567,7 +568,7 @@ impl Batch<'_> {
             if result.is_err() {
                 chain.break_off();
             }
-            let _ = answer.send((result.map_err(|e| e.to_string()), entry.write));
+            let _ = answer.send((result.map_err(WriteError::from), entry.write));
         }
         self.reset();
     }
@@ -693,7 +694,7 @@ mod tests {
         let other = writer.submit(page(&key, "B1", vec![row("3")]), &Chain::default()).await.unwrap();
         assert!(first.await.is_err());
         let refused = second.await.expect_err("the write after a failure of its chain is refused");
-        assert!(refused.contains("an earlier write of this pass failed"), "{refused}");
+        assert!(refused.message.contains("an earlier write of this pass failed"), "{refused}");
         other.await.expect("another chain is not affected");
         let stored = store.load_state(&key).unwrap().expect("the other chain's state");
         assert_eq!(stored.updated.delta_token.as_deref(), Some("B1"));

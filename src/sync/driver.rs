@@ -30,11 +30,10 @@ use crate::model::Commit;
 use crate::model::{Collection, CollectionKey, Kind};
 use crate::model::{Row, parse_deleted};
 use crate::model::{Stream, SyncState};
-use crate::store::{Answer, Chain, Writer};
+use crate::store::{Answer, Chain, WriteError, Writer};
 use serde_json::value::RawValue;
 
 use crate::aurinko::{AccountClient, Endpoint};
-use crate::model::ErrorClass;
 use crate::store::{CommitStats, PageRecords, Write};
 
 /// Commits a pass may have at the writer at once. The writer commits up to
@@ -95,9 +94,9 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
     ctx.progress.start(&name);
     let reprovision = start_over_if_due(&mut pass, ctx.collection, resync_requested, now);
     if let Some(commit) = reprovision
-        && let Err(message) = write_now(ctx.writer, key, commit, PageRecords::None).await
+        && let Err(e) = write_now(ctx.writer, key, commit, PageRecords::None).await
     {
-        report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+        report.finish = Some(store_failed(e));
         report.duration = started.elapsed();
         return report;
     }
@@ -193,23 +192,23 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
                 chain.working_on_next();
                 ctx.writer.submit(page_write(key, commit, records), &chain).await
             }
-            Err(message) => Err(message),
+            Err(e) => Err(e),
         };
         match sent {
             Ok(answer) => in_flight.push_back(answer),
-            Err(message) => {
-                report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+            Err(e) => {
+                report.finish = Some(store_failed(e));
                 break;
             }
         }
     }
-    if let Err(message) = settle(&mut in_flight, 0, &chain, ctx.writer, &mut report).await {
+    if let Err(e) = settle(&mut in_flight, 0, &chain, ctx.writer, &mut report).await {
         // A later state must not be stored past a page that was not.
         pending = None;
         // The first failure is the one to report: the writes after it were
         // refused only because of it.
         if !matches!(report.finish, Some(Finish::Failed { .. })) {
-            report.finish = Some(Finish::Failed { class: ErrorClass::Transient, message });
+            report.finish = Some(store_failed(e));
         }
     }
     if report.finish == Some(Finish::CaughtUp) {
@@ -276,7 +275,7 @@ async fn settle(
     chain: &Chain,
     writer: &Writer,
     report: &mut PassReport,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     loop {
         let over = in_flight.len() > keep;
         let Some(answer) = in_flight.front_mut() else { break };
@@ -299,13 +298,20 @@ fn page_write(key: &CollectionKey, commit: Commit, records: PageRecords) -> Writ
     Write { key: key.clone(), commit: Some(commit), records, outcome: None }
 }
 
+/// A pass ended by a write that failed: retried with the next pass when
+/// the failure may pass (a full disk), not hidden as transient when it
+/// cannot (a damaged store).
+fn store_failed(e: WriteError) -> Finish {
+    Finish::Failed { class: e.class, message: e.message }
+}
+
 /// Stores a commit and waits for it.
 async fn write_now(
     writer: &Writer,
     key: &CollectionKey,
     commit: Commit,
     records: PageRecords,
-) -> Result<CommitStats, String> {
+) -> Result<CommitStats, WriteError> {
     writer.write(page_write(key, commit, records)).await
 }
 
