@@ -21,7 +21,10 @@
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,
 //!   metrics and systemd notifications.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
-//! - [`fake`]: a fake Aurinko on loopback for tests, benchmarks and `demo`.
+//!
+//! The fake Aurinko the tests, the benchmark and `demo` run against is the
+//! `aurinko-fake` crate (`crates/aurinko-fake`), a dev-dependency, and a
+//! dependency only with the default-on `fake` feature (`demo`, `fake`).
 //!
 //! A page's data flows: response (`aurinko`) -> records (`model::parse_*`)
 //! -> machine (`sync::machine`, which decides the [`model::Commit`]) ->
@@ -31,7 +34,6 @@
 pub mod aurinko;
 pub mod cli;
 pub mod config;
-pub mod fake;
 pub mod http_client;
 pub mod model;
 mod regular_file;

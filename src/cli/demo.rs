@@ -11,7 +11,7 @@ use super::run::{catch_up_with_progress, open_engine, print_summary};
 use super::state::render_table;
 use super::{Exit, complain};
 use crate::config::Config;
-use crate::fake::{Endpoint, FakeAurinko};
+use aurinko_fake::{Endpoint, FakeAurinko};
 
 pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
     let (fake, token) = FakeAurinko::demo(events, calendars.max(1), 7);

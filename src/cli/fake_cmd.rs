@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use super::output::outln;
 use super::{Exit, complain};
-use crate::fake::FakeAurinko;
+use aurinko_fake::FakeAurinko;
 
 pub async fn serve(listen: SocketAddr, events: usize, calendars: usize) -> Exit {
     if !listen.ip().is_loopback() {

@@ -7,7 +7,9 @@
 //! reader of a pipe has gone.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[cfg(feature = "fake")]
 mod demo;
+#[cfg(feature = "fake")]
 mod fake_cmd;
 #[cfg(test)]
 mod help_lines;
@@ -103,6 +105,7 @@ pub enum Command {
         yes: bool,
     },
     /// Start a fake Aurinko on loopback, sync it into aurinko-demo.db and show the result.
+    #[cfg(feature = "fake")]
     Demo {
         /// Events per calendar.
         #[arg(long, default_value_t = 4000)]
@@ -115,6 +118,7 @@ pub enum Command {
         db: PathBuf,
     },
     /// Serve a fake Aurinko on loopback to try `run` against, without an account.
+    #[cfg(feature = "fake")]
     Fake {
         /// Loopback address to serve on.
         #[arg(long, default_value = "127.0.0.1:8790")]
@@ -146,17 +150,41 @@ impl From<Exit> for ExitCode {
     }
 }
 
+#[cfg(feature = "fake")]
+fn is_demo(command: &Command) -> bool {
+    matches!(command, Command::Demo { .. })
+}
+
+#[cfg(not(feature = "fake"))]
+fn is_demo(_: &Command) -> bool {
+    false
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own summary; a catch-up on a terminal has the
     // live view. Both keep info lines out of the way.
-    let quiet_logs = matches!(cli.command, Command::Demo { .. })
-        || (matches!(cli.command, Command::Run { catch_up: true }) && progress_view::enabled());
+    let quiet_logs =
+        is_demo(&cli.command) || (matches!(cli.command, Command::Run { catch_up: true }) && progress_view::enabled());
     logging::init(cli.log_format, quiet_logs);
+    // The commands that only read or mark the store run on this thread, not
+    // on an async runtime: their store calls block.
+    let command = match cli.command {
+        Command::State { db, json, wide, check } => {
+            return state::state(&cli.config, state::StateArgs { db, json, wide, check }).into();
+        }
+        Command::Resync { account, kind, collection } => {
+            let filter = crate::store::ResyncFilter { account, kind: kind.map(Into::into), collection };
+            return resync::resync(&cli.config, filter).into();
+        }
+        Command::Reset { account, yes } => return reset::reset(&cli.config, &account, yes).into(),
+        command => command,
+    };
     // `run`: one thread for the network and the parsing, plus the store's
     // writer thread: two busy threads for a full sync, and no wake-ups
     // between workers when idle. The demo serves its fake in-process too.
-    let mut builder = match cli.command {
+    let mut builder = match &command {
+        #[cfg(feature = "fake")]
         Command::Demo { .. } | Command::Fake { .. } => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
@@ -172,19 +200,15 @@ pub fn main() -> ExitCode {
         }
     };
     let exit = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Run { catch_up } => run::run(&cli.config, catch_up).await,
-            Command::State { db, json, wide, check } => {
-                state::state(&cli.config, state::StateArgs { db, json, wide, check })
-            }
             Command::Subscribe => subscribe::subscribe(&cli.config).await,
-            Command::Resync { account, kind, collection } => {
-                let filter = crate::store::ResyncFilter { account, kind: kind.map(Into::into), collection };
-                resync::resync(&cli.config, filter)
-            }
-            Command::Reset { account, yes } => reset::reset(&cli.config, &account, yes),
+            #[cfg(feature = "fake")]
             Command::Demo { events, calendars, db } => demo::demo(events, calendars, &db).await,
+            #[cfg(feature = "fake")]
             Command::Fake { listen, events, calendars } => fake_cmd::serve(listen, events, calendars).await,
+            // Returned above, off the runtime.
+            Command::State { .. } | Command::Resync { .. } | Command::Reset { .. } => Exit::Usage,
         }
     });
     // Blocking store calls may still be finishing; do not wait for them

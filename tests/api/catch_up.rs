@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aurinko_sync::fake::{Endpoint, FakeOptions};
+use aurinko_fake::{Endpoint, FakeOptions};
 
 use crate::helpers::{Setup, assert_exit, spawn_app, text};
 

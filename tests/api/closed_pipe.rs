@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use aurinko_sync::fake::Collection;
+use aurinko_fake::Collection;
 
 use crate::helpers::{Setup, TestApp, spawn_app, text};
 use crate::webhooks::{subscribed, webhook_setup};

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
 
-use aurinko_sync::fake::{Collection, FakeOptions};
+use aurinko_fake::{Collection, FakeOptions};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 use crate::openapi::{self, Spec};

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, RequestRecord};
+use aurinko_fake::{Collection, Endpoint, FakeOptions, RequestRecord};
 use aurinko_sync::model::{Kind, Phase, Stream, SyncState};
 use aurinko_sync::store::{CollectionKey, Store};
 use aurinko_sync::sync::WRITES_IN_FLIGHT;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use aurinko_sync::fake::{Endpoint, FaultKind, FaultScope, Faults};
+use aurinko_fake::{Endpoint, FaultKind, FaultScope, Faults};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};
 use crate::service::wait_for_get;

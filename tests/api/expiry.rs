@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use aurinko_sync::fake::{Collection, Endpoint, ExpiredAnswer};
+use aurinko_fake::{Collection, Endpoint, ExpiredAnswer};
 use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
 use aurinko_sync::sync::PERMANENT_FAILURES_BEFORE_REPROVISIONING;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, FaultKind, FaultScope, Faults, RequestRecord};
+use aurinko_fake::{Collection, Endpoint, FakeOptions, FaultKind, FaultScope, Faults, RequestRecord};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
 
+use aurinko_fake::{Collection, FakeAurinko, FakeOptions, FakeServer, RequestRecord};
 use aurinko_sync::config::Config;
-use aurinko_sync::fake::{Collection, FakeAurinko, FakeOptions, FakeServer, RequestRecord};
 use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
 use aurinko_sync::sync::{CatchUpReport, Engine};

@@ -55,7 +55,7 @@ async fn an_idle_daemon_logs_no_line_per_pass_one_per_change_and_its_stop_once()
 async fn a_catch_up_off_a_terminal_prints_each_result_once() {
     let app = spawn_app(Setup { contacts: Some(30), ..Setup::default() }).await;
     // cal-2 fails: its summary line goes to stderr, once.
-    app.fake.set_sync_not_found(app.token("work"), &aurinko_sync::fake::Collection::Calendar("cal-2".into()), true);
+    app.fake.set_sync_not_found(app.token("work"), &aurinko_fake::Collection::Calendar("cal-2".into()), true);
     let out = app.catch_up().await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     for (collection, on_stdout) in [("work/cal-1", true), ("work/contacts", true), ("work/cal-2", false)] {

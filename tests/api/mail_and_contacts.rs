@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, Faults};
+use aurinko_fake::{Collection, Endpoint, FakeOptions, Faults};
 
 use crate::crash::{
     answers_to_a_commit, assert_no_committed_page_refetched, catch_up_from_stored_tokens, kill_repeatedly,

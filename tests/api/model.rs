@@ -28,8 +28,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aurinko_fake::{Collection, FakeOptions, FakeServer, FaultKind, Faults};
 use aurinko_sync::config::Config;
-use aurinko_sync::fake::{Collection, FakeOptions, FakeServer, FaultKind, Faults};
 use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
 use aurinko_sync::sync::{CatchUpReport, Engine};

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use aurinko_sync::fake::{Collection, Endpoint, FaultKind, RequestRecord};
+use aurinko_fake::{Collection, Endpoint, FaultKind, RequestRecord};
 use aurinko_sync::model::TokenRef;
 use aurinko_sync::model::{CollectionKey, Kind, Phase, Stream, SyncState};
 use aurinko_sync::store::Store;

@@ -2,7 +2,7 @@
 //! 404 there is refused access and removes nothing; a calendar is removed
 //! only when `GET /calendars/{id}` confirms it is gone.
 
-use aurinko_sync::fake::{Collection, Endpoint};
+use aurinko_fake::{Collection, Endpoint};
 use aurinko_sync::model::Kind;
 use aurinko_sync::store::Store;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use aurinko_sync::fake::{Collection, Endpoint, RequestRecord};
+use aurinko_fake::{Collection, Endpoint, RequestRecord};
 use aurinko_sync::model::{CollectionKey, Kind};
 use aurinko_sync::store::Store;
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use aurinko_sync::fake::{FakeOptions, Faults, WebhookFaults};
+use aurinko_fake::{FakeOptions, Faults, WebhookFaults};
 use aurinko_sync::store::Store;
 
 use crate::helpers::{Account, Setup, TestApp, assert_exit, spawn_app, text};

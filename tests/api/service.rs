@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Endpoint, FakeOptions, RequestRecord};
+use aurinko_fake::{Endpoint, FakeOptions, RequestRecord};
 
 use crate::crash::{assert_no_committed_page_refetched, catch_up_from_stored_tokens};
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
@@ -382,8 +382,8 @@ async fn healthz_turns_503_while_the_store_cannot_be_written() {
 }
 
 /// The collection's sync requests in `requests` (not discovery).
-fn sync_requests(requests: &[aurinko_sync::fake::RequestRecord]) -> Vec<&aurinko_sync::fake::RequestRecord> {
-    requests.iter().filter(|r| r.collection.is_some() && r.endpoint != aurinko_sync::fake::Endpoint::Other).collect()
+fn sync_requests(requests: &[aurinko_fake::RequestRecord]) -> Vec<&aurinko_fake::RequestRecord> {
+    requests.iter().filter(|r| r.collection.is_some() && r.endpoint != aurinko_fake::Endpoint::Other).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,8 +397,7 @@ async fn a_failing_collection_backs_off_and_a_restart_keeps_the_pause() {
     let daemon = app.spawn_daemon().await;
     app.wait_for(Duration::from_secs(20), "the first sync", || app.store_matches_truth("work")).await;
     let from = app.requests().len();
-    app.fake
-        .set_faults(aurinko_sync::fake::Faults { rate: 1.0, kinds: vec![aurinko_sync::fake::FaultKind::Unavailable] });
+    app.fake.set_faults(aurinko_fake::Faults { rate: 1.0, kinds: vec![aurinko_fake::FaultKind::Unavailable] });
     // Each failed pass is `ATTEMPTS` refused requests. The pauses after the
     // first and second failures are 2 and 4 poll intervals (4 s and 8 s,
     // ±10%): measured on the fake's clock from the last attempt of a pass to
@@ -427,7 +426,7 @@ async fn a_failing_collection_backs_off_and_a_restart_keeps_the_pause() {
     // instead of starting at once, as a first pass would (the tests start
     // first passes without a spread). The faults stop before it, so that
     // nothing but the pause delays its first pass; it then recovers.
-    app.fake.set_faults(aurinko_sync::fake::Faults::default());
+    app.fake.set_faults(aurinko_fake::Faults::default());
     app.fake.mutate_random(app.token("work"), 3);
     let from = app.requests().len();
     let _daemon = app.spawn_daemon().await;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Collection, FakeOptions, Faults};
+use aurinko_fake::{Collection, FakeOptions, Faults};
 
 use crate::helpers::{Setup, assert_exit, spawn_app};
 

@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use aurinko_sync::fake::Collection;
+use aurinko_fake::Collection;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::helpers::{Setup, TestApp, assert_exit, spawn_app, text};

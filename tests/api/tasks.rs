@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aurinko_sync::fake::{Collection, Endpoint, FakeOptions, Faults, RequestRecord};
+use aurinko_fake::{Collection, Endpoint, FakeOptions, Faults, RequestRecord};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::crash::{

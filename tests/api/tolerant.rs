@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aurinko_sync::fake::{Collection, Endpoint};
+use aurinko_fake::{Collection, Endpoint};
 use aurinko_sync::model::{Kind, SyncState};
 use aurinko_sync::store::{CollectionKey, Store};
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::{Collection, Endpoint, RequestRecord};
+use aurinko_fake::{Collection, Endpoint, RequestRecord};
 use hmac::{KeyInit, Mac};
 
 use crate::daemon::Daemon;
@@ -247,7 +247,7 @@ async fn a_validly_signed_notification_days_old_or_ahead_is_accepted_and_syncs()
     app.wait_for(Duration::from_secs(30), "a pass for the early one", || passes(&app.requests(), "cal-2") == 1).await;
     assert!(metrics(&app).await.contains("aurinko_sync_webhook_late_total 2"), "both counted as late");
     // Every change the fake sends an hour late arrives through the webhook.
-    app.fake.set_webhook_faults(aurinko_sync::fake::WebhookFaults { stale_timestamp: 1.0, ..Default::default() });
+    app.fake.set_webhook_faults(aurinko_fake::WebhookFaults { stale_timestamp: 1.0, ..Default::default() });
     let token = app.token("work").to_string();
     app.fake.mutate_random(&token, 5);
     app.wait_for(Duration::from_secs(30), "the late notifications' passes", || app.store_matches_truth("work")).await;
@@ -333,7 +333,7 @@ async fn redeliveries_and_lifecycle_events_are_harmless_and_recorded() {
     let app = spawn_app(webhook_setup()).await;
     let _daemon = subscribed(&app).await;
     let token = app.token("work").to_string();
-    app.fake.set_webhook_faults(aurinko_sync::fake::WebhookFaults { duplicates: 3, ..Default::default() });
+    app.fake.set_webhook_faults(aurinko_fake::WebhookFaults { duplicates: 3, ..Default::default() });
     app.fake.mutate_random(&token, 6);
     app.wait_for(Duration::from_secs(30), "the mutations", || app.store_matches_truth("work")).await;
     assert!(app.fake.deliveries().iter().any(|d| d.duplicate), "redeliveries happened");

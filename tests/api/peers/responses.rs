@@ -8,7 +8,7 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aurinko_sync::fake::Collection;
+use aurinko_fake::Collection;
 use aurinko_sync::store::Store;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};

@@ -20,8 +20,8 @@ use sha2::Sha256;
 use super::data::{Change, Data};
 use super::error::ApiError;
 use super::generate;
-use super::log::RequestRecord;
-use super::routes::{Reply, percent_decode};
+use super::reply::{Reply, percent_decode};
+use super::subscription::{Draft, Pending, Target};
 use super::{FakeAurinko, Shared};
 
 pub(crate) const TIMESTAMP_HEADER: &str = "X-Aurinko-Request-Timestamp";
@@ -66,17 +66,6 @@ pub struct Delivery {
     pub body: String,
 }
 
-/// What a subscription watches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    /// One store: a calendar by id, the mailbox or the address book.
-    Store(usize),
-    /// `/calendars/primary/events`: whichever calendar is primary when a change happens.
-    Primary,
-    /// `/tasklists/default/tasks`: whichever task list is the default when a change happens.
-    DefaultTaskList,
-}
-
 #[derive(Debug)]
 struct Subscription {
     id: i64,
@@ -115,23 +104,6 @@ impl Subscription {
         }
         body
     }
-}
-
-/// A validated `SubscriptionRequest`, waiting for its handshake.
-#[derive(Debug)]
-pub(crate) struct Draft {
-    account: usize,
-    resource: String,
-    target: Target,
-    notification_url: String,
-    filters: Vec<String>,
-}
-
-/// A `POST /v1/subscriptions` whose answer depends on the handshake, made outside the lock.
-pub(crate) struct Pending {
-    pub draft: Draft,
-    pub record: RequestRecord,
-    pub request_id: String,
 }
 
 /// The webhook state behind the fake's lock.

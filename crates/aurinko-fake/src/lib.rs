@@ -38,10 +38,17 @@
 //!   contacts; `tasks`: tasks and task lists;
 //! - `tokens`: the opaque, stateless delta and page tokens;
 //! - `faults`: injected failures ([`Faults`], [`FaultKind`]); `limits`: the per-token rate limit;
-//! - `routes`: the axum handler; `error`: `ApiRequestFailed` bodies; `log`: the request log
-//!   ([`RequestRecord`]);
+//! - `routes`: the axum handler; `reply`: a response before it becomes HTTP; `error`:
+//!   `ApiRequestFailed` bodies; `log`: the request log ([`RequestRecord`]);
 //! - `account`: `GET /v1/account`; `webhooks`: subscriptions, handshake, notifications
-//!   ([`WebhookFaults`], [`Delivery`]).
+//!   ([`WebhookFaults`], [`Delivery`]); `subscription`: a subscription request waiting for its
+//!   handshake (the router hands it to the webhook code; neither imports the other's internals);
+//! - `hold`: a page request held until a test releases it ([`PageHold`]);
+//! - `http_client`: the client for webhook deliveries.
+//!
+//! A crate of its own (`crates/aurinko-fake`): aurinko-sync's tests and benchmark use it as a
+//! dev-dependency, and its `demo` and `fake` commands through the default-on `fake` feature, so a
+//! build without that feature carries no test server.
 
 mod account;
 mod connections;
@@ -52,10 +59,13 @@ mod faults;
 mod folders;
 mod generate;
 mod hold;
+mod http_client;
 mod limits;
 mod log;
 mod mail;
+mod reply;
 mod routes;
+mod subscription;
 mod tasks;
 mod tokens;
 mod webhooks;
