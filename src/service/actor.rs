@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
 use crate::aurinko::AccountClient;
-use crate::model::Collection;
-use crate::model::ErrorClass;
+use crate::model::{Collection, ErrorClass};
 use crate::sync::{CollectionResult, Engine, Finish};
 
 pub async fn run(

@@ -9,8 +9,10 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::failpoint::{self, Point};
 use super::{CollectionKey, Store, StoreError, range};
-use crate::model::{Calendar, TaskList};
-use crate::model::{Commit, Cursor, Field, Kind, Phase, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
+use crate::model::{
+    Calendar, Commit, Cursor, Field, Kind, Phase, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table, TaskList,
+    Window,
+};
 
 /// The records that came with a page.
 #[derive(Debug)]

@@ -26,10 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{Action, Finish, Pass, ReadyPolicy};
 use super::progress::Progress;
-use crate::model::Commit;
-use crate::model::{Collection, CollectionKey, Kind};
-use crate::model::{Row, parse_deleted};
-use crate::model::{Stream, SyncState};
+use crate::model::{Collection, CollectionKey, Commit, Kind, Row, Stream, SyncState, parse_deleted};
 use crate::store::{Answer, Chain, WriteError, Writer};
 use serde_json::value::RawValue;
 
@@ -122,13 +119,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
                 };
                 let Some(result) = cancellable(ctx.cancel, request).await else { break };
                 let commit = match result {
-                    Ok(provision) => {
-                        let commit = pass.on_provision(provision);
-                        if commit.as_ref().is_some_and(|c| c.state.generation > 1) {
-                            report.reprovisions += 1;
-                        }
-                        commit.map(|c| (c, PageRecords::None))
-                    }
+                    Ok(provision) => pass.on_provision(provision).map(|c| (c, PageRecords::None)),
                     Err(e) => pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)),
                 };
                 (commit, false)
@@ -171,7 +162,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
                             );
                         }
                         let commit = pass.on_page(page.next_page_token, page.next_delta_token);
-                        let deferrable = brought == 0 && ends_stream && commit.sweep.is_none() && !commit.purge;
+                        let deferrable = pass.may_keep_back(&commit, brought);
                         (Some((commit, records)), deferrable)
                     }
                     Err(e) => (pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)), false),
@@ -211,6 +202,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
             report.finish = Some(store_failed(e));
         }
     }
+    report.reprovisions = pass.reprovisions();
     if report.finish == Some(Finish::CaughtUp) {
         report.state = Some(pass.state().clone());
     }

@@ -12,17 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::driver::{PassContext, PassReport, run_pass};
-use super::machine::{Finish, ReadyPolicy};
+use super::machine::{Finish, ReadyPolicy, removal};
 use super::progress::Progress;
 use crate::aurinko::{AccountClient, Api, ApiError};
 use crate::config::{AccountConfig, CalendarSelection, Config};
-use crate::model::Calendar;
-use crate::model::Commit;
-use crate::model::ErrorClass;
-use crate::model::{Collection, CollectionKey, Kind, Start};
-use crate::model::{Phase, SyncState};
-use crate::store::Writer;
-use crate::store::{Change, Outcome, PageRecords, Store, Write};
+use crate::model::{Calendar, Collection, CollectionKey, ErrorClass, Kind, Start, SyncState};
+use crate::store::{Change, Outcome, PageRecords, Store, Write, Writer};
 
 pub struct Engine {
     config: Config,
@@ -419,18 +414,14 @@ impl Engine {
     pub async fn purge(&self, vanished: &[CollectionKey]) {
         for key in vanished {
             tracing::info!(collection = %key, "{} no longer listed by Aurinko: removing its records", key.kind.noun());
-            let mut state = match self.writer.load(key.clone()).await {
+            let state = match self.writer.load(key.clone()).await {
                 Ok(state) => state.unwrap_or_default(),
                 Err(e) => {
                     tracing::error!(collection = %key, "store: {e}");
                     continue;
                 }
             };
-            state.phase = Phase::Removed;
-            state.updated = Default::default();
-            state.deleted = Default::default();
-            state.reconciling = false;
-            let commit = Commit { state, sweep: None, purge: true, reprovision: None };
+            let commit = removal(&state);
             let write = Write { key: key.clone(), commit: Some(commit), records: PageRecords::None, outcome: None };
             if let Err(e) = self.writer.write(write).await {
                 tracing::error!(collection = %key, "store: {e}");

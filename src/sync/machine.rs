@@ -102,7 +102,24 @@ pub struct Pass {
     /// fixed before the interruption, so changes made since are only behind
     /// them: the pass drains both streams once more before it is caught up.
     resumed_drain: bool,
+    /// The last page ended its stream (it carried no page token).
+    page_ended_stream: bool,
+    /// Provisionings of this pass that replaced an earlier generation.
+    reprovisions: u64,
     finish: Option<Finish>,
+}
+
+/// A collection gone upstream: its state marked removed (no cursors, not
+/// reconciling) and its rows purged. One transition, whoever finds it gone:
+/// a second 404 in a pass ([`Pass::on_confirm`]) or a listing that no
+/// longer names it (the engine, once the collection's passes have stopped).
+pub fn removal(state: &SyncState) -> Commit {
+    let mut state = state.clone();
+    state.phase = Phase::Removed;
+    state.updated = Cursor::default();
+    state.deleted = Cursor::default();
+    state.reconciling = false;
+    Commit { purge: true, ..Commit::state_only(&state) }
 }
 
 impl Pass {
@@ -142,8 +159,29 @@ impl Pass {
             can_vanish: false,
             confirming: None,
             resumed_drain,
+            page_ended_stream: false,
+            reprovisions: 0,
             finish: None,
         }
+    }
+
+    /// Whether the commit of the page just seen (`records` on it) may be
+    /// kept back and stored with the next write of the collection (its next
+    /// page, or how the pass ended) instead of on its own: what a crash may
+    /// lose. Only an empty page that ends a stream, with no sweep and no
+    /// purge: losing it loses nothing stored, the next pass asks the same
+    /// empty page again from the token before it. An idle poll's two empty
+    /// pages then cost no transaction of their own.
+    pub fn may_keep_back(&self, commit: &Commit, records: usize) -> bool {
+        records == 0 && self.page_ended_stream && commit.sweep.is_none() && !commit.purge
+    }
+
+    /// How many provisionings of this pass replaced an earlier generation
+    /// (an expired token, a window that rolled, a changed range, an
+    /// operator's resync, a token given up): the first provisioning of a
+    /// collection is not counted.
+    pub fn reprovisions(&self) -> u64 {
+        self.reprovisions
     }
 
     /// The collection can be deleted upstream (calendars, task lists): a 404
@@ -287,6 +325,9 @@ impl Pass {
             Provision::Ready { updated_token, deleted_token } => {
                 let s = &mut self.state;
                 s.generation += 1;
+                if s.generation > 1 {
+                    self.reprovisions += 1;
+                }
                 s.reconciling = true;
                 s.window = self.window;
                 s.range = self.range;
@@ -313,6 +354,7 @@ impl Pass {
     pub fn on_page(&mut self, next_page_token: Option<String>, next_delta_token: Option<String>) -> Commit {
         let stream = self.stream();
         self.page_token_retried = false;
+        self.page_ended_stream = next_page_token.is_none();
         let mut sweep = None;
         match (next_page_token, next_delta_token) {
             (Some(page), _) => self.state.cursor_mut(stream).page_token = Some(page),
@@ -409,12 +451,10 @@ impl Pass {
         let not_found = self.confirming.take().unwrap_or_default();
         match answer {
             Err((ErrorClass::NotFound, _)) => {
-                self.state.phase = Phase::Removed;
-                self.state.updated = Cursor::default();
-                self.state.deleted = Cursor::default();
-                self.state.reconciling = false;
+                let commit = removal(&self.state);
+                self.state = commit.state.clone();
                 self.finish = Some(Finish::Removed);
-                return Some(Commit { purge: true, ..Commit::state_only(&self.state) });
+                return Some(commit);
             }
             Ok(()) => self.fail(
                 ErrorClass::NotFound,
@@ -615,6 +655,58 @@ mod tests {
         pass.on_page(some("P6"), None);
         assert_eq!(pass.on_error(ErrorClass::ExpiredToken, "410".into()), None);
         assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Delta("U1")));
+    }
+
+    /// What a crash may lose is decided here: only an empty page that ends
+    /// a stream, without sweep or purge, may be kept back.
+    #[test]
+    fn only_an_empty_page_that_ends_a_stream_may_be_kept_back() {
+        let mut pass = Pass::new(idle(2), window(), policy());
+        let commit = pass.on_page(some("P1"), None);
+        assert!(!pass.may_keep_back(&commit, 0), "an empty page with more to come moves the cursor");
+        let commit = pass.on_page(None, some("U2"));
+        assert!(!pass.may_keep_back(&commit, 3), "a page with records is stored with them");
+        assert!(pass.may_keep_back(&commit, 0), "an empty last page: the next pass asks it again");
+        // The last page of a reconciling drain carries its sweep.
+        let mut pass = Pass::new(idle(2), window(), policy());
+        pass.on_error(ErrorClass::ExpiredToken, "410".into());
+        pass.on_provision(ready("U9", "D9"));
+        let commit = pass.on_page(None, some("U10"));
+        assert!(commit.sweep.is_some());
+        assert!(!pass.may_keep_back(&commit, 0), "a sweep is never kept back");
+        // A purge neither.
+        assert!(!pass.may_keep_back(&removal(&idle(2)), 0));
+    }
+
+    #[test]
+    fn a_first_provisioning_is_not_a_reprovision_and_each_later_one_counts() {
+        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        pass.on_provision(ready("U1", "D1"));
+        assert_eq!(pass.reprovisions(), 0, "a new collection's first provisioning");
+        let mut pass = Pass::new(idle(2), window(), policy());
+        assert_eq!(pass.on_provision(Provision::NotReady), None);
+        assert_eq!(pass.reprovisions(), 0, "not ready is not a provisioning");
+        pass.on_error(ErrorClass::ExpiredToken, "410".into());
+        pass.on_provision(ready("U9", "D9"));
+        assert_eq!(pass.reprovisions(), 1);
+    }
+
+    /// One "gone" transition, whether a pass finds the collection gone or
+    /// a listing no longer names it.
+    #[test]
+    fn gone_is_one_transition_whoever_finds_it() {
+        let mut pass = Pass::new(idle(4), window(), policy()).can_vanish(true);
+        pass.on_error(ErrorClass::NotFound, "404".into());
+        let confirmed = pass.on_confirm(Err((ErrorClass::NotFound, "404".into()))).unwrap();
+        let mut stored = idle(4);
+        stored.phase = Phase::Updated;
+        let unlisted = removal(&stored);
+        assert_eq!(confirmed, unlisted);
+        assert!(unlisted.purge);
+        assert_eq!(unlisted.state.phase, Phase::Removed);
+        assert_eq!((unlisted.state.updated.request(), unlisted.state.deleted.request()), (None, None));
+        assert!(!unlisted.state.reconciling);
+        assert_eq!(unlisted.state.generation, 4, "the next provisioning starts a new generation");
     }
 
     #[test]

@@ -313,3 +313,43 @@ async fn a_crash_between_a_pages_rows_and_its_token_commits_neither() {
     let starts = requests.iter().filter(|r| r.endpoint == Endpoint::SyncStart && r.status == 200).count();
     assert_eq!(starts, 3, "each calendar provisioned once, never again after a crash");
 }
+
+/// A kept-back write (the state after an empty page that ends a stream,
+/// stored with the next write of its collection: `Pass::may_keep_back`) is
+/// what a crash may lose. The failpoint kills the binary as that write
+/// lands: the run before stored the updated stream's page, and the deleted
+/// stream's empty page was answered but its state kept back. The next run
+/// resumes from exactly the stored tokens, asks that empty page again, and
+/// loses nothing.
+#[cfg(debug_assertions)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_as_a_kept_back_write_lands_loses_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let setup = Setup { accounts: vec![("work", vec![("cal-1", 30)])], ..Setup::default() };
+    let app = spawn_app(setup).await;
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    let (_, changed, _) = app.truth("work").into_iter().next().expect("an event");
+    assert!(app.fake.update_event(&token, "cal-1", &changed));
+    let positions = stored_positions(&app);
+    let from = log_position_after_earlier_runs(&app).await;
+    // The run's state writes: the updated page with the change (1st), then
+    // the deleted stream's empty last page, kept back and stored with the
+    // pass's outcome (2nd).
+    let out =
+        app.command(&["run", "--catch-up"]).env("AURINKO_SYNC_FAILPOINT", "before-token:2").output().await.unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{:?}", out.status);
+    log_position_after_earlier_runs(&app).await;
+    let killed_run = app.requests()[from..].to_vec();
+    let deleted_asked = killed_run.iter().filter(|r| r.endpoint == Endpoint::SyncDeleted && r.status == 200).count();
+    assert_eq!(deleted_asked, 1, "the deleted stream's empty page was answered before the kill");
+    let (_, state) = stored_positions(&app).into_iter().next().expect("cal-1 is stored");
+    assert_eq!(state.phase, Phase::Deleted, "the updated page is stored, the kept-back state is not");
+    assert_ne!(state.updated, positions[0].1.updated, "the updated stream moved on");
+    assert_eq!(state.deleted, positions[0].1.deleted, "the deleted stream's kept-back move was lost");
+
+    catch_up_from_stored_tokens(&app).await;
+    app.assert_store_equals_truth("work");
+    assert_no_committed_page_refetched(&app.requests());
+}

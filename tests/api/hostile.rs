@@ -18,8 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aurinko_sync::config::Config;
-use aurinko_sync::model::ErrorClass;
-use aurinko_sync::model::{CollectionKey, Kind, SyncState};
+use aurinko_sync::model::{CollectionKey, ErrorClass, Kind, SyncState};
 use aurinko_sync::store::{CollectionReport, Store, StoredEvent, StoredRecord};
 use aurinko_sync::sync::{CatchUpReport, CollectionResult, Engine, Finish};
 use axum::Router;

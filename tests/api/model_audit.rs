@@ -26,8 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use aurinko_fake::{Collection, Endpoint, FaultKind, RequestRecord};
-use aurinko_sync::model::TokenRef;
-use aurinko_sync::model::{CollectionKey, Kind, Phase, Stream, SyncState};
+use aurinko_sync::model::{CollectionKey, Kind, Phase, Stream, SyncState, TokenRef};
 use aurinko_sync::store::Store;
 use aurinko_sync::sync::WRITES_IN_FLIGHT;
 
