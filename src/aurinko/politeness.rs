@@ -1,6 +1,6 @@
 //! Per-account politeness: a client-side rate limit and the pause a 429 sets.
 //!
-//! Aurinko's limits are shared by every calendar of an account, so both the
+//! Aurinko's limits are shared by every collection of an account, so both the
 //! token bucket and the "not before" instant live per account and every
 //! request of that account waits on them.
 

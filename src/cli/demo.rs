@@ -65,12 +65,18 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
         count(Endpoint::SyncUpdated),
         count(Endpoint::SyncDeleted),
     );
-    let store = engine.store();
-    match store.report() {
+    // Read off the runtime's threads: the store's calls block.
+    let store = engine.store().clone();
+    let read = tokio::task::spawn_blocking(move || (store.report(), store.events("demo"))).await;
+    let Ok((state, events)) = read else {
+        complain("demo: reading the store failed");
+        return Exit::Failed;
+    };
+    match state {
         Ok(state) => output::out(format_args!("{}", render_table(&state, false))),
         Err(e) => complain(e),
     }
-    if let Ok(events) = store.events("demo") {
+    if let Ok(events) = events {
         outln!("\nA few events:");
         for e in events.iter().take(5) {
             outln!(

@@ -1,6 +1,6 @@
 //! The command line: argument parsing, exit codes and the commands.
 //!
-//! Exit codes are a contract scripts rely on: 0 when every calendar caught
+//! Exit codes are a contract scripts rely on: 0 when every collection caught
 //! up, 1 when any failed (for `state --check`: when anything is failing),
 //! 2 for usage, configuration or store errors.
 //! Output goes through [`output`], never `println!`, which panics when the

@@ -1,4 +1,4 @@
-//! A live view of records per calendar while a catch-up runs on a terminal.
+//! A live view of records per collection while a catch-up runs on a terminal.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;

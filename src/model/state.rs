@@ -1,4 +1,5 @@
-//! The persisted sync state of one collection (for now: one calendar).
+//! The persisted sync state of one collection (a calendar, a mailbox, an
+//! address book or a task list).
 //!
 //! This is exactly what the store keeps between runs; the machine reads it
 //! at the start of a pass and hands back a new copy with every commit.

@@ -44,7 +44,7 @@ use super::connections::{Conn, Connections};
 use super::discovery_health::{self, Verdict};
 use super::health::Health;
 use super::webhook::{self, Receiver};
-use crate::store::Store;
+use crate::store::Backend;
 
 /// A connection's read buffer at most (hyper's minimum is 8 KiB): request
 /// heads larger than this are refused with 431.
@@ -66,7 +66,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct AppState {
     pub health: Arc<Health>,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Backend>,
     pub metrics: PrometheusHandle,
 }
 

@@ -1,5 +1,5 @@
 //! The long-running service (`aurinko-sync run`): one supervisor per
-//! account refreshing its calendar list, one actor per collection polling its
+//! account refreshing its calendar and task lists, one actor per collection polling its
 //! delta, a health and metrics listener, and systemd notifications.
 //!
 //! - `supervisor`: discovery per account; starts and stops actors.

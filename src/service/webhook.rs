@@ -43,7 +43,7 @@ use super::refusals::Refusals;
 use super::replay::ReplayFilter;
 use crate::aurinko::{int_id, optional_int_id};
 use crate::model::{CollectionKey, Kind};
-use crate::store::{Change, Store, Writer};
+use crate::store::{Backend, Change, Writer};
 
 /// Notifications larger than this are refused with 413. Aurinko's are small
 /// JSON (ids and a few payload records): a few KiB.
@@ -65,7 +65,7 @@ pub struct Receiver {
     tolerance: Duration,
     nudges: Arc<Nudges>,
     /// For reads (which account, which alias); writes go to `writer`.
-    store: Arc<Store>,
+    store: Arc<dyn Backend>,
     writer: Writer,
     replays: Arc<ReplayFilter>,
     refusals: Arc<Refusals>,
@@ -142,7 +142,7 @@ impl Receiver {
         secret: SecretString,
         tolerance: Duration,
         nudges: Arc<Nudges>,
-        store: Arc<Store>,
+        store: Arc<dyn Backend>,
         writer: Writer,
     ) -> Receiver {
         Receiver { secret, tolerance, nudges, store, writer, replays: Arc::default(), refusals: Arc::default() }

@@ -1,14 +1,23 @@
-//! The store: SQLite behind a narrow interface.
+//! The store: what the sync needs from one ([`Backend`]), its only write
+//! path (the [`Writer`] thread), and SQLite behind them ([`Store`]).
 //!
-//! Open (with migrations), load a collection's state, commit a page with its
-//! token, record a pass's outcome, read for `state`. Everything SQLite-specific
-//! (pragmas, SQL, transactions) stays in this module so a second backend can
-//! sit behind the same calls.
+//! - `backend`: the trait a second backend implements, and SQLite's
+//!   implementation of it.
+//! - `writer`: the thread every write goes through, in the order sent; it
+//!   groups pages into one open transaction.
+//! - `write`: a page with its token in one transaction, outcomes, lists;
+//!   `change`: the bookkeeping writes (`Change`).
+//! - `read`, `resync`, `subscriptions`, `discovery`, `folders`: the rest of
+//!   SQLite's SQL, by table; `range`: date columns as SQL compares them.
+//! - `files`: opening the file safely (mode 0600, no FIFOs, not someone
+//!   else's database); `failpoint`: the tests' crash points.
 //!
-//! One connection writes, behind a mutex: SQLite allows one writer at a time
-//! anyway, and a single connection lets every page and its token share one
-//! `BEGIN IMMEDIATE` transaction.
+//! Everything SQLite-specific (pragmas, SQL, transactions) stays in this
+//! module. One connection writes, behind a mutex: SQLite allows one writer
+//! at a time anyway, and a single connection lets every page and its token
+//! share one `BEGIN IMMEDIATE` transaction.
 
+mod backend;
 mod change;
 mod discovery;
 mod failpoint;
@@ -30,11 +39,13 @@ use rusqlite_migration::{M, Migrations};
 
 pub use crate::model::CollectionKey;
 use crate::model::ErrorClass;
+pub use backend::{Backend, Transaction};
 pub use change::Change;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};
 pub use subscriptions::StoredSubscription;
-pub use write::{CommitStats, OpenBatch, Outcome, PageRecords, Write};
+use write::OpenBatch;
+pub use write::{CommitStats, Outcome, PageRecords, Write};
 pub use writer::{Answer, BatchStats, Chain, Writer};
 
 /// Schema migrations, in order; each file under `state/` is applied once.

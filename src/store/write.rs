@@ -1,5 +1,5 @@
 //! The write side: a page with its token in one transaction, outcomes,
-//! discovered calendars and account health.
+//! discovered calendars and task lists, and account health.
 
 use std::sync::{MutexGuard, OnceLock};
 

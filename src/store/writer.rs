@@ -1,6 +1,8 @@
-//! The single writer: one thread owns the store's write side; passes send
-//! it their pages (with the state that follows each) through a bounded
-//! channel and wait for the answer.
+//! The single writer, and the only write path: one thread owns the store's
+//! write side. Passes send it their pages (with the state that follows
+//! each), the engine and the daemon their bookkeeping ([`Change`]) and the
+//! reads that must not block a runtime thread, all through one bounded
+//! channel, applied in the order sent.
 //!
 //! Why a thread of its own: SQLite takes one writer at a time anyway, and a
 //! long-lived thread costs one wake-up per job where the blocking pool cost
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Change, CommitStats, OpenBatch, Store, StoreError, Write, WriteError};
+use super::{Backend, Change, CommitStats, StoreError, Transaction, Write, WriteError};
 use crate::model::{CollectionKey, ErrorClass, SyncState};
 
 /// Jobs waiting for the writer. Each pass has a few writes in flight (see
@@ -75,7 +77,7 @@ enum Job {
     Change(Box<Change>, oneshot::Sender<Result<bool, WriteError>>),
     /// A read after everything sent before it is committed; the closure
     /// answers itself.
-    Read(Box<dyn FnOnce(&Store) + Send>),
+    Read(ReadJob),
     /// Finish what was queued before, then end the thread.
     Close,
     /// Wakes the writer after [`Writer::abandon`], to see it was abandoned.
@@ -84,6 +86,9 @@ enum Job {
     /// it in vain (see [`GATHER`]).
     Waiting,
 }
+
+/// A read to run on the writer's thread; it answers itself.
+type ReadJob = Box<dyn FnOnce(&dyn Backend) + Send>;
 
 /// A handle on the writer thread; clones share it. The thread ends when the
 /// last handle is dropped, after the jobs already sent.
@@ -158,11 +163,11 @@ fn after_a_failure() -> WriteError {
 
 impl Writer {
     /// Starts the writer thread for `store`.
-    pub fn start(store: Arc<Store>) -> Writer {
+    pub fn start(store: Arc<dyn Backend>) -> Writer {
         Writer::start_gathering(store, Gathering { wait: GATHER, at_most: LINGER })
     }
 
-    fn start_gathering(store: Arc<Store>, gathering: Gathering) -> Writer {
+    fn start_gathering(store: Arc<dyn Backend>, gathering: Gathering) -> Writer {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
         let held = Arc::new(Mutex::new(Vec::new()));
@@ -170,7 +175,7 @@ impl Writer {
         let (counted, taken, killed) = (stats.clone(), held.clone(), abandoned.clone());
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || serve(&store, queue, &taken, &counted, &killed, gathering))
+            .spawn(move || serve(store.as_ref(), queue, &taken, &counted, &killed, gathering))
             .expect("the store writer thread starts");
         Writer { jobs, held, stats, abandoned, thread: Arc::new(Mutex::new(Some(thread))) }
     }
@@ -241,7 +246,7 @@ impl Writer {
     }
 
     /// Applies a bookkeeping write after every write sent before it, and
-    /// says whether it found what it changes (see [`Store::apply_change`]).
+    /// says whether it found what it changes (see [`Backend::apply_change`]).
     pub async fn change(&self, change: Change) -> Result<bool, WriteError> {
         let (answer, answered) = oneshot::channel();
         self.send(Job::Change(Box::new(change), answer)).await?;
@@ -255,10 +260,10 @@ impl Writer {
     /// state is [`Writer::load`].
     pub async fn read<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        read: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, WriteError> {
         let (answer, answered) = oneshot::channel();
-        let job = move |store: &Store| {
+        let job = move |store: &dyn Backend| {
             let _ = answer.send(read(store).map_err(WriteError::from));
         };
         self.send(Job::Read(Box::new(job))).await?;
@@ -317,7 +322,7 @@ struct Gathering {
 }
 
 fn serve(
-    store: &Store,
+    store: &dyn Backend,
     mut queue: mpsc::Receiver<Job>,
     held: &Mutex<Vec<Write>>,
     stats: &BatchStats,
@@ -437,11 +442,11 @@ struct Entry {
 
 /// The writes of the transaction under way, in the order they came.
 struct Batch<'a> {
-    store: &'a Store,
+    store: &'a dyn Backend,
     stats: &'a BatchStats,
     held: &'a Mutex<Vec<Write>>,
     /// The open transaction, from the first write applied to the commit.
-    open: Option<OpenBatch<'a>>,
+    open: Option<Box<dyn Transaction + 'a>>,
     entries: Vec<Entry>,
     records: usize,
     /// Since when writes nobody waits for have been held.
@@ -473,7 +478,7 @@ impl Batch<'_> {
         self.records += entry.write.records.len();
         let open = match self.open.take() {
             Some(open) => Ok(open),
-            None => self.store.begin_batch(Utc::now()),
+            None => self.store.begin(Utc::now()),
         };
         let applied = open.and_then(|open| {
             let open = self.open.insert(open);
@@ -543,7 +548,8 @@ impl Batch<'_> {
     /// one bad write fails alone.
     fn fall_back(&mut self) {
         drop(self.open.take());
-        let results = self.store.write_each(self.entries.iter().map(|e| &e.write), Utc::now());
+        let writes: Vec<&Write> = self.entries.iter().map(|e| &e.write).collect();
+        let results = self.store.write_each(&writes, Utc::now());
         self.answer(results);
     }
 
@@ -585,7 +591,7 @@ impl Batch<'_> {
 mod tests {
     use super::*;
     use crate::model::{Commit, Cursor, Kind, Phase, Row};
-    use crate::store::{Outcome, PageRecords};
+    use crate::store::{Outcome, PageRecords, Store};
     use serde_json::value::RawValue;
 
     fn store() -> (tempfile::TempDir, Arc<Store>) {
@@ -615,6 +621,69 @@ mod tests {
     fn row(id: &str) -> Row {
         let json = format!(r#"{{"id":"{id}","etag":"e-{id}","subject":"s"}}"#);
         Kind::Calendar.parse_record(&RawValue::from_string(json).unwrap()).unwrap()
+    }
+
+    /// A backend other than SQLite, behind the same trait: one whose file
+    /// is damaged. The writer runs on it unchanged, and its answers say the
+    /// failures are not worth retrying.
+    struct Damaged;
+
+    fn damaged() -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        ))
+    }
+
+    impl Backend for Damaged {
+        fn begin(&self, _: chrono::DateTime<Utc>) -> Result<Box<dyn Transaction + '_>, StoreError> {
+            Err(damaged())
+        }
+        fn write_each(&self, writes: &[&Write], _: chrono::DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
+            writes.iter().map(|_| Err(damaged())).collect()
+        }
+        fn apply_change(&self, _: &Change, _: chrono::DateTime<Utc>) -> Result<bool, StoreError> {
+            Err(damaged())
+        }
+        fn load_state(&self, _: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
+            Err(damaged())
+        }
+        fn resync_requested(&self, _: &CollectionKey) -> Result<i64, StoreError> {
+            Err(damaged())
+        }
+        fn schedule(&self, _: &CollectionKey) -> Result<crate::store::Schedule, StoreError> {
+            Err(damaged())
+        }
+        fn live_collections(&self, _: &str) -> Result<Vec<CollectionKey>, StoreError> {
+            Err(damaged())
+        }
+        fn account_for_id(&self, _: i64) -> Result<Option<String>, StoreError> {
+            Err(damaged())
+        }
+        fn aliased(&self, _: &str, _: Kind) -> Result<Option<String>, StoreError> {
+            Err(damaged())
+        }
+        fn check_writable(&self) -> Result<(), StoreError> {
+            Err(damaged())
+        }
+        fn report(&self) -> Result<crate::store::Report, StoreError> {
+            Err(damaged())
+        }
+        fn events(&self, _: &str) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
+            Err(damaged())
+        }
+    }
+
+    #[tokio::test]
+    async fn on_a_damaged_backend_every_write_fails_as_not_worth_retrying() {
+        let writer = Writer::start(Arc::new(Damaged));
+        let key = CollectionKey::calendar("work", "cal-1");
+        let failed = writer.write(page(&key, "U1", vec![row("a")])).await.unwrap_err();
+        assert_eq!(failed.class, ErrorClass::Permanent, "{failed}");
+        let change = Change::AccountAuth { account: "work".into(), error: None };
+        assert_eq!(writer.change(change).await.unwrap_err().class, ErrorClass::Permanent);
+        assert_eq!(writer.load(key).await.unwrap_err().class, ErrorClass::Permanent);
+        writer.close().await;
     }
 
     #[tokio::test]

@@ -17,11 +17,11 @@ use super::progress::Progress;
 use crate::aurinko::{AccountClient, Api, ApiError};
 use crate::config::{AccountConfig, CalendarSelection, Config};
 use crate::model::{Calendar, Collection, CollectionKey, ErrorClass, Kind, Start, SyncState};
-use crate::store::{Change, Outcome, PageRecords, Store, Write, Writer};
+use crate::store::{Backend, Change, Outcome, PageRecords, Write, Writer};
 
 pub struct Engine {
     config: Config,
-    store: Arc<Store>,
+    store: Arc<dyn Backend>,
     writer: Writer,
     accounts: Vec<(AccountConfig, AccountClient)>,
     pub progress: Progress,
@@ -110,7 +110,7 @@ impl CatchUpReport {
 }
 
 impl Engine {
-    pub fn new(config: Config, store: Arc<Store>) -> Result<Engine, String> {
+    pub fn new(config: Config, store: Arc<dyn Backend>) -> Result<Engine, String> {
         let api = Api::new(&config.api)?;
         let accounts = config.accounts.iter().map(|a| (a.clone(), api.account(&a.name, a.token.clone()))).collect();
         let writer = Writer::start(store.clone());
@@ -121,7 +121,7 @@ impl Engine {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn Backend> {
         &self.store
     }
 

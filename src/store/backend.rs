@@ -1,0 +1,145 @@
+//! What the sync and the daemon need from a store, as a trait: SQLite
+//! ([`Store`](super::Store)) is one backend, and a second implements the
+//! same calls; above the store nothing names SQLite.
+//!
+//! Two sides. The writer's ([`Writer`](super::Writer), the only write path),
+//! called on its thread alone: a transaction it keeps open while passes
+//! send writes, a fallback that applies writes one transaction each,
+//! bookkeeping changes, and the reads a pass makes between its writes. And
+//! reads for the daemon: a collection's schedule, the collections an
+//! account has, webhook lookups, the report `state` and `/healthz` show.
+
+use chrono::{DateTime, Utc};
+
+use super::{Change, CommitStats, Report, Schedule, StoreError, StoredEvent, Write};
+use crate::model::{CollectionKey, Kind, SyncState};
+
+pub trait Backend: Send + Sync + 'static {
+    /// Begins the writer's transaction.
+    fn begin(&self, now: DateTime<Utc>) -> Result<Box<dyn Transaction + '_>, StoreError>;
+
+    /// Applies each write in a transaction of its own, in order; a
+    /// collection's writes after one of its own that failed are not
+    /// applied (their tokens presume it). What a transaction falls back to
+    /// when one of its writes fails.
+    fn write_each(&self, writes: &[&Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>>;
+
+    /// Applies a bookkeeping change in a transaction of its own; says
+    /// whether it found what it changes.
+    fn apply_change(&self, change: &Change, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// A collection's stored state, `None` if it was never synced.
+    fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError>;
+
+    /// The count of operator resync requests for a collection.
+    fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError>;
+
+    /// When a collection is due, and its failure streak.
+    fn schedule(&self, key: &CollectionKey) -> Result<Schedule, StoreError>;
+
+    /// The collections of an account the store knows and has not removed.
+    fn live_collections(&self, account: &str) -> Result<Vec<CollectionKey>, StoreError>;
+
+    /// The local account name for an Aurinko account id.
+    fn account_for_id(&self, aurinko_id: i64) -> Result<Option<String>, StoreError>;
+
+    /// The collection a subscription to an alias (`primary`, `default`)
+    /// stands for.
+    fn aliased(&self, account: &str, kind: Kind) -> Result<Option<String>, StoreError>;
+
+    /// Whether a write could start now (the health probe).
+    fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Everything `state` shows.
+    fn report(&self) -> Result<Report, StoreError>;
+
+    /// An account's events, for the demo's summary.
+    fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError>;
+}
+
+/// The writer's open transaction. Dropped without [`commit`](Transaction::commit),
+/// nothing of it is stored.
+pub trait Transaction {
+    /// Applies one write. After an error the transaction holds part of the
+    /// write: the caller must drop it.
+    fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError>;
+
+    /// A collection's stored state, read inside the transaction: the caller
+    /// makes sure it holds no write of that collection.
+    fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError>;
+
+    /// The count of resync requests for a collection, read inside the
+    /// transaction.
+    fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError>;
+
+    /// Commits everything applied; on an error nothing of it is stored.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+impl Backend for super::Store {
+    fn begin(&self, now: DateTime<Utc>) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        Ok(Box::new(self.begin_batch(now)?))
+    }
+
+    fn write_each(&self, writes: &[&Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
+        super::Store::write_each(self, writes.iter().copied(), now)
+    }
+
+    fn apply_change(&self, change: &Change, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        super::Store::apply_change(self, change, now)
+    }
+
+    fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
+        super::Store::load_state(self, key)
+    }
+
+    fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError> {
+        super::Store::resync_requested(self, key)
+    }
+
+    fn schedule(&self, key: &CollectionKey) -> Result<Schedule, StoreError> {
+        super::Store::schedule(self, key)
+    }
+
+    fn live_collections(&self, account: &str) -> Result<Vec<CollectionKey>, StoreError> {
+        super::Store::live_collections(self, account)
+    }
+
+    fn account_for_id(&self, aurinko_id: i64) -> Result<Option<String>, StoreError> {
+        super::Store::account_for_id(self, aurinko_id)
+    }
+
+    fn aliased(&self, account: &str, kind: Kind) -> Result<Option<String>, StoreError> {
+        super::Store::aliased(self, account, kind)
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        super::Store::check_writable(self)
+    }
+
+    fn report(&self) -> Result<Report, StoreError> {
+        super::Store::report(self)
+    }
+
+    fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        super::Store::events(self, account)
+    }
+}
+
+impl Transaction for super::OpenBatch<'_> {
+    fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError> {
+        super::OpenBatch::apply(self, write)
+    }
+
+    fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
+        super::OpenBatch::load_state(self, key)
+    }
+
+    fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError> {
+        super::OpenBatch::resync_requested(self, key)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        super::OpenBatch::commit(*self)
+    }
+}
