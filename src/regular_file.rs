@@ -94,8 +94,7 @@ mod tests {
             std::os::unix::fs::symlink(&file, &link).unwrap();
             assert!(open(&link).is_ok(), "a symlink to a regular file is fine");
             let fifo = dir.path().join("fifo");
-            let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
             // Opening it must not wait for a writer.
             assert!(matches!(open(&fifo), Err(OpenError::NotRegular("a FIFO"))));
             assert!(matches!(open(Path::new("/dev/zero")), Err(OpenError::NotRegular("a character device"))));

@@ -61,9 +61,6 @@ pub(super) fn reached(_point: Point) {}
 #[cfg(debug_assertions)]
 fn die() -> ! {
     #[cfg(unix)]
-    // SAFETY: kill(2) on our own pid has no memory effects.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     std::process::abort()
 }

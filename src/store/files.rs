@@ -106,13 +106,9 @@ fn check_writable(path: &Path) -> Result<(), String> {
     OpenOptions::new().write(true).open(path).map_err(|e| user_terms::io_message(&e, path))?;
     #[cfg(unix)]
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        use std::os::unix::ffi::OsStrExt;
-        let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| "a NUL in the path".to_string())?;
-        // SAFETY: faccessat(2) reads a NUL-terminated path and changes nothing.
-        let denied =
-            unsafe { libc::faccessat(libc::AT_FDCWD, c_dir.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) };
-        if denied != 0 {
-            let e = std::io::Error::last_os_error();
+        use rustix::fs::{Access, AtFlags, CWD, accessat};
+        if let Err(e) = accessat(CWD, dir, Access::WRITE_OK | Access::EXEC_OK, AtFlags::EACCESS) {
+            let e = std::io::Error::from(e);
             return Err(format!(
                 "{} (SQLite keeps its -wal and -shm files beside the store, so the directory must be writable)",
                 user_terms::io_message(&e, dir)
@@ -185,7 +181,8 @@ fn prefix(side: Option<&Path>) -> String {
     side.map(|p| format!("{} ", p.display())).unwrap_or_default()
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
@@ -236,8 +233,7 @@ mod tests {
     fn a_path_that_is_not_a_regular_file_is_refused_and_nothing_is_created_beside_it() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo.db");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
         let fifo_mode = mode(&fifo);
         let err = prepare_for_writing(&fifo).unwrap_err();
         assert!(err.contains("is a FIFO, not a regular file"), "{err}");

@@ -118,9 +118,7 @@ async fn the_daemon_subscribe_and_the_fake_end_quietly_without_readers() {
         assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for the first pass");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid = i32::try_from(daemon.id().unwrap()).unwrap();
-    // SAFETY: kill(2) on the child this test started and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    crate::sys::signal(daemon.id().unwrap(), crate::sys::Sig::TERM);
     let out = tokio::time::timeout(Duration::from_secs(30), daemon.wait_with_output()).await.unwrap().unwrap();
     assert_quiet("run", &out, 0);
 
@@ -130,10 +128,7 @@ async fn the_daemon_subscribe_and_the_fake_end_quietly_without_readers() {
 
     let mut fake = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurinko-sync"));
     fake.args(["fake", "--listen", "127.0.0.1:0", "--events", "10"]).kill_on_drop(true);
-    let interrupt = |pid: u32| {
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::kill(i32::try_from(pid).unwrap(), libc::SIGINT) }, 0);
-    };
+    let interrupt = |pid: u32| crate::sys::signal(pid, crate::sys::Sig::INT);
     let (line, out) = first_line_then_close(fake, interrupt).await;
     assert!(line.starts_with("Fake Aurinko serving"), "{line}");
     assert_quiet("fake", &out, 0);

@@ -84,9 +84,7 @@ impl Daemon {
 
     /// Sends SIGTERM, as systemd does to stop it.
     pub fn terminate(&self) {
-        let pid = libc::pid_t::try_from(self.id()).expect("a pid");
-        // SAFETY: kill(2) with a pid of our own child and a valid signal.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
+        crate::sys::signal(self.id(), crate::sys::Sig::TERM);
     }
 
     /// Kills it (SIGKILL) and waits: its stdout, and all it logged.

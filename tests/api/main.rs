@@ -1,6 +1,9 @@
 //! Integration tests: the real binary and the engine against the fake
 //! Aurinko over loopback HTTP.
 
+// A test that unwraps fails at the unwrap, with its place: all a test needs.
+#![allow(clippy::unwrap_used)]
+
 mod accounts;
 mod catch_up;
 mod closed_pipe;
@@ -30,6 +33,7 @@ mod service;
 mod soak;
 mod state;
 mod storage;
+mod sys;
 mod tasks;
 mod tolerant;
 mod webhooks;

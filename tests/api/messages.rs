@@ -30,8 +30,7 @@ fn assert_plain(stderr: &str, what: &str, says: &[&str]) {
 /// this user.
 fn as_unprivileged(app: &TestApp, args: &[&str]) -> tokio::process::Command {
     let mut command = app.command(args);
-    // SAFETY: geteuid(2) reads this process's effective user id.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::sys::is_root() {
         std::fs::set_permissions(app.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&app.config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
         command.uid(65534).gid(65534);
@@ -103,8 +102,7 @@ async fn configuration_and_file_errors_say_what_is_wrong_in_words() {
     let store = store_dir.join("s.db");
     std::fs::write(&store, "").unwrap();
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o600)).unwrap();
-    // SAFETY: geteuid(2) reads this process's effective user id.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::sys::is_root() {
         std::os::unix::fs::chown(&store, Some(65534), Some(65534)).unwrap();
     }
     std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o555)).unwrap();

@@ -208,9 +208,7 @@ async fn systemd_hears_ready_status_watchdog_and_stopping() {
     }
     assert_eq!(seen["READY"], "1");
     assert_eq!(seen["WATCHDOG"], "1");
-    let pid = libc::pid_t::try_from(daemon.id().expect("running")).unwrap();
-    // SAFETY: kill(2) with the pid of our own child and a valid signal.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    crate::sys::signal(daemon.id().expect("running"), crate::sys::Sig::TERM);
     loop {
         let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf)).await.expect("STOPPING").unwrap();
         if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {

@@ -74,8 +74,7 @@ async fn catch_up_with_token_file(app: &TestApp, path: &Path) -> Finished {
 }
 
 fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+    crate::sys::mkfifo(path, 0o600);
 }
 
 fn mode(path: &Path) -> u32 {
@@ -87,7 +86,7 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    crate::sys::is_root()
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -201,8 +200,7 @@ async fn a_store_path_that_is_not_a_regular_file_is_refused_before_sqlite_touche
     if is_root() {
         // A /dev/null of our own, so a regression cannot litter /dev.
         let null = app.dir.path().join("null");
-        let c = std::ffi::CString::new(null.as_os_str().as_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) }, 0);
+        crate::sys::dev_null(&null);
         cases.push((null, "a character device"));
     } else {
         eprintln!("not root: the device case needs mknod; the FIFO case runs");

@@ -65,6 +65,7 @@ async fn start(app: &TestApp, daemon: Daemon) -> (Daemon, u64) {
 /// Starts the daemon, with its descriptor limits set to `(soft, hard)` if
 /// given (as systemd would); its stderr is collected as it is written, so
 /// that however much it logs under a flood it never blocks on a full pipe.
+#[allow(unsafe_code)]
 async fn run_daemon(app: &TestApp, fd_limits: Option<(u64, u64)>) -> Daemon {
     let mut command = app.command(&["run"]);
     if let Some((soft, hard)) = fd_limits {
