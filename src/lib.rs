@@ -12,12 +12,12 @@
 //! - [`config`]: the TOML file, validated before any request is sent.
 //! - [`aurinko`]: the HTTP client: auth, error classification (once, at the
 //!   boundary), per-account rate limiting, retries with jitter.
-//! - [`store`]: SQLite behind a narrow interface: migrations, one writer, a
-//!   page and its token in one transaction.
+//! - [`store`]: what the sync needs from a store (`store::Backend`), the
+//!   writer thread that is its only write path, and SQLite behind them:
+//!   migrations, a page and its token in one transaction.
 //! - [`sync`]: the protocol as a state machine without I/O
 //!   (`sync::machine`, importing only `model`), and the thin drivers that
-//!   run it (one pass, catch-up across accounts, the writer thread that
-//!   batches commits).
+//!   run it (one pass, catch-up across accounts).
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,
 //!   metrics and systemd notifications.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
@@ -28,7 +28,7 @@
 //!
 //! A page's data flows: response (`aurinko`) -> records (`model::parse_*`)
 //! -> machine (`sync::machine`, which decides the [`model::Commit`]) ->
-//! writer (`sync::writer`) -> commit (`store`, rows and token in one
+//! writer (`store::writer`) -> commit (`store`, rows and token in one
 //! transaction).
 
 pub mod aurinko;
