@@ -128,15 +128,9 @@ impl WriteError {
     }
 }
 
-impl From<&StoreError> for WriteError {
-    fn from(e: &StoreError) -> WriteError {
-        WriteError { class: e.class(), message: e.to_string() }
-    }
-}
-
 impl From<StoreError> for WriteError {
     fn from(e: StoreError) -> WriteError {
-        WriteError::from(&e)
+        WriteError { class: e.class(), message: e.to_string() }
     }
 }
 

@@ -2,7 +2,7 @@
 //! accounts by them) and the subscriptions `subscribe` keeps.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::write::timestamp;
 use super::{CollectionKey, Store, StoreError};
@@ -22,13 +22,7 @@ pub struct StoredSubscription {
 
 impl Store {
     pub(super) fn save_account_id(&self, account: &str, aurinko_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
-                updated_at = excluded.updated_at",
-            params![account, aurinko_id, timestamp(now)],
-        )?;
-        Ok(())
+        save_account_id(&self.conn(), account, aurinko_id, &timestamp(now))
     }
 
     /// The local account name for an Aurinko account id.
@@ -75,12 +69,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = timestamp(now);
-        tx.execute(
-            "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
-                updated_at = excluded.updated_at",
-            params![account, aurinko_id, now],
-        )?;
+        save_account_id(&tx, account, aurinko_id, &now)?;
         let ids: Vec<i64> = subscriptions.iter().map(|s| s.id).collect();
         let keep = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
         tx.execute(
@@ -135,4 +124,15 @@ impl Store {
         )?;
         Ok(changed > 0)
     }
+}
+
+/// Remembers an account's Aurinko id, in the caller's transaction or alone.
+fn save_account_id(conn: &Connection, account: &str, aurinko_id: i64, now: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
+            updated_at = excluded.updated_at",
+        params![account, aurinko_id, now],
+    )?;
+    Ok(())
 }

@@ -369,7 +369,7 @@ fn a_full_store_is_worth_retrying_and_a_damaged_one_is_not() {
         .expect("a 256 KiB store fills up");
     assert!(full.to_string().contains("full"), "{full}");
     assert_eq!(full.class(), ErrorClass::Transient, "{full}");
-    assert_eq!(WriteError::from(&full).class, ErrorClass::Transient);
+    assert_eq!(WriteError::from(full).class, ErrorClass::Transient);
     drop(store);
 
     let mut bytes = std::fs::read(&path).unwrap();

@@ -248,9 +248,7 @@ impl Writer {
     /// Applies a bookkeeping write after every write sent before it, and
     /// says whether it found what it changes (see [`Backend::apply_change`]).
     pub async fn change(&self, change: Change) -> Result<bool, WriteError> {
-        let (answer, answered) = oneshot::channel();
-        self.send(Job::Change(Box::new(change), answer)).await?;
-        answered.await.map_err(|_| WriteError::stopped())?
+        self.ask(|answer| Job::Change(Box::new(change), answer)).await
     }
 
     /// Runs a read of the store on the writer's thread, after every write
@@ -262,33 +260,37 @@ impl Writer {
         &self,
         read: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, WriteError> {
-        let (answer, answered) = oneshot::channel();
-        let job = move |store: &dyn Backend| {
-            let _ = answer.send(read(store).map_err(WriteError::from));
-        };
-        self.send(Job::Read(Box::new(job))).await?;
-        answered.await.map_err(|_| WriteError::stopped())?
+        self.ask(|answer| {
+            Job::Read(Box::new(move |store: &dyn Backend| {
+                let _ = answer.send(read(store).map_err(WriteError::from));
+            }))
+        })
+        .await
     }
 
     /// A collection's stored state, read by the writer's connection so it
     /// sees every write acknowledged before.
     pub async fn load(&self, key: CollectionKey) -> Result<Option<SyncState>, WriteError> {
-        let (answer, answered) = oneshot::channel();
-        self.send(Job::Load(key, answer)).await?;
-        answered.await.map_err(|_| WriteError::stopped())?
+        self.ask(|answer| Job::Load(key, answer)).await
     }
 
     /// The store's count of resync requests for a collection, read once a
     /// pass: only the `resync` and `reset` commands write it, so writes held
     /// here need not land first.
     pub async fn resync_requested(&self, key: CollectionKey) -> Result<i64, WriteError> {
-        let (answer, answered) = oneshot::channel();
-        self.send(Job::Requested(key, answer)).await?;
-        answered.await.map_err(|_| WriteError::stopped())?
+        self.ask(|answer| Job::Requested(key, answer)).await
     }
 
     pub fn stats(&self) -> &BatchStats {
         &self.stats
+    }
+
+    /// Sends the job `job` makes with the sender of its answer, and waits
+    /// for that answer.
+    async fn ask<T>(&self, job: impl FnOnce(oneshot::Sender<Result<T, WriteError>>) -> Job) -> Result<T, WriteError> {
+        let (answer, answered) = oneshot::channel();
+        self.send(job(answer)).await?;
+        answered.await.map_err(|_| WriteError::stopped())?
     }
 
     async fn send(&self, job: Job) -> Result<(), WriteError> {

@@ -54,6 +54,7 @@ impl CollectionResult {
 }
 
 /// What to sync for one account right now.
+#[derive(Default)]
 pub struct Plan {
     pub collections: Vec<Collection>,
     /// Collections that failed before starting (discovery errors).
@@ -125,7 +126,6 @@ impl Engine {
         &self.store
     }
 
-    /// The single writer every pass commits through.
     /// Sends a bookkeeping write to the writer; a failure is logged, since
     /// the bookkeeping must not stop the sync itself.
     pub(super) async fn change(&self, change: Change) {
@@ -134,6 +134,7 @@ impl Engine {
         }
     }
 
+    /// The single writer every write goes through.
     pub fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -258,13 +259,7 @@ impl Engine {
     /// [`plan`](Engine::plan)'s listings: the listed kinds' collections,
     /// and mail's after a refresh of its folder list.
     async fn discover_all(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
-        let mut plan = Plan {
-            collections: Vec::new(),
-            failed: Vec::new(),
-            complete: Vec::new(),
-            discovery_error: None,
-            vanished: Vec::new(),
-        };
+        let mut plan = Plan::default();
         for kind in Kind::LISTED {
             let Some(start) = self.listed_start(account, kind) else {
                 plan.complete.push(kind);
@@ -283,13 +278,7 @@ impl Engine {
                 }
                 Err(e) if e.class == ErrorClass::Auth => {
                     let failed = self.discovery_failed(account, kind, &e).await;
-                    return Plan {
-                        collections: Vec::new(),
-                        failed,
-                        complete: Vec::new(),
-                        discovery_error: Some(e),
-                        vanished: Vec::new(),
-                    };
+                    return Plan { failed, discovery_error: Some(e), ..Plan::default() };
                 }
                 Err(e) => {
                     // A flaky list does not stop the collections already known:

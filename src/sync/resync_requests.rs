@@ -26,10 +26,6 @@ async fn commit(writer: &Writer, key: &CollectionKey, commit: Commit) {
     writer.write(write).await.unwrap();
 }
 
-fn state_only(state: SyncState) -> Commit {
-    Commit::state_only(&state)
-}
-
 /// The daemon's pass that was under way when the command ran (or the
 /// state it keeps in memory) commits a state that knows nothing of the
 /// request; the request survives it and is acted on once.
@@ -40,13 +36,13 @@ async fn a_request_survives_the_commits_of_a_pass_in_flight_and_is_acted_on_once
     let writer = Writer::start(store.clone());
     let key = CollectionKey::account_wide("work", Kind::Email);
     let other = CollectionKey::account_wide("home", Kind::Email);
-    commit(&writer, &key, state_only(idle(3))).await;
-    commit(&writer, &other, state_only(idle(1))).await;
+    commit(&writer, &key, Commit::state_only(&idle(3))).await;
+    commit(&writer, &other, Commit::state_only(&idle(1))).await;
     let filter = ResyncFilter { account: Some("work".into()), ..ResyncFilter::default() };
     assert_eq!(store.request_resync(&filter, Utc::now()).unwrap(), vec![key.clone()]);
 
     let in_flight = idle(3);
-    commit(&writer, &key, state_only(in_flight.clone())).await;
+    commit(&writer, &key, Commit::state_only(&in_flight)).await;
     let requested = store.resync_requested(&key).unwrap();
     assert_eq!((requested, store.resync_requested(&other).unwrap()), (1, 0));
 

@@ -32,13 +32,7 @@ pub(crate) struct Held {
 impl PageHold {
     /// Waits until the held request has arrived.
     pub async fn arrived(&self) {
-        loop {
-            let notified = self.0.arrival.notified();
-            if self.0.arrived.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
-        }
+        until(&self.0.arrived, &self.0.arrival).await;
     }
 
     /// Lets the held request be answered.
@@ -86,13 +80,19 @@ impl FakeAurinko {
         let guard = OnAbandon(state.clone());
         state.arrived.store(true, Ordering::SeqCst);
         state.arrival.notify_waiters();
-        loop {
-            let notified = state.release.notified();
-            if state.released.load(Ordering::SeqCst) {
-                break;
-            }
-            notified.await;
-        }
+        until(&state.released, &state.release).await;
         drop(guard);
+    }
+}
+
+/// Waits until `flag` is set; whoever sets it then wakes `notify`'s waiters.
+async fn until(flag: &AtomicBool, notify: &Notify) {
+    loop {
+        // Registered before the check, so a wake-up between the two is kept.
+        let notified = notify.notified();
+        if flag.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
     }
 }
