@@ -154,16 +154,9 @@ impl Drop for Conn {
 
 /// Returns the free memory of the allocator's heaps to the system, off the
 /// runtime's threads (it walks every heap).
-///
-/// The crate's one `unsafe`: glibc's malloc_trim has no safe wrapper in a
-/// mainstream crate, and without it the memory a flood used stays with the
-/// process.
-#[allow(unsafe_code)]
 fn give_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        // SAFETY: malloc_trim only releases free pages; it is thread-safe.
-        runtime.spawn_blocking(|| unsafe { libc::malloc_trim(0) });
+        runtime.spawn_blocking(heap_trim::give_back);
     }
 }
 

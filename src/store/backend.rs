@@ -2,16 +2,19 @@
 //! ([`Store`](super::Store)) is one backend, and a second implements the
 //! same calls; above the store nothing names SQLite.
 //!
-//! Two sides. The writer's ([`Writer`](super::Writer), the only write path),
-//! called on its thread alone: a transaction it keeps open while passes
-//! send writes, a fallback that applies writes one transaction each,
-//! bookkeeping changes, and the reads a pass makes between its writes. And
-//! reads for the daemon: a collection's schedule, the collections an
-//! account has, webhook lookups, the report `state` and `/healthz` show.
+//! Three sides. The writer's ([`Writer`](super::Writer), the only write
+//! path of a running sync), called on its thread alone: a transaction it
+//! keeps open while passes send writes, a fallback that applies writes one
+//! transaction each, bookkeeping changes, and the reads a pass makes between
+//! its writes. Reads for the daemon: a collection's schedule, the
+//! collections an account has, webhook lookups, the report `state` and
+//! `/healthz` show. And the operator's one-shot commands (`resync`,
+//! `reset`), each one short transaction from a process of its own, where no
+//! writer runs: the store serialises them against a running daemon's writer.
 
 use chrono::{DateTime, Utc};
 
-use super::{Change, CommitStats, Report, Schedule, StoreError, StoredEvent, Write};
+use super::{AccountRows, Change, CommitStats, Report, ResyncFilter, Schedule, StoreError, StoredEvent, Write};
 use crate::model::{CollectionKey, Kind, SyncState};
 
 pub trait Backend: Send + Sync + 'static {
@@ -55,6 +58,18 @@ pub trait Backend: Send + Sync + 'static {
 
     /// An account's events, for the demo's summary.
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Requests a resync of every stored, not removed collection `filter`
+    /// matches, and returns them in order (`aurinko-sync resync`).
+    fn request_resync(&self, filter: &ResyncFilter, now: DateTime<Utc>) -> Result<Vec<CollectionKey>, StoreError>;
+
+    /// What [`reset_account`](Backend::reset_account) would delete.
+    fn account_rows(&self, account: &str, configured: bool) -> Result<AccountRows, StoreError>;
+
+    /// Deletes an account's data in one transaction and returns what was
+    /// deleted (`aurinko-sync reset`): a still `configured` account's
+    /// collections start over, nothing stays of one no longer configured.
+    fn reset_account(&self, account: &str, configured: bool, now: DateTime<Utc>) -> Result<AccountRows, StoreError>;
 }
 
 /// The writer's open transaction. Dropped without [`commit`](Transaction::commit),
@@ -123,6 +138,18 @@ impl Backend for super::Store {
 
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
         super::Store::events(self, account)
+    }
+
+    fn request_resync(&self, filter: &ResyncFilter, now: DateTime<Utc>) -> Result<Vec<CollectionKey>, StoreError> {
+        super::Store::mark_for_resync(self, filter, now)
+    }
+
+    fn account_rows(&self, account: &str, configured: bool) -> Result<AccountRows, StoreError> {
+        super::Store::count_account_rows(self, account, configured)
+    }
+
+    fn reset_account(&self, account: &str, configured: bool, now: DateTime<Utc>) -> Result<AccountRows, StoreError> {
+        super::Store::delete_account(self, account, configured, now)
     }
 }
 

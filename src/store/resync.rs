@@ -66,7 +66,11 @@ impl Store {
     /// Requests a resync of every stored, not removed collection `filter`
     /// matches, and returns them in order. Collections never synced have no
     /// state to give up: their first pass provisions anyway.
-    pub fn request_resync(&self, filter: &ResyncFilter, now: DateTime<Utc>) -> Result<Vec<CollectionKey>, StoreError> {
+    pub(super) fn mark_for_resync(
+        &self,
+        filter: &ResyncFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CollectionKey>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut marked = Vec::new();
@@ -95,9 +99,9 @@ impl Store {
         Ok(marked)
     }
 
-    /// What `reset_account` would delete for `account`, with `configured`
+    /// What `delete_account` would delete for `account`, with `configured`
     /// as it would be given.
-    pub fn account_rows(&self, account: &str, configured: bool) -> Result<AccountRows, StoreError> {
+    pub(super) fn count_account_rows(&self, account: &str, configured: bool) -> Result<AccountRows, StoreError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
         count_rows(&tx, account, configured)
@@ -109,7 +113,7 @@ impl Store {
     /// requested, so the next pass (of a running daemon too) provisions
     /// afresh; its subscriptions stay, since they still serve it. For an
     /// account no longer configured, nothing of it stays.
-    pub fn reset_account(
+    pub(super) fn delete_account(
         &self,
         account: &str,
         configured: bool,

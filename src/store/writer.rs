@@ -674,6 +674,24 @@ mod tests {
         fn events(&self, _: &str) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
             Err(damaged())
         }
+        fn request_resync(
+            &self,
+            _: &crate::store::ResyncFilter,
+            _: chrono::DateTime<Utc>,
+        ) -> Result<Vec<CollectionKey>, StoreError> {
+            Err(damaged())
+        }
+        fn account_rows(&self, _: &str, _: bool) -> Result<crate::store::AccountRows, StoreError> {
+            Err(damaged())
+        }
+        fn reset_account(
+            &self,
+            _: &str,
+            _: bool,
+            _: chrono::DateTime<Utc>,
+        ) -> Result<crate::store::AccountRows, StoreError> {
+            Err(damaged())
+        }
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::machine::{Pass, ReadyPolicy};
 use crate::model::{CollectionKey, Commit, Cursor, Kind, Phase, RangeDays, SyncState};
-use crate::store::{PageRecords, ResyncFilter, Store, Write, Writer};
+use crate::store::{Backend, PageRecords, ResyncFilter, Store, Write, Writer};
 
 fn idle(generation: i64) -> SyncState {
     SyncState {

@@ -182,7 +182,22 @@ impl TestApp {
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurinko-sync"));
+        self.wrapped_command(&[], args)
+    }
+
+    /// [`command`](Self::command), started through `wrapper` (a program and
+    /// its arguments, such as `prlimit --nofile=...`) that execs the binary
+    /// in its own process, so the child's pid is still the daemon's.
+    pub fn wrapped_command(&self, wrapper: &[&str], args: &[&str]) -> tokio::process::Command {
+        let binary = env!("CARGO_BIN_EXE_aurinko-sync");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(rest).arg(binary);
+                cmd
+            }
+            None => tokio::process::Command::new(binary),
+        };
         cmd.arg("--config").arg(&self.config_path).args(args).current_dir(self.dir.path());
         cmd.env_remove("RUST_LOG").env_remove("AURINKO_SYNC_CONFIG");
         for a in &self.accounts {

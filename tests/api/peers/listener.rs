@@ -63,17 +63,17 @@ async fn start(app: &TestApp, daemon: Daemon) -> (Daemon, u64) {
 }
 
 /// Starts the daemon, with its descriptor limits set to `(soft, hard)` if
-/// given (as systemd would); its stderr is collected as it is written, so
-/// that however much it logs under a flood it never blocks on a full pipe.
-#[allow(unsafe_code)]
+/// given (as systemd would, here through util-linux's `prlimit`); its stderr
+/// is collected as it is written, so that however much it logs under a
+/// flood it never blocks on a full pipe.
 async fn run_daemon(app: &TestApp, fd_limits: Option<(u64, u64)>) -> Daemon {
-    let mut command = app.command(&["run"]);
-    if let Some((soft, hard)) = fd_limits {
-        // SAFETY: setrlimit is async-signal-safe and allocates nothing.
-        unsafe {
-            command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
+    let command = match fd_limits {
+        Some((soft, hard)) => {
+            let nofile = format!("--nofile={soft}:{hard}");
+            app.wrapped_command(&["prlimit", &nofile, "--"], &["run"])
         }
-    }
+        None => app.command(&["run"]),
+    };
     app.start_daemon(command).await
 }
 
