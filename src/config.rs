@@ -8,13 +8,16 @@
 #[cfg(test)]
 mod documented;
 mod secret_file;
+mod store;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+pub use store::{DEFAULT_SCHEMA, PostgresConfig, StoreConfig};
+use store::{RawStore, validate_store};
 
 pub use crate::model::BodyType;
 
@@ -117,13 +120,6 @@ pub struct ApiConfig {
     /// The most bytes one response body may hold once decoded (gzip
     /// included); a larger answer fails its request.
     pub max_response_bytes: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    pub path: PathBuf,
-    /// A cap on the database size; writes beyond it fail like a full disk.
-    pub max_size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,13 +243,6 @@ struct RawApi {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawStore {
-    path: Option<String>,
-    max_size_mb: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawSync {
     window_past_days: Option<i64>,
     window_future_days: Option<i64>,
@@ -333,13 +322,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| describe_toml_error(text, e))?;
         let api = validate_api(raw.api)?;
-        let store = StoreConfig {
-            path: dir.join(non_empty("store.path", raw.store.path)?.unwrap_or_else(|| "aurinko-sync.db".into())),
-            max_size_bytes: match raw.store.max_size_mb {
-                None => None,
-                Some(mb) => Some(u64::from(positive("store.max_size_mb", Some(mb), 0)?) * 1024 * 1024),
-            },
-        };
+        let store = validate_store(raw.store, env, resolve_tokens, dir)?;
         let sync = SyncConfig {
             window_past_days: positive("sync.window_past_days", raw.sync.window_past_days, 30)?,
             window_future_days: positive("sync.window_future_days", raw.sync.window_future_days, 365)?,
@@ -680,7 +663,7 @@ mod tests {
         assert_eq!(c.sync.window_past_days, 30);
         assert_eq!(c.sync.window_future_days, 365);
         assert_eq!(c.sync.first_pass_spread, Duration::from_secs(10));
-        assert_eq!(c.store.path, PathBuf::from("aurinko-sync.db"));
+        assert_eq!(c.store.sqlite_path(), Some(Path::new("aurinko-sync.db")));
         assert_eq!(c.accounts[0].calendars, CalendarSelection::All);
         assert_eq!(c.accounts[0].token.expose_secret(), "secret-token");
     }
@@ -854,13 +837,17 @@ mod tests {
         let account = "[[accounts]]\nname = \"a\"\ntoken_file = \"work.token\"\n";
         std::fs::write(&config, format!("[store]\npath = \"data/s.db\"\n{listen}{account}")).unwrap();
         let c = Config::load(&config).unwrap();
-        assert_eq!(c.store.path, dir.path().join("conf/data/s.db"));
+        assert_eq!(c.store.sqlite_path(), Some(dir.path().join("conf/data/s.db").as_path()));
         assert_eq!(c.accounts[0].token.expose_secret(), "file-token");
         assert_eq!(c.webhook.unwrap().signing_secret.expose_secret(), "hook-secret");
         std::fs::write(&config, format!("[store]\npath = \"/var/lib/x.db\"\n{account}")).unwrap();
-        assert_eq!(Config::load(&config).unwrap().store.path, PathBuf::from("/var/lib/x.db"));
+        assert_eq!(Config::load(&config).unwrap().store.sqlite_path(), Some(Path::new("/var/lib/x.db")));
         std::fs::write(&config, account).unwrap();
-        assert_eq!(Config::load(&config).unwrap().store.path, dir.path().join("conf/aurinko-sync.db"), "the default");
+        assert_eq!(
+            Config::load(&config).unwrap().store.sqlite_path(),
+            Some(dir.path().join("conf/aurinko-sync.db").as_path()),
+            "the default"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub async fn demo(events: usize, calendars: usize, db: &Path) -> Exit {
             return Exit::Failed;
         }
     };
-    let Some(engine) = open_engine(config) else { return Exit::Failed };
+    let Some(engine) = open_engine(config).await else { return Exit::Failed };
     outln!(
         "Fake Aurinko on {} with {} calendars of {} events, a mailbox, an address book and two task lists; syncing into {}\n",
         server.base_url(),

@@ -14,6 +14,7 @@ mod fake_cmd;
 #[cfg(test)]
 mod help_lines;
 mod logging;
+mod open_store;
 mod output;
 mod progress_view;
 mod reset;

@@ -4,6 +4,7 @@
 //! this command writes (see `store::resync`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::ValueEnum;
 
@@ -12,7 +13,7 @@ use super::{Exit, complain};
 use crate::config::Config;
 use crate::model::Kind;
 use crate::model::text::inert;
-use crate::store::{Backend, ResyncFilter, Store};
+use crate::store::{Backend, ResyncFilter};
 
 /// A collection kind as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,10 +72,10 @@ pub fn resync(config_path: &Path, filter: ResyncFilter) -> Exit {
 
 /// The configuration (without reading tokens: none are needed) and the
 /// store, opened for writing; a failure is reported.
-pub(super) fn open_store(config_path: &Path) -> Option<(Config, Box<dyn Backend>)> {
+pub(super) fn open_store(config_path: &Path) -> Option<(Config, Arc<dyn Backend>)> {
     let config = Config::load_without_tokens(config_path).map_err(complain).ok()?;
-    let store = Store::open(&config.store.path).map_err(complain).ok()?;
-    Some((config, Box::new(store)))
+    let store = super::open_store::for_writing(&config.store).map_err(complain).ok()?;
+    Some((config, store))
 }
 
 /// `(configured: a, b)` for an error about an account name.

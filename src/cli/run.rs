@@ -7,7 +7,6 @@ use tokio_util::sync::CancellationToken;
 use super::output::{errln, outln};
 use super::{Exit, complain, progress_view};
 use crate::config::Config;
-use crate::store::Store;
 use crate::sync::{CatchUpReport, CollectionResult, Engine, Finish};
 
 pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
@@ -18,7 +17,7 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
             return Exit::Usage;
         }
     };
-    let Some(engine) = open_engine(config) else { return Exit::Usage };
+    let Some(engine) = open_engine(config).await else { return Exit::Usage };
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
     let writer = engine.writer().clone();
@@ -43,11 +42,17 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
     exit
 }
 
-pub(super) fn open_engine(config: Config) -> Option<Engine> {
-    let store = match Store::open_limited(&config.store.path, config.store.max_size_bytes) {
-        Ok(store) => Arc::new(store),
-        Err(e) => {
+pub(super) async fn open_engine(config: Config) -> Option<Engine> {
+    let store_config = config.store.clone();
+    let opened = tokio::task::spawn_blocking(move || super::open_store::for_writing(&store_config)).await;
+    let store = match opened {
+        Ok(Ok(store)) => store,
+        Ok(Err(e)) => {
             complain(e);
+            return None;
+        }
+        Err(e) => {
+            complain(format!("opening the store failed: {e}"));
             return None;
         }
     };

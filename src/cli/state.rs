@@ -9,7 +9,7 @@ use super::table::{self, Column};
 use super::{Exit, complain};
 use crate::config::Config;
 use crate::model::text::{inert, inert_json};
-use crate::store::{AccountReport, CollectionReport, Report, Store};
+use crate::store::{AccountReport, CollectionReport, Report};
 
 /// The default table's width: a terminal's 80 columns and some, and what
 /// fits in an e-mail or a ticket. `--wide` has no limit.
@@ -25,17 +25,17 @@ pub struct StateArgs {
 }
 
 pub fn state(config_path: &Path, args: StateArgs) -> Exit {
-    let path = match args.db {
-        Some(path) => path,
+    let store = match args.db {
+        Some(path) => super::open_store::sqlite_for_reading(&path),
         None => match Config::load_without_tokens(config_path) {
-            Ok(config) => config.store.path,
+            Ok(config) => super::open_store::for_reading(&config.store),
             Err(e) => {
                 complain(e);
                 return Exit::Usage;
             }
         },
     };
-    let mut report = match Store::open_read_only(&path).and_then(|s| s.report()) {
+    let mut report = match store.and_then(|s| s.report()) {
         Ok(report) => report,
         Err(e) => {
             complain(e);

@@ -19,7 +19,7 @@ pub async fn subscribe(config_path: &Path) -> Exit {
         complain("webhook.public_url: needed by subscribe (the URL Aurinko posts notifications to)");
         return Exit::Usage;
     };
-    let Some(engine) = open_engine(config) else { return Exit::Usage };
+    let Some(engine) = open_engine(config).await else { return Exit::Usage };
     let summaries = crate::service::subscribe(&engine, &url).await;
     let mut exit = Exit::Ok;
     for s in &summaries {

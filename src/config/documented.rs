@@ -109,13 +109,20 @@ fn the_example_configuration_loads_with_its_commented_keys_enabled() {
     // one of two ways (`token_env`): made live, the example still loads
     // (a secret comes from a variable or a file, not both; token files are
     // checked for shape only, they exist on the server).
-    let live = example_uncommented()
-        .lines()
-        .filter(|l| !l.starts_with("token_env") && !l.starts_with("signing_secret_env"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    Config::parse_with(&live, &tokens, false, Path::new(""))
-        .unwrap_or_else(|e| panic!("deploy/aurinko-sync.toml, commented keys enabled: {e}"));
+    // The store is SQLite (`path`, `max_size_mb`) or PostgreSQL (`url` and
+    // its keys): each is loaded in turn.
+    let one_way = ["token_env", "signing_secret_env", "password_env"];
+    for (store, other) in
+        [("SQLite", &["url", "password_file", "schema"][..]), ("PostgreSQL", &["path", "max_size_mb"])]
+    {
+        let live = example_uncommented()
+            .lines()
+            .filter(|l| !one_way.iter().chain(other).any(|key| l.starts_with(&format!("{key} ="))))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Config::parse_with(&live, &tokens, false, Path::new(""))
+            .unwrap_or_else(|e| panic!("deploy/aurinko-sync.toml, commented keys enabled ({store}): {e}"));
+    }
 }
 
 #[test]

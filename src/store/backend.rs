@@ -14,7 +14,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AccountRows, Change, CommitStats, Report, ResyncFilter, Schedule, StoreError, StoredEvent, Write};
+use super::{
+    AccountRows, Change, CommitStats, Report, ResyncFilter, Schedule, StoreError, StoredEvent, StoredRecord, Write,
+};
 use crate::model::{CollectionKey, Kind, SyncState};
 
 pub trait Backend: Send + Sync + 'static {
@@ -58,6 +60,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// An account's events, for the demo's summary.
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Every row of one kind for an account, ordered by collection and id
+    /// (tests compare them with the truth).
+    fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError>;
 
     /// Requests a resync of every stored, not removed collection `filter`
     /// matches, and returns them in order (`aurinko-sync resync`).
@@ -138,6 +144,10 @@ impl Backend for super::Store {
 
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
         super::Store::events(self, account)
+    }
+
+    fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {
+        super::Store::records(self, account, kind)
     }
 
     fn request_resync(&self, filter: &ResyncFilter, now: DateTime<Utc>) -> Result<Vec<CollectionKey>, StoreError> {

@@ -23,6 +23,7 @@ mod discovery;
 mod failpoint;
 mod files;
 mod folders;
+mod postgres;
 mod range;
 mod read;
 mod resync;
@@ -41,6 +42,7 @@ pub use crate::model::CollectionKey;
 use crate::model::ErrorClass;
 pub use backend::{Backend, Transaction};
 pub use change::Change;
+pub use postgres::Postgres;
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};
 pub use subscriptions::StoredSubscription;
@@ -83,6 +85,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store: not written, an earlier write of {0} in the same transaction failed")]
     AfterFailure(String),
+    /// A PostgreSQL failure, classified where it happened (see `postgres::class`).
+    #[error("store (PostgreSQL): {message}")]
+    Pg { class: ErrorClass, message: String },
 }
 
 impl StoreError {
@@ -108,6 +113,7 @@ impl StoreError {
             StoreError::Sqlite(_) | StoreError::Open { .. } => ErrorClass::Permanent,
             // Refused only because an earlier write failed: that one says.
             StoreError::AfterFailure(_) => ErrorClass::Transient,
+            StoreError::Pg { class, .. } => *class,
         }
     }
 }
@@ -281,6 +287,8 @@ fn unusable(path: &Path, e: &rusqlite::Error) -> String {
     }
 }
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod schema_documented;
 #[cfg(test)]

@@ -39,10 +39,11 @@ impl AccountRows {
 }
 
 /// Tables of synced data and of what discovery saw, keyed by `account`.
-const DATA_TABLES: &[&str] = &["events", "messages", "contacts", "tasks", "calendars", "task_lists", "folders"];
+pub(super) const DATA_TABLES: &[&str] =
+    &["events", "messages", "contacts", "tasks", "calendars", "task_lists", "folders"];
 
 /// What remains of an account that is no longer configured, removed with it.
-const BOOKKEEPING_TABLES: &[&str] = &["sync_state", "subscriptions"];
+pub(super) const BOOKKEEPING_TABLES: &[&str] = &["sync_state", "subscriptions"];
 
 /// The state a collection starts from after a reset: nothing synced, a
 /// resync requested. The generation stays, so rows a pass in flight writes

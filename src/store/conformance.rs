@@ -1,0 +1,291 @@
+//! The store's behaviour, held to the same tests on each backend: SQLite
+//! always, PostgreSQL on a private server where its binaries are installed
+//! (see `private-postgres`; under `CI=true` they must be).
+
+use chrono::{TimeZone, Utc};
+use private_postgres::PrivatePostgres;
+use serde_json::value::RawValue;
+
+use super::*;
+use crate::model::{Commit, Cursor, Kind, Phase, Row, Sweep, SyncState, Window};
+
+/// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL store.
+pub(super) fn on_each_backend(name: &str, test: impl Fn(&dyn Backend)) {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&dir.path().join("s.db")).unwrap();
+    eprintln!("{name}: SQLite");
+    test(&sqlite);
+    if let Some(server) = PrivatePostgres::start(name) {
+        let pg = Postgres::open(&server.url(), None, "public").unwrap();
+        eprintln!("{name}: PostgreSQL");
+        test(&pg);
+    }
+}
+
+/// A page's records and the state after them, in a transaction of their own.
+pub(super) fn put(
+    store: &dyn Backend,
+    key: &CollectionKey,
+    commit: &Commit,
+    records: PageRecords,
+    now: chrono::DateTime<Utc>,
+) -> Result<CommitStats, StoreError> {
+    let write = Write { key: key.clone(), commit: Some(commit.clone()), records, outcome: None };
+    store.write_each(&[&write], now).remove(0)
+}
+
+pub(super) fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+pub(super) fn key() -> CollectionKey {
+    CollectionKey::calendar("work", "cal-1")
+}
+
+pub(super) fn row(id: &str, etag: &str) -> Row {
+    parse(Kind::Calendar, &format!(r#"{{"id":"{id}","etag":"{etag}","subject":"subject {id}"}}"#))
+}
+
+pub(super) fn parse(kind: Kind, json: &str) -> Row {
+    kind.parse_record(&RawValue::from_string(json.to_string()).unwrap()).unwrap()
+}
+
+pub(super) fn state(generation: i64, page: Option<&str>) -> SyncState {
+    SyncState {
+        phase: Phase::Updated,
+        window: Some(Window::around(now(), 30, 365)),
+        generation,
+        reconciling: false,
+        updated: Cursor { delta_token: Some("U".into()), page_token: page.map(str::to_string) },
+        deleted: Cursor::at_delta("D".into()),
+        ..SyncState::new()
+    }
+}
+
+pub(super) fn commit(state: SyncState) -> Commit {
+    Commit { state, sweep: None, purge: false, reprovision: None }
+}
+
+pub(super) fn ids(store: &dyn Backend) -> Vec<(String, Option<String>)> {
+    store.events("work").unwrap().into_iter().map(|e| (e.event_id, e.etag)).collect()
+}
+
+/// Records how a pass of `key()` ended, in a transaction of its own.
+pub(super) fn record_outcome(store: &dyn Backend, error: Option<(&str, &str)>) -> Result<CommitStats, StoreError> {
+    let outcome = Outcome { error: error.map(|(c, m)| (c.to_string(), m.to_string())), next_attempt: None };
+    let write = Write { key: key(), commit: None, records: PageRecords::None, outcome: Some(outcome) };
+    store.write_each(&[&write], now()).remove(0)
+}
+
+/// An event `id` from `start` to `end` (RFC 3339 date-times, or dates for an
+/// all-day event), or without times.
+pub(super) fn event(id: &str, times: Option<(&str, &str)>) -> Row {
+    let when =
+        |t: &str| if t.len() == 10 { format!(r#"{{"dateOnly":"{t}"}}"#) } else { format!(r#"{{"dateTime":"{t}"}}"#) };
+    let times = times.map(|(s, e)| format!(r#","start":{},"end":{}"#, when(s), when(e))).unwrap_or_default();
+    parse(Kind::Calendar, &format!(r#"{{"id":"{id}","etag":"1"{times}}}"#))
+}
+
+#[test]
+fn a_page_and_its_token_are_stored_together_and_reload() {
+    on_each_backend("a_page_and_its_token_are_stored_together_and_reload", |store| {
+        assert_eq!(store.load_state(&key()).unwrap(), None);
+        let s = state(1, Some("P1"));
+        let stats =
+            put(store, &key(), &commit(s.clone()), PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now())
+                .unwrap();
+        assert_eq!(stats.upserted, 2);
+        assert_eq!(store.load_state(&key()).unwrap(), Some(s));
+        assert_eq!(ids(store), vec![("a".into(), Some("1".into())), ("b".into(), Some("1".into()))]);
+    });
+}
+
+#[test]
+fn an_unchanged_etag_is_not_rewritten_and_a_new_one_is() {
+    on_each_backend("an_unchanged_etag_is_not_rewritten_and_a_new_one_is", |store| {
+        let c = commit(state(1, None));
+        put(store, &key(), &c, PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+        let stats = put(store, &key(), &c, PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now()).unwrap();
+        assert_eq!((stats.upserted, stats.unchanged), (1, 1));
+        let stats = put(store, &key(), &c, PageRecords::Upserts(vec![row("a", "2")]), now()).unwrap();
+        assert_eq!((stats.upserted, stats.unchanged), (1, 0));
+        assert_eq!(ids(store)[0], ("a".into(), Some("2".into())));
+        // The same etag with other content: rewritten all the same.
+        let changed = parse(Kind::Calendar, r#"{"id":"a","etag":"2","subject":"changed"}"#);
+        let stats = put(store, &key(), &c, PageRecords::Upserts(vec![changed]), now()).unwrap();
+        assert_eq!((stats.upserted, stats.unchanged), (1, 0));
+        assert_eq!(store.events("work").unwrap()[0].subject.as_deref(), Some("changed"));
+    });
+}
+
+#[test]
+fn deletes_sweeps_and_purges_remove_rows() {
+    on_each_backend("deletes_sweeps_and_purges_remove_rows", |store| {
+        let rows = vec![row("a", "1"), row("b", "1"), row("c", "1")];
+        put(store, &key(), &commit(state(1, None)), PageRecords::Upserts(rows), now()).unwrap();
+        // A new generation sees only a and b, then sweeps.
+        put(store, &key(), &commit(state(2, None)), PageRecords::Upserts(vec![row("a", "1"), row("b", "1")]), now())
+            .unwrap();
+        assert_eq!(ids(store).len(), 3, "nothing is removed before the sweep");
+        let sweep = Commit { sweep: Some(Sweep { below: 2, window: None }), ..commit(state(2, None)) };
+        let stats = put(store, &key(), &sweep, PageRecords::None, now()).unwrap();
+        assert_eq!(stats.swept, 1);
+        let stats =
+            put(store, &key(), &commit(state(2, None)), PageRecords::Deletes(vec!["a".into(), "zz".into()]), now())
+                .unwrap();
+        assert_eq!(stats.deleted, 1, "an id never seen deletes nothing");
+        assert_eq!(ids(store), vec![("b".into(), Some("1".into()))]);
+        let purge = Commit { purge: true, ..commit(state(2, None)) };
+        put(store, &key(), &purge, PageRecords::None, now()).unwrap();
+        assert!(ids(store).is_empty());
+    });
+}
+
+#[test]
+fn outcomes_count_consecutive_failures_and_a_success_resets_them() {
+    on_each_backend("outcomes_count_consecutive_failures_and_a_success_resets_them", |store| {
+        record_outcome(store, Some(("transient", "HTTP 503"))).unwrap();
+        record_outcome(store, Some(("transient", "HTTP 503"))).unwrap();
+        let report = store.report().unwrap();
+        assert_eq!(report.collections[0].consecutive_failures, 2);
+        assert_eq!(report.collections[0].last_error.as_deref(), Some("HTTP 503"));
+        record_outcome(store, None).unwrap();
+        let report = store.report().unwrap();
+        assert_eq!(report.collections[0].consecutive_failures, 0);
+        assert_eq!(report.collections[0].last_error, None);
+        assert!(report.collections[0].last_success_at.is_some());
+    });
+}
+
+#[test]
+fn messages_without_etags_are_rewritten_only_when_their_json_changes() {
+    on_each_backend("messages_without_etags_are_rewritten_only_when_their_json_changes", |store| {
+        let key = CollectionKey::account_wide("work", Kind::Email);
+        let c = commit(state(1, None));
+        let m1 = parse(Kind::Email, r#"{"id":"m1","subject":"Hi","sysLabels":["unread"]}"#);
+        let m1_read = parse(Kind::Email, r#"{"id":"m1","subject":"Hi","sysLabels":[]}"#);
+        put(store, &key, &c, PageRecords::Upserts(vec![m1.clone()]), now()).unwrap();
+        let stats = put(store, &key, &c, PageRecords::Upserts(vec![m1]), now()).unwrap();
+        assert_eq!((stats.upserted, stats.unchanged), (0, 1));
+        let stats = put(store, &key, &c, PageRecords::Upserts(vec![m1_read]), now()).unwrap();
+        assert_eq!((stats.upserted, stats.unchanged), (1, 0));
+        let stored = store.records("work", Kind::Email).unwrap();
+        assert_eq!(stored.len(), 1);
+        // PostgreSQL's jsonb keeps the JSON, not its spacing.
+        let raw: serde_json::Value = serde_json::from_str(&stored[0].raw).unwrap();
+        assert_eq!(raw["sysLabels"], serde_json::json!([]));
+        let stats = put(store, &key, &c, PageRecords::Deletes(vec!["m1".into()]), now()).unwrap();
+        assert_eq!(stats.deleted, 1);
+        assert!(store.records("work", Kind::Email).unwrap().is_empty());
+    });
+}
+
+#[test]
+fn kinds_keep_to_their_own_tables_and_sweeps() {
+    on_each_backend("kinds_keep_to_their_own_tables_and_sweeps", |store| {
+        let contacts = CollectionKey::account_wide("work", Kind::Contacts);
+        let c1 = parse(Kind::Contacts, r#"{"id":"c1","etag":"1","name":{"displayName":"Ann"}}"#);
+        put(store, &contacts, &commit(state(1, None)), PageRecords::Upserts(vec![c1]), now()).unwrap();
+        put(store, &key(), &commit(state(1, None)), PageRecords::Upserts(vec![row("c1", "1")]), now()).unwrap();
+        // A sweep of the contacts' next generation leaves the calendar alone.
+        let sweep = Commit { sweep: Some(Sweep { below: 2, window: None }), ..commit(state(2, None)) };
+        assert_eq!(put(store, &contacts, &sweep, PageRecords::None, now()).unwrap().swept, 1);
+        assert!(store.records("work", Kind::Contacts).unwrap().is_empty());
+        assert_eq!(store.records("work", Kind::Calendar).unwrap().len(), 1);
+        let report = store.report().unwrap();
+        let counts: Vec<(String, i64)> = report.collections.iter().map(|c| (c.kind.clone(), c.records)).collect();
+        assert_eq!(counts, vec![("calendar".to_string(), 1), ("contacts".to_string(), 0)]);
+    });
+}
+
+/// The sweep ending a reconciling pass removes only rows the new initial
+/// pass could have returned: inside the window, not within a day of its
+/// edges, with readable times. `state` counts the rows wholly outside.
+#[test]
+fn a_sweep_removes_only_rows_inside_the_provisioned_window() {
+    on_each_backend("a_sweep_removes_only_rows_inside_the_provisioned_window", |store| {
+        // The window: 2026-10-28T12:00Z .. 2027-11-27T12:00Z.
+        let rows = vec![
+            event("before", Some(("2026-09-01T10:00:00Z", "2026-09-01T11:00:00Z"))),
+            event("ends-at-the-start", Some(("2026-10-28T11:00:00Z", "2026-10-28T12:00:00Z"))),
+            event("near-the-start", Some(("2026-10-28T13:00:00Z", "2026-10-28T14:00:00Z"))),
+            event("inside", Some(("2026-12-01T10:00:00+02:00", "2026-12-01T11:00:00+02:00"))),
+            event("inside-all-day", Some(("2026-12-24", "2026-12-26"))),
+            event("across-the-start", Some(("2026-10-01T00:00:00Z", "2026-11-30T00:00:00Z"))),
+            event("near-the-end", Some(("2027-11-27T00:00:00Z", "2027-11-27T01:00:00Z"))),
+            event("after", Some(("2028-01-01T10:00:00Z", "2028-01-01T11:00:00Z"))),
+            event("no-times", None),
+            parse(Kind::Calendar, r#"{"id":"odd-times","start":{"dateTime":"soon"},"end":{"dateTime":"later"}}"#),
+        ];
+        put(store, &key(), &commit(state(1, None)), PageRecords::Upserts(rows), now()).unwrap();
+        let window = Window::around(now(), 30, 365);
+        let sweep = Commit { sweep: Some(Sweep { below: 2, window: Some(window) }), ..commit(state(2, None)) };
+        assert_eq!(put(store, &key(), &sweep, PageRecords::None, now()).unwrap().swept, 3);
+        let kept: Vec<String> = ids(store).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(
+            kept,
+            ["after", "before", "ends-at-the-start", "near-the-end", "near-the-start", "no-times", "odd-times"]
+        );
+        let report = store.report().unwrap();
+        assert_eq!(report.collections[0].outside_window, Some(3), "before, ends-at-the-start and after");
+
+        // Mail: the range is open towards the future.
+        let email = CollectionKey::account_wide("work", Kind::Email);
+        let message = |id: &str, at: Option<&str>| {
+            let at = at.map(|t| format!(r#","receivedAt":"{t}""#)).unwrap_or_default();
+            parse(Kind::Email, &format!(r#"{{"id":"{id}"{at}}}"#))
+        };
+        let messages = vec![
+            message("old", Some("2026-06-01T08:00:00Z")),
+            message("recent", Some("2026-11-20T08:00:00Z")),
+            message("after-the-provisioning", Some("2026-11-28T08:00:00Z")),
+            message("undated", None),
+        ];
+        let mail_window = Window { time_min: now() - chrono::Duration::days(30), time_max: now() };
+        let mail_state = |generation| SyncState { window: Some(mail_window), ..state(generation, None) };
+        put(store, &email, &commit(mail_state(1)), PageRecords::Upserts(messages), now()).unwrap();
+        let sweep = Commit { sweep: Some(Sweep { below: 2, window: Some(mail_window) }), ..commit(mail_state(2)) };
+        assert_eq!(put(store, &email, &sweep, PageRecords::None, now()).unwrap().swept, 2);
+        let kept: Vec<String> = store.records("work", Kind::Email).unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(kept, ["old", "undated"]);
+        let report = store.report().unwrap();
+        let mail = report.collections.iter().find(|c| c.kind == "email").unwrap();
+        assert_eq!(mail.outside_window, Some(1), "older than the cutoff");
+    });
+}
+
+/// Tasks: a task list's initial pass covers every open task and those
+/// completed after `skipCompletedBeforeDate`; the sweep keeps the tasks
+/// completed before it, and `state` counts them as outside.
+#[test]
+fn a_task_sweep_keeps_tasks_completed_before_the_skip_date() {
+    on_each_backend("a_task_sweep_keeps_tasks_completed_before_the_skip_date", |store| {
+        let list = CollectionKey::listed("work", Kind::Tasks, "list-1");
+        let task = |id: &str, completed: Option<&str>| {
+            let completed =
+                completed.map(|t| format!(r#","status":"completed","completed":"{t}""#)).unwrap_or_default();
+            parse(Kind::Tasks, &format!(r#"{{"id":"{id}","etag":"1"{completed}}}"#))
+        };
+        let tasks = vec![
+            task("open", None),
+            task("done-long-ago", Some("2026-01-05T09:00:00Z")),
+            task("done-near-the-cutoff", Some("2026-10-28T18:00:00+02:00")),
+            task("done-recently", Some("2026-11-20T09:00:00Z")),
+            task("done-oddly", Some("last week")),
+        ];
+        // completed_within_days = 30: the cutoff is 2026-10-28T12:00Z.
+        let window = Window { time_min: now() - chrono::Duration::days(30), time_max: now() };
+        let tasks_state = |generation| SyncState { window: Some(window), ..state(generation, None) };
+        put(store, &list, &commit(tasks_state(1)), PageRecords::Upserts(tasks), now()).unwrap();
+        let sweep = Commit { sweep: Some(Sweep { below: 2, window: Some(window) }), ..commit(tasks_state(2)) };
+        assert_eq!(put(store, &list, &sweep, PageRecords::None, now()).unwrap().swept, 2, "open and done-recently");
+        let kept: Vec<String> = store.records("work", Kind::Tasks).unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(kept, ["done-long-ago", "done-near-the-cutoff", "done-oddly"]);
+        let report = store.report().unwrap();
+        let tasks = report.collections.iter().find(|c| c.kind == "tasks").unwrap();
+        assert_eq!(tasks.outside_window, Some(1), "completed before the cutoff");
+        // `tasks = true`: no window, every task the new pass did not see goes.
+        let everything = Commit { sweep: Some(Sweep { below: 3, window: None }), ..commit(tasks_state(3)) };
+        assert_eq!(put(store, &list, &everything, PageRecords::None, now()).unwrap().swept, 3);
+    });
+}

@@ -1,0 +1,233 @@
+//! Bookkeeping writes in PostgreSQL (see `store::Change`): each in a
+//! transaction of its own.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+
+use super::super::{Change, StoreError, StoredSubscription};
+use super::Postgres;
+use super::write::{clean, json};
+use crate::model::{Calendar, EmailFolder, TaskList};
+
+/// Applies a change; says whether it found what it changes (only a
+/// lifecycle event for an unknown subscription answers `false`).
+pub(super) async fn apply(pg: &Postgres, change: &Change, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let mut client = pg.client().await?;
+    let tx = client.transaction().await?;
+    let found = match change {
+        Change::Calendars { account, calendars } => save_calendars(&tx, account, calendars, now).await,
+        Change::TaskLists { account, lists } => save_task_lists(&tx, account, lists, now).await,
+        Change::Folders { account, folders } => save_folders(&tx, account, folders, now).await,
+        Change::Discovery { account, failure } => {
+            let (class, error) = failure.as_ref().map(|(class, message)| (class.as_str(), clean(message))).unzip();
+            tx.execute(
+                "INSERT INTO accounts (name, updated_at, discovery_error, discovery_error_class,
+                                       discovery_failing_since, discovery_failures, discovery_success_at)
+                 VALUES ($1, $4, $2, $3, CASE WHEN $2::text IS NULL THEN NULL ELSE $4 END,
+                         CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $2::text IS NULL THEN $4 END)
+                 ON CONFLICT (name) DO UPDATE SET
+                    discovery_error = excluded.discovery_error,
+                    discovery_error_class = excluded.discovery_error_class,
+                    discovery_failing_since = CASE WHEN excluded.discovery_error IS NULL THEN NULL
+                        ELSE coalesce(accounts.discovery_failing_since, excluded.discovery_failing_since) END,
+                    discovery_failures = CASE WHEN excluded.discovery_error IS NULL THEN 0
+                        ELSE accounts.discovery_failures + 1 END,
+                    discovery_success_at = coalesce(excluded.discovery_success_at, accounts.discovery_success_at),
+                    updated_at = excluded.updated_at",
+                &[account, &error.as_deref(), &class, &now],
+            )
+            .await
+            .map(|_| true)
+            .map_err(StoreError::from)
+        }
+        Change::AccountAuth { account, error } => {
+            let error = error.as_deref().map(clean);
+            tx.execute(
+                "INSERT INTO accounts (name, auth_error, auth_error_at, updated_at)
+                 VALUES ($1, $2, CASE WHEN $2::text IS NULL THEN NULL ELSE $3 END, $3)
+                 ON CONFLICT (name) DO UPDATE SET auth_error = excluded.auth_error,
+                    auth_error_at = CASE WHEN excluded.auth_error IS NULL THEN NULL
+                        ELSE coalesce(accounts.auth_error_at, excluded.auth_error_at) END,
+                    updated_at = excluded.updated_at",
+                &[account, &error.as_deref(), &now],
+            )
+            .await
+            .map(|_| true)
+            .map_err(StoreError::from)
+        }
+        Change::AccountId { account, aurinko_id } => save_account_id(&tx, account, *aurinko_id, now).await,
+        Change::Subscriptions { account, aurinko_id, subscriptions } => {
+            save_subscriptions(&tx, account, *aurinko_id, subscriptions, now).await
+        }
+        Change::Lifecycle { account, subscription, event, error } => tx
+            .execute(
+                "UPDATE subscriptions SET lifecycle_event = $3, lifecycle_error = $4, lifecycle_at = $5,
+                    active = CASE $3 WHEN 'active' THEN true WHEN 'error' THEN false ELSE active END, updated_at = $5
+                 WHERE account = $1 AND subscription_id = $2",
+                &[account, subscription, &clean(event), &error.as_deref().map(clean), &now],
+            )
+            .await
+            .map(|changed| changed > 0)
+            .map_err(StoreError::from),
+    }?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn save_calendars(
+    c: &impl GenericClient,
+    account: &str,
+    calendars: &[Calendar],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let upsert = c
+        .prepare_cached(
+            "INSERT INTO calendars (account, calendar_id, name, is_primary, access_role, raw, first_seen_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $7)
+             ON CONFLICT (account, calendar_id) DO UPDATE SET name = excluded.name,
+                is_primary = excluded.is_primary, access_role = excluded.access_role, raw = excluded.raw,
+                last_seen_at = excluded.last_seen_at, removed_at = NULL",
+        )
+        .await?;
+    for cal in calendars {
+        let name = cal.name.as_deref().map(clean);
+        let role = cal.access_role.as_deref().map(clean);
+        c.execute(&upsert, &[&account, &clean(&cal.id), &name, &cal.primary, &role, &json(&cal.raw), &now]).await?;
+    }
+    Ok(true)
+}
+
+async fn save_task_lists(
+    c: &impl GenericClient,
+    account: &str,
+    lists: &[TaskList],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let upsert = c
+        .prepare_cached(
+            "INSERT INTO task_lists (account, task_list_id, title, is_default, raw, first_seen_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $6)
+             ON CONFLICT (account, task_list_id) DO UPDATE SET title = excluded.title,
+                is_default = excluded.is_default, raw = excluded.raw,
+                last_seen_at = excluded.last_seen_at, removed_at = NULL",
+        )
+        .await?;
+    for t in lists {
+        let title = t.title.as_deref().map(clean);
+        c.execute(&upsert, &[&account, &clean(&t.id), &title, &t.default_list, &json(&t.raw), &now]).await?;
+    }
+    Ok(true)
+}
+
+/// The folders of an account; those it no longer lists are marked removed.
+async fn save_folders(
+    c: &impl GenericClient,
+    account: &str,
+    folders: &[EmailFolder],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let upsert = c
+        .prepare_cached(
+            "INSERT INTO folders (account, folder_id, name, full_name, role, parent_id, is_folder, is_label, raw,
+                first_seen_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $10)
+             ON CONFLICT (account, folder_id) DO UPDATE SET name = excluded.name, full_name = excluded.full_name,
+                role = excluded.role, parent_id = excluded.parent_id, is_folder = excluded.is_folder,
+                is_label = excluded.is_label, raw = excluded.raw, last_seen_at = excluded.last_seen_at,
+                removed_at = NULL",
+        )
+        .await?;
+    let text = |t: &Option<String>| t.as_deref().map(|t| clean(t).into_owned());
+    for f in folders {
+        c.execute(
+            &upsert,
+            &[
+                &account,
+                &clean(&f.id),
+                &text(&f.name),
+                &text(&f.full_name),
+                &text(&f.sys_label),
+                &text(&f.parent_id),
+                &f.is_folder,
+                &f.is_label,
+                &json(&f.raw),
+                &now,
+            ],
+        )
+        .await?;
+    }
+    if !folders.is_empty() {
+        let listed: Vec<String> = folders.iter().map(|f| clean(&f.id).into_owned()).collect();
+        c.execute(
+            "UPDATE folders SET removed_at = $2 WHERE account = $1 AND removed_at IS NULL
+                AND NOT (folder_id = ANY($3))",
+            &[&account, &now, &listed],
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+async fn save_account_id(
+    c: &impl GenericClient,
+    account: &str,
+    aurinko_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    c.execute(
+        "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
+            updated_at = excluded.updated_at",
+        &[&account, &aurinko_id, &now],
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The account's id and its subscriptions as Aurinko listed them, replacing
+/// what the store knew, in one transaction.
+async fn save_subscriptions(
+    c: &impl GenericClient,
+    account: &str,
+    aurinko_id: i64,
+    subscriptions: &[StoredSubscription],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    save_account_id(c, account, aurinko_id, now).await?;
+    let ids: Vec<i64> = subscriptions.iter().map(|s| s.id).collect();
+    c.execute("DELETE FROM subscriptions WHERE account = $1 AND NOT (subscription_id = ANY($2))", &[&account, &ids])
+        .await?;
+    let upsert = c
+        .prepare_cached(
+            "INSERT INTO subscriptions (account, subscription_id, resource, kind, collection_id, notification_url,
+                                        active, fail_since, fail_description, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (account, subscription_id) DO UPDATE SET resource = excluded.resource,
+                kind = excluded.kind, collection_id = excluded.collection_id,
+                notification_url = excluded.notification_url, active = excluded.active,
+                fail_since = excluded.fail_since, fail_description = excluded.fail_description,
+                updated_at = excluded.updated_at",
+        )
+        .await?;
+    for s in subscriptions {
+        let fail_since =
+            s.fail_since.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+        c.execute(
+            &upsert,
+            &[
+                &account,
+                &s.id,
+                &clean(&s.resource),
+                &s.key.kind.as_str(),
+                &clean(&s.key.id),
+                &clean(&s.notification_url),
+                &s.active,
+                &fail_since,
+                &s.fail_description.as_deref().map(clean),
+                &now,
+            ],
+        )
+        .await?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,110 @@
+//! What only PostgreSQL has: migrations shared by instances, a schema of
+//! its own, typed columns, a server that goes away and comes back.
+
+use std::sync::Arc;
+
+use private_postgres::PrivatePostgres;
+
+use super::super::conformance::{commit, key, now, put, record_outcome, row, state};
+use super::super::{Backend, PageRecords};
+use super::Postgres;
+use crate::model::ErrorClass;
+
+#[test]
+fn instances_opening_together_migrate_once() {
+    let Some(server) = PrivatePostgres::start("instances_opening_together_migrate_once") else { return };
+    let url = Arc::new(server.url());
+    let opened: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Postgres::open(&url, None, "public").map(drop))
+        })
+        .collect();
+    for handle in opened {
+        handle.join().unwrap().unwrap();
+    }
+    assert_eq!(server.psql("SELECT count(*) FROM public.schema_migrations"), "1");
+}
+
+#[test]
+fn the_tables_live_in_the_configured_schema_with_typed_columns() {
+    let Some(server) = PrivatePostgres::start("the_tables_live_in_the_configured_schema_with_typed_columns") else {
+        return;
+    };
+    server.psql("CREATE TABLE public.events (mine text)");
+    let store = Postgres::open(&server.url(), None, "sync").unwrap();
+    put(&store, &key(), &commit(state(1, None)), PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    let types = server.psql(
+        "SELECT column_name || ' ' || data_type FROM information_schema.columns
+         WHERE table_schema = 'sync' AND table_name = 'events'
+           AND column_name IN ('raw', 'start_time', 'all_day', 'generation') ORDER BY column_name",
+    );
+    assert_eq!(types, "all_day boolean\ngeneration bigint\nraw jsonb\nstart_time timestamp with time zone");
+    assert_eq!(server.psql("SELECT raw->>'subject' FROM sync.events"), "subject a", "queryable in place");
+    assert_eq!(server.psql("SELECT count(*) FROM public.events"), "0", "the application's table is left alone");
+}
+
+#[test]
+fn reading_only_refuses_a_schema_without_a_store_and_never_writes() {
+    let Some(server) = PrivatePostgres::start("reading_only_refuses_a_schema_without_a_store_and_never_writes") else {
+        return;
+    };
+    let err = Postgres::open_read_only(&server.url(), None, "public").err().expect("refused").to_string();
+    assert!(err.contains("holds no aurinko-sync store"), "{err}");
+    assert_eq!(server.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0", "nothing created");
+    let writer = Postgres::open(&server.url(), None, "public").unwrap();
+    put(&writer, &key(), &commit(state(1, None)), PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    let reader = Postgres::open_read_only(&server.url(), None, "public").unwrap();
+    assert_eq!(reader.report().unwrap().collections[0].records, 1);
+    let refused = record_outcome(&reader, None).expect_err("a read-only store takes no write");
+    assert_eq!(refused.class(), ErrorClass::Permanent, "{refused}");
+}
+
+#[test]
+fn a_schema_of_a_newer_aurinko_sync_is_refused() {
+    let Some(server) = PrivatePostgres::start("a_schema_of_a_newer_aurinko_sync_is_refused") else { return };
+    drop(Postgres::open(&server.url(), None, "public").unwrap());
+    server.psql("INSERT INTO public.schema_migrations (version) VALUES (999)");
+    for opened in
+        [Postgres::open(&server.url(), None, "public"), Postgres::open_read_only(&server.url(), None, "public")]
+    {
+        let err = opened.err().expect("refused").to_string();
+        assert!(err.contains("newer aurinko-sync"), "{err}");
+    }
+}
+
+/// A database that goes away fails the store's calls as transient, and the
+/// store reconnects once it is back: nothing to restart.
+#[test]
+fn a_lost_server_is_transient_and_the_store_reconnects() {
+    let Some(server) = PrivatePostgres::start("a_lost_server_is_transient_and_the_store_reconnects") else { return };
+    let store = Postgres::open(&server.url(), None, "public").unwrap();
+    put(&store, &key(), &commit(state(1, Some("P1"))), PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    server.stop();
+    let lost = put(&store, &key(), &commit(state(1, Some("P2"))), PageRecords::None, now()).expect_err("no server");
+    assert_eq!(lost.class(), ErrorClass::Transient, "{lost}");
+    assert_eq!(store.check_writable().err().map(|e| e.class()), Some(ErrorClass::Transient));
+    server.restart();
+    put(&store, &key(), &commit(state(1, Some("P2"))), PageRecords::None, now()).unwrap();
+    assert_eq!(store.load_state(&key()).unwrap().unwrap().updated.page_token.as_deref(), Some("P2"));
+}
+
+#[test]
+fn a_password_is_sent_and_never_shown() {
+    let Some(server) = PrivatePostgres::start("a_password_is_sent_and_never_shown") else { return };
+    server.psql("CREATE ROLE sync LOGIN PASSWORD 'hunter2-secret'");
+    server.psql("GRANT CREATE ON DATABASE postgres TO sync");
+    // The private server trusts everyone; `sync` must give its password.
+    let hba = server.psql("SHOW hba_file");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("host all sync 127.0.0.1/32 scram-sha-256\n{rules}")).unwrap();
+    server.psql("SELECT pg_reload_conf()");
+    let url = server.url().replace("postgres@", "sync@");
+    let refused = Postgres::open(&url, Some("wrong-hunter3"), "mine").err().expect("a wrong password is refused");
+    let message = refused.to_string();
+    assert!(message.contains("password authentication failed"), "{message}");
+    assert!(!message.contains("hunter"), "{message}");
+    assert_eq!(refused.class(), ErrorClass::Permanent, "{message}");
+    let store = Postgres::open(&url, Some("hunter2-secret"), "mine").unwrap();
+    store.check_writable().unwrap();
+}

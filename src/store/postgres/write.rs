@@ -1,0 +1,485 @@
+//! The writer's side in PostgreSQL: a page's rows and the state that follows
+//! them in one transaction, as the SQLite store does. A page is one
+//! statement per kind of change: its rows travel as arrays (`unnest`), so a
+//! page costs one round trip, not one per row.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::types::ToSql;
+
+use super::super::failpoint::{self, Point};
+use super::super::{CommitStats, Outcome, PageRecords, StoreError, Transaction, Write};
+use super::{Postgres, read};
+use crate::model::{CollectionKey, Commit, Field, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table};
+
+/// Record columns holding instants: `timestamptz` here, where SQLite keeps
+/// RFC 3339 text. An all-day date is its midnight in UTC (`all_day` says
+/// which); a value that is not a time leaves the column empty (`raw` keeps
+/// it).
+const INSTANTS: &[&str] = &["start_time", "end_time", "last_modified", "received_at", "due", "completed"];
+
+/// Record columns holding JSON arrays (`jsonb`).
+const JSON: &[&str] = &["sys_labels", "emails"];
+
+/// The writer's open transaction on one pooled connection.
+pub(super) struct Batch<'a> {
+    pg: &'a Postgres,
+    /// `None` once committed.
+    client: Option<Object>,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Batch<'a> {
+    pub(super) async fn begin(pg: &'a Postgres, now: DateTime<Utc>) -> Result<Batch<'a>, StoreError> {
+        let client = pg.client().await?;
+        client.batch_execute("BEGIN").await?;
+        Ok(Batch { pg, client: Some(client), now })
+    }
+
+    fn client(&self) -> &Object {
+        self.client.as_ref().expect("an open batch has its connection until it commits")
+    }
+}
+
+impl Transaction for Batch<'_> {
+    fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError> {
+        self.pg.block_on(apply(self.client(), write, self.now))
+    }
+
+    fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
+        self.pg.block_on(read::load_state(self.client(), key))
+    }
+
+    fn resync_requested(&self, key: &CollectionKey) -> Result<i64, StoreError> {
+        self.pg.block_on(read::resync_requested(self.client(), key))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        let client = self.client.take().expect("an open batch has its connection");
+        match self.pg.block_on(client.batch_execute("COMMIT")) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                discard(client);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            discard(client);
+        }
+    }
+}
+
+/// Closes a connection instead of returning it to the pool: the server
+/// rolls back whatever transaction it had open.
+fn discard(client: Object) {
+    drop(Object::take(client));
+}
+
+/// Applies each write in a transaction of its own, in order; a collection's
+/// writes after one of its own that failed are not applied.
+pub(super) async fn each(pg: &Postgres, writes: &[&Write], now: DateTime<Utc>) -> Vec<Result<CommitStats, StoreError>> {
+    let mut failed: Vec<&CollectionKey> = Vec::new();
+    let mut results = Vec::with_capacity(writes.len());
+    for w in writes {
+        let result = if failed.contains(&&w.key) {
+            Err(StoreError::AfterFailure(w.key.to_string()))
+        } else {
+            transact(pg, w, now).await
+        };
+        if result.is_err() {
+            failed.push(&w.key);
+        }
+        results.push(result);
+    }
+    results
+}
+
+async fn transact(pg: &Postgres, write: &Write, now: DateTime<Utc>) -> Result<CommitStats, StoreError> {
+    let mut client = pg.client().await?;
+    let tx = client.transaction().await?;
+    let stats = apply(&tx, write, now).await?;
+    tx.commit().await?;
+    Ok(stats)
+}
+
+/// One write, inside the caller's transaction.
+pub(super) async fn apply(c: &impl GenericClient, w: &Write, now: DateTime<Utc>) -> Result<CommitStats, StoreError> {
+    let key = &w.key;
+    let mut stats = CommitStats::default();
+    if let Some(commit) = &w.commit {
+        let t = key.kind.table();
+        if commit.purge {
+            let (filter, values) = key_filter(key);
+            stats.swept += c.execute(&format!("DELETE FROM {} WHERE {filter}", t.name), &values).await?;
+            if let Some(listing) = key.kind.listing() {
+                c.execute(
+                    &format!(
+                        "UPDATE {table} SET removed_at = coalesce(removed_at, $3) WHERE account = $1 AND {id} = $2",
+                        table = listing.table,
+                        id = listing.id
+                    ),
+                    &[&key.account, &key.id, &now],
+                )
+                .await?;
+            }
+        }
+        match &w.records {
+            PageRecords::None => {}
+            PageRecords::Upserts(rows) => upsert_rows(c, key, rows, commit.state.generation, now, &mut stats).await?,
+            PageRecords::Deletes(ids) => {
+                let (filter, mut values) = key_filter(key);
+                let n = values.len() + 1;
+                values.push(ids);
+                let sql = format!("DELETE FROM {} WHERE {filter} AND {} = ANY(${n})", t.name, t.id);
+                stats.deleted += c.execute(&sql, &values).await?;
+                if !ids.is_empty() {
+                    failpoint::reached(Point::AfterRows);
+                }
+            }
+        }
+        if let Some(sweep) = commit.sweep {
+            stats.swept += apply_sweep(c, key, t, sweep).await?;
+        }
+        save_state(c, key, &commit.state, now).await?;
+        save_reprovision(c, key, commit, now).await?;
+    }
+    if let Some(outcome) = &w.outcome {
+        save_outcome(c, key, outcome, now).await?;
+    }
+    Ok(stats)
+}
+
+/// The condition naming a collection's rows (`account = $1`, and the scope
+/// column for kinds with one), with its values.
+fn key_filter(key: &CollectionKey) -> (String, Vec<&(dyn ToSql + Sync)>) {
+    match key.kind.table().scope {
+        Some(scope) => (format!("account = $1 AND {scope} = $2"), vec![&key.account, &key.id]),
+        None => ("account = $1".to_string(), vec![&key.account]),
+    }
+}
+
+/// A page's rows in one statement. A record whose etag and JSON did not
+/// change is not rewritten; during a reconciling pass the generation
+/// differs, so the row is touched once to mark it as seen. A record listed
+/// twice in a page is written as its last listing.
+async fn upsert_rows(
+    c: &impl GenericClient,
+    key: &CollectionKey,
+    rows: &[Row],
+    generation: i64,
+    now: DateTime<Utc>,
+    stats: &mut CommitStats,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let t = key.kind.table();
+    let last: HashMap<&str, usize> = rows.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+    let rows: Vec<&Row> = rows.iter().enumerate().filter(|(i, r)| last[r.id.as_str()] == *i).map(|(_, r)| r).collect();
+    let mut arrays: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    arrays.push(Box::new(rows.iter().map(|r| clean(&r.id).into_owned()).collect::<Vec<String>>()));
+    if t.etag {
+        arrays.push(Box::new(rows.iter().map(|r| r.etag.as_deref().map(owned_clean)).collect::<Vec<_>>()));
+    }
+    for (i, column) in t.columns.iter().enumerate() {
+        if INSTANTS.contains(column) {
+            arrays.push(Box::new(rows.iter().map(|r| text_at(r, i).and_then(instant)).collect::<Vec<_>>()));
+        } else if JSON.contains(column) {
+            arrays.push(Box::new(rows.iter().map(|r| text_at(r, i).map(|t| json(t).into_owned())).collect::<Vec<_>>()));
+        } else if matches!(rows[0].fields.get(i), Some(Field::Flag(_))) {
+            arrays.push(Box::new(rows.iter().map(|r| r.flag(i).unwrap_or(false)).collect::<Vec<bool>>()));
+        } else {
+            arrays.push(Box::new(rows.iter().map(|r| text_at(r, i).map(owned_clean)).collect::<Vec<_>>()));
+        }
+    }
+    arrays.push(Box::new(rows.iter().map(|r| json(&r.raw).into_owned()).collect::<Vec<String>>()));
+    let (_, key_values) = key_filter(key);
+    let mut values: Vec<&(dyn ToSql + Sync)> = key_values;
+    values.extend(arrays.iter().map(|a| &**a as &(dyn ToSql + Sync)));
+    values.push(&generation);
+    values.push(&now);
+    let affected = c.execute(&upsert_sql(t, rows[0]), &values).await?;
+    stats.upserted += affected;
+    stats.unchanged += rows.len() as u64 - affected;
+    // A test-only crash point: the page's rows are written, its token not
+    // yet (see `failpoint`).
+    failpoint::reached(Point::AfterRows);
+    Ok(())
+}
+
+/// The text of a row's field, if it is text and set.
+fn text_at(row: &Row, index: usize) -> Option<&str> {
+    match row.fields.get(index) {
+        Some(Field::Text(t)) => t.as_deref(),
+        _ => None,
+    }
+}
+
+/// `INSERT ... SELECT ... FROM unnest(arrays) ON CONFLICT DO UPDATE ...
+/// WHERE changed` for a kind's table; `sample` tells flags from text.
+fn upsert_sql(t: &Table, sample: &Row) -> String {
+    let mut key_columns = vec!["account"];
+    key_columns.extend(t.scope);
+    let mut row_columns: Vec<(&str, &str)> = vec![(t.id, "text")];
+    if t.etag {
+        row_columns.push(("etag", "text"));
+    }
+    for (i, column) in t.columns.iter().enumerate() {
+        let array = if INSTANTS.contains(column) {
+            "timestamptz"
+        } else if matches!(sample.fields.get(i), Some(Field::Flag(_))) {
+            "boolean"
+        } else {
+            "text"
+        };
+        row_columns.push((column, array));
+    }
+    row_columns.push(("raw", "text"));
+    let first = key_columns.len() + 1;
+    let unnest: Vec<String> =
+        row_columns.iter().enumerate().map(|(i, (_, ty))| format!("${}::{ty}[]", first + i)).collect();
+    let names: Vec<&str> = row_columns.iter().map(|(c, _)| *c).collect();
+    let selected: Vec<String> = names
+        .iter()
+        .map(|c| if JSON.contains(c) || *c == "raw" { format!("u.{c}::jsonb") } else { format!("u.{c}") })
+        .collect();
+    let generation = first + row_columns.len();
+    let key_params: Vec<String> = (1..first).map(|i| format!("${i}")).collect();
+    let mut all_columns: Vec<&str> = key_columns.clone();
+    all_columns.extend(&names);
+    all_columns.extend(["generation", "synced_at"]);
+    let updates: Vec<String> =
+        all_columns[key_columns.len() + 1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let changed = if t.etag {
+        format!("{0}.etag IS DISTINCT FROM excluded.etag OR {0}.raw IS DISTINCT FROM excluded.raw", t.name)
+    } else {
+        format!("{0}.raw IS DISTINCT FROM excluded.raw", t.name)
+    };
+    format!(
+        "INSERT INTO {name} ({columns}) SELECT {keys}, {selected}, ${generation}, ${now} FROM unnest({unnest}) AS u({names})
+         ON CONFLICT ({conflict}) DO UPDATE SET {updates}
+         WHERE {name}.generation IS DISTINCT FROM excluded.generation OR {changed}",
+        name = t.name,
+        columns = all_columns.join(", "),
+        keys = key_params.join(", "),
+        selected = selected.join(", "),
+        now = generation + 1,
+        unnest = unnest.join(", "),
+        names = names.join(", "),
+        conflict = [key_columns.as_slice(), &[t.id]].concat().join(", "),
+        updates = updates.join(", "),
+    )
+}
+
+/// Removes the rows a reconciling pass did not see, within the range its
+/// provisioning covered (less [`SWEEP_MARGIN`] at each edge). Rows without
+/// a time in the range's columns are kept, unless the range says an empty
+/// end lies inside (open tasks).
+async fn apply_sweep(c: &impl GenericClient, key: &CollectionKey, t: &Table, sweep: Sweep) -> Result<u64, StoreError> {
+    let (filter, mut values) = key_filter(key);
+    let n = values.len();
+    values.push(&sweep.below);
+    let bounds;
+    let mut sql = format!("DELETE FROM {} WHERE {filter} AND generation < ${}", t.name, n + 1);
+    if let (Some(range), Some(w)) = (t.range.as_ref(), sweep.window) {
+        bounds = [w.time_min + SWEEP_MARGIN, w.time_max - SWEEP_MARGIN];
+        values.push(&bounds[0]);
+        let mut inside = format!("{0} > ${1}", range.end, n + 2);
+        if range.empty_end_inside {
+            // Empty, not unreadable: a value that is not a time leaves the
+            // column empty too, and nothing is known of such a row. The
+            // record's field has the column's name (`completed`).
+            inside = format!("(({0} IS NULL AND raw->>'{0}' IS NULL) OR {inside})", range.end);
+        }
+        sql.push_str(&format!(" AND {inside}"));
+        if let Some(start) = range.start {
+            values.push(&bounds[1]);
+            sql.push_str(&format!(" AND {start} < ${}", n + 3));
+        }
+    }
+    Ok(c.execute(&sql, &values).await?)
+}
+
+async fn save_state(
+    c: &impl GenericClient,
+    key: &CollectionKey,
+    s: &SyncState,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // A test-only crash point: the page's rows are written, its token about
+    // to be (see `failpoint`).
+    failpoint::reached(Point::BeforeToken);
+    let statement = c
+        .prepare_cached(
+            "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
+                                     updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
+                                     updated_at, permanent_failures, reprovisioned_after_failures, range_days,
+                                     resync_handled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             ON CONFLICT (account, kind, collection_id) DO UPDATE SET
+                phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
+                generation = excluded.generation, reconciling = excluded.reconciling,
+                updated_delta_token = excluded.updated_delta_token, updated_page_token = excluded.updated_page_token,
+                deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
+                updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
+                reprovisioned_after_failures = excluded.reprovisioned_after_failures,
+                range_days = excluded.range_days, resync_handled = excluded.resync_handled",
+        )
+        .await?;
+    c.execute(
+        &statement,
+        &[
+            &key.account,
+            &key.kind.as_str(),
+            &key.id,
+            &s.phase.as_str(),
+            &s.window.map(|w| w.time_min),
+            &s.window.map(|w| w.time_max),
+            &s.generation,
+            &s.reconciling,
+            &s.updated.delta_token,
+            &s.updated.page_token,
+            &s.deleted.delta_token,
+            &s.deleted.page_token,
+            &now,
+            &i64::from(s.permanent_failures),
+            &s.reprovisioned_after_failures,
+            &s.range.map(RangeDays::to_stored),
+            &s.resync_handled,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn save_reprovision(
+    c: &impl GenericClient,
+    key: &CollectionKey,
+    commit: &Commit,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if let Some(reason) = commit.reprovision {
+        c.execute(
+            "UPDATE sync_state SET reprovision_reason = $4, reprovisioned_at = $5
+             WHERE account = $1 AND kind = $2 AND collection_id = $3",
+            &[&key.account, &key.kind.as_str(), &key.id, &reason.as_str(), &now],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn save_outcome(
+    c: &impl GenericClient,
+    key: &CollectionKey,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let kind = key.kind.as_str();
+    c.execute(
+        "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
+         VALUES ($1, $2, $3, 'new', $4) ON CONFLICT DO NOTHING",
+        &[&key.account, &kind, &key.id, &now],
+    )
+    .await?;
+    match &outcome.error {
+        None => {
+            c.execute(
+                "UPDATE sync_state SET last_attempt_at = $4, last_success_at = $4, last_error = NULL,
+                        last_error_class = NULL, consecutive_failures = 0, next_attempt_at = $5, updated_at = $4
+                 WHERE account = $1 AND kind = $2 AND collection_id = $3",
+                &[&key.account, &kind, &key.id, &now, &outcome.next_attempt],
+            )
+            .await?
+        }
+        Some((class, message)) => {
+            c.execute(
+                "UPDATE sync_state SET last_attempt_at = $4, last_error = $6, last_error_class = $7,
+                        consecutive_failures = consecutive_failures + 1, next_attempt_at = $5, updated_at = $4
+                 WHERE account = $1 AND kind = $2 AND collection_id = $3",
+                &[&key.account, &kind, &key.id, &now, &outcome.next_attempt, &owned_clean(message), class],
+            )
+            .await?
+        }
+    };
+    Ok(())
+}
+
+/// A record time as an instant: RFC 3339, or an all-day date at its
+/// midnight in UTC; `None` for anything else.
+fn instant(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+}
+
+/// Text PostgreSQL accepts: it refuses NUL characters, which JSON may
+/// carry (`\u0000`). They become U+FFFD.
+pub(super) fn clean(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') { Cow::Owned(text.replace('\0', "\u{fffd}")) } else { Cow::Borrowed(text) }
+}
+
+fn owned_clean(text: &str) -> String {
+    clean(text).into_owned()
+}
+
+/// JSON text `jsonb` accepts: it refuses `\u0000` in strings, which become
+/// U+FFFD; everything else is kept (jsonb normalises spacing and key order).
+pub(super) fn json(raw: &str) -> Cow<'_, str> {
+    if !raw.contains("\\u0000") {
+        return Cow::Borrowed(raw);
+    }
+    fn scrub(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = s.replace('\0', "\u{fffd}"),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(scrub),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (k, mut v) in entries {
+                    scrub(&mut v);
+                    map.insert(k.replace('\0', "\u{fffd}"), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(mut value) => {
+            scrub(&mut value);
+            Cow::Owned(value.to_string())
+        }
+        Err(_) => Cow::Borrowed(raw),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_times_become_instants_and_the_rest_nothing() {
+        assert_eq!(
+            instant("2026-11-27T10:00:00+02:00").map(|t| t.to_rfc3339()),
+            Some("2026-11-27T08:00:00+00:00".into())
+        );
+        assert_eq!(instant("2026-11-27").map(|t| t.to_rfc3339()), Some("2026-11-27T00:00:00+00:00".into()));
+        assert_eq!(instant("next tuesday"), None);
+    }
+
+    #[test]
+    fn nul_characters_are_replaced_where_postgresql_refuses_them() {
+        assert_eq!(clean("a\0b"), "a\u{fffd}b");
+        assert_eq!(json(r#"{"s":"a\u0000b","k\u0000":1}"#), r#"{"k�":1,"s":"a�b"}"#);
+        assert!(matches!(json(r#"{"s":"plain"}"#), Cow::Borrowed(_)));
+        assert_eq!(json(r#"{"s":"\\u0000"}"#), r#"{"s":"\\u0000"}"#, "an escaped backslash is not a NUL");
+    }
+}
