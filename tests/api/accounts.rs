@@ -1,14 +1,19 @@
 //! Several accounts, one of them with a dead token.
 
-use crate::helpers::{Setup, assert_exit, spawn_app, text};
+use crate::helpers::{Setup, StoreKind, assert_exit, spawn_app_on, text};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_token_on_one_account_leaves_the_other_syncing_and_exits_1() {
+on_each_store!(
+    a_dead_token_on_one_account_leaves_the_other_syncing_and_exits_1,
+    a_dead_token_on_one_account_leaves_the_other_syncing_and_exits_1_on_postgresql,
+    dead_token_on
+);
+
+async fn dead_token_on(kind: StoreKind, test: &str) {
     let setup = Setup {
         accounts: vec![("work", vec![("w-1", 60), ("w-2", 40)]), ("home", vec![("h-1", 50), ("h-2", 30)])],
         ..Setup::default()
     };
-    let app = spawn_app(setup).await;
+    let Some(app) = spawn_app_on(setup, kind, test).await else { return };
     assert_exit(&app.catch_up().await, 0);
     let home_before = app.stored("home");
 

@@ -4,11 +4,16 @@ use std::time::Duration;
 
 use aurinko_fake::{Endpoint, FakeOptions};
 
-use crate::helpers::{Setup, assert_exit, spawn_app, text};
+use crate::helpers::{Setup, StoreKind, assert_exit, spawn_app, spawn_app_on, text};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_sync_equals_the_truth_and_state_shows_it() {
-    let app = spawn_app(Setup::default()).await;
+on_each_store!(
+    a_full_sync_equals_the_truth_and_state_shows_it,
+    a_full_sync_equals_the_truth_and_state_shows_it_on_postgresql,
+    a_full_sync_on
+);
+
+async fn a_full_sync_on(kind: StoreKind, test: &str) {
+    let Some(app) = spawn_app_on(Setup::default(), kind, test).await else { return };
     let out = app.catch_up().await;
     assert_exit(&out, 0);
     app.assert_store_equals_truth("work");
@@ -38,9 +43,14 @@ async fn a_full_sync_equals_the_truth_and_state_shows_it() {
     assert!(table.contains("cal-1") && table.contains("idle"), "{table}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_mutations_a_second_catch_up_uses_only_delta_requests() {
-    let app = spawn_app(Setup::default()).await;
+on_each_store!(
+    after_mutations_a_second_catch_up_uses_only_delta_requests,
+    after_mutations_a_second_catch_up_uses_only_delta_requests_on_postgresql,
+    deltas_only_on
+);
+
+async fn deltas_only_on(kind: StoreKind, test: &str) {
+    let Some(app) = spawn_app_on(Setup::default(), kind, test).await else { return };
     assert_exit(&app.catch_up().await, 0);
     let full_records: usize = app.requests().iter().map(|r| r.records).sum();
     let token = app.token("work").to_string();

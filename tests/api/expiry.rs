@@ -4,14 +4,18 @@ use std::collections::BTreeSet;
 
 use aurinko_fake::{Collection, Endpoint, ExpiredAnswer};
 use aurinko_sync::model::Kind;
-use aurinko_sync::store::Store;
 use aurinko_sync::sync::PERMANENT_FAILURES_BEFORE_REPROVISIONING;
 
-use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+use crate::helpers::{Setup, StoreKind, TestApp, assert_exit, spawn_app, spawn_app_on};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_token_expiry_with_deletions_between_the_store_is_reconciled() {
-    let app = spawn_app(Setup::default()).await;
+on_each_store!(
+    after_token_expiry_with_deletions_between_the_store_is_reconciled,
+    after_token_expiry_with_deletions_between_the_store_is_reconciled_on_postgresql,
+    expiry_on
+);
+
+async fn expiry_on(kind: StoreKind, test: &str) {
+    let Some(app) = spawn_app_on(Setup::default(), kind, test).await else { return };
     assert_exit(&app.catch_up().await, 0);
     let token = app.token("work").to_string();
     app.fake.expire_tokens(&token);
@@ -47,8 +51,7 @@ async fn after_token_expiry_with_deletions_between_the_store_is_reconciled() {
 }
 
 fn stored_ids(app: &TestApp, kind: Kind) -> BTreeSet<String> {
-    let store = Store::open_read_only(&app.db_path).unwrap();
-    store.records("work", kind).unwrap().into_iter().map(|r| r.id).collect()
+    app.read_store(|store| store.records("work", kind)).unwrap().into_iter().map(|r| r.id).collect()
 }
 
 /// Mail gathered over months is not lost when the token expires: the new

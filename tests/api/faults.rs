@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use aurinko_fake::{Collection, Endpoint, FakeOptions, FaultKind, FaultScope, Faults, RequestRecord};
 
-use crate::helpers::{Setup, TestApp, assert_exit, spawn_app};
+use crate::helpers::{Setup, StoreKind, TestApp, assert_exit, spawn_app, spawn_app_on};
 
 /// Stalls of 4 s against a client timeout of 2 s: each stall is a client timeout, with room for
 /// a busy machine on both sides (an answer that is merely slow is not one).
@@ -40,14 +40,19 @@ fn assert_retry_after_honoured(requests: &[RequestRecord], retry_after: Duration
     checked
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_fifteen_percent_of_requests_faulted_catch_up_still_equals_the_truth() {
+on_each_store!(
+    with_fifteen_percent_of_requests_faulted_catch_up_still_equals_the_truth,
+    with_fifteen_percent_of_requests_faulted_catch_up_still_equals_the_truth_on_postgresql,
+    faults_on
+);
+
+async fn faults_on(kind: StoreKind, test: &str) {
     let setup = Setup {
         accounts: vec![("work", vec![("cal-1", 300), ("cal-2", 200), ("cal-3", 100)])],
         options: FakeOptions { page_size: 8, seed: 11, stall: STALL, ..FakeOptions::default() },
         ..Setup::default()
     };
-    let app = spawn_app(setup).await;
+    let Some(app) = spawn_app_on(setup, kind, test).await else { return };
     with_short_client_timeout(&app);
     // Every kind: 500, 502, 503 (with and without Retry-After), 504, 408, 429 both ways,
     // truncated bodies, resets, stalls past the client's timeout, latency.

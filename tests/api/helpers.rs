@@ -9,8 +9,9 @@ use std::sync::Arc;
 use aurinko_fake::{Collection, FakeAurinko, FakeOptions, FakeServer, RequestRecord};
 use aurinko_sync::config::Config;
 use aurinko_sync::model::Kind;
-use aurinko_sync::store::Store;
+use aurinko_sync::store::{Backend, Postgres, Store, StoreError};
 use aurinko_sync::sync::{CatchUpReport, Engine};
+use private_postgres::PrivatePostgres;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Daemon;
@@ -27,7 +28,10 @@ pub struct TestApp {
     pub server: FakeServer,
     pub accounts: Vec<Account>,
     pub config_path: PathBuf,
+    /// The SQLite store's file (unused with PostgreSQL).
     pub db_path: PathBuf,
+    /// The private PostgreSQL holding the store, when the test runs on it.
+    pub postgres: Option<PrivatePostgres>,
     /// Lines added to every `[[accounts]]` entry.
     account_extra: String,
     /// Whether the daemon has a listener (`[server] listen`, on port 0).
@@ -59,6 +63,14 @@ pub struct Setup {
     pub webhook: bool,
 }
 
+/// Which store a test's app keeps its data in: the conformance tests run
+/// on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
 /// The webhook signing secret tests share with the fake.
 pub const SIGNING_SECRET: &str = "whsec-T3ST-S3CR3T-signing";
 
@@ -78,6 +90,20 @@ impl Default for Setup {
 }
 
 pub async fn spawn_app(setup: Setup) -> TestApp {
+    spawn_app_with(setup, None).await
+}
+
+/// [`spawn_app`] with its store on `kind`; `None` when the test must be
+/// skipped (PostgreSQL's binaries are missing outside CI: said loudly).
+pub async fn spawn_app_on(setup: Setup, kind: StoreKind, test: &str) -> Option<TestApp> {
+    let postgres = match kind {
+        StoreKind::Sqlite => None,
+        StoreKind::Postgres => Some(tokio::task::block_in_place(|| PrivatePostgres::start(test))?),
+    };
+    Some(spawn_app_with(setup, postgres).await)
+}
+
+async fn spawn_app_with(setup: Setup, postgres: Option<PrivatePostgres>) -> TestApp {
     let fake = FakeAurinko::new(setup.options);
     let mut accounts = Vec::new();
     for (i, (name, calendars)) in setup.accounts.iter().enumerate() {
@@ -123,6 +149,7 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
         accounts,
         config_path,
         db_path,
+        postgres,
         account_extra,
         has_listener: setup.server || setup.webhook,
         listen: std::sync::Mutex::new(None),
@@ -136,10 +163,13 @@ impl TestApp {
     /// A configuration for the fake with fast retries, so fault tests finish
     /// in seconds, and first passes that start at once.
     pub fn config_text(&self, sync_extra: &str) -> String {
+        let store = match &self.postgres {
+            Some(server) => format!("url = \"{}\"", server.url()),
+            None => format!("path = \"{}\"", self.db_path.display()),
+        };
         let mut text = format!(
-            "[api]\nbase_url = \"{}\"\nrequests_per_second = 2000\nmax_attempts = 10\nbackoff_base_ms = 5\nbackoff_max_ms = 100\ntimeout_secs = 5\nready_timeout_secs = 20\n\n[store]\npath = \"{}\"\n\n[sync]\nconcurrency = 4\nfirst_pass_spread_secs = 0\n{sync_extra}\n",
+            "[api]\nbase_url = \"{}\"\nrequests_per_second = 2000\nmax_attempts = 10\nbackoff_base_ms = 5\nbackoff_max_ms = 100\ntimeout_secs = 5\nready_timeout_secs = 20\n\n[store]\n{store}\n\n[sync]\nconcurrency = 4\nfirst_pass_spread_secs = 0\n{sync_extra}\n",
             self.server.base_url(),
-            self.db_path.display()
         );
         if self.has_listener {
             text.push_str("[server]\nlisten = \"127.0.0.1:0\"\n\n");
@@ -256,10 +286,32 @@ impl TestApp {
     /// Whether the store exists and its events of `account` equal the truth,
     /// identity and content (see [`TestApp::stored_content`]).
     pub fn store_matches_truth(&self, account: &str) -> bool {
-        self.db_path.exists()
-            && Store::open_read_only(&self.db_path)
-                .and_then(|s| s.records(account, Kind::Calendar))
+        (self.postgres.is_some() || self.db_path.exists())
+            && self
+                .read_store(|s| s.records(account, Kind::Calendar))
                 .is_ok_and(|records| content_of(records) == self.truth_content(account))
+    }
+
+    /// Runs `read` on the app's store, opened for reading as `state` opens
+    /// it. PostgreSQL's store blocks on a runtime of its own, which cannot
+    /// run inside the test's: then the calls leave the test's runtime
+    /// (the test must be `multi_thread`).
+    pub fn read_store<T>(&self, read: impl FnOnce(&dyn Backend) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match &self.postgres {
+            Some(server) => tokio::task::block_in_place(|| {
+                let store = Postgres::open_read_only(&server.url(), None, "public")?;
+                read(&store)
+            }),
+            None => read(&Store::open_read_only(&self.db_path)?),
+        }
+    }
+
+    /// The app's store, opened for writing as `run` opens it.
+    pub fn write_store(&self) -> Result<Arc<dyn Backend>, StoreError> {
+        Ok(match &self.postgres {
+            Some(server) => Arc::new(Postgres::open(&server.url(), None, "public")?),
+            None => Arc::new(Store::open(&self.db_path)?),
+        })
     }
 
     pub async fn catch_up(&self) -> Output {
@@ -271,15 +323,22 @@ impl TestApp {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
         let config = Config::parse(&text, |var| self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
             .expect("valid config");
-        let store = Arc::new(Store::open(&self.db_path).expect("store opens"));
+        let store = match self.postgres {
+            Some(_) => tokio::task::block_in_place(|| self.write_store()),
+            None => self.write_store(),
+        }
+        .expect("store opens");
         let engine = Engine::new(config, store).expect("engine");
         engine.catch_up(&CancellationToken::new()).await
     }
 
     /// The store's events of an account as (calendar, id, etag).
     pub fn stored(&self, account: &str) -> Vec<(String, String, Option<String>)> {
-        let store = Store::open_read_only(&self.db_path).expect("store exists");
-        store.events(account).unwrap().into_iter().map(|e| (e.calendar_id, e.event_id, e.etag)).collect()
+        self.read_store(|s| s.events(account))
+            .expect("store exists")
+            .into_iter()
+            .map(|e| (e.calendar_id, e.event_id, e.etag))
+            .collect()
     }
 
     pub fn truth(&self, account: &str) -> Vec<(String, String, Option<String>)> {
@@ -290,8 +349,7 @@ impl TestApp {
     /// content as well as identity, so a wrong record under the right etag
     /// is seen.
     pub fn stored_content(&self, account: &str) -> Vec<EventContent> {
-        let store = Store::open_read_only(&self.db_path).expect("store exists");
-        content_of(store.records(account, Kind::Calendar).unwrap())
+        content_of(self.read_store(|s| s.records(account, Kind::Calendar)).expect("store exists"))
     }
 
     /// The fake's live events of an account as (calendar, id, etag, the JSON
@@ -347,10 +405,9 @@ impl TestApp {
             Collection::Contacts => (Kind::Contacts, "contacts"),
             Collection::Tasks(id) => (Kind::Tasks, id.as_str()),
         };
-        let store = Store::open_read_only(&self.db_path).expect("store exists");
-        let stored: Vec<(String, serde_json::Value)> = store
-            .records(account, kind)
-            .unwrap()
+        let stored: Vec<(String, serde_json::Value)> = self
+            .read_store(|s| s.records(account, kind))
+            .expect("store exists")
             .into_iter()
             .filter(|r| r.collection_id == scope)
             .map(|r| (r.id, serde_json::from_str(&r.raw).expect("raw is JSON")))

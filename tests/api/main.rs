@@ -4,6 +4,23 @@
 // A test that unwraps fails at the unwrap, with its place: all a test needs.
 #![allow(clippy::unwrap_used)]
 
+/// A test held to both stores: `$sqlite` runs `$body` on SQLite,
+/// `$postgres` on a private PostgreSQL (skipped, loudly, where its binaries
+/// are missing outside CI). `$body` takes the store and the test's name.
+macro_rules! on_each_store {
+    ($sqlite:ident, $postgres:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $body(crate::helpers::StoreKind::Sqlite, stringify!($sqlite)).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $body(crate::helpers::StoreKind::Postgres, stringify!($postgres)).await
+        }
+    };
+}
+
 mod accounts;
 mod catch_up;
 mod closed_pipe;

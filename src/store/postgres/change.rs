@@ -23,8 +23,8 @@ pub(super) async fn apply(pg: &Postgres, change: &Change, now: DateTime<Utc>) ->
             tx.execute(
                 "INSERT INTO accounts (name, updated_at, discovery_error, discovery_error_class,
                                        discovery_failing_since, discovery_failures, discovery_success_at)
-                 VALUES ($1, $4, $2, $3, CASE WHEN $2::text IS NULL THEN NULL ELSE $4 END,
-                         CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $2::text IS NULL THEN $4 END)
+                 VALUES ($1, $4::timestamptz, $2::text, $3::text, CASE WHEN $2::text IS NULL THEN NULL ELSE $4::timestamptz END,
+                         CASE WHEN $2::text IS NULL THEN 0 ELSE 1 END, CASE WHEN $2::text IS NULL THEN $4::timestamptz END)
                  ON CONFLICT (name) DO UPDATE SET
                     discovery_error = excluded.discovery_error,
                     discovery_error_class = excluded.discovery_error_class,
@@ -44,7 +44,7 @@ pub(super) async fn apply(pg: &Postgres, change: &Change, now: DateTime<Utc>) ->
             let error = error.as_deref().map(clean);
             tx.execute(
                 "INSERT INTO accounts (name, auth_error, auth_error_at, updated_at)
-                 VALUES ($1, $2, CASE WHEN $2::text IS NULL THEN NULL ELSE $3 END, $3)
+                 VALUES ($1, $2::text, CASE WHEN $2::text IS NULL THEN NULL ELSE $3::timestamptz END, $3::timestamptz)
                  ON CONFLICT (name) DO UPDATE SET auth_error = excluded.auth_error,
                     auth_error_at = CASE WHEN excluded.auth_error IS NULL THEN NULL
                         ELSE coalesce(accounts.auth_error_at, excluded.auth_error_at) END,

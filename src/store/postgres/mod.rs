@@ -80,7 +80,11 @@ impl Postgres {
         config.application_name("aurinko-sync");
         // The schema is a checked identifier (see the configuration); the
         // tables are named without it, so it comes first in the path.
-        let mut options = format!("{} -c search_path={schema}", config.get_options().unwrap_or_default());
+        // Notices ("schema already exists, skipping") are not news.
+        let mut options = format!(
+            "{} -c search_path={schema} -c client_min_messages=warning",
+            config.get_options().unwrap_or_default()
+        );
         if read_only {
             options.push_str(" -c default_transaction_read_only=on");
         }
