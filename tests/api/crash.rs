@@ -46,7 +46,7 @@ pub fn assert_no_committed_page_refetched(requests: &[RequestRecord]) {
 /// and stored state (phase and both streams' cursors), read after the run
 /// that wrote them has ended.
 pub fn stored_positions(app: &TestApp) -> Vec<(CollectionKey, SyncState)> {
-    if app.postgres.is_none() && !app.db_path.exists() {
+    if !app.store_at.exists() {
         return Vec::new();
     }
     let read = app.read_store(|store| {

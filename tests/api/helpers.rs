@@ -30,8 +30,12 @@ pub struct TestApp {
     pub config_path: PathBuf,
     /// The SQLite store's file (unused with PostgreSQL).
     pub db_path: PathBuf,
-    /// The private PostgreSQL holding the store, when the test runs on it.
-    pub postgres: Option<PrivatePostgres>,
+    /// Where the store is: the SQLite file, or a schema of a private
+    /// PostgreSQL.
+    pub store_at: StoreAt,
+    /// The private PostgreSQL, when the test runs on it (kept running for
+    /// the app's life; several apps may share one, each in its schema).
+    pub postgres: Option<Arc<PrivatePostgres>>,
     /// Lines added to every `[[accounts]]` entry.
     account_extra: String,
     /// Whether the daemon has a listener (`[server] listen`, on port 0).
@@ -71,6 +75,48 @@ pub enum StoreKind {
     Postgres,
 }
 
+/// Where an app's store is, to open it the way the product does.
+#[derive(Debug, Clone)]
+pub enum StoreAt {
+    Sqlite(PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl StoreAt {
+    /// Opens the store for writing, as `run` does. Blocks: off a runtime.
+    pub fn open(&self) -> Result<Arc<dyn Backend>, StoreError> {
+        Ok(match self {
+            StoreAt::Sqlite(path) => Arc::new(Store::open(path)?),
+            StoreAt::Postgres { url, schema } => Arc::new(Postgres::open(url, None, schema)?),
+        })
+    }
+
+    /// Opens the store for reading, as `state` does. Blocks: off a runtime.
+    pub fn open_read_only(&self) -> Result<Arc<dyn Backend>, StoreError> {
+        Ok(match self {
+            StoreAt::Sqlite(path) => Arc::new(Store::open_read_only(path)?),
+            StoreAt::Postgres { url, schema } => Arc::new(Postgres::open_read_only(url, None, schema)?),
+        })
+    }
+
+    /// The `[store]` lines of the configuration.
+    fn config_lines(&self) -> String {
+        match self {
+            StoreAt::Sqlite(path) => format!("path = \"{}\"", path.display()),
+            StoreAt::Postgres { url, schema } => format!("url = \"{url}\"\nschema = \"{schema}\""),
+        }
+    }
+
+    /// Whether there is a store to open yet (a SQLite file is created by
+    /// the first run; a PostgreSQL schema is asked for).
+    pub fn exists(&self) -> bool {
+        match self {
+            StoreAt::Sqlite(path) => path.exists(),
+            StoreAt::Postgres { .. } => true,
+        }
+    }
+}
+
 /// The webhook signing secret tests share with the fake.
 pub const SIGNING_SECRET: &str = "whsec-T3ST-S3CR3T-signing";
 
@@ -98,12 +144,18 @@ pub async fn spawn_app(setup: Setup) -> TestApp {
 pub async fn spawn_app_on(setup: Setup, kind: StoreKind, test: &str) -> Option<TestApp> {
     let postgres = match kind {
         StoreKind::Sqlite => None,
-        StoreKind::Postgres => Some(tokio::task::block_in_place(|| PrivatePostgres::start(test))?),
+        StoreKind::Postgres => Some(Arc::new(tokio::task::block_in_place(|| PrivatePostgres::start(test))?)),
     };
-    Some(spawn_app_with(setup, postgres).await)
+    Some(spawn_app_with(setup, postgres.map(|server| (server, "public".to_string()))).await)
 }
 
-async fn spawn_app_with(setup: Setup, postgres: Option<PrivatePostgres>) -> TestApp {
+/// [`spawn_app`] with its store in `schema` of a running private
+/// PostgreSQL, which other apps may share.
+pub async fn spawn_app_in(setup: Setup, server: Arc<PrivatePostgres>, schema: &str) -> TestApp {
+    spawn_app_with(setup, Some((server, schema.to_string()))).await
+}
+
+async fn spawn_app_with(setup: Setup, postgres: Option<(Arc<PrivatePostgres>, String)>) -> TestApp {
     let fake = FakeAurinko::new(setup.options);
     let mut accounts = Vec::new();
     for (i, (name, calendars)) in setup.accounts.iter().enumerate() {
@@ -128,6 +180,10 @@ async fn spawn_app_with(setup: Setup, postgres: Option<PrivatePostgres>) -> Test
     let server = fake.spawn(([127, 0, 0, 1], 0).into()).await.expect("fake binds");
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("store.db");
+    let store_at = match &postgres {
+        Some((server, schema)) => StoreAt::Postgres { url: server.url(), schema: schema.clone() },
+        None => StoreAt::Sqlite(db_path.clone()),
+    };
     let config_path = dir.path().join("aurinko-sync.toml");
     let mut account_extra = String::new();
     if let Some((_, email)) = setup.mail {
@@ -149,7 +205,8 @@ async fn spawn_app_with(setup: Setup, postgres: Option<PrivatePostgres>) -> Test
         accounts,
         config_path,
         db_path,
-        postgres,
+        store_at,
+        postgres: postgres.map(|(server, _)| server),
         account_extra,
         has_listener: setup.server || setup.webhook,
         listen: std::sync::Mutex::new(None),
@@ -163,10 +220,7 @@ impl TestApp {
     /// A configuration for the fake with fast retries, so fault tests finish
     /// in seconds, and first passes that start at once.
     pub fn config_text(&self, sync_extra: &str) -> String {
-        let store = match &self.postgres {
-            Some(server) => format!("url = \"{}\"", server.url()),
-            None => format!("path = \"{}\"", self.db_path.display()),
-        };
+        let store = self.store_at.config_lines();
         let mut text = format!(
             "[api]\nbase_url = \"{}\"\nrequests_per_second = 2000\nmax_attempts = 10\nbackoff_base_ms = 5\nbackoff_max_ms = 100\ntimeout_secs = 5\nready_timeout_secs = 20\n\n[store]\n{store}\n\n[sync]\nconcurrency = 4\nfirst_pass_spread_secs = 0\n{sync_extra}\n",
             self.server.base_url(),
@@ -286,7 +340,7 @@ impl TestApp {
     /// Whether the store exists and its events of `account` equal the truth,
     /// identity and content (see [`TestApp::stored_content`]).
     pub fn store_matches_truth(&self, account: &str) -> bool {
-        (self.postgres.is_some() || self.db_path.exists())
+        self.store_at.exists()
             && self
                 .read_store(|s| s.records(account, Kind::Calendar))
                 .is_ok_and(|records| content_of(records) == self.truth_content(account))
@@ -295,23 +349,12 @@ impl TestApp {
     /// Runs `read` on the app's store, opened for reading as `state` opens
     /// it. PostgreSQL's store blocks on a runtime of its own, which cannot
     /// run inside the test's: then the calls leave the test's runtime
-    /// (the test must be `multi_thread`).
+    /// (the test must be `multi_thread`, or outside any runtime).
     pub fn read_store<T>(&self, read: impl FnOnce(&dyn Backend) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        match &self.postgres {
-            Some(server) => tokio::task::block_in_place(|| {
-                let store = Postgres::open_read_only(&server.url(), None, "public")?;
-                read(&store)
-            }),
-            None => read(&Store::open_read_only(&self.db_path)?),
+        match &self.store_at {
+            StoreAt::Postgres { .. } => tokio::task::block_in_place(|| read(&*self.store_at.open_read_only()?)),
+            StoreAt::Sqlite(_) => read(&*self.store_at.open_read_only()?),
         }
-    }
-
-    /// The app's store, opened for writing as `run` opens it.
-    pub fn write_store(&self) -> Result<Arc<dyn Backend>, StoreError> {
-        Ok(match &self.postgres {
-            Some(server) => Arc::new(Postgres::open(&server.url(), None, "public")?),
-            None => Arc::new(Store::open(&self.db_path)?),
-        })
     }
 
     pub async fn catch_up(&self) -> Output {
@@ -323,9 +366,9 @@ impl TestApp {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
         let config = Config::parse(&text, |var| self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
             .expect("valid config");
-        let store = match self.postgres {
-            Some(_) => tokio::task::block_in_place(|| self.write_store()),
-            None => self.write_store(),
+        let store = match self.store_at {
+            StoreAt::Postgres { .. } => tokio::task::block_in_place(|| self.store_at.open()),
+            StoreAt::Sqlite(_) => self.store_at.open(),
         }
         .expect("store opens");
         let engine = Engine::new(config, store).expect("engine");

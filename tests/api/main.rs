@@ -42,6 +42,7 @@ mod model_audit;
 mod not_found;
 mod openapi;
 mod peers;
+mod postgres;
 mod recorder;
 mod resync;
 mod secret_forms;
