@@ -26,19 +26,21 @@
 //! its successor has started.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aurinko_fake::{Collection, FakeOptions, FakeServer, FaultKind, Faults};
 use aurinko_sync::config::Config;
 use aurinko_sync::model::Kind;
-use aurinko_sync::store::Store;
 use aurinko_sync::sync::{CatchUpReport, Engine};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestError, TestRunner};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Setup, TestApp, spawn_app};
+use private_postgres::PrivatePostgres;
+
+use crate::helpers::{Setup, TestApp, spawn_app, spawn_app_in};
 use crate::model_audit::{Audit, read_stored};
 
 const ACCOUNT: &str = "work";
@@ -137,8 +139,17 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+/// `PROPTEST_CASES` (default 256) cases on SQLite; on PostgreSQL a quarter
+/// as many (each case there costs a schema's migration and more engine
+/// start-up), `PROPTEST_CASES_POSTGRESQL` if set.
+fn config(store: &CaseStore) -> ProptestConfig {
+    let cases: u32 = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let cases = match store {
+        CaseStore::Sqlite => cases,
+        CaseStore::Postgres { .. } => {
+            std::env::var("PROPTEST_CASES_POSTGRESQL").ok().and_then(|v| v.parse().ok()).unwrap_or(cases.div_ceil(4))
+        }
+    };
     ProptestConfig { cases, failure_persistence: None, max_shrink_time: 600_000, ..ProptestConfig::default() }
 }
 
@@ -149,9 +160,27 @@ fn config() -> ProptestConfig {
 // graceful: false }, Mutate { target: Calendar("cal-2"), count: 1 }]`. The
 // machine now drains both streams once more after a resumed drain
 // (`a_resumed_drain_is_followed_by_a_fresh_round_before_the_pass_is_caught_up`).
+/// Where each case's store is: a SQLite file of its own, or a schema of its
+/// own on one private PostgreSQL for the whole test.
+enum CaseStore {
+    Sqlite,
+    Postgres { server: Arc<PrivatePostgres>, cases: AtomicUsize },
+}
+
 #[test]
 fn random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_truth() {
-    let config = config();
+    check_the_model(CaseStore::Sqlite);
+}
+
+#[test]
+fn random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_truth_on_postgresql() {
+    let test = "random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_truth_on_postgresql";
+    let Some(server) = PrivatePostgres::start(test) else { return };
+    check_the_model(CaseStore::Postgres { server: Arc::new(server), cases: AtomicUsize::new(0) });
+}
+
+fn check_the_model(store: CaseStore) {
+    let config = config(&store);
     let cases = config.cases;
     let mut runner = TestRunner::new(config);
     let started = Instant::now();
@@ -163,7 +192,7 @@ fn random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_
         // stop at a lucky pass.
         let shrinking = first_failure.lock().unwrap().is_some();
         let attempts = if shrinking { 3 } else { 1 };
-        let outcome = (0..attempts).try_for_each(|_| run_case(&world, &steps));
+        let outcome = (0..attempts).try_for_each(|_| run_case(&world, &steps, &store));
         if let Err(e) = &outcome {
             let mut first = first_failure.lock().unwrap();
             if first.is_none() {
@@ -181,7 +210,7 @@ fn random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_
     // The engine's timing varies from run to run, so the shrunk case is run
     // again to show what it does now.
     let reruns: Vec<String> = (0..5)
-        .map(|_| match run_case(&world, &steps) {
+        .map(|_| match run_case(&world, &steps, &store) {
             Ok(()) => "passed".to_string(),
             Err(e) => e.to_string(),
         })
@@ -194,7 +223,7 @@ fn random_mutations_faults_expiries_and_crashes_end_with_the_store_equal_to_the_
     );
 }
 
-fn run_case(world: &World, steps: &[Step]) -> Result<(), TestCaseError> {
+fn run_case(world: &World, steps: &[Step], store: &CaseStore) -> Result<(), TestCaseError> {
     let setup = Setup {
         accounts: vec![(ACCOUNT, vec![("cal-1", world.cal_1), ("cal-2", world.cal_2)])],
         options: FakeOptions {
@@ -218,7 +247,13 @@ fn run_case(world: &World, steps: &[Step]) -> Result<(), TestCaseError> {
         .enable_all()
         .build()
         .map_err(|e| TestCaseError::fail(format!("runtime: {e}")))?;
-    let app = server_rt.block_on(spawn_app(setup));
+    let app = match store {
+        CaseStore::Sqlite => server_rt.block_on(spawn_app(setup)),
+        CaseStore::Postgres { server, cases } => {
+            let schema = format!("case_{}", cases.fetch_add(1, Ordering::Relaxed));
+            server_rt.block_on(spawn_app_in(setup, server.clone(), &schema))
+        }
+    };
     let outcome = Engines::new(&app, server_rt.handle()).and_then(|engines| run_steps(&app, &engines, steps));
     drop(app);
     drop(server_rt);
@@ -319,7 +354,7 @@ impl Engines {
             std::fs::read_to_string(&app.config_path).map_err(|e| TestCaseError::fail(format!("config: {e}")))?;
         let config = Config::parse(&text, |var| app.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
             .map_err(|e| TestCaseError::fail(format!("config: {e}")))?;
-        let db = app.db_path.clone();
+        let store_at = app.store_at.clone();
         let (fake, rt) = (app.fake.clone(), server_rt.clone());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let builder = std::thread::spawn(move || {
@@ -330,8 +365,8 @@ impl Engines {
                     .and_then(|server| {
                         let mut config = config.clone();
                         config.api.base_url = server.base_url();
-                        let store = Store::open(&db).map_err(|e| format!("store opens: {e}"))?;
-                        Ok((Engine::new(config, Arc::new(store))?, server))
+                        let store = store_at.open().map_err(|e| format!("store opens: {e}"))?;
+                        Ok((Engine::new(config, store)?, server))
                     });
                 if tx.send(built).is_err() {
                     break;
@@ -372,7 +407,7 @@ fn engine_run(
     crash: Option<(usize, bool)>,
 ) -> Result<Option<CatchUpReport>, String> {
     let (engine, server) = engines.next()?;
-    let before = read_stored(&app.db_path, ACCOUNT, &collections())?;
+    let before = read_stored(&app.store_at, ACCOUNT, &collections())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -431,7 +466,7 @@ fn engine_run(
     });
     engines.server_rt.block_on(server.shutdown());
     let outcome = outcome?;
-    let after = read_stored(&app.db_path, ACCOUNT, &collections())?;
+    let after = read_stored(&app.store_at, ACCOUNT, &collections())?;
     let log = fake.requests();
     audit.run(&before, &log[start..], &after)?;
     Ok(outcome)
@@ -443,7 +478,7 @@ fn store_equals_truth(app: &TestApp) -> Result<(), TestCaseError> {
     let token = app.token(ACCOUNT);
     let fake = &app.fake;
     let store =
-        Store::open_read_only(&app.db_path).map_err(|e| TestCaseError::fail(format!("store opens read-only: {e}")))?;
+        app.store_at.open_read_only().map_err(|e| TestCaseError::fail(format!("store opens read-only: {e}")))?;
     let stored = |kind: Kind| -> Result<Vec<(String, String, Value)>, TestCaseError> {
         let rows = store.records(ACCOUNT, kind).map_err(|e| TestCaseError::fail(format!("records: {e}")))?;
         rows.into_iter()

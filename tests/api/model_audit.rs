@@ -23,12 +23,12 @@
 //!   store since, or a calendar added back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::Path;
 
 use aurinko_fake::{Collection, Endpoint, FaultKind, RequestRecord};
 use aurinko_sync::model::{CollectionKey, Kind, Phase, Stream, SyncState, TokenRef};
-use aurinko_sync::store::Store;
 use aurinko_sync::sync::WRITES_IN_FLIGHT;
+
+use crate::helpers::StoreAt;
 
 /// A token a sync request asks with, owned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,8 +44,8 @@ type Page = (Collection, Endpoint, Token);
 pub type Stored = BTreeMap<Collection, SyncState>;
 
 /// Reads the stored state of `collections` of `account`.
-pub fn read_stored(db: &Path, account: &str, collections: &[Collection]) -> Result<Stored, String> {
-    let store = Store::open_read_only(db).map_err(|e| format!("store opens read-only: {e}"))?;
+pub fn read_stored(store_at: &StoreAt, account: &str, collections: &[Collection]) -> Result<Stored, String> {
+    let store = store_at.open_read_only().map_err(|e| format!("store opens read-only: {e}"))?;
     let mut stored = Stored::new();
     for collection in collections {
         let key = match collection {
