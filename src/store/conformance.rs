@@ -7,7 +7,7 @@ use private_postgres::PrivatePostgres;
 use serde_json::value::RawValue;
 
 use super::*;
-use crate::model::{Commit, Cursor, Kind, Phase, Row, Sweep, SyncState, Window};
+use crate::model::{Commit, Cursor, ErrorClass, Kind, Phase, Row, Sweep, SyncState, Window};
 
 /// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL store.
 pub(super) fn on_each_backend(name: &str, test: impl Fn(&dyn Backend)) {
@@ -287,5 +287,143 @@ fn a_task_sweep_keeps_tasks_completed_before_the_skip_date() {
         // `tasks = true`: no window, every task the new pass did not see goes.
         let everything = Commit { sweep: Some(Sweep { below: 3, window: None }), ..commit(tasks_state(3)) };
         assert_eq!(put(store, &list, &everything, PageRecords::None, now()).unwrap().swept, 3);
+    });
+}
+
+fn calendar(id: &str, primary: bool) -> crate::model::Calendar {
+    crate::model::Calendar {
+        id: id.into(),
+        name: Some(format!("Calendar {id}")),
+        primary,
+        access_role: Some("owner".into()),
+        raw: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+/// Discovery's lists, account health, account ids and subscriptions: what
+/// the daemon writes besides pages, read back the same way from each store.
+#[test]
+fn bookkeeping_changes_read_back_alike() {
+    on_each_backend("bookkeeping_changes_read_back_alike", |store| {
+        let at = |s: i64| now() + chrono::Duration::seconds(s);
+        let apply = |change: Change, s: i64| store.apply_change(&change, at(s)).unwrap();
+        let calendars = vec![calendar("cal-1", false), calendar("cal-2", true)];
+        assert!(apply(Change::Calendars { account: "work".into(), calendars }, 0));
+        assert_eq!(store.aliased("work", Kind::Calendar).unwrap().as_deref(), Some("cal-2"));
+        let lists = vec![crate::model::TaskList {
+            id: "list-1".into(),
+            title: Some("Errands".into()),
+            default_list: true,
+            raw: r#"{"id":"list-1"}"#.into(),
+        }];
+        apply(Change::TaskLists { account: "work".into(), lists }, 0);
+        assert_eq!(store.aliased("work", Kind::Tasks).unwrap().as_deref(), Some("list-1"));
+        let folder = |id: &str| crate::model::EmailFolder {
+            id: id.into(),
+            name: Some(id.into()),
+            full_name: None,
+            is_folder: Some(true),
+            is_label: None,
+            parent_id: None,
+            sys_label: Some("inbox".into()),
+            raw: format!(r#"{{"id":"{id}","name":"a\u0000b"}}"#),
+        };
+        apply(Change::Folders { account: "work".into(), folders: vec![folder("f1"), folder("f2")] }, 0);
+        apply(Change::Folders { account: "work".into(), folders: vec![folder("f1")] }, 1);
+
+        // A discovery failure streak keeps its start and counts; a success ends it.
+        let failure = |m: &str| Some((ErrorClass::Transient, m.to_string()));
+        apply(Change::Discovery { account: "work".into(), failure: failure("cannot connect") }, 0);
+        apply(Change::Discovery { account: "work".into(), failure: failure("HTTP 503") }, 60);
+        let account = || store.report().unwrap().accounts.into_iter().find(|a| a.name == "work").unwrap();
+        let a = account();
+        assert_eq!((a.discovery_error.as_deref(), a.discovery_failures), (Some("HTTP 503"), 2));
+        assert_eq!(a.discovery_failing_since, Some(write::timestamp(at(0))));
+        apply(Change::Discovery { account: "work".into(), failure: None }, 120);
+        let a = account();
+        assert_eq!((a.discovery_error, a.discovery_failing_since, a.discovery_failures), (None, None, 0));
+        assert_eq!(a.discovery_success_at, Some(write::timestamp(at(120))));
+
+        // A refused token, kept from its first sighting, then cleared.
+        apply(Change::AccountAuth { account: "work".into(), error: Some("HTTP 401".into()) }, 0);
+        apply(Change::AccountAuth { account: "work".into(), error: Some("HTTP 401 again".into()) }, 30);
+        let a = account();
+        assert_eq!((a.auth_error.as_deref(), a.auth_error_at), (Some("HTTP 401 again"), Some(write::timestamp(at(0)))));
+        apply(Change::AccountAuth { account: "work".into(), error: None }, 60);
+        assert_eq!(account().auth_error, None);
+
+        apply(Change::AccountId { account: "work".into(), aurinko_id: 77 }, 0);
+        assert_eq!(store.account_for_id(77).unwrap().as_deref(), Some("work"));
+        assert_eq!(store.account_for_id(78).unwrap(), None);
+
+        // Subscriptions replace what was known; lifecycle events change one.
+        let key = CollectionKey::calendar("work", "cal-2");
+        put(store, &key, &commit(state(1, None)), PageRecords::None, now()).unwrap();
+        let subscription = |id: i64| StoredSubscription {
+            id,
+            resource: "/calendars/cal-2/events".into(),
+            key: key.clone(),
+            notification_url: "https://example.test/hook".into(),
+            active: true,
+            fail_since: None,
+            fail_description: None,
+        };
+        let subscriptions = vec![subscription(5), subscription(6)];
+        apply(Change::Subscriptions { account: "work".into(), aurinko_id: 78, subscriptions }, 0);
+        assert_eq!(store.account_for_id(78).unwrap().as_deref(), Some("work"), "the id comes with them");
+        apply(
+            Change::Subscriptions { account: "work".into(), aurinko_id: 78, subscriptions: vec![subscription(6)] },
+            1,
+        );
+        let lifecycle = |id: i64, event: &str| Change::Lifecycle {
+            account: "work".into(),
+            subscription: id,
+            event: event.into(),
+            error: Some("delivery failed".into()),
+        };
+        assert!(!apply(lifecycle(5, "error"), 2), "subscription 5 was replaced");
+        assert!(apply(lifecycle(6, "error"), 2));
+        let report = store.report().unwrap();
+        let cal = report.collections.iter().find(|c| c.id == "cal-2").unwrap();
+        assert_eq!(cal.name.as_deref(), Some("Calendar cal-2"));
+        assert_eq!(
+            (cal.subscription_id, cal.subscription_status.as_deref()),
+            (Some(6), Some("error: delivery failed"))
+        );
+    });
+}
+
+/// `resync` marks collections and counts requests; `reset` drops an
+/// account's data, keeping a configured account's collections to start over.
+#[test]
+fn resync_and_reset_do_the_same_on_each_store() {
+    on_each_backend("resync_and_reset_do_the_same_on_each_store", |store| {
+        let work = key();
+        let home = CollectionKey::calendar("home", "cal-9");
+        for k in [&work, &home] {
+            put(store, k, &commit(state(3, Some("P"))), PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+        }
+        let filter = ResyncFilter { account: Some("work".into()), ..ResyncFilter::default() };
+        assert_eq!(store.request_resync(&filter, now()).unwrap(), vec![work.clone()]);
+        assert_eq!(store.resync_requested(&work).unwrap(), 1);
+        assert_eq!(store.resync_requested(&home).unwrap(), 0);
+        let everything = store.request_resync(&ResyncFilter::default(), now()).unwrap();
+        assert_eq!(everything, vec![home.clone(), work.clone()]);
+
+        let rows = store.account_rows("work", true).unwrap();
+        assert_eq!(
+            (rows.tables.iter().find(|(t, _)| *t == "events").map(|(_, n)| *n), rows.collections_reset),
+            (Some(1), 1)
+        );
+        store.reset_account("work", true, now()).unwrap();
+        let fresh = store.load_state(&work).unwrap().expect("a configured account's collection stays");
+        assert_eq!((fresh.phase, fresh.updated.delta_token, fresh.generation), (Phase::New, None, 3));
+        assert_eq!(store.resync_requested(&work).unwrap(), 3, "a reset is a resync request too");
+        assert!(store.events("work").unwrap().is_empty());
+
+        store.reset_account("home", false, now()).unwrap();
+        assert_eq!(store.load_state(&home).unwrap(), None, "nothing stays of an account no longer configured");
+        assert!(store.account_rows("home", false).unwrap().is_empty());
+        assert_eq!(store.events("work").unwrap().len() + store.events("home").unwrap().len(), 0);
     });
 }

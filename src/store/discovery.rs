@@ -42,37 +42,3 @@ impl Store {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    /// A streak keeps its start and counts its failures; a success ends it
-    /// and is remembered; the next failure starts a new streak.
-    #[test]
-    fn a_failure_streak_keeps_its_start_and_a_success_clears_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let at = |s: i64| Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap();
-        let account = |store: &Store| store.report().unwrap().accounts.into_iter().next().unwrap();
-        store.record_discovery("work", Some(("transient", "cannot connect to 127.0.0.1:9")), at(0)).unwrap();
-        store.record_discovery("work", Some(("transient", "HTTP 503")), at(60)).unwrap();
-        let a = account(&store);
-        assert_eq!(a.discovery_error.as_deref(), Some("HTTP 503"));
-        assert_eq!(a.discovery_error_class.as_deref(), Some("transient"));
-        assert_eq!(a.discovery_failing_since, Some(timestamp(at(0))));
-        assert_eq!((a.discovery_failures, a.discovery_success_at), (2, None));
-
-        store.record_discovery("work", None, at(120)).unwrap();
-        let a = account(&store);
-        assert_eq!((a.discovery_error, a.discovery_failing_since, a.discovery_failures), (None, None, 0));
-        assert_eq!(a.discovery_success_at, Some(timestamp(at(120))));
-
-        store.record_discovery("work", Some(("auth", "HTTP 401")), at(180)).unwrap();
-        let a = account(&store);
-        assert_eq!((a.discovery_failing_since, a.discovery_failures), (Some(timestamp(at(180))), 1));
-        assert_eq!(a.discovery_success_at, Some(timestamp(at(120))));
-    }
-}
