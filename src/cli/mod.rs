@@ -21,6 +21,7 @@ mod reset;
 mod resync;
 mod run;
 mod state;
+mod store_cmd;
 mod subscribe;
 mod table;
 
@@ -105,6 +106,11 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Work on the store itself.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Start a fake Aurinko on loopback, sync it into aurinko-demo.db and show the result.
     #[cfg(feature = "fake")]
     Demo {
@@ -130,6 +136,27 @@ pub enum Command {
         /// Calendars in the fake account.
         #[arg(long, default_value_t = 3)]
         calendars: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy the configured SQLite store (rows, sync state with its tokens, subscriptions,
+    /// accounts) into an empty PostgreSQL store, in one transaction. Then set `[store] url`
+    /// instead of `path`: the next pass continues from the copied tokens, with no resync.
+    Copy {
+        /// The PostgreSQL store: postgresql://user@host:5432/dbname (a password in it is refused).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// A file holding the PostgreSQL password.
+        #[arg(long, value_name = "PATH", conflicts_with = "password_env")]
+        password_file: Option<String>,
+        /// An environment variable holding the PostgreSQL password.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// The schema to copy into (created if missing; default public).
+        #[arg(long, value_name = "NAME")]
+        schema: Option<String>,
     },
 }
 
@@ -179,6 +206,9 @@ pub fn main() -> ExitCode {
             return resync::resync(&cli.config, filter).into();
         }
         Command::Reset { account, yes } => return reset::reset(&cli.config, &account, yes).into(),
+        Command::Store { command: StoreCommand::Copy { to, password_file, password_env, schema } } => {
+            return store_cmd::copy(&cli.config, to, password_file, password_env, schema).into();
+        }
         command => command,
     };
     // `run`: one thread for the network and the parsing, plus the store's
@@ -209,7 +239,9 @@ pub fn main() -> ExitCode {
             #[cfg(feature = "fake")]
             Command::Fake { listen, events, calendars } => fake_cmd::serve(listen, events, calendars).await,
             // Returned above, off the runtime.
-            Command::State { .. } | Command::Resync { .. } | Command::Reset { .. } => Exit::Usage,
+            Command::State { .. } | Command::Resync { .. } | Command::Reset { .. } | Command::Store { .. } => {
+                Exit::Usage
+            }
         }
     });
     // Blocking store calls may still be finishing; do not wait for them

@@ -43,6 +43,24 @@ impl StoreConfig {
     }
 }
 
+impl PostgresConfig {
+    /// A PostgreSQL store named on the command line (`store copy --to`),
+    /// checked as `[store]` is: relative paths from the working directory,
+    /// the password from the file or variable named.
+    pub fn from_flags(
+        url: String,
+        password_file: Option<String>,
+        password_env: Option<String>,
+        schema: Option<String>,
+    ) -> Result<PostgresConfig, ConfigError> {
+        let raw = RawStore { url: Some(url), password_file, password_env, schema, ..RawStore::default() };
+        match validate_store(raw, &|var| std::env::var(var).ok(), true, Path::new(""))? {
+            StoreConfig::Postgres(pg) => Ok(pg),
+            StoreConfig::Sqlite { .. } => Err(ConfigError::at("--to", "expected a postgresql:// URL")),
+        }
+    }
+}
+
 /// The schema when none is configured.
 pub const DEFAULT_SCHEMA: &str = "public";
 

@@ -42,7 +42,7 @@ pub use crate::model::CollectionKey;
 use crate::model::ErrorClass;
 pub use backend::{Backend, Transaction};
 pub use change::Change;
-pub use postgres::Postgres;
+pub use postgres::{Copied, Postgres};
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};
 pub use subscriptions::StoredSubscription;

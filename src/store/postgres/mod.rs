@@ -13,8 +13,10 @@
 //! - `read`: the state a pass loads, schedules, lookups, `state`'s report.
 //! - `change`: discovery's lists, account health, subscriptions.
 //! - `operator`: `resync` and `reset`.
+//! - `copy`: a SQLite store into an empty PostgreSQL one (`store copy`).
 
 mod change;
+mod copy;
 mod operator;
 mod read;
 #[cfg(test)]
@@ -28,6 +30,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
+
+pub use copy::Copied;
 
 use super::{
     AccountRows, Backend, Change, CommitStats, Report, ResyncFilter, Schedule, StoreError, StoredEvent, StoredRecord,

@@ -415,7 +415,7 @@ async fn save_outcome(
 
 /// A record time as an instant: RFC 3339, or an all-day date at its
 /// midnight in UTC; `None` for anything else.
-fn instant(text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn instant(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
