@@ -22,8 +22,8 @@ use serde_json::value::RawValue;
 use crate::data::Dataset;
 
 pub struct Page {
-    calendar: String,
-    rows: Vec<Row>,
+    pub calendar: String,
+    pub rows: Vec<Row>,
 }
 
 pub struct Prepared {

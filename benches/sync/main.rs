@@ -28,8 +28,13 @@
 //!    `ready`, the first page and its commit), and the double's gap
 //!    between the first `POST /sync` and the next.
 //!
+//! 7. PostgreSQL (issue 16): scenario 1 into a private PostgreSQL server's
+//!    fresh schema, against a PostgreSQL floor measured in the same run
+//!    (see `postgres`); run after scenario 2, skipped where PostgreSQL's
+//!    binaries are missing outside CI.
+//!
 //! `BENCH_ONLY_FULL=1` stops after scenarios 1 and 2 (for profiling the
-//! full sync against the floor). `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
+//! full sync against the floor); `BENCH_ONLY_POSTGRES=1` runs scenario 7 alone. `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
 //! incremental pass, 5 s idle) for CI. The process exits non-zero only when
 //! the sync fails or counts are wrong (rows, provisionings, pages); missed
 //! performance targets are printed, not fatal.
@@ -40,6 +45,7 @@
 mod data;
 mod double;
 mod floor;
+mod postgres;
 mod process;
 
 use std::process::ExitCode;
@@ -69,6 +75,8 @@ const SMALL_EVENTS: usize = 2_000;
 /// Runs of the full sync and of each floor variant; figures are medians.
 const ROUNDS: usize = 3;
 const TARGET_FLOOR_SHARE: f64 = 0.90;
+/// Issue 16: the full sync into PostgreSQL against its own floor.
+const TARGET_POSTGRES_FLOOR_SHARE: f64 = 0.60;
 const TARGET_PEAK_RSS_MIB: f64 = 64.0;
 const TARGET_RSS_GROWTH: f64 = 0.10;
 const TARGET_IDLE_CPU_PERCENT: f64 = 2.0;
@@ -207,6 +215,10 @@ fn main() -> ExitCode {
     // its runs.
     let prepared = floor::prepare(&full_data);
     let (in_order, interleaved) = (prepared.in_order(), prepared.interleaved(floor::CONCURRENCY));
+    if std::env::var("BENCH_ONLY_POSTGRES").is_ok_and(|v| !v.is_empty() && v != "0") {
+        postgres::scenario(&runtime, &full_data, &prepared, &mut problems);
+        return problems.exit();
+    }
     let mut fulls = Vec::with_capacity(ROUNDS);
     let mut floors = floor::Floors::new(prepared.rows);
     for _ in 0..ROUNDS {
@@ -306,11 +318,13 @@ fn main() -> ExitCode {
         format!("{:.1}% (the old floor)", 100.0 * full.events_per_sec() / floors.rate(median(&floors.walls[0]))),
     );
     println!();
-    drop(prepared);
-    drop(full_data);
     if std::env::var("BENCH_ONLY_FULL").is_ok_and(|v| !v.is_empty() && v != "0") {
         return problems.exit();
     }
+    // 7. The same full sync into PostgreSQL, against its own floor.
+    let postgres = postgres::scenario(&runtime, &full_data, &prepared, &mut problems);
+    drop(prepared);
+    drop(full_data);
 
     // 3. The same with 2,000 events.
     let small_events = SMALL_EVENTS.min(scale.events);
@@ -385,6 +399,21 @@ fn main() -> ExitCode {
             100.0 * (full.peak_mib() - tenth.peak_mib()) / tenth.peak_mib()
         ),
     );
+    match &postgres {
+        Some(pg) => {
+            target(
+                &format!("PostgreSQL: full sync >= {:.0}% of its floor", 100.0 * TARGET_POSTGRES_FLOOR_SHARE),
+                pg.share() >= TARGET_POSTGRES_FLOOR_SHARE,
+                format!("{:.1}% ({:.0} vs {:.0} rows/s)", 100.0 * pg.share(), pg.full.events_per_sec(), pg.floor_rate),
+            );
+            target(
+                &format!("PostgreSQL: peak RSS <= {TARGET_PEAK_RSS_MIB:.0} MiB at {} events", scale.events),
+                pg.full.peak_mib() <= TARGET_PEAK_RSS_MIB,
+                format!("{:.1} MiB", pg.full.peak_mib()),
+            );
+        }
+        None => println!("   --   PostgreSQL targets: not measured (no PostgreSQL binaries)"),
+    }
     let busier =
         |text: String| if default.is_some() { format!(" (poll {BUSY_POLL_SECS} s: {text})") } else { String::new() };
     target(
@@ -449,6 +478,28 @@ fn full_sync(
     let stored = store_counts(&ws);
     problems.expect_eq(&format!("{log}: rows stored"), stored.rows, data.events as u64);
     problems.expect_eq(&format!("{log}: calendars with rows"), stored.calendars, calendars.min(data.events as u64));
+    (Outcome { events: data.events, run, counts }, ws, double)
+}
+
+/// [`full_sync`] into `schema` of a private PostgreSQL; the rows are
+/// counted by the caller.
+fn full_sync_into(
+    runtime: &tokio::runtime::Runtime,
+    data: Arc<Dataset>,
+    log: &str,
+    schema: &str,
+    server: &private_postgres::PrivatePostgres,
+    problems: &mut Problems,
+) -> (Outcome, Workspace, Double) {
+    let double = runtime.block_on(Double::start(data.clone()));
+    let mut ws = Workspace::new(&double.base_url(), DEFAULT_POLL_SECS);
+    ws.store = Some(format!("url = \"{}\"\nschema = \"{schema}\"", server.url()));
+    ws.configure(&double.base_url(), DEFAULT_POLL_SECS);
+    let before = double.counts();
+    let run = ws.spawn(&["run", "--catch-up"], log).wait();
+    let counts = double.counts().since(before);
+    problems.exit_ok(&format!("{log}: run --catch-up"), &ws, log, &run);
+    problems.expect_eq(&format!("{log}: POST /sync (one per calendar)"), counts.start, data.calendars.len() as u64);
     (Outcome { events: data.events, run, counts }, ws, double)
 }
 

@@ -23,6 +23,8 @@ pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub db: PathBuf,
+    /// The `[store]` lines when the store is not the SQLite file `db`.
+    pub store: Option<String>,
 }
 
 impl Workspace {
@@ -35,7 +37,7 @@ impl Workspace {
             .expect("a temporary directory");
         let db = dir.path().join("store.db");
         let config = dir.path().join("aurinko-sync.toml");
-        let ws = Workspace { dir, config, db };
+        let ws = Workspace { dir, config, db, store: None };
         ws.configure(base_url, poll_interval_secs);
         ws
     }
@@ -44,10 +46,10 @@ impl Workspace {
     pub fn configure(&self, base_url: &str, poll_interval_secs: u64) {
         let text = format!(
             "[api]\nbase_url = \"{base_url}\"\nrequests_per_second = 100000\n\n\
-             [store]\npath = {db:?}\n\n\
+             [store]\n{store}\n\n\
              [sync]\nconcurrency = {concurrency}\npoll_interval_secs = {poll_interval_secs}\n\n\
              [[accounts]]\nname = \"bench\"\ntoken_env = \"{TOKEN_ENV}\"\n",
-            db = self.db.display().to_string(),
+            store = self.store.clone().unwrap_or_else(|| format!("path = {:?}", self.db.display().to_string())),
             concurrency = crate::floor::CONCURRENCY,
         );
         std::fs::write(&self.config, text).expect("configuration written");
