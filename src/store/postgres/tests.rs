@@ -108,3 +108,35 @@ fn a_password_is_sent_and_never_shown() {
     let store = Postgres::open(&url, Some("hunter2-secret"), "mine").unwrap();
     store.check_writable().unwrap();
 }
+
+/// "The same tables and columns": every table of a fresh SQLite store has
+/// its twin in PostgreSQL, column for column, and nothing more.
+#[test]
+fn the_tables_and_columns_are_sqlites() {
+    let Some(server) = PrivatePostgres::start("the_tables_and_columns_are_sqlites") else { return };
+    drop(Postgres::open(&server.url(), None, "public").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    drop(super::super::Store::open(&dir.path().join("s.db")).unwrap());
+    let mut columns: Vec<String> = sqlite
+        .prepare(
+            "SELECT m.name || '.' || c.name FROM sqlite_master m, pragma_table_info(m.name) c
+             WHERE m.type = 'table' ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    columns.sort();
+    let mut pg: Vec<String> = server
+        .psql(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name != 'schema_migrations'",
+        )
+        .lines()
+        .map(str::to_string)
+        .collect();
+    pg.sort();
+    assert_eq!(pg, columns);
+}
