@@ -7,6 +7,7 @@ use aurinko_fake::{Collection, Endpoint, FakeOptions};
 use private_postgres::PrivatePostgres;
 
 use crate::helpers::{Setup, StoreAt, StoreKind, assert_exit, spawn_app, spawn_app_on, text};
+use crate::service::wait_for_get;
 
 /// The daemon syncs while its PostgreSQL is stopped and started again: the
 /// writes made meanwhile fail as transient, the collections retry, the
@@ -18,12 +19,14 @@ async fn a_postgresql_restart_in_the_middle_of_a_sync_ends_equal_to_the_truth() 
         accounts: vec![("work", vec![("cal-1", 1500), ("cal-2", 1500)])],
         options: FakeOptions { page_size: 10, latency: Duration::from_millis(5), ..FakeOptions::default() },
         sync_extra: "poll_interval_secs = 1\nmax_retry_interval_secs = 1\n",
+        server: true,
         ..Setup::default()
     };
     let test = "a_postgresql_restart_in_the_middle_of_a_sync_ends_equal_to_the_truth";
     let Some(app) = spawn_app_on(setup, StoreKind::Postgres, test).await else { return };
     let server = app.postgres.clone().expect("on PostgreSQL");
     let daemon = app.spawn_daemon().await;
+    wait_for_get(&app, "/healthz", "200", |status, _| status == 200).await;
     let stored = || app.read_store(|s| s.events("work")).map(|e| e.len()).unwrap_or(0);
     app.wait_for(Duration::from_secs(60), "the first pages committed", || stored() > 0).await;
     let truth = app.truth("work").len();
@@ -33,10 +36,14 @@ async fn a_postgresql_restart_in_the_middle_of_a_sync_ends_equal_to_the_truth() 
     // The writes fail while it is down: the daemon says so, and goes on.
     let skip = daemon.lines().len();
     daemon.wait_for_line(skip, Duration::from_secs(60), "a failed write", |l| l.contains("PostgreSQL")).await;
+    // The health probe asks the database too: unhealthy while it is away.
+    let (_, body) = wait_for_get(&app, "/healthz", "503", |status, _| status == 503).await;
+    assert!(body.contains("store not writable"), "{body}");
     tokio::task::block_in_place(|| server.restart());
 
     app.wait_for(Duration::from_secs(120), "the store equal to the truth", || app.store_matches_truth("work")).await;
     app.assert_store_equals_truth("work");
+    wait_for_get(&app, "/healthz", "200 again", |status, _| status == 200).await;
     daemon.terminate();
     let out = daemon.wait_with_output().await;
     assert_eq!(

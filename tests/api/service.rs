@@ -16,7 +16,10 @@ fn daemon_setup(sync: &'static str) -> Setup {
 
 pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, String) {
     let url = format!("http://{}{path}", app.listen());
-    match reqwest::get(&url).await {
+    // Through the product's builder: it installs rustls's provider, which a
+    // bare `reqwest::get` needs someone to have done first.
+    let client = aurinko_sync::http_client::builder().build().expect("a client");
+    match client.get(&url).send().await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(_) => (0, String::new()),
     }
