@@ -140,3 +140,36 @@ fn the_tables_and_columns_are_sqlites() {
     pg.sort();
     assert_eq!(pg, columns);
 }
+
+/// `sslmode=require` means TLS with a certificate the system trusts: a
+/// server without TLS is refused, and so is one whose certificate nobody
+/// vouches for (self-signed); never a silent plain connection.
+#[test]
+fn tls_is_required_and_verified_when_the_url_asks_for_it() {
+    let Some(server) = PrivatePostgres::start("tls_is_required_and_verified_when_the_url_asks_for_it") else { return };
+    let url = format!("{}?sslmode=require", server.url());
+    let plain = Postgres::open(&url, None, "public").err().expect("no TLS on the server").to_string();
+    assert!(plain.contains("TLS") || plain.contains("SSL"), "{plain}");
+
+    let data = server.psql("SHOW data_directory");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-keyout", &format!("{data}/server.key"), "-out", &format!("{data}/server.crt")])
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let owned = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "chmod 600 {data}/server.key && if [ \"$(id -u)\" = 0 ]; then chown postgres: {data}/server.key {data}/server.crt; fi"
+        ))
+        .status()
+        .expect("sh runs");
+    assert!(owned.success());
+    server.psql("ALTER SYSTEM SET ssl = on");
+    server.psql("SELECT pg_reload_conf()");
+    let untrusted = Postgres::open(&url, None, "public").err().expect("a self-signed certificate").to_string();
+    assert!(untrusted.to_lowercase().contains("certificate"), "{untrusted}");
+    // Asking for no TLS still connects, in plain text, as asked.
+    Postgres::open(&format!("{}?sslmode=disable", server.url()), None, "public").unwrap();
+}
