@@ -248,7 +248,7 @@ impl Store {
 
 /// A SQL expression counting the rows of the sync state `s`'s collection,
 /// whatever its kind.
-fn record_count_by_kind() -> String {
+pub(super) fn record_count_by_kind() -> String {
     let arms: String = Kind::ALL
         .iter()
         .map(|k| {

@@ -142,6 +142,49 @@ fn key_values(key: &CollectionKey) -> Vec<&dyn ToSql> {
     values
 }
 
+// The statements both stores run, written once with SQLite's `?N`
+// parameters; PostgreSQL's store numbers them `$N` (`postgres::dollars`).
+
+/// A collection's state after a commit, replacing what was stored.
+pub(super) const SAVE_STATE: &str = "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
+                                 updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at,
+                                 permanent_failures, reprovisioned_after_failures, range_days, resync_handled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         ON CONFLICT (account, kind, collection_id) DO UPDATE SET
+            phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
+            generation = excluded.generation, reconciling = excluded.reconciling,
+            updated_delta_token = excluded.updated_delta_token, updated_page_token = excluded.updated_page_token,
+            deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
+            updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
+            reprovisioned_after_failures = excluded.reprovisioned_after_failures,
+            range_days = excluded.range_days, resync_handled = excluded.resync_handled";
+
+/// Why and when a collection was last provisioned again.
+pub(super) const REPROVISIONED: &str = "UPDATE sync_state SET reprovision_reason = ?4, reprovisioned_at = ?5
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3";
+
+/// The row an outcome updates, made if the collection has none yet.
+pub(super) const OUTCOME_ROW: &str = "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
+         VALUES (?1, ?2, ?3, 'new', ?4) ON CONFLICT DO NOTHING";
+
+/// A pass that succeeded.
+pub(super) const OUTCOME_SUCCESS: &str =
+    "UPDATE sync_state SET last_attempt_at = ?4, last_success_at = ?4, last_error = NULL,
+                        last_error_class = NULL, consecutive_failures = 0, next_attempt_at = ?5, updated_at = ?4
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3";
+
+/// A pass that failed: one more in the streak.
+pub(super) const OUTCOME_FAILURE: &str =
+    "UPDATE sync_state SET last_attempt_at = ?4, last_error = ?6, last_error_class = ?7,
+                        consecutive_failures = consecutive_failures + 1, next_attempt_at = ?5, updated_at = ?4
+                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3";
+
+/// A collection's stored state: the columns `SyncState` is read from.
+pub(super) const LOAD_STATE: &str = "SELECT phase, window_min, window_max, generation, reconciling,
+                    updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
+                    permanent_failures, reprovisioned_after_failures, range_days, resync_handled
+             FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3";
+
 /// What a commit changed, for progress and summaries.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
@@ -294,12 +337,7 @@ impl Store {
 /// See [`Store::load_state`].
 fn load_state(conn: &Connection, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
     let state = conn
-        .prepare_cached(
-            "SELECT phase, window_min, window_max, generation, reconciling,
-                    updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
-                    permanent_failures, reprovisioned_after_failures, range_days, resync_handled
-             FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-        )?
+        .prepare_cached(LOAD_STATE)?
         .query_row(params![key.account, key.kind.as_str(), key.id], |r| {
             let phase: String = r.get(0)?;
             let window_min: Option<String> = r.get(1)?;
@@ -435,11 +473,13 @@ fn apply(
         }
         save_state(conn, key, &commit.state, now)?;
         if let Some(reason) = commit.reprovision {
-            conn.prepare_cached(
-                "UPDATE sync_state SET reprovision_reason = ?4, reprovisioned_at = ?5
-                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-            )?
-            .execute(params![key.account, key.kind.as_str(), key.id, reason.as_str(), now])?;
+            conn.prepare_cached(REPROVISIONED)?.execute(params![
+                key.account,
+                key.kind.as_str(),
+                key.id,
+                reason.as_str(),
+                now
+            ])?;
         }
     }
     if let Some(outcome) = outcome {
@@ -469,27 +509,21 @@ fn apply_sweep(conn: &Connection, key: &CollectionKey, sql: &KindSql, sweep: Swe
 }
 
 fn save_outcome(conn: &Connection, key: &CollectionKey, outcome: &Outcome, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
-         VALUES (?1, ?2, ?3, 'new', ?4) ON CONFLICT DO NOTHING",
-    )?
-    .execute(params![key.account, key.kind.as_str(), key.id, now])?;
+    conn.prepare_cached(OUTCOME_ROW)?.execute(params![key.account, key.kind.as_str(), key.id, now])?;
     let next = outcome.next_attempt.map(timestamp);
     match &outcome.error {
-        None => conn
-            .prepare_cached(
-                "UPDATE sync_state SET last_attempt_at = ?4, last_success_at = ?4, last_error = NULL,
-                        last_error_class = NULL, consecutive_failures = 0, next_attempt_at = ?5, updated_at = ?4
-                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-            )?
-            .execute(params![key.account, key.kind.as_str(), key.id, now, next])?,
-        Some((class, message)) => conn
-            .prepare_cached(
-                "UPDATE sync_state SET last_attempt_at = ?4, last_error = ?6, last_error_class = ?7,
-                        consecutive_failures = consecutive_failures + 1, next_attempt_at = ?5, updated_at = ?4
-                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-            )?
-            .execute(params![key.account, key.kind.as_str(), key.id, now, next, message, class])?,
+        None => {
+            conn.prepare_cached(OUTCOME_SUCCESS)?.execute(params![key.account, key.kind.as_str(), key.id, now, next])?
+        }
+        Some((class, message)) => conn.prepare_cached(OUTCOME_FAILURE)?.execute(params![
+            key.account,
+            key.kind.as_str(),
+            key.id,
+            now,
+            next,
+            message,
+            class
+        ])?,
     };
     Ok(())
 }
@@ -554,21 +588,7 @@ fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) 
     // A test-only crash point: the page's rows are written, its token about
     // to be (see `failpoint`).
     failpoint::reached(Point::BeforeToken);
-    conn.prepare_cached(
-        "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
-                                 updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at,
-                                 permanent_failures, reprovisioned_after_failures, range_days, resync_handled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (account, kind, collection_id) DO UPDATE SET
-            phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
-            generation = excluded.generation, reconciling = excluded.reconciling,
-            updated_delta_token = excluded.updated_delta_token, updated_page_token = excluded.updated_page_token,
-            deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
-            updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
-            reprovisioned_after_failures = excluded.reprovisioned_after_failures,
-            range_days = excluded.range_days, resync_handled = excluded.resync_handled",
-    )?
-    .execute(params![
+    conn.prepare_cached(SAVE_STATE)?.execute(params![
         key.account,
         key.kind.as_str(),
         key.id,

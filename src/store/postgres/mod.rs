@@ -199,6 +199,22 @@ fn newer_refused(schema: &str, current: i32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A statement written for SQLite (`?1`, `?2`, ...) with PostgreSQL's
+/// parameters (`$1`, `$2`, ...): the statements both stores share are
+/// written once (see `store::write`).
+pub(super) fn dollars(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A failure to set the store up: the same every time.
 fn refused(message: String) -> StoreError {
     StoreError::Pg { class: ErrorClass::Permanent, message }

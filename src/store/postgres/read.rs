@@ -6,21 +6,15 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::super::write::LOAD_STATE;
 use super::super::write::timestamp;
 use super::super::{AccountReport, CollectionReport, Report, Schedule, StoreError, StoredEvent, StoredRecord};
-use super::Postgres;
+use super::{Postgres, dollars};
 use crate::model::{CollectionKey, Cursor, Kind, Phase, RangeDays, SyncState, Window};
 
 /// A collection's stored state, `None` if it was never synced.
 pub(super) async fn load_state(c: &impl GenericClient, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
-    let statement = c
-        .prepare_cached(
-            "SELECT phase, window_min, window_max, generation, reconciling,
-                    updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
-                    permanent_failures, reprovisioned_after_failures, range_days, resync_handled
-             FROM sync_state WHERE account = $1 AND kind = $2 AND collection_id = $3",
-        )
-        .await?;
+    let statement = c.prepare_cached(&dollars(LOAD_STATE)).await?;
     let Some(r) = c.query_opt(&statement, &[&key.account, &key.kind.as_str(), &key.id]).await? else {
         return Ok(None);
     };
@@ -166,7 +160,7 @@ pub(super) async fn report(pg: &Postgres) -> Result<Report, StoreError> {
          LEFT JOIN calendars c ON c.account = s.account AND c.calendar_id = s.collection_id AND s.kind = 'calendar'
          LEFT JOIN task_lists t ON t.account = s.account AND t.task_list_id = s.collection_id AND s.kind = 'tasks'
          ORDER BY s.account, s.kind, s.collection_id",
-        record_count_by_kind(),
+        super::super::read::record_count_by_kind(),
         outside_count_by_kind()
     );
     let collections = c
@@ -262,23 +256,6 @@ pub(super) async fn records(pg: &Postgres, account: &str, kind: Kind) -> Result<
             })
         })
         .collect()
-}
-
-/// A SQL expression counting the rows of the sync state `s`'s collection.
-fn record_count_by_kind() -> String {
-    let arms: String = Kind::ALL
-        .iter()
-        .map(|k| {
-            let t = k.table();
-            let scope = t.scope.map(|c| format!(" AND r.{c} = s.collection_id")).unwrap_or_default();
-            format!(
-                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope})",
-                k.as_str(),
-                t.name
-            )
-        })
-        .collect();
-    format!("CASE s.kind{arms} ELSE 0 END")
 }
 
 /// A SQL expression counting the rows of `s`'s collection wholly outside

@@ -11,8 +11,9 @@ use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::types::ToSql;
 
 use super::super::failpoint::{self, Point};
+use super::super::write::{OUTCOME_FAILURE, OUTCOME_ROW, OUTCOME_SUCCESS, REPROVISIONED, SAVE_STATE};
 use super::super::{CommitStats, Outcome, PageRecords, StoreError, Transaction, Write};
-use super::{Postgres, read};
+use super::{Postgres, dollars, read};
 use crate::model::{CollectionKey, Commit, Field, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table};
 
 /// Record columns holding instants: `timestamptz` here, where SQLite keeps
@@ -317,23 +318,7 @@ async fn save_state(
     // A test-only crash point: the page's rows are written, its token about
     // to be (see `failpoint`).
     failpoint::reached(Point::BeforeToken);
-    let statement = c
-        .prepare_cached(
-            "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
-                                     updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token,
-                                     updated_at, permanent_failures, reprovisioned_after_failures, range_days,
-                                     resync_handled)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             ON CONFLICT (account, kind, collection_id) DO UPDATE SET
-                phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
-                generation = excluded.generation, reconciling = excluded.reconciling,
-                updated_delta_token = excluded.updated_delta_token, updated_page_token = excluded.updated_page_token,
-                deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
-                updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
-                reprovisioned_after_failures = excluded.reprovisioned_after_failures,
-                range_days = excluded.range_days, resync_handled = excluded.resync_handled",
-        )
-        .await?;
+    let statement = c.prepare_cached(&dollars(SAVE_STATE)).await?;
     c.execute(
         &statement,
         &[
@@ -367,12 +352,8 @@ async fn save_reprovision(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     if let Some(reason) = commit.reprovision {
-        c.execute(
-            "UPDATE sync_state SET reprovision_reason = $4, reprovisioned_at = $5
-             WHERE account = $1 AND kind = $2 AND collection_id = $3",
-            &[&key.account, &key.kind.as_str(), &key.id, &reason.as_str(), &now],
-        )
-        .await?;
+        c.execute(&dollars(REPROVISIONED), &[&key.account, &key.kind.as_str(), &key.id, &reason.as_str(), &now])
+            .await?;
     }
     Ok(())
 }
@@ -384,27 +365,14 @@ async fn save_outcome(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let kind = key.kind.as_str();
-    c.execute(
-        "INSERT INTO sync_state (account, kind, collection_id, phase, updated_at)
-         VALUES ($1, $2, $3, 'new', $4) ON CONFLICT DO NOTHING",
-        &[&key.account, &kind, &key.id, &now],
-    )
-    .await?;
+    c.execute(&dollars(OUTCOME_ROW), &[&key.account, &kind, &key.id, &now]).await?;
     match &outcome.error {
         None => {
-            c.execute(
-                "UPDATE sync_state SET last_attempt_at = $4, last_success_at = $4, last_error = NULL,
-                        last_error_class = NULL, consecutive_failures = 0, next_attempt_at = $5, updated_at = $4
-                 WHERE account = $1 AND kind = $2 AND collection_id = $3",
-                &[&key.account, &kind, &key.id, &now, &outcome.next_attempt],
-            )
-            .await?
+            c.execute(&dollars(OUTCOME_SUCCESS), &[&key.account, &kind, &key.id, &now, &outcome.next_attempt]).await?
         }
         Some((class, message)) => {
             c.execute(
-                "UPDATE sync_state SET last_attempt_at = $4, last_error = $6, last_error_class = $7,
-                        consecutive_failures = consecutive_failures + 1, next_attempt_at = $5, updated_at = $4
-                 WHERE account = $1 AND kind = $2 AND collection_id = $3",
+                &dollars(OUTCOME_FAILURE),
                 &[&key.account, &kind, &key.id, &now, &outcome.next_attempt, &owned_clean(message), class],
             )
             .await?
