@@ -284,13 +284,19 @@ async fn sigkill_on(kind: StoreKind, test: &str) {
     assert_eq!(starts, 3, "each calendar provisioned once, never again after a kill");
 }
 
+#[cfg(debug_assertions)]
+on_each_store!(
+    a_crash_between_a_pages_rows_and_its_token_commits_neither,
+    a_crash_between_a_pages_rows_and_its_token_commits_neither_on_postgresql,
+    crash_between_rows_and_token_on
+);
+
 /// The failpoint (`src/store/failpoint.rs`, debug builds only) kills the
 /// binary with SIGKILL between a page's rows and its token, at both points,
 /// mid-way through the drains of three calendars whose pages share the
 /// writer's transactions.
 #[cfg(debug_assertions)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_a_pages_rows_and_its_token_commits_neither() {
+async fn crash_between_rows_and_token_on(kind: StoreKind, test: &str) {
     use std::os::unix::process::ExitStatusExt;
 
     let setup = Setup {
@@ -298,7 +304,7 @@ async fn a_crash_between_a_pages_rows_and_its_token_commits_neither() {
         options: FakeOptions { page_size: 10, ..FakeOptions::default() },
         ..Setup::default()
     };
-    let app = spawn_app(setup).await;
+    let Some(app) = spawn_app_on(setup, kind, test).await else { return };
     let mut stored = 0;
     // Late enough that the writer has committed pages before (see
     // `answers_to_a_commit`); the crash then hits an open transaction
