@@ -427,3 +427,21 @@ fn resync_and_reset_do_the_same_on_each_store() {
         assert_eq!(store.events("work").unwrap().len() + store.events("home").unwrap().len(), 0);
     });
 }
+
+/// Odd but valid JSON: a NUL, lone surrogate halves, a proper pair, keys
+/// that differ only by escapes. Every store keeps the record (PostgreSQL
+/// with U+FFFD where it refuses a character), and etags still skip it.
+#[test]
+fn records_with_odd_escapes_are_kept() {
+    on_each_backend("records_with_odd_escapes_are_kept", |store| {
+        let odd = r#"{"id":"odd","etag":"1","subject":"nul \u0000 half \ud800 other \udc00 pair \ud83d\ude00","k\u0000":true}"#;
+        let rows = vec![parse(Kind::Calendar, odd), row("plain", "1")];
+        let c = commit(state(1, None));
+        assert_eq!(put(store, &key(), &c, PageRecords::Upserts(rows), now()).unwrap().upserted, 2);
+        let again = put(store, &key(), &c, PageRecords::Upserts(vec![parse(Kind::Calendar, odd)]), now()).unwrap();
+        assert_eq!((again.upserted, again.unchanged), (0, 1));
+        let stored = store.records("work", Kind::Calendar).unwrap();
+        assert_eq!(stored.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["odd", "plain"]);
+        assert!(stored[0].raw.contains("pair"), "{}", stored[0].raw);
+    });
+}

@@ -400,33 +400,55 @@ fn owned_clean(text: &str) -> String {
     clean(text).into_owned()
 }
 
-/// JSON text `jsonb` accepts: it refuses `\u0000` in strings, which become
-/// U+FFFD; everything else is kept (jsonb normalises spacing and key order).
+/// JSON text `jsonb` accepts. JSON allows any `\uXXXX` escape; jsonb
+/// refuses `\u0000` and a surrogate half without its other half (`\ud800`
+/// alone), which a record may carry all the same. Those become `\ufffd`;
+/// everything else is kept as sent (jsonb then normalises spacing and key
+/// order). Backslashes occur only inside JSON strings, so a scan for them
+/// needs no parser.
 pub(super) fn json(raw: &str) -> Cow<'_, str> {
-    if !raw.contains("\\u0000") {
+    if !raw.contains("\\u") {
         return Cow::Borrowed(raw);
     }
-    fn scrub(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::String(s) => *s = s.replace('\0', "\u{fffd}"),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(scrub),
-            serde_json::Value::Object(map) => {
-                let entries = std::mem::take(map);
-                for (k, mut v) in entries {
-                    scrub(&mut v);
-                    map.insert(k.replace('\0', "\u{fffd}"), v);
-                }
-            }
-            _ => {}
+    let bytes = raw.as_bytes();
+    let escape = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut out = String::with_capacity(raw.len());
+    let mut changed = false;
+    let (mut i, mut copied) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = escape(i) else {
+            i += 2; // `\\`, `\"` and the other one-letter escapes
+            continue;
+        };
+        let paired =
+            (0xD800..0xDC00).contains(&unit) && escape(i + 6).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+        if paired {
+            i += 12;
+        } else if unit == 0 || (0xD800..0xE000).contains(&unit) {
+            out.push_str(&raw[copied..i]);
+            out.push_str("\\ufffd");
+            changed = true;
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
         }
     }
-    match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(mut value) => {
-            scrub(&mut value);
-            Cow::Owned(value.to_string())
-        }
-        Err(_) => Cow::Borrowed(raw),
+    if !changed {
+        return Cow::Borrowed(raw);
     }
+    out.push_str(&raw[copied..]);
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -444,10 +466,16 @@ mod tests {
     }
 
     #[test]
-    fn nul_characters_are_replaced_where_postgresql_refuses_them() {
+    fn what_postgresql_refuses_is_replaced_and_the_rest_kept_as_sent() {
         assert_eq!(clean("a\0b"), "a\u{fffd}b");
-        assert_eq!(json(r#"{"s":"a\u0000b","k\u0000":1}"#), r#"{"k�":1,"s":"a�b"}"#);
-        assert!(matches!(json(r#"{"s":"plain"}"#), Cow::Borrowed(_)));
-        assert_eq!(json(r#"{"s":"\\u0000"}"#), r#"{"s":"\\u0000"}"#, "an escaped backslash is not a NUL");
+        assert_eq!(json(r#"{"s":"a\u0000b","k\u0000":1}"#), r#"{"s":"a\ufffdb","k\ufffd":1}"#);
+        assert_eq!(
+            json(r#"{"s":"\ud800 \uDC00 \ud83d\ude00 \u00e9"}"#),
+            r#"{"s":"\ufffd \ufffd \ud83d\ude00 \u00e9"}"#
+        );
+        assert_eq!(json(r#"{"s":"\ud800\u0041"}"#), r#"{"s":"\ufffd\u0041"}"#, "a high half before a non-surrogate");
+        assert!(matches!(json(r#"{"s":"plain \u00e9 \n"}"#), Cow::Borrowed(_)));
+        assert_eq!(json(r#"{"s":"\\u0000 \\ud800"}"#), r#"{"s":"\\u0000 \\ud800"}"#, "escaped backslashes are text");
+        assert_eq!(json(r#"{"s":"\u00"}"#), r#"{"s":"\u00"}"#, "a cut escape is left to the server");
     }
 }
