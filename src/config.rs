@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod documented;
+mod pgpass;
 mod secret_file;
 mod store;
 

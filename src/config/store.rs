@@ -1,5 +1,7 @@
 //! `[store]`: one SQLite file (`path`, the default) or a PostgreSQL
-//! database (`url`), never both.
+//! database (`url`), never both. PostgreSQL's password comes from
+//! `password_file` or `password_env`, else from the password file libpq
+//! would read (`PGPASSFILE`, `~/.pgpass`).
 
 use std::path::{Path, PathBuf};
 
@@ -106,8 +108,9 @@ pub(super) fn validate_store(
     if raw.max_size_mb.is_some() {
         return Err(ConfigError::at("store.max_size_mb", "applies to SQLite only"));
     }
-    check_url(&url)?;
+    let parsed = check_url(&url)?;
     let password = match (raw.password_env, raw.password_file) {
+        (None, None) if resolve => password_from_pgpass(&parsed, env).map(SecretString::from),
         (None, None) => None,
         (var, file) => {
             let secret = read_secret("store.password_env", "store.password_file", var, file, env, resolve, dir)?;
@@ -130,9 +133,26 @@ pub(super) fn validate_store(
     Ok(StoreConfig::Postgres(PostgresConfig { url, password, schema }))
 }
 
+/// The password file's password for the URL's host, port, database and
+/// user (see `pgpass`): libpq's behaviour when no password is given.
+fn password_from_pgpass(url: &tokio_postgres::Config, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let host = match url.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.as_str(),
+        // libpq matches a connection through a socket as `localhost`.
+        _ => "localhost",
+    };
+    let target = super::pgpass::Target {
+        host,
+        port: url.get_ports().first().copied().unwrap_or(5432),
+        database: url.get_dbname().unwrap_or_default(),
+        user: url.get_user().unwrap_or_default(),
+    };
+    super::pgpass::lookup(&super::pgpass::path(env)?, &target)
+}
+
 /// A PostgreSQL URL the driver accepts, with no password in it. Errors
 /// never repeat the URL: it may hold one.
-fn check_url(url: &str) -> Result<(), ConfigError> {
+fn check_url(url: &str) -> Result<tokio_postgres::Config, ConfigError> {
     if !(url.starts_with("postgresql://") || url.starts_with("postgres://")) {
         return Err(ConfigError::at("store.url", "expected a URL like postgresql://user@host:5432/dbname"));
     }
@@ -149,7 +169,7 @@ fn check_url(url: &str) -> Result<(), ConfigError> {
     if parsed.get_dbname().is_none() {
         return Err(ConfigError::at("store.url", "names no database: postgresql://user@host:5432/dbname"));
     }
-    Ok(())
+    Ok(parsed)
 }
 
 /// A schema name that needs no quoting: it is written into statements.
@@ -193,6 +213,27 @@ mod tests {
             panic!("not PostgreSQL")
         };
         assert_eq!((pg.password.is_none(), pg.schema.as_str()), (true, DEFAULT_SCHEMA));
+    }
+
+    #[test]
+    fn without_a_password_key_the_password_file_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgpass");
+        std::fs::write(&file, "db:5432:aurinko:sync:from-pgpass\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = file.display().to_string();
+        let env = |var: &str| match var {
+            "TOKEN" => Some("t".to_string()),
+            "PGPASSFILE" => Some(path.clone()),
+            _ => None,
+        };
+        let text = format!("[store]\nurl = \"postgresql://sync@db:5432/aurinko\"\n{ACCOUNT}");
+        let StoreConfig::Postgres(pg) = Config::parse(&text, env).unwrap().store else { panic!("not PostgreSQL") };
+        assert_eq!(pg.password.map(|p| p.expose_secret().to_string()).as_deref(), Some("from-pgpass"));
+        let text = text.replace("sync@", "other@");
+        let StoreConfig::Postgres(pg) = Config::parse(&text, env).unwrap().store else { panic!("not PostgreSQL") };
+        assert!(pg.password.is_none(), "no line for that user");
     }
 
     #[test]
