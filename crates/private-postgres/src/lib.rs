@@ -16,6 +16,7 @@
 //! `None` after saying loudly that the test is skipped, unless `CI=true`:
 //! then it panics, so CI cannot pass without PostgreSQL.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -39,12 +40,7 @@ impl PrivatePostgres {
     /// PostgreSQL is not installed and `CI` is not `true`.
     pub fn start(test: &str) -> Option<PrivatePostgres> {
         let Some(bin) = binaries() else {
-            let why = "PostgreSQL's binaries (initdb, pg_ctl) were not found: install the distribution's \
-                       `postgresql` package, or set AURINKO_TEST_PG_BIN to their directory";
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test}: {why}; under CI=true the PostgreSQL tests must run");
-            }
-            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+            missing(test, std::env::var("CI").as_deref() == Ok("true"));
             return None;
         };
         let template = template(&bin);
@@ -138,6 +134,19 @@ impl Drop for PrivatePostgres {
     }
 }
 
+/// Without the binaries: under CI a failure, elsewhere a skip said on
+/// stderr past the test harness's capture.
+fn missing(test: &str, ci: bool) {
+    let why = "PostgreSQL's binaries (initdb, pg_ctl) were not found: install the distribution's \
+               `postgresql` package, or set AURINKO_TEST_PG_BIN to their directory";
+    if ci {
+        panic!("{test}: {why}; under CI=true the PostgreSQL tests must run");
+    }
+    // Straight to stderr, not through `eprintln!`, which the test harness
+    // captures and shows only for failing tests.
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {test}: {why} ***\n");
+}
+
 /// The directory holding `initdb` and `pg_ctl`.
 fn binaries() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("AURINKO_TEST_PG_BIN") {
@@ -210,4 +219,18 @@ fn pick_port(attempt: u32) -> u16 {
         std::process::id().wrapping_mul(7919) ^ nanos ^ NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(104_729);
     let span = PORTS.end - PORTS.start;
     (PORTS.start + (seed.wrapping_add(attempt.wrapping_mul(2_654_435_761)) % span)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn without_postgresql_a_test_is_skipped_outside_ci() {
+        super::missing("a test", false);
+    }
+
+    #[test]
+    #[should_panic(expected = "under CI=true the PostgreSQL tests must run")]
+    fn without_postgresql_a_test_fails_under_ci() {
+        super::missing("a test", true);
+    }
 }
