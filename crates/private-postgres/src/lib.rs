@@ -69,6 +69,11 @@ impl PrivatePostgres {
         self.port
     }
 
+    /// The directory holding the server's Unix socket (`.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Stops the server (fast shutdown: connections are cut, as when a
     /// database restarts).
     pub fn stop(&self) {

@@ -173,3 +173,14 @@ fn tls_is_required_and_verified_when_the_url_asks_for_it() {
     // Asking for no TLS still connects, in plain text, as asked.
     Postgres::open(&format!("{}?sslmode=disable", server.url()), None, "public").unwrap();
 }
+
+/// A server reached through its Unix socket: the socket's directory as the
+/// URL's host, percent-encoded, as libpq and tokio-postgres take it.
+#[test]
+fn a_unix_socket_url_connects() {
+    let Some(server) = PrivatePostgres::start("a_unix_socket_url_connects") else { return };
+    let dir = server.socket_dir().display().to_string().replace('/', "%2F");
+    let url = format!("postgresql://postgres@{dir}:{}/postgres", server.port());
+    let store = Postgres::open(&url, None, "public").unwrap();
+    store.check_writable().unwrap();
+}
