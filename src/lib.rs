@@ -1,5 +1,6 @@
-//! aurinko-sync keeps a local SQLite copy of Aurinko calendars, mail,
-//! contacts and tasks up to date through Aurinko's delta-sync API.
+//! aurinko-sync keeps a local SQLite (or PostgreSQL) copy of Aurinko
+//! calendars, mail, contacts and tasks up to date through Aurinko's
+//! delta-sync API.
 //!
 //! Module map, from the bottom up (each imports only those above it):
 //!
@@ -13,14 +14,16 @@
 //! - [`aurinko`]: the HTTP client: auth, error classification (once, at the
 //!   boundary), per-account rate limiting, retries with jitter.
 //! - [`store`]: what the sync needs from a store (`store::Backend`), the
-//!   writer thread that is its only write path, and SQLite behind them:
-//!   migrations, a page and its token in one transaction.
+//!   writer thread that is its only write path, and the two backends behind
+//!   them, SQLite and PostgreSQL: migrations, a page and its token in one
+//!   transaction.
 //! - [`sync`]: the protocol as a state machine without I/O
 //!   (`sync::machine`, importing only `model`), and the thin drivers that
 //!   run it (one pass, catch-up across accounts).
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,
 //!   metrics and systemd notifications.
-//! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `demo`).
+//! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `store copy`,
+//!   `demo`, ...), and where the configured store is opened.
 //!
 //! The fake Aurinko the tests, the benchmark and `demo` run against is the
 //! `aurinko-fake` crate (`crates/aurinko-fake`), a dev-dependency, and a

@@ -1,5 +1,6 @@
 //! The store: what the sync needs from one ([`Backend`]), its only write
-//! path (the [`Writer`] thread), and SQLite behind them ([`Store`]).
+//! path (the [`Writer`] thread), and two backends behind them: SQLite
+//! ([`Store`], the embedded default) and PostgreSQL ([`Postgres`]).
 //!
 //! - `backend`: the trait a second backend implements, and SQLite's
 //!   implementation of it.
@@ -11,9 +12,11 @@
 //!   SQLite's SQL, by table; `range`: date columns as SQL compares them.
 //! - `files`: opening the file safely (mode 0600, no FIFOs, not someone
 //!   else's database); `failpoint`: the tests' crash points.
+//! - `postgres`: the PostgreSQL backend, with its own module map.
+//! - `conformance` (tests): the behaviour both backends are held to.
 //!
 //! Everything SQLite-specific (pragmas, SQL, transactions) stays in this
-//! module. One connection writes, behind a mutex: SQLite allows one writer
+//! module and PostgreSQL's in `postgres`. One connection writes, behind a mutex: SQLite allows one writer
 //! at a time anyway, and a single connection lets every page and its token
 //! share one `BEGIN IMMEDIATE` transaction.
 
