@@ -91,6 +91,20 @@ pub struct StoredEvent {
     pub all_day: bool,
 }
 
+// Read by both stores (PostgreSQL numbers the parameters `$N`).
+
+/// A collection's failures in a row, next attempt and last success.
+pub(super) const SCHEDULE: &str = "SELECT consecutive_failures, next_attempt_at, last_success_at FROM sync_state
+     WHERE account = ?1 AND kind = ?2 AND collection_id = ?3";
+
+/// The collections of an account that are not removed.
+pub(super) const LIVE_COLLECTIONS: &str = "SELECT kind, collection_id FROM sync_state
+     WHERE account = ?1 AND phase != 'removed' ORDER BY kind, collection_id";
+
+/// An account's events, for the demo.
+pub(super) const EVENTS: &str = "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
+     WHERE account = ?1 ORDER BY calendar_id, event_id";
+
 impl Store {
     pub fn report(&self) -> Result<Report, StoreError> {
         let conn = self.conn();
@@ -171,12 +185,9 @@ impl Store {
     pub fn schedule(&self, key: &CollectionKey) -> Result<Schedule, StoreError> {
         let conn = self.conn();
         let row: Option<(i64, Option<String>, Option<String>)> = conn
-            .query_row(
-                "SELECT consecutive_failures, next_attempt_at, last_success_at FROM sync_state
-                 WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-                params![key.account, key.kind.as_str(), key.id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row(SCHEDULE, params![key.account, key.kind.as_str(), key.id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let Some((failures, next, last)) = row else { return Ok(Schedule::default()) };
         let parse =
@@ -189,10 +200,7 @@ impl Store {
     pub fn live_collections(&self, account: &str) -> Result<Vec<CollectionKey>, StoreError> {
         let conn = self.conn();
         let rows = conn
-            .prepare_cached(
-                "SELECT kind, collection_id FROM sync_state WHERE account = ?1 AND phase != 'removed'
-                 ORDER BY kind, collection_id",
-            )?
+            .prepare_cached(LIVE_COLLECTIONS)?
             .query_map(params![account], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
@@ -227,10 +235,7 @@ impl Store {
     pub fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.conn();
         let rows = conn
-            .prepare(
-                "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
-                 WHERE account = ?1 ORDER BY calendar_id, event_id",
-            )?
+            .prepare(EVENTS)?
             .query_map(params![account], |r| {
                 Ok(StoredEvent {
                     calendar_id: r.get(0)?,

@@ -159,11 +159,14 @@ fn count_rows(tx: &Transaction<'_>, account: &str, configured: bool) -> Result<A
     Ok(AccountRows { tables, collections_reset })
 }
 
+/// A collection's count of resync requests (both stores; PostgreSQL numbers
+/// the parameters `$N`).
+pub(super) const RESYNC_REQUESTED: &str =
+    "SELECT resync_requested FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3";
+
 /// See [`Store::resync_requested`].
 pub(super) fn requested(conn: &Connection, key: &CollectionKey) -> Result<i64, StoreError> {
-    let mut query = conn.prepare_cached(
-        "SELECT resync_requested FROM sync_state WHERE account = ?1 AND kind = ?2 AND collection_id = ?3",
-    )?;
+    let mut query = conn.prepare_cached(RESYNC_REQUESTED)?;
     let mut rows = query.query(params![key.account, key.kind.as_str(), key.id])?;
     Ok(match rows.next()? {
         Some(row) => row.get(0)?,

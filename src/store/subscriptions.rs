@@ -20,6 +20,24 @@ pub struct StoredSubscription {
     pub fail_description: Option<String>,
 }
 
+// Written by both stores (PostgreSQL numbers the parameters `$N`).
+
+/// An account's Aurinko id.
+pub(super) const SAVE_ACCOUNT_ID: &str =
+    "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
+     ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
+        updated_at = excluded.updated_at";
+
+/// One subscription as Aurinko listed it.
+pub(super) const SAVE_SUBSCRIPTION: &str = "INSERT INTO subscriptions (account, subscription_id, resource, kind,
+        collection_id, notification_url, active, fail_since, fail_description, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (account, subscription_id) DO UPDATE SET resource = excluded.resource,
+        kind = excluded.kind, collection_id = excluded.collection_id,
+        notification_url = excluded.notification_url, active = excluded.active,
+        fail_since = excluded.fail_since, fail_description = excluded.fail_description,
+        updated_at = excluded.updated_at";
+
 impl Store {
     pub(super) fn save_account_id(&self, account: &str, aurinko_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
         save_account_id(&self.conn(), account, aurinko_id, &timestamp(now))
@@ -77,16 +95,7 @@ impl Store {
             params![account, keep],
         )?;
         {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO subscriptions (account, subscription_id, resource, kind, collection_id, notification_url,
-                                            active, fail_since, fail_description, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (account, subscription_id) DO UPDATE SET resource = excluded.resource,
-                    kind = excluded.kind, collection_id = excluded.collection_id,
-                    notification_url = excluded.notification_url, active = excluded.active,
-                    fail_since = excluded.fail_since, fail_description = excluded.fail_description,
-                    updated_at = excluded.updated_at",
-            )?;
+            let mut upsert = tx.prepare_cached(SAVE_SUBSCRIPTION)?;
             for s in subscriptions {
                 upsert.execute(params![
                     account,
@@ -128,11 +137,6 @@ impl Store {
 
 /// Remembers an account's Aurinko id, in the caller's transaction or alone.
 fn save_account_id(conn: &Connection, account: &str, aurinko_id: i64, now: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
-            updated_at = excluded.updated_at",
-        params![account, aurinko_id, now],
-    )?;
+    conn.execute(SAVE_ACCOUNT_ID, params![account, aurinko_id, now])?;
     Ok(())
 }

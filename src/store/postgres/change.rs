@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
+use super::super::subscriptions::{SAVE_ACCOUNT_ID, SAVE_SUBSCRIPTION};
 use super::super::{Change, StoreError, StoredSubscription};
-use super::Postgres;
 use super::write::{clean, json};
+use super::{Postgres, dollars};
 use crate::model::{Calendar, EmailFolder, TaskList};
 
 /// Applies a change; says whether it found what it changes (only a
@@ -174,13 +175,7 @@ async fn save_account_id(
     aurinko_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    c.execute(
-        "INSERT INTO accounts (name, aurinko_account_id, updated_at) VALUES ($1, $2, $3)
-         ON CONFLICT (name) DO UPDATE SET aurinko_account_id = excluded.aurinko_account_id,
-            updated_at = excluded.updated_at",
-        &[&account, &aurinko_id, &now],
-    )
-    .await?;
+    c.execute(&dollars(SAVE_ACCOUNT_ID), &[&account, &aurinko_id, &now]).await?;
     Ok(true)
 }
 
@@ -197,18 +192,7 @@ async fn save_subscriptions(
     let ids: Vec<i64> = subscriptions.iter().map(|s| s.id).collect();
     c.execute("DELETE FROM subscriptions WHERE account = $1 AND NOT (subscription_id = ANY($2))", &[&account, &ids])
         .await?;
-    let upsert = c
-        .prepare_cached(
-            "INSERT INTO subscriptions (account, subscription_id, resource, kind, collection_id, notification_url,
-                                        active, fail_since, fail_description, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (account, subscription_id) DO UPDATE SET resource = excluded.resource,
-                kind = excluded.kind, collection_id = excluded.collection_id,
-                notification_url = excluded.notification_url, active = excluded.active,
-                fail_since = excluded.fail_since, fail_description = excluded.fail_description,
-                updated_at = excluded.updated_at",
-        )
-        .await?;
+    let upsert = c.prepare_cached(&dollars(SAVE_SUBSCRIPTION)).await?;
     for s in subscriptions {
         let fail_since =
             s.fail_since.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));

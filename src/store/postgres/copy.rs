@@ -73,7 +73,11 @@ async fn copy(pg: &Postgres, source: &Store) -> Result<Copied, StoreError> {
 }
 
 /// One table: its columns as PostgreSQL types them, read from SQLite under
-/// the same names.
+/// the same names, a chunk at a time.
+// The SQLite connection stays locked across the inserts' awaits on purpose:
+// its rows are read as they are sent, and nothing else uses that store in
+// `store copy`'s process (the future runs on this thread, in `block_on`).
+#[allow(clippy::await_holding_lock)]
 async fn copy_table(c: &impl GenericClient, source: &Store, table: &str) -> Result<u64, StoreError> {
     let columns: Vec<(String, String)> = c
         .query(
@@ -86,12 +90,6 @@ async fn copy_table(c: &impl GenericClient, source: &Store, table: &str) -> Resu
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, StoreError>>()?;
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
-    let rows: Vec<Vec<Value>> = {
-        let conn = source.conn();
-        let mut select = conn.prepare(&format!("SELECT {} FROM {table}", names.join(", ")))?;
-        let rows = select.query_map([], |r| (0..names.len()).map(|i| r.get::<_, Value>(i)).collect())?;
-        rows.collect::<Result<_, _>>()?
-    };
     let placeholders: Vec<String> = columns
         .iter()
         .enumerate()
@@ -99,19 +97,32 @@ async fn copy_table(c: &impl GenericClient, source: &Store, table: &str) -> Resu
         .collect();
     let insert =
         c.prepare(&format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), placeholders.join(", "))).await?;
-    for chunk in rows.chunks(CHUNK) {
-        let values: Vec<Vec<Box<dyn ToSql + Sync + Send>>> = chunk
-            .iter()
-            .map(|row| row.iter().zip(&columns).map(|(v, (name, ty))| convert(table, name, ty, v)).collect())
-            .collect::<Result<_, _>>()?;
-        let inserts = values.iter().map(|row| {
+    let conn = source.conn();
+    let mut select = conn.prepare(&format!("SELECT {} FROM {table}", names.join(", ")))?;
+    let mut rows = select.query([])?;
+    let mut copied = 0;
+    loop {
+        // A chunk at a time: a large table is never held in memory whole.
+        let mut chunk: Vec<Vec<Box<dyn ToSql + Sync + Send>>> = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK {
+            let Some(row) = rows.next()? else { break };
+            let mut values = Vec::with_capacity(columns.len());
+            for (i, (name, ty)) in columns.iter().enumerate() {
+                values.push(convert(table, name, ty, &row.get::<_, Value>(i)?)?);
+            }
+            chunk.push(values);
+        }
+        if chunk.is_empty() {
+            return Ok(copied);
+        }
+        copied += chunk.len() as u64;
+        let inserts = chunk.iter().map(|row| {
             let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(|v| &**v as &(dyn ToSql + Sync)).collect();
             let insert = &insert;
             async move { c.execute(insert, &params).await }
         });
         try_join_all(inserts).await?;
     }
-    Ok(rows.len() as u64)
 }
 
 /// A SQLite value as the PostgreSQL column's type takes it.

@@ -201,7 +201,7 @@ fn newer_refused(schema: &str, current: i32) -> Result<(), StoreError> {
 
 /// A statement written for SQLite (`?1`, `?2`, ...) with PostgreSQL's
 /// parameters (`$1`, `$2`, ...): the statements both stores share are
-/// written once (see `store::write`).
+/// written once, as constants beside their SQLite use.
 pub(super) fn dollars(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::super::read::{EVENTS, LIVE_COLLECTIONS, SCHEDULE};
+use super::super::resync::RESYNC_REQUESTED;
 use super::super::write::LOAD_STATE;
 use super::super::write::timestamp;
 use super::super::{AccountReport, CollectionReport, Report, Schedule, StoreError, StoredEvent, StoredRecord};
@@ -38,11 +40,7 @@ pub(super) async fn load_state(c: &impl GenericClient, key: &CollectionKey) -> R
 
 /// The count of operator resync requests for a collection.
 pub(super) async fn resync_requested(c: &impl GenericClient, key: &CollectionKey) -> Result<i64, StoreError> {
-    let statement = c
-        .prepare_cached(
-            "SELECT resync_requested FROM sync_state WHERE account = $1 AND kind = $2 AND collection_id = $3",
-        )
-        .await?;
+    let statement = c.prepare_cached(&dollars(RESYNC_REQUESTED)).await?;
     let row = c.query_opt(&statement, &[&key.account, &key.kind.as_str(), &key.id]).await?;
     Ok(match row {
         Some(r) => r.try_get(0)?,
@@ -52,26 +50,14 @@ pub(super) async fn resync_requested(c: &impl GenericClient, key: &CollectionKey
 
 pub(super) async fn schedule(pg: &Postgres, key: &CollectionKey) -> Result<Schedule, StoreError> {
     let c = pg.client().await?;
-    let row = c
-        .query_opt(
-            "SELECT consecutive_failures, next_attempt_at, last_success_at FROM sync_state
-             WHERE account = $1 AND kind = $2 AND collection_id = $3",
-            &[&key.account, &key.kind.as_str(), &key.id],
-        )
-        .await?;
+    let row = c.query_opt(&dollars(SCHEDULE), &[&key.account, &key.kind.as_str(), &key.id]).await?;
     let Some(r) = row else { return Ok(Schedule::default()) };
     Ok(Schedule { failures: r.try_get(0)?, next_attempt: r.try_get(1)?, last_success: r.try_get(2)? })
 }
 
 pub(super) async fn live_collections(pg: &Postgres, account: &str) -> Result<Vec<CollectionKey>, StoreError> {
     let c = pg.client().await?;
-    let rows = c
-        .query(
-            "SELECT kind, collection_id FROM sync_state WHERE account = $1 AND phase != 'removed'
-             ORDER BY kind, collection_id",
-            &[&account],
-        )
-        .await?;
+    let rows = c.query(&dollars(LIVE_COLLECTIONS), &[&account]).await?;
     let mut keys = Vec::with_capacity(rows.len());
     for r in rows {
         let kind: String = r.try_get(0)?;
@@ -203,13 +189,7 @@ fn time(r: &Row, index: usize) -> Result<Option<String>, StoreError> {
 /// the SQLite store's form (an all-day date as `YYYY-MM-DD`).
 pub(super) async fn events(pg: &Postgres, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
     let c = pg.client().await?;
-    let rows = c
-        .query(
-            "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
-             WHERE account = $1 ORDER BY calendar_id, event_id",
-            &[&account],
-        )
-        .await?;
+    let rows = c.query(&dollars(EVENTS), &[&account]).await?;
     rows.iter()
         .map(|r| {
             let all_day: bool = r.try_get(5)?;

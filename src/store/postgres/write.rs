@@ -25,6 +25,9 @@ const INSTANTS: &[&str] = &["start_time", "end_time", "last_modified", "received
 /// Record columns holding JSON arrays (`jsonb`).
 const JSON: &[&str] = &["sys_labels", "emails"];
 
+/// Record columns holding flags (`boolean`).
+const FLAGS: &[&str] = &["all_day", "has_attachments"];
+
 /// The writer's open transaction on one pooled connection.
 pub(super) struct Batch<'a> {
     pg: &'a Postgres,
@@ -195,7 +198,7 @@ async fn upsert_rows(
             arrays.push(Box::new(rows.iter().map(|r| text_at(r, i).and_then(instant)).collect::<Vec<_>>()));
         } else if JSON.contains(column) {
             arrays.push(Box::new(rows.iter().map(|r| text_at(r, i).map(|t| json(t).into_owned())).collect::<Vec<_>>()));
-        } else if matches!(rows[0].fields.get(i), Some(Field::Flag(_))) {
+        } else if FLAGS.contains(column) {
             arrays.push(Box::new(rows.iter().map(|r| r.flag(i).unwrap_or(false)).collect::<Vec<bool>>()));
         } else {
             arrays.push(Box::new(rows.iter().map(|r| text_at(r, i).map(owned_clean)).collect::<Vec<_>>()));
@@ -207,7 +210,7 @@ async fn upsert_rows(
     values.extend(arrays.iter().map(|a| &**a as &(dyn ToSql + Sync)));
     values.push(&generation);
     values.push(&now);
-    let affected = c.execute(&upsert_sql(t, rows[0]), &values).await?;
+    let affected = c.execute(&upsert_sql(t), &values).await?;
     stats.upserted += affected;
     stats.unchanged += rows.len() as u64 - affected;
     // A test-only crash point: the page's rows are written, its token not
@@ -225,18 +228,18 @@ fn text_at(row: &Row, index: usize) -> Option<&str> {
 }
 
 /// `INSERT ... SELECT ... FROM unnest(arrays) ON CONFLICT DO UPDATE ...
-/// WHERE changed` for a kind's table; `sample` tells flags from text.
-fn upsert_sql(t: &Table, sample: &Row) -> String {
+/// WHERE changed` for a kind's table.
+fn upsert_sql(t: &Table) -> String {
     let mut key_columns = vec!["account"];
     key_columns.extend(t.scope);
     let mut row_columns: Vec<(&str, &str)> = vec![(t.id, "text")];
     if t.etag {
         row_columns.push(("etag", "text"));
     }
-    for (i, column) in t.columns.iter().enumerate() {
+    for column in t.columns {
         let array = if INSTANTS.contains(column) {
             "timestamptz"
-        } else if matches!(sample.fields.get(i), Some(Field::Flag(_))) {
+        } else if FLAGS.contains(column) {
             "boolean"
         } else {
             "text"
