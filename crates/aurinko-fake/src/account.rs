@@ -30,7 +30,7 @@ impl Shared {
             "serviceType": "Google",
             "serviceProvider": "Google",
             "active": true,
-            "tokenStatus": "active",
+            "tokenStatus": self.data.account(account).status.as_str(),
             "type": "personal",
             "daemon": false,
             "loginString": email,

@@ -60,14 +60,38 @@ pub(crate) struct Change {
 }
 
 /// A connected account, as Aurinko sees it.
+/// An account's `tokenStatus` (spec `TokenStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Ready for use.
+    Active,
+    /// Aurinko got a 401 from the provider; requests answer 401 `token.invalid`.
+    Invalid,
+    /// The OAuth refresh failed for good; requests answer 401 `token.dead`.
+    Dead,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Invalid => "invalid",
+            TokenStatus::Dead => "dead",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Account {
     /// Shown in the request log instead of the token.
     pub name: String,
     /// Bumped by `expire_tokens`; tokens of older epochs answer 410.
     pub epoch: u32,
-    /// Set by `kill_token`: every request answers 401 `token.dead`.
-    pub dead: bool,
+    /// What `GET /v1/am/accounts` says of the token; `kill_token` makes it dead (every
+    /// request answers 401 `token.dead`), `set_token_status` anything.
+    pub status: TokenStatus,
+    /// Cleared by `disconnect_account`: gone from the app's accounts, every request 401.
+    pub connected: bool,
     /// Calendar numbers in creation order (the order of `GET /calendars`).
     calendars: Vec<usize>,
     /// Task list numbers in creation order (the order of `GET /tasklists`).
@@ -409,7 +433,8 @@ impl Data {
                 self.accounts.push(Account {
                     name: name.to_string(),
                     epoch: 0,
-                    dead: false,
+                    status: TokenStatus::Active,
+                    connected: true,
                     calendars: Vec::new(),
                     task_lists: Vec::new(),
                     email,
@@ -439,9 +464,24 @@ impl Data {
     }
 
     pub fn kill_token(&mut self, token: &str) {
+        self.set_token_status(token, TokenStatus::Dead);
+    }
+
+    pub fn set_token_status(&mut self, token: &str, status: TokenStatus) {
         if let Some(account) = self.account_mut(token) {
-            account.dead = true;
+            account.status = status;
         }
+    }
+
+    pub fn disconnect(&mut self, token: &str) {
+        if let Some(account) = self.account_mut(token) {
+            account.connected = false;
+        }
+    }
+
+    /// Every account, in the order they were added (which is the order of their ids).
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
     }
 
     /// Adds a calendar, or revives and renames an existing one with the same id.

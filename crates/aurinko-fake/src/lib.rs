@@ -51,6 +51,7 @@
 //! build without that feature carries no test server.
 
 mod account;
+mod app;
 mod connections;
 mod contacts;
 mod data;
@@ -73,6 +74,8 @@ mod webhooks;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_app;
+#[cfg(test)]
 mod tests_collections;
 #[cfg(test)]
 mod tests_tasks;
@@ -89,6 +92,8 @@ use rand::rngs::StdRng;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use app::ACCOUNT_ID_HEADER;
+pub use data::TokenStatus;
 pub use error::ExpiredAnswer;
 pub use faults::{FaultKind, FaultScope, Faults};
 pub use hold::PageHold;
@@ -195,6 +200,8 @@ pub(crate) struct Shared {
     folders_failing: bool,
     /// The request to hold (see [`FakeAurinko::hold_next_page`]).
     held: Option<hold::Held>,
+    /// Set by [`FakeAurinko::set_app_credentials`]: app requests are accepted.
+    app: Option<app::AppCredentials>,
 }
 
 impl Shared {
@@ -245,6 +252,7 @@ impl FakeAurinko {
             webhooks: webhooks::Webhooks::new(options.seed),
             folders_failing: false,
             held: None,
+            app: None,
             options,
         };
         Self { shared: Arc::new(Mutex::new(shared)) }

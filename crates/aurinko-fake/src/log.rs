@@ -28,6 +28,8 @@ pub enum Endpoint {
     SyncDeleted,
     /// `GET /v1/account` (operation `getMyAccount`).
     Account,
+    /// `GET /v1/am/accounts` (operation `getAccounts`): the app's accounts.
+    AppAccounts,
     /// `/v1/subscriptions` and `/v1/subscriptions/{id}`: list (`GET`, operation
     /// `getSubscriptions`), create (`POST`, `subscribe`), get (`GET .../{id}`, `getSubscription`)
     /// and delete (`DELETE .../{id}`, `unsubscribe`); [`RequestRecord::method`] and

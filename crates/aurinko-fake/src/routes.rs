@@ -20,6 +20,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use chrono::DateTime;
 
+use super::app::{ACCOUNT_ID_HEADER, Caller, Credentials};
 use super::data::Kind;
 use super::error::ApiError;
 use super::log::{Endpoint, RequestRecord};
@@ -91,7 +92,7 @@ pub(crate) struct Request {
     collection: Option<Collection>,
     /// `None` when the query string is not valid percent-encoding.
     query: Option<Vec<(String, String)>>,
-    bearer: Option<String>,
+    credentials: Credentials,
     /// `/v1/subscriptions/{id}`: the id segment as written; `None` for `/v1/subscriptions`.
     subscription_id: Option<String>,
     content_type: Option<String>,
@@ -116,6 +117,7 @@ impl Request {
         // The id in the path of a calendar or a task list, and which of the two it names.
         let (endpoint, raw_id, collection) = match segments.as_slice() {
             ["v1", "account"] => (Endpoint::Account, None, None),
+            ["v1", "am", "accounts"] => (Endpoint::AppAccounts, None, None),
             ["v1", "email", "folders"] => (Endpoint::Folders, None, None),
             ["v1", "subscriptions"] => (Endpoint::Subscriptions, None, None),
             ["v1", "subscriptions", id] if !id.is_empty() => (Endpoint::Subscriptions, None, None),
@@ -146,11 +148,8 @@ impl Request {
             Some(_) => (Endpoint::Other, None, None),
             None => (endpoint, None, collection),
         };
-        let bearer = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            let token = token.trim();
-            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
-        });
+        let text = |name| headers.get(name).and_then(|value: &header::HeaderValue| value.to_str().ok());
+        let credentials = Credentials::parse(text(header::AUTHORIZATION.as_str()), text(ACCOUNT_ID_HEADER));
         Self {
             method: method.clone(),
             path,
@@ -158,7 +157,7 @@ impl Request {
             calendar_id,
             collection,
             query: parse_query(uri.query().unwrap_or("")),
-            bearer,
+            credentials,
             subscription_id,
             content_type: headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_string),
             body,
@@ -204,7 +203,7 @@ impl Shared {
     /// it is answered).
     fn answer(&mut self, request: &Request, fault: Option<FaultKind>) -> Answer {
         let request_id = self.next_request_id();
-        let account = request.bearer.as_deref().and_then(|token| self.data.account_by_token(token));
+        let account = self.account_named(&request.credentials);
         let mut record = RequestRecord {
             account: account.map(|index| self.data.account(index).name.clone()),
             method: request.method.to_string(),
@@ -265,7 +264,7 @@ impl Shared {
                 // POST must not provision, so it gets a stand-in body.
                 let full = if request.method == Method::GET {
                     let mut scratch = record.clone();
-                    match self.route(request, account, &mut scratch, &request_id) {
+                    match self.route(request, &mut scratch, &request_id) {
                         Reply { body: ReplyBody::Json(bytes), .. } => bytes,
                         _ => Vec::new(),
                     }
@@ -277,14 +276,21 @@ impl Shared {
                 Reply::json(200, cut)
             }
             None | Some(FaultKind::Latency) => {
-                let limited = match (self.options.rate_limit_per_sec, &request.bearer) {
-                    (Some(per_sec), Some(token)) => !self.limiter.admit(token, per_sec, Instant::now()),
+                // Per token, as Aurinko limits an account: an app's requests for an account
+                // count against that account.
+                let key = match (request.credentials.bearer(), account) {
+                    (Some(token), _) => Some(token.to_string()),
+                    (None, Some(index)) => Some(format!("\0app\0{index}")),
+                    (None, None) => None,
+                };
+                let limited = match (self.options.rate_limit_per_sec, key) {
+                    (Some(per_sec), Some(key)) => !self.limiter.admit(&key, per_sec, Instant::now()),
                     _ => false,
                 };
                 if limited {
                     Reply::error(&too_many_requests(), &request_id).with_header(header::RETRY_AFTER, "1".to_string())
                 } else {
-                    self.route(request, account, &mut record, &request_id)
+                    self.route(request, &mut record, &request_id)
                 }
             }
         };
@@ -303,14 +309,8 @@ impl Shared {
         Answer::Ready(Reply { status, body, headers })
     }
 
-    fn route(
-        &mut self,
-        request: &Request,
-        account: Option<usize>,
-        record: &mut RequestRecord,
-        request_id: &str,
-    ) -> Reply {
-        match self.dispatch(request, account, record) {
+    fn route(&mut self, request: &Request, record: &mut RequestRecord, request_id: &str) -> Reply {
+        match self.dispatch(request, record) {
             Ok(reply) => reply,
             Err(error) if error.status == 405 => {
                 Reply::error(&error, request_id).with_header(header::ALLOW, request.allow().to_string())
@@ -319,19 +319,28 @@ impl Shared {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        request: &Request,
-        account: Option<usize>,
-        record: &mut RequestRecord,
-    ) -> Result<Reply, ApiError> {
-        if request.bearer.is_none() {
-            return Err(ApiError::unauthorized());
+    fn dispatch(&mut self, request: &Request, record: &mut RequestRecord) -> Result<Reply, ApiError> {
+        let caller = self.authenticate(&request.credentials)?;
+        if request.endpoint == Endpoint::AppAccounts {
+            // The app's own request: an account's token may not list the app's accounts.
+            if !matches!(request.credentials, Credentials::App { .. }) {
+                return Err(ApiError::new(401, "unauthorized", "App credentials required"));
+            }
+            if request.method != Method::GET {
+                return Err(ApiError::new(
+                    405,
+                    "methodNotAllowed",
+                    format!("Method {} is not allowed here", request.method),
+                ));
+            }
+            let page_size = self.options.page_size;
+            let (body, records) = self.accounts_page(request.param("limit")?, request.param("offset")?, page_size)?;
+            record.records = records;
+            return Ok(Reply::json(200, body));
         }
-        let account = account.ok_or_else(ApiError::unauthorized)?;
-        if self.data.account(account).dead {
-            return Err(ApiError::token_dead());
-        }
+        let Caller::Account(account) = caller else {
+            return Err(ApiError::new(401, "unauthorized", "X-Aurinko-Account-Id is required"));
+        };
         if request.endpoint == Endpoint::Other {
             return Err(ApiError::new(404, "notFound", "Not found"));
         }
@@ -487,6 +496,7 @@ impl Shared {
             | Endpoint::GetTaskList
             | Endpoint::ListTaskLists
             | Endpoint::Account
+            | Endpoint::AppAccounts
             | Endpoint::Subscriptions
             | Endpoint::Folders
             | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),
