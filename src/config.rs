@@ -5,22 +5,29 @@
 //! that make no sense, duplicate account names. Each problem is one line that
 //! names the key, so an operator can fix it without reading the source.
 
+mod app;
 #[cfg(test)]
 mod documented;
 mod pgpass;
 mod secret_file;
+mod selection;
 mod store;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+pub use app::AppConfig;
+use app::{RawApp, validate_app};
 use secrecy::SecretString;
+pub use selection::{CalendarSelection, EmailConfig, Selection, TasksConfig};
+use selection::{RawEmail, RawSelection, validate_selection};
 use serde::Deserialize;
 pub use store::{DEFAULT_SCHEMA, PostgresConfig, StoreConfig};
 use store::{RawStore, validate_store};
 
 pub use crate::model::BodyType;
+use crate::model::DISCOVERED_PREFIX;
 
 /// A configuration problem. `Display` is one line naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +49,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// Push notifications from Aurinko; `None` when not configured.
     pub webhook: Option<WebhookConfig>,
+    /// The app's credentials, and whether it discovers its accounts.
+    pub app: Option<AppConfig>,
+    /// The configured accounts (app mode adds those it discovers at run time).
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -139,55 +149,39 @@ pub struct SyncConfig {
     pub first_pass_spread: Duration,
 }
 
-/// Which calendars of an account to sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CalendarSelection {
-    All,
-    /// Calendar ids as configured; `primary` is resolved through discovery.
-    Listed(Vec<String>),
-}
-
-/// Email sync settings (`email = { days_within = 30, body = "text" }`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EmailConfig {
-    /// Only messages received within this many days are loaded initially.
-    pub days_within: Option<u32>,
-    /// Message bodies as text or HTML; `None` leaves bodies out.
-    pub body: Option<BodyType>,
-}
-
-/// Task sync settings (`tasks = true`, or `tasks = { completed_within_days = 90 }`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TasksConfig {
-    /// Completed tasks whose completion lies further back than this many
-    /// days are left out of the initial load; `None` loads every task.
-    pub completed_within_days: Option<u32>,
-}
-
 #[derive(Clone)]
 pub struct AccountConfig {
     pub name: String,
-    pub token: SecretString,
-    pub calendars: CalendarSelection,
-    /// `None`: the mailbox is not synced.
-    pub email: Option<EmailConfig>,
-    pub contacts: bool,
-    /// `None`: task lists are not synced.
-    pub tasks: Option<TasksConfig>,
-    /// Discovery lists calendars shared with the user too (`withShared=true`).
-    pub shared_calendars: bool,
+    pub credential: Credential,
+    /// What to sync.
+    pub sync: Selection,
+}
+
+/// How requests for an account authenticate.
+#[derive(Clone)]
+pub enum Credential {
+    /// The account's own access token (`Authorization: Bearer`).
+    Token(SecretString),
+    /// The app's credentials (`[app]`) acting for the account with this
+    /// Aurinko id (HTTP Basic and `X-Aurinko-Account-Id`).
+    App { account_id: i64 },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Token(_) => f.write_str("Token([redacted])"),
+            Credential::App { account_id } => write!(f, "App {{ account_id: {account_id} }}"),
+        }
+    }
 }
 
 impl std::fmt::Debug for AccountConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccountConfig")
             .field("name", &self.name)
-            .field("token", &"[redacted]")
-            .field("calendars", &self.calendars)
-            .field("email", &self.email)
-            .field("contacts", &self.contacts)
-            .field("tasks", &self.tasks)
-            .field("shared_calendars", &self.shared_calendars)
+            .field("credential", &self.credential)
+            .field("sync", &self.sync)
             .finish()
     }
 }
@@ -206,6 +200,7 @@ struct RawConfig {
     #[serde(default)]
     server: RawServer,
     webhook: Option<RawWebhook>,
+    app: Option<RawApp>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -260,22 +255,15 @@ struct RawAccount {
     name: Option<String>,
     token_env: Option<String>,
     token_file: Option<String>,
-    /// `"all"` or a list of ids; checked by hand so a wrong shape gets a
-    /// message naming the key rather than serde's "no variant matched".
+    /// Instead of a token: the app's credentials act for this Aurinko account.
+    account_id: Option<i64>,
+    /// See [`RawSelection`], whose keys these are (serde cannot flatten
+    /// into a table that refuses unknown keys).
     calendars: Option<toml::Value>,
     email: Option<RawEmail>,
     contacts: Option<bool>,
-    /// `true`, `false` or `{ completed_within_days = N }`; checked by hand
-    /// like `calendars`.
     tasks: Option<toml::Value>,
     shared_calendars: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEmail {
-    days_within: Option<i64>,
-    body: Option<String>,
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.aurinko.io/v1";
@@ -362,15 +350,26 @@ impl Config {
             None => None,
             Some(w) => Some(validate_webhook(w, &server, env, resolve_tokens, dir)?),
         };
-        if raw.accounts.is_empty() {
-            return Err(ConfigError::at("accounts", "no [[accounts]] configured"));
+        let app = match raw.app {
+            None => None,
+            Some(a) => Some(validate_app(a, env, resolve_tokens, dir)?),
+        };
+        let discovers = app.as_ref().is_some_and(|a| a.discover.is_some());
+        if raw.accounts.is_empty() && !discovers {
+            return Err(ConfigError::at("accounts", "no [[accounts]] configured (nor [app] accounts = \"aurinko\")"));
         }
         let mut accounts: Vec<AccountConfig> = Vec::with_capacity(raw.accounts.len());
         // A set, not a scan of the accounts so far: 100,000 accounts would
         // take minutes to compare pairwise.
         let mut names = HashSet::with_capacity(raw.accounts.len());
         for (i, account) in raw.accounts.into_iter().enumerate() {
-            let account = validate_account(i, account, env, resolve_tokens, dir)?;
+            let account = validate_account(i, account, app.as_ref(), env, resolve_tokens, dir)?;
+            if discovers && account.name.starts_with(DISCOVERED_PREFIX) {
+                return Err(ConfigError::at(
+                    format!("accounts[{i}].name"),
+                    format!("names starting with {DISCOVERED_PREFIX:?} are those of discovered accounts"),
+                ));
+            }
             if !names.insert(account.name.clone()) {
                 return Err(ConfigError::at(
                     format!("accounts[{i}].name"),
@@ -379,7 +378,7 @@ impl Config {
             }
             accounts.push(account);
         }
-        Ok(Config { api, store, sync, server, webhook, accounts })
+        Ok(Config { api, store, sync, server, webhook, app, accounts })
     }
 }
 
@@ -429,6 +428,7 @@ fn validate_api(raw: RawApi) -> Result<ApiConfig, ConfigError> {
 fn validate_account(
     i: usize,
     raw: RawAccount,
+    app: Option<&AppConfig>,
     env: &dyn Fn(&str) -> Option<String>,
     resolve_tokens: bool,
     dir: &Path,
@@ -438,104 +438,41 @@ fn validate_account(
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         return Err(ConfigError::at(key("name"), "use letters, digits, '-', '_' or '.' only"));
     }
-    let token =
-        read_secret(&key("token_env"), &key("token_file"), raw.token_env, raw.token_file, env, resolve_tokens, dir)?;
-    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        // A header value cannot hold these; say so without echoing the token.
-        return Err(ConfigError::at(key("token"), "the token contains spaces or control characters"));
-    }
-    let expected = "expected \"all\" or a list of calendar ids";
-    let calendars = match raw.calendars {
-        None => CalendarSelection::All,
-        Some(toml::Value::String(k)) if k == "all" => CalendarSelection::All,
-        Some(toml::Value::Array(items)) if items.is_empty() => CalendarSelection::Listed(Vec::new()),
-        Some(toml::Value::Array(items)) => {
-            let ids = items
-                .into_iter()
-                .map(|v| match v {
-                    toml::Value::String(id) => Ok(id),
-                    other => Err(ConfigError::at(key("calendars"), format!("{expected}, got {other}"))),
-                })
-                .collect::<Result<Vec<String>, ConfigError>>()?;
-            if let Some(bad) = ids.iter().find(|id| id.trim().is_empty()) {
-                return Err(ConfigError::at(key("calendars"), format!("empty calendar id {bad:?}")));
-            }
-            // Ids are path segments of requests, and these two are dot
-            // segments ("this", "the parent"): see `Api::url`.
-            if let Some(bad) = ids.iter().find(|id| matches!(id.as_str(), "." | "..")) {
-                return Err(ConfigError::at(
-                    key("calendars"),
-                    format!("calendar id {bad:?} cannot be a URL path segment"),
-                ));
-            }
-            let mut unique = ids.clone();
-            unique.sort();
-            unique.dedup();
-            if unique.len() != ids.len() {
-                return Err(ConfigError::at(key("calendars"), "a calendar id is listed twice"));
-            }
-            CalendarSelection::Listed(ids)
+    let credential = match raw.account_id {
+        Some(_) if raw.token_env.is_some() || raw.token_file.is_some() => {
+            return Err(ConfigError::at(key("account_id"), "set account_id (with [app]) or a token, not both"));
         }
-        Some(other) => return Err(ConfigError::at(key("calendars"), format!("{expected}, got {other}"))),
-    };
-    let email = match raw.email {
-        None => None,
-        Some(e) => {
-            let days_within = match e.days_within {
-                None => None,
-                Some(days) => Some(positive(&key("email.days_within"), Some(days), 0)?),
-            };
-            let body = match e.body.as_deref() {
-                None => None,
-                Some("text") => Some(BodyType::Text),
-                Some("html") => Some(BodyType::Html),
-                Some(other) => {
-                    return Err(ConfigError::at(
-                        key("email.body"),
-                        format!("expected \"text\" or \"html\", got {other:?}"),
-                    ));
-                }
-            };
-            Some(EmailConfig { days_within, body })
+        Some(_) if app.is_none() => {
+            return Err(ConfigError::at(key("account_id"), "acts with the app's credentials: [app] is missing"));
+        }
+        Some(id) if id <= 0 => return Err(ConfigError::at(key("account_id"), format!("must be positive, got {id}"))),
+        Some(account_id) => Credential::App { account_id },
+        None => {
+            let token = read_secret(
+                &key("token_env"),
+                &key("token_file"),
+                raw.token_env,
+                raw.token_file,
+                env,
+                resolve_tokens,
+                dir,
+            )?;
+            if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                // A header value cannot hold these; say so without echoing the token.
+                return Err(ConfigError::at(key("token"), "the token contains spaces or control characters"));
+            }
+            Credential::Token(SecretString::from(token))
         }
     };
-    let contacts = raw.contacts.unwrap_or(false);
-    let tasks = validate_tasks(&key("tasks"), raw.tasks)?;
-    if calendars == CalendarSelection::Listed(Vec::new()) && email.is_none() && !contacts && tasks.is_none() {
-        return Err(ConfigError::at(
-            key("calendars"),
-            "nothing to sync: no calendars, no email, no contacts, no tasks",
-        ));
-    }
-    let shared_calendars = raw.shared_calendars.unwrap_or(false);
-    if shared_calendars && calendars == CalendarSelection::Listed(Vec::new()) {
-        return Err(ConfigError::at(key("shared_calendars"), "lists calendars, but `calendars = []` syncs none"));
-    }
-    Ok(AccountConfig { name, token: SecretString::from(token), calendars, email, contacts, tasks, shared_calendars })
-}
-
-/// `tasks = true | false | { completed_within_days = N }`.
-fn validate_tasks(key: &str, value: Option<toml::Value>) -> Result<Option<TasksConfig>, ConfigError> {
-    let expected = "expected true, false or { completed_within_days = N }";
-    match value {
-        None | Some(toml::Value::Boolean(false)) => Ok(None),
-        Some(toml::Value::Boolean(true)) => Ok(Some(TasksConfig { completed_within_days: None })),
-        Some(toml::Value::Table(table)) => {
-            let mut days = None;
-            for (name, v) in table {
-                let field = format!("{key}.{name}");
-                match (name.as_str(), v) {
-                    ("completed_within_days", toml::Value::Integer(n)) => days = Some(positive(&field, Some(n), 0)?),
-                    ("completed_within_days", other) => {
-                        return Err(ConfigError::at(field, format!("expected a number of days, got {other}")));
-                    }
-                    _ => return Err(ConfigError::at(field, "unknown key")),
-                }
-            }
-            Ok(Some(TasksConfig { completed_within_days: days }))
-        }
-        Some(other) => Err(ConfigError::at(key, format!("{expected}, got {other}"))),
-    }
+    let selection = RawSelection {
+        calendars: raw.calendars,
+        email: raw.email,
+        contacts: raw.contacts,
+        tasks: raw.tasks,
+        shared_calendars: raw.shared_calendars,
+    };
+    let sync = validate_selection(&format!("accounts[{i}]"), selection)?;
+    Ok(AccountConfig { name, credential, sync })
 }
 
 /// Reads a secret from an environment variable or a file (relative to
@@ -665,8 +602,8 @@ mod tests {
         assert_eq!(c.sync.window_future_days, 365);
         assert_eq!(c.sync.first_pass_spread, Duration::from_secs(10));
         assert_eq!(c.store.sqlite_path(), Some(Path::new("aurinko-sync.db")));
-        assert_eq!(c.accounts[0].calendars, CalendarSelection::All);
-        assert_eq!(c.accounts[0].token.expose_secret(), "secret-token");
+        assert_eq!(c.accounts[0].sync.calendars, CalendarSelection::All);
+        assert!(matches!(&c.accounts[0].credential, Credential::Token(t) if t.expose_secret() == "secret-token"));
     }
 
     #[test]
@@ -720,18 +657,18 @@ mod tests {
     #[test]
     fn email_and_contacts_are_off_by_default_and_configurable() {
         let c = parse(MINIMAL).unwrap();
-        assert_eq!((c.accounts[0].email, c.accounts[0].contacts), (None, false));
+        assert_eq!((c.accounts[0].sync.email, c.accounts[0].sync.contacts), (None, false));
         let text = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = []\nemail = { days_within = 30, body = \"html\" }\ncontacts = true\n";
         let c = parse(text).unwrap();
-        let a = &c.accounts[0];
+        let a = &c.accounts[0].sync;
         assert_eq!(a.calendars, CalendarSelection::Listed(vec![]));
         assert_eq!(a.email, Some(EmailConfig { days_within: Some(30), body: Some(BodyType::Html) }));
         assert!(a.contacts);
         let c = parse("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nemail = {}\n").unwrap();
-        assert_eq!(c.accounts[0].email, Some(EmailConfig { days_within: None, body: None }));
-        assert!(!c.accounts[0].shared_calendars, "off by default");
+        assert_eq!(c.accounts[0].sync.email, Some(EmailConfig { days_within: None, body: None }));
+        assert!(!c.accounts[0].sync.shared_calendars, "off by default");
         let c = parse("[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\nshared_calendars = true\n").unwrap();
-        assert!(c.accounts[0].shared_calendars);
+        assert!(c.accounts[0].sync.shared_calendars);
     }
 
     #[test]
@@ -755,9 +692,9 @@ mod tests {
     #[test]
     fn tasks_are_off_by_default_and_configurable() {
         let c = parse(MINIMAL).unwrap();
-        assert_eq!(c.accounts[0].tasks, None);
+        assert_eq!(c.accounts[0].sync.tasks, None);
         let account = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = []\n";
-        let tasks = |line: &str| parse(&format!("{account}{line}")).map(|c| c.accounts[0].tasks);
+        let tasks = |line: &str| parse(&format!("{account}{line}")).map(|c| c.accounts[0].sync.tasks);
         assert_eq!(tasks("tasks = true\n").unwrap(), Some(TasksConfig { completed_within_days: None }));
         assert_eq!(tasks("tasks = {}\n").unwrap(), Some(TasksConfig { completed_within_days: None }));
         assert_eq!(
@@ -824,7 +761,7 @@ mod tests {
         let c = Config::parse_with(text, &|_| None, false, Path::new("")).unwrap();
         assert_eq!(c.accounts[0].name, "work");
         assert_eq!(c.api.base_url, DEFAULT_BASE_URL);
-        assert_eq!(c.accounts[0].tasks, None);
+        assert_eq!(c.accounts[0].sync.tasks, None);
     }
 
     #[test]
@@ -839,7 +776,7 @@ mod tests {
         std::fs::write(&config, format!("[store]\npath = \"data/s.db\"\n{listen}{account}")).unwrap();
         let c = Config::load(&config).unwrap();
         assert_eq!(c.store.sqlite_path(), Some(dir.path().join("conf/data/s.db").as_path()));
-        assert_eq!(c.accounts[0].token.expose_secret(), "file-token");
+        assert!(matches!(&c.accounts[0].credential, Credential::Token(t) if t.expose_secret() == "file-token"));
         assert_eq!(c.webhook.unwrap().signing_secret.expose_secret(), "hook-secret");
         std::fs::write(&config, format!("[store]\npath = \"/var/lib/x.db\"\n{account}")).unwrap();
         assert_eq!(Config::load(&config).unwrap().store.sqlite_path(), Some(Path::new("/var/lib/x.db")));
@@ -873,6 +810,68 @@ mod tests {
     fn calendar_lists_and_primary_alias() {
         let text = "[[accounts]]\nname = \"a\"\ntoken_env = \"TOKEN\"\ncalendars = [\"primary\", \"cal-2\"]\n";
         let c = parse(text).unwrap();
-        assert_eq!(c.accounts[0].calendars, CalendarSelection::Listed(vec!["primary".into(), "cal-2".into()]));
+        assert_eq!(c.accounts[0].sync.calendars, CalendarSelection::Listed(vec!["primary".into(), "cal-2".into()]));
+    }
+
+    const APP: &str = "[app]\nclient_id = \"app-id\"\nclient_secret_env = \"TOKEN\"\n";
+
+    #[test]
+    fn app_mode_needs_no_accounts_entry_and_takes_its_template() {
+        let c = parse(&format!("{APP}accounts = \"aurinko\"\n[app.each_account]\ncontacts = true\ncalendars = []\n"))
+            .unwrap();
+        assert!(c.accounts.is_empty());
+        let app = c.app.as_ref().unwrap();
+        assert_eq!(app.client_id, "app-id");
+        assert!(!app.purge_removed_accounts);
+        let template = app.discover.as_ref().unwrap();
+        assert!(template.contacts);
+        assert_eq!(template.calendars, CalendarSelection::Listed(vec![]));
+        // Without a template every account syncs its calendars, as an entry does.
+        let c = parse(&format!("{APP}accounts = \"aurinko\"\n")).unwrap();
+        assert_eq!(c.app.unwrap().discover.unwrap().calendars, CalendarSelection::All);
+        // The secret is in no Debug output.
+        assert!(!format!("{:?}", parse(&format!("{APP}{MINIMAL}")).unwrap()).contains("secret-token"));
+        // An entry may act through the app's credentials instead of a token.
+        let c = parse(&format!("{APP}[[accounts]]\nname = \"a\"\naccount_id = 1042\n")).unwrap();
+        assert!(matches!(c.accounts[0].credential, Credential::App { account_id: 1042 }));
+    }
+
+    #[test]
+    fn each_bad_app_setting_names_its_key() {
+        let cases = [
+            ("[app]\nclient_secret_env = \"TOKEN\"\naccounts = \"aurinko\"\n", "app.client_id"),
+            ("[app]\nclient_id = \"a:b\"\nclient_secret_env = \"TOKEN\"\naccounts = \"aurinko\"\n", "app.client_id"),
+            ("[app]\nclient_id = \"a\"\naccounts = \"aurinko\"\n", "app.client_secret_env"),
+            (
+                "[app]\nclient_id = \"a\"\nclient_secret_env = \"MISSING\"\naccounts = \"aurinko\"\n",
+                "app.client_secret_env",
+            ),
+            (&format!("{APP}accounts = \"every\"\n"), "app.accounts"),
+            (&format!("{APP}[app.each_account]\ncontacts = true\n{MINIMAL}"), "app.each_account"),
+            (
+                &format!("{APP}accounts = \"aurinko\"\n[app.each_account]\ncalendars = 3\n"),
+                "app.each_account.calendars",
+            ),
+            (
+                &format!("{APP}accounts = \"aurinko\"\n[app.each_account]\ncalendars = []\n"),
+                "app.each_account.calendars",
+            ),
+            (APP, "accounts"),
+            ("[[accounts]]\nname = \"a\"\naccount_id = 5\n", "accounts[0].account_id"),
+            (
+                &format!("{APP}[[accounts]]\nname = \"a\"\naccount_id = 5\ntoken_env = \"TOKEN\"\n"),
+                "accounts[0].account_id",
+            ),
+            (&format!("{APP}[[accounts]]\nname = \"a\"\naccount_id = 0\n"), "accounts[0].account_id"),
+            (
+                &format!("{APP}accounts = \"aurinko\"\n[[accounts]]\nname = \"aurinko-7\"\ntoken_env = \"TOKEN\"\n"),
+                "accounts[0].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.starts_with(key) || err.contains(&format!("{key}:")), "{text:?}: {err}");
+            assert!(!err.contains('\n') && !err.contains("secret-token"), "{err}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The Aurinko HTTP client: bearer auth, retries with full jitter, the
-//! per-account rate limit, and decoding of the sync envelopes.
+//! The Aurinko HTTP client: an account's bearer token or the app's
+//! credentials acting for it, retries with full jitter, the per-account rate
+//! limit, and decoding of the sync envelopes.
 //!
 //! Every request goes through [`AccountClient::call`], which is the one place
 //! where an HTTP outcome becomes an [`ApiError`] with its class.
@@ -18,10 +19,12 @@ use super::error::{
     truncate,
 };
 use super::politeness::{Politeness, parse_retry_after};
-use super::wire::{AccountInfo, ApiRequestFailed, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus};
-use crate::config::ApiConfig;
+use super::wire::{
+    AccountInfo, AccountsPage, ApiRequestFailed, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
+};
+use crate::config::{ApiConfig, AppConfig, Credential};
 use crate::model::text::{inert, redact};
-use crate::model::{Calendar, EmailFolder, ErrorClass, Provision, TaskList, TokenRef};
+use crate::model::{AppAccount, Calendar, EmailFolder, ErrorClass, Provision, TaskList, TokenRef};
 use crate::user_terms::Document;
 
 /// The most pages a listing is followed for: a server handing out fresh
@@ -31,20 +34,52 @@ const MAX_LIST_PAGES: usize = 1000;
 /// Error bodies are read only this far; a proxy's HTML page is not useful.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
+/// The most pages of the app's account list followed: 1,000,000 accounts.
+const MAX_ACCOUNT_PAGES: usize = 10_000;
+
+/// Accounts asked for per page of `GET /am/accounts`.
+const ACCOUNTS_PER_PAGE: usize = 100;
+
+/// The header naming the account an app request acts for (the spec's
+/// `AccountIdHeader`; not `X-Aurinko-AccountId`).
+const ACCOUNT_ID_HEADER: &str = "X-Aurinko-Account-Id";
+
 /// The shared HTTP side: one connection pool for every account.
 pub struct Api {
     http: reqwest::Client,
     base: Url,
     config: ApiConfig,
+    app: Option<Arc<AppCredentials>>,
 }
 
-/// A client bound to one account: its token and its politeness budget.
+/// The app's client id and secret (`[app]`).
+struct AppCredentials {
+    client_id: String,
+    secret: SecretString,
+    /// `base64(client_id:secret)` as the `Authorization` header carries it:
+    /// redacted like the secret wherever a server echoes it.
+    encoded: SecretString,
+}
+
+/// How a client's requests authenticate.
+#[derive(Clone)]
+enum Auth {
+    Bearer(SecretString),
+    /// The app's credentials, for one account (`X-Aurinko-Account-Id`) or,
+    /// without one, for the app's own requests (its account list).
+    App {
+        app: Arc<AppCredentials>,
+        account_id: Option<i64>,
+    },
+}
+
+/// A client bound to one account: its credentials and its politeness budget.
 #[derive(Clone)]
 pub struct AccountClient {
     api: Arc<Api>,
     /// The local account name, for metrics labels.
     account: Arc<str>,
-    token: SecretString,
+    auth: Auth,
     politeness: Arc<Politeness>,
 }
 
@@ -60,7 +95,7 @@ pub struct SyncPage<R> {
 }
 
 impl Api {
-    pub fn new(config: &ApiConfig) -> Result<Arc<Api>, String> {
+    pub fn new(config: &ApiConfig, app: Option<&AppConfig>) -> Result<Arc<Api>, String> {
         let base = Url::parse(&format!("{}/", config.base_url)).map_err(|e| format!("api.base_url: {e}"))?;
         let http = crate::http_client::builder()
             .user_agent(concat!("aurinko-sync/", env!("CARGO_PKG_VERSION")))
@@ -69,14 +104,50 @@ impl Api {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Arc::new(Api { http, base, config: config.clone() }))
+        let app = app.map(|app| {
+            use base64::Engine as _;
+            let pair = format!("{}:{}", app.client_id, app.client_secret.expose_secret());
+            Arc::new(AppCredentials {
+                client_id: app.client_id.clone(),
+                secret: app.client_secret.clone(),
+                encoded: SecretString::from(base64::engine::general_purpose::STANDARD.encode(pair)),
+            })
+        });
+        Ok(Arc::new(Api { http, base, config: config.clone(), app }))
     }
 
-    pub fn account(self: &Arc<Self>, name: &str, token: SecretString) -> AccountClient {
+    /// A client for the account `name`, with its own politeness budget.
+    /// `Credential::App` needs the app's credentials (`[app]`).
+    pub fn account(self: &Arc<Self>, name: &str, credential: &Credential) -> Result<AccountClient, String> {
+        let auth = match credential {
+            Credential::Token(token) => Auth::Bearer(token.clone()),
+            Credential::App { account_id } => {
+                let app = self.app.clone().ok_or_else(|| format!("account {name}: [app] credentials are missing"))?;
+                Auth::App { app, account_id: Some(*account_id) }
+            }
+        };
+        Ok(self.client(name, auth))
+    }
+
+    /// A client acting for the app's account `account_id` under the local
+    /// name `name`; `None` without `[app]`.
+    pub fn app_account(self: &Arc<Self>, name: &str, account_id: i64) -> Option<AccountClient> {
+        let app = self.app.clone()?;
+        Some(self.client(name, Auth::App { app, account_id: Some(account_id) }))
+    }
+
+    /// The client for the app's own requests (its account list), when the
+    /// configuration has `[app]`; `label` names it in metrics.
+    pub fn app_client(self: &Arc<Self>, label: &str) -> Option<AccountClient> {
+        let app = self.app.clone()?;
+        Some(self.client(label, Auth::App { app, account_id: None }))
+    }
+
+    fn client(self: &Arc<Self>, name: &str, auth: Auth) -> AccountClient {
         AccountClient {
             api: self.clone(),
             account: name.into(),
-            token,
+            auth,
             politeness: Arc::new(Politeness::new(self.config.requests_per_second)),
         }
     }
@@ -247,6 +318,35 @@ impl AccountClient {
         .await
     }
 
+    /// `GET /am/accounts` (the app's client only), following its offset
+    /// paging to the end: every account the app has connected, each id once.
+    /// Records without a usable id are skipped.
+    pub async fn list_app_accounts(&self) -> Result<Vec<AppAccount>, ApiError> {
+        let mut all: Vec<AppAccount> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut offset = 0usize;
+        for _ in 0..MAX_ACCOUNT_PAGES {
+            let mut url = self.api.url(Endpoint::AppAccounts, &["am", "accounts"])?;
+            url.query_pairs_mut()
+                .append_pair("limit", &ACCOUNTS_PER_PAGE.to_string())
+                .append_pair("offset", &offset.to_string());
+            let page: AccountsPage = self.call(Endpoint::AppAccounts, Method::GET, url, decode_json).await?;
+            let records = page.records.unwrap_or_default();
+            let count = records.len();
+            offset += count;
+            all.extend(records.iter().filter_map(|r| AppAccount::from_raw(r)).filter(|a| ids.insert(a.id)));
+            let total = page.total_size.map(|t| t.max(0) as usize);
+            if count == 0 || page.done == Some(true) || total.is_some_and(|t| offset >= t) {
+                return Ok(all);
+            }
+        }
+        tracing::warn!(
+            accounts = all.len(),
+            "the app's account list goes on past {MAX_ACCOUNT_PAGES} pages; syncing those listed"
+        );
+        Ok(all)
+    }
+
     /// `GET /subscriptions`, following its offset paging to the end,
     /// inactive subscriptions included.
     pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, ApiError> {
@@ -331,9 +431,20 @@ impl AccountClient {
     /// (Aurinko's message and code, what a decoder quoted from a body) made
     /// inert, and the account's token redacted wherever a server echoed it.
     fn inert_error(&self, e: ApiError) -> ApiError {
-        let token = self.token.expose_secret();
-        let clean = |s: &str| inert(&redact(s, token)).into_owned();
+        let clean = |s: &str| inert(&self.redacted(s)).into_owned();
         ApiError { message: clean(&e.message), code: e.code.as_deref().map(clean), ..e }
+    }
+
+    /// `s` without this client's secrets: the token, or the app's secret
+    /// and its `Authorization` encoding.
+    fn redacted(&self, s: &str) -> String {
+        match &self.auth {
+            Auth::Bearer(token) => redact(s, token.expose_secret()).into_owned(),
+            Auth::App { app, .. } => {
+                let s = redact(s, app.encoded.expose_secret());
+                redact(&s, app.secret.expose_secret()).into_owned()
+            }
+        }
     }
 
     async fn attempt<T>(
@@ -353,12 +464,17 @@ impl AccountClient {
             code: None,
             message: describe_transport(&e, &peer),
         };
-        let mut request = self
-            .api
-            .http
-            .request(method, url)
-            .bearer_auth(self.token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json");
+        let mut request = self.api.http.request(method, url).header(reqwest::header::ACCEPT, "application/json");
+        request = match &self.auth {
+            Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            Auth::App { app, account_id } => {
+                let request = request.basic_auth(&app.client_id, Some(app.secret.expose_secret()));
+                match account_id {
+                    Some(id) => request.header(ACCOUNT_ID_HEADER, id.to_string()),
+                    None => request,
+                }
+            }
+        };
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -402,8 +518,7 @@ impl AccountClient {
         let failed: Option<ApiRequestFailed> = serde_json::from_slice(&body).ok();
         // The server's words are redacted before they are cut, so that no
         // part of an echoed token survives the cut; `call_with` escapes them.
-        let token = self.token.expose_secret();
-        let words = |s: &str, max| truncate(&redact(s, token), max).to_string();
+        let words = |s: &str, max| truncate(&self.redacted(s), max).to_string();
         let code = failed.as_ref().and_then(|f| f.code.as_deref()).map(|c| words(c, 64));
         let class = classify(status.as_u16(), &body, endpoint);
         let text = failed.as_ref().and_then(|f| f.message.as_deref()).map(|m| words(m, 200));

@@ -19,6 +19,8 @@ pub enum Endpoint {
     SyncUpdated,
     SyncDeleted,
     Account,
+    /// `GET /am/accounts`: the app's account list.
+    AppAccounts,
     Subscriptions,
     Folders,
 }
@@ -34,6 +36,7 @@ impl Endpoint {
             Endpoint::SyncUpdated => "sync_updated",
             Endpoint::SyncDeleted => "sync_deleted",
             Endpoint::Account => "account",
+            Endpoint::AppAccounts => "app_accounts",
             Endpoint::Subscriptions => "subscriptions",
             Endpoint::Folders => "folders",
         }

@@ -98,6 +98,19 @@ pub(crate) struct SubscriptionsPage {
     pub records: Option<Vec<Subscription>>,
 }
 
+/// `AccountsPage`: offset paging, records kept raw (each read by
+/// `AppAccount::from_raw`, so one odd record does not fail the page).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AccountsPage {
+    #[serde(default)]
+    pub total_size: Option<i64>,
+    #[serde(default)]
+    pub done: Option<bool>,
+    #[serde(default)]
+    pub records: Option<Vec<Box<RawValue>>>,
+}
+
 /// An int64 id as the spec defines it, or the same number as a string, as
 /// Aurinko's docs show subscription ids. Anything else is an error.
 pub fn int_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

@@ -95,8 +95,15 @@ async fn stop_on_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-/// Successes on stdout, failures on stderr, one line per calendar.
+/// Successes on stdout, failures on stderr, one line per collection; the
+/// app's account list first, when it failed or stopped some.
 pub(super) fn print_summary(report: &CatchUpReport) {
+    if let Some(e) = &report.app_error {
+        errln!("failed   the app's account list (GET /am/accounts): {e}");
+    }
+    for (name, why) in &report.app_stopped {
+        outln!("stopped  {name}: not synced ({why})");
+    }
     for result in &report.results {
         let (ok, line) = summary_line(result);
         if ok {

@@ -16,7 +16,7 @@ const PROBE: &str = "zz_probe";
 
 /// Keys read by hand from a `toml::Value` rather than through serde:
 /// `tasks = { completed_within_days = N }`.
-const HAND_PARSED: &[&str] = &["accounts.tasks.completed_within_days"];
+const HAND_PARSED: &[&str] = &["accounts.tasks.completed_within_days", "app.each_account.tasks.completed_within_days"];
 
 /// The fields serde lists when it refuses `PROBE` at `path` (a table, or
 /// an array of tables), or `None` if `path` is not a table.
@@ -111,7 +111,7 @@ fn the_example_configuration_loads_with_its_commented_keys_enabled() {
     // checked for shape only, they exist on the server).
     // The store is SQLite (`path`, `max_size_mb`) or PostgreSQL (`url` and
     // its keys): each is loaded in turn.
-    let one_way = ["token_env", "signing_secret_env", "password_env"];
+    let one_way = ["token_env", "signing_secret_env", "password_env", "client_secret_env", "account_id"];
     for (store, other) in
         [("SQLite", &["url", "password_file", "schema"][..]), ("PostgreSQL", &["path", "max_size_mb"])]
     {
@@ -133,7 +133,15 @@ fn every_key_the_parser_accepts_is_in_the_example_and_the_readme() {
         let mut parts = key.split('.');
         let (table, field) = (parts.next().unwrap(), parts.next().unwrap());
         let leaf = key.rsplit('.').next().unwrap();
-        if !example_section(table).lines().any(|l| l.contains(&format!("{leaf} = "))) {
+        // The key's section: the longest prefix of it that heads a table
+        // there (`[app.each_account]` for `app.each_account.calendars`).
+        let parts: Vec<&str> = key.split('.').collect();
+        let section = (1..parts.len())
+            .rev()
+            .map(|n| example_section(&parts[..n].join(".")))
+            .find(|text| !text.is_empty())
+            .unwrap_or_default();
+        if !section.lines().any(|l| l.contains(&format!("{leaf} = "))) {
             missing.push(format!("{key} in deploy/aurinko-sync.toml"));
         }
         // The README's first column names the table and the field: `api.timeout_secs`,

@@ -127,3 +127,75 @@ impl EmailFolder {
         })
     }
 }
+
+/// One account of the app as `GET /am/accounts` lists it (`ApiAccountOutDto`):
+/// the fields that decide whether to sync it and that `state` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppAccount {
+    pub id: i64,
+    pub service_type: Option<String>,
+    pub email: Option<String>,
+    /// "The account is always active in the current API version"; `false`
+    /// is still honoured.
+    pub active: Option<bool>,
+    /// `active`, `invalid` or `dead` (spec `TokenStatus`).
+    pub token_status: Option<String>,
+}
+
+/// The prefix of the local name of an account the app discovered; its
+/// Aurinko id follows (`aurinko-1042`).
+pub const DISCOVERED_PREFIX: &str = "aurinko-";
+
+/// The local name (in the store, logs and `state`) of the account the app
+/// discovered with Aurinko id `id`.
+pub fn discovered_name(id: i64) -> String {
+    format!("{DISCOVERED_PREFIX}{id}")
+}
+
+/// The longest text kept of a listed account's field; longer is cut.
+const MAX_ACCOUNT_TEXT: usize = 320;
+
+impl AppAccount {
+    /// `None` for a record that is not an object with a positive integer id
+    /// (as a number or a numeric string); a field of another type than the
+    /// spec's is left empty.
+    pub fn from_raw(raw: &RawValue) -> Option<AppAccount> {
+        let value: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+        let object = value.as_object()?;
+        let id = match object.get("id")? {
+            serde_json::Value::Number(n) => n.as_i64()?,
+            serde_json::Value::String(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        if id <= 0 {
+            return None;
+        }
+        let text = |key: &str| {
+            object.get(key).and_then(|v| v.as_str()).map(|s| {
+                let end = s.char_indices().nth(MAX_ACCOUNT_TEXT).map_or(s.len(), |(i, _)| i);
+                shown(&s[..end])
+            })
+        };
+        Some(AppAccount {
+            id,
+            service_type: text("serviceType"),
+            email: text("email"),
+            active: object.get("active").and_then(|v| v.as_bool()),
+            token_status: text("tokenStatus"),
+        })
+    }
+
+    /// Why the app does not sync this account now, or `None` when it does:
+    /// only an active token (the spec's `tokenStatus`) is worth a request.
+    /// A listing without a status is taken at its word that the account is
+    /// connected; a refused request says otherwise soon enough.
+    pub fn not_syncable(&self) -> Option<String> {
+        if self.active == Some(false) {
+            return Some("inactive".to_string());
+        }
+        match self.token_status.as_deref() {
+            None | Some("active") => None,
+            Some(status) => Some(format!("token {status}")),
+        }
+    }
+}

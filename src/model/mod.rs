@@ -27,7 +27,7 @@ pub mod text;
 pub use collection::{BodyType, Collection, CollectionKey, Kind, Listing, Range, SWEEP_MARGIN, Start, Table};
 pub use commit::{Commit, Sweep};
 pub use error_class::ErrorClass;
-pub use listed::{Calendar, EmailFolder, TaskList};
+pub use listed::{AppAccount, Calendar, DISCOVERED_PREFIX, EmailFolder, TaskList, discovered_name};
 pub use provision::{Provision, TokenRef};
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
 pub use state::{Cursor, Phase, RangeDays, Reprovision, Stream, SyncState, Window};

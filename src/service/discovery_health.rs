@@ -67,6 +67,10 @@ impl Discoveries {
         }
     }
 
+    pub fn forget(&mut self, account: &str) {
+        self.accounts.remove(account);
+    }
+
     /// Accounts watched.
     pub fn len(&self) -> usize {
         self.accounts.len()

@@ -81,6 +81,13 @@ impl Health {
         lock(&self.discoveries).refused(account);
     }
 
+    /// An account no longer synced (the app stopped it) leaves no trace.
+    pub fn forget_account(&self, account: &str) {
+        lock(&self.refused_accounts).remove(account);
+        lock(&self.discoveries).forget(account);
+        lock(&self.collections).retain(|key, _| key.account != account);
+    }
+
     /// Records how an account's discovery ended: `None` for a success.
     pub fn discovered(&self, account: &str, error: Option<String>) {
         lock(&self.discoveries).record(account, error);

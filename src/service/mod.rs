@@ -3,6 +3,8 @@
 //! delta, a health and metrics listener, and systemd notifications.
 //!
 //! - `supervisor`: discovery per account; starts and stops actors.
+//! - `app_accounts`: app mode: the app's account list, read every discovery
+//!   interval, starts and stops the accounts' supervisors.
 //! - `actor`: one collection's poll loop, with failure backoff.
 //! - `health`: what `/healthz`, `STATUS=` and the lag metrics read;
 //!   `discovery_health` judges from the accounts' discoveries whether the
@@ -16,6 +18,7 @@
 //! - `subscribe`: keeps one subscription per synced collection.
 
 mod actor;
+mod app_accounts;
 mod collection_metrics;
 mod connections;
 mod discovery_health;
@@ -56,7 +59,11 @@ pub const WRITER_GRACE: Duration = Duration::from_secs(1);
 /// Runs until `cancel` fires. Returns an error only if it cannot start (the
 /// listener cannot bind).
 pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), String> {
-    let health = Arc::new(Health::new(engine.accounts().iter().map(|(a, _)| a.name.clone())));
+    let mut watched: Vec<String> = engine.accounts().iter().map(|(a, _)| a.name.clone()).collect();
+    if engine.discovers_app_accounts() {
+        watched.push(app_accounts::LISTING.to_string());
+    }
+    let health = Arc::new(Health::new(watched));
     let nudges = Arc::new(Nudges::default());
     // Before anything opens files or sockets: the API client and the store
     // need descriptors whatever the listener's peers do.
@@ -97,8 +104,19 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
         None => None,
     };
     let supervisors = TaskTracker::new();
-    for index in 0..engine.accounts().len() {
-        supervisors.spawn(supervisor::supervise(engine.clone(), index, health.clone(), nudges.clone(), cancel.clone()));
+    for (account, client) in engine.accounts() {
+        let (account, client) = (account.clone(), client.clone());
+        supervisors.spawn(supervisor::supervise(
+            engine.clone(),
+            account,
+            client,
+            health.clone(),
+            nudges.clone(),
+            cancel.clone(),
+        ));
+    }
+    if engine.discovers_app_accounts() {
+        supervisors.spawn(app_accounts::run(engine.clone(), health.clone(), nudges.clone(), cancel.clone()));
     }
     supervisors.close();
     let ticker = tokio::spawn(notify::tick(health.clone(), cancel.clone()));

@@ -13,19 +13,27 @@ use tokio_util::task::TaskTracker;
 use super::actor;
 use super::health::Health;
 use super::nudge::Nudges;
+use crate::aurinko::AccountClient;
+use crate::config::{AccountConfig, Credential};
 use crate::model::CollectionKey;
 use crate::store::Change;
 use crate::sync::Engine;
 
 pub async fn supervise(
     engine: Arc<Engine>,
-    index: usize,
+    account: AccountConfig,
+    client: AccountClient,
     health: Arc<Health>,
     nudges: Arc<Nudges>,
     cancel: CancellationToken,
 ) {
-    let (account, client) = &engine.accounts()[index];
+    let (account, client) = (&account, &client);
     let mut account_id_known = engine.config().webhook.is_none();
+    if let Credential::App { account_id } = account.credential {
+        // The app acts for it by this id: no need to ask.
+        nudges.learn_account(account_id, &account.name);
+        account_id_known = true;
+    }
     // Cancelled by shutdown, or by an actor whose pass found the token refused.
     let account_cancel = cancel.child_token();
     let actors = TaskTracker::new();
@@ -41,7 +49,7 @@ pub async fn supervise(
         }
         if !account_id_known {
             // Notifications name accounts by Aurinko's id; learn it once.
-            account_id_known = learn_account_id(&engine, index, &nudges).await;
+            account_id_known = learn_account_id(&engine, account, client, &nudges).await;
         }
         for collection in &plan.collections {
             if running.contains_key(&collection.key) {
@@ -82,7 +90,7 @@ pub async fn supervise(
             _ = tokio::time::sleep(interval) => {}
         }
     }
-    if !cancel.is_cancelled() {
+    if !cancel.is_cancelled() && account_cancel.is_cancelled() {
         tracing::error!(account = %account.name, "token refused: the account's collections stop until restart");
         health.account_refused(&account.name);
     }
@@ -90,8 +98,7 @@ pub async fn supervise(
     actors.wait().await;
 }
 
-async fn learn_account_id(engine: &Engine, index: usize, nudges: &Nudges) -> bool {
-    let (account, client) = &engine.accounts()[index];
+async fn learn_account_id(engine: &Engine, account: &AccountConfig, client: &AccountClient, nudges: &Nudges) -> bool {
     match client.account_id().await {
         Ok(id) => {
             nudges.learn_account(id, &account.name);

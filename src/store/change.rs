@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError, StoredSubscription};
-use crate::model::{Calendar, EmailFolder, ErrorClass, TaskList};
+use crate::model::{AppAccount, Calendar, EmailFolder, ErrorClass, TaskList};
 
 /// One bookkeeping write, owning what it stores.
 #[derive(Debug)]
@@ -27,6 +27,11 @@ pub enum Change {
     /// The account's id and its subscriptions as Aurinko listed them after
     /// `subscribe`, replacing what the store knew.
     Subscriptions { account: String, aurinko_id: i64, subscriptions: Vec<StoredSubscription> },
+    /// A complete listing of the app's accounts: each one's listing, and
+    /// those it no longer names marked removed; with `purge_removed`, their
+    /// rows deleted but their `accounts` row (so `state` still says what
+    /// became of them). Sent once nothing of a removed account runs.
+    AppAccounts { listed: Vec<AppAccount>, purge_removed: bool },
     /// A subscription's `lifecycleEvent` (`error` or `active`).
     Lifecycle { account: String, subscription: i64, event: String, error: Option<String> },
 }
@@ -49,6 +54,7 @@ impl Store {
             Change::Subscriptions { account, aurinko_id, subscriptions } => {
                 self.save_subscriptions(account, *aurinko_id, subscriptions, now)
             }
+            Change::AppAccounts { listed, purge_removed } => self.save_app_accounts(listed, *purge_removed, now),
             Change::Lifecycle { account, subscription, event, error } => {
                 return self.record_lifecycle(account, *subscription, event, error.as_deref(), now);
             }

@@ -20,6 +20,7 @@
 //! at a time anyway, and a single connection lets every page and its token
 //! share one `BEGIN IMMEDIATE` transaction.
 
+mod app_accounts;
 mod backend;
 mod change;
 mod discovery;
@@ -43,6 +44,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub use crate::model::CollectionKey;
 use crate::model::ErrorClass;
+pub use app_accounts::REMOVED_FROM_APP;
 pub use backend::{Backend, Transaction};
 pub use change::Change;
 pub use postgres::{Copied, Postgres};
@@ -64,6 +66,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0007_account_discovery.sql")),
     M::up(include_str!("../../state/0008_resync.sql")),
     M::up(include_str!("../../state/0009_events_by_time.sql")),
+    M::up(include_str!("../../state/0010_app_accounts.sql")),
 ];
 
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller

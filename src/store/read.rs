@@ -30,6 +30,17 @@ pub struct AccountReport {
     /// Failed discoveries in a row.
     pub discovery_failures: i64,
     pub discovery_success_at: Option<String>,
+    /// Found in the app's account list (`[app] accounts = "aurinko"`).
+    pub app_listed: bool,
+    /// What the app's list said of it: provider, address, token status.
+    pub service_type: Option<String>,
+    pub email: Option<String>,
+    pub token_status: Option<String>,
+    /// Why the app does not sync it now (`token invalid`, `removed from
+    /// the app`); `None` while it does.
+    pub app_stopped: Option<String>,
+    /// The last listing that named it.
+    pub app_seen_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,6 +113,12 @@ pub(super) const LIVE_COLLECTIONS: &str = "SELECT kind, collection_id FROM sync_
      WHERE account = ?1 AND phase != 'removed' ORDER BY kind, collection_id";
 
 /// An account's events, for the demo.
+/// `state`'s accounts, in [`AccountReport`]'s order.
+pub(super) const ACCOUNTS: &str = "SELECT name, auth_error, auth_error_at, discovery_error, discovery_error_class,
+        discovery_failing_since, discovery_failures, discovery_success_at,
+        app_listed, service_type, email, token_status, app_stopped, app_seen_at
+     FROM accounts ORDER BY name";
+
 pub(super) const EVENTS: &str = "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
      WHERE account = ?1 ORDER BY calendar_id, event_id";
 
@@ -109,11 +126,7 @@ impl Store {
     pub fn report(&self) -> Result<Report, StoreError> {
         let conn = self.conn();
         let accounts = conn
-            .prepare(
-                "SELECT name, auth_error, auth_error_at, discovery_error, discovery_error_class,
-                        discovery_failing_since, discovery_failures, discovery_success_at
-                 FROM accounts ORDER BY name",
-            )?
+            .prepare(ACCOUNTS)?
             .query_map([], |r| {
                 Ok(AccountReport {
                     name: r.get(0)?,
@@ -124,6 +137,12 @@ impl Store {
                     discovery_failing_since: r.get(5)?,
                     discovery_failures: r.get(6)?,
                     discovery_success_at: r.get(7)?,
+                    app_listed: r.get(8)?,
+                    service_type: r.get(9)?,
+                    email: r.get(10)?,
+                    token_status: r.get(11)?,
+                    app_stopped: r.get(12)?,
+                    app_seen_at: r.get(13)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -15,16 +15,34 @@ use super::driver::{PassContext, PassReport, run_pass};
 use super::machine::{Finish, ReadyPolicy, removal};
 use super::progress::Progress;
 use crate::aurinko::{AccountClient, Api, ApiError};
-use crate::config::{AccountConfig, CalendarSelection, Config};
-use crate::model::{Calendar, Collection, CollectionKey, ErrorClass, Kind, Start, SyncState};
+use crate::config::{AccountConfig, CalendarSelection, Config, Credential, Selection};
+use crate::model::{
+    AppAccount, Calendar, Collection, CollectionKey, ErrorClass, Kind, Start, SyncState, discovered_name,
+};
 use crate::store::{Backend, Change, Outcome, PageRecords, Write, Writer};
 
 pub struct Engine {
     config: Config,
     store: Arc<dyn Backend>,
     writer: Writer,
+    api: Arc<Api>,
     accounts: Vec<(AccountConfig, AccountClient)>,
+    /// With `[app] accounts = "aurinko"`: the app's own client (its account
+    /// list) and what to sync for each account it lists.
+    app: Option<(AccountClient, Selection)>,
     pub progress: Progress,
+}
+
+/// What the app's account list said, once recorded in the store.
+#[derive(Default)]
+pub struct AppListing {
+    /// The accounts to sync now, each with its client, as configured ones.
+    pub syncable: Vec<(AccountConfig, AccountClient)>,
+    /// The listed accounts the app does not sync now (a token that is not
+    /// active), by local name, with why.
+    pub stopped: Vec<(String, String)>,
+    /// Every account listed, as listed.
+    pub listed: Vec<AppAccount>,
 }
 
 /// How one collection fared in a catch-up.
@@ -102,20 +120,69 @@ impl Plan {
 #[derive(Debug, Default)]
 pub struct CatchUpReport {
     pub results: Vec<CollectionResult>,
+    /// The app's account list could not be read: its accounts were not synced.
+    pub app_error: Option<String>,
+    /// Accounts the app lists but does not sync (local name, why).
+    pub app_stopped: Vec<(String, String)>,
 }
 
 impl CatchUpReport {
     pub fn all_succeeded(&self) -> bool {
-        self.results.iter().all(CollectionResult::succeeded)
+        self.app_error.is_none() && self.results.iter().all(CollectionResult::succeeded)
     }
 }
 
 impl Engine {
     pub fn new(config: Config, store: Arc<dyn Backend>) -> Result<Engine, String> {
-        let api = Api::new(&config.api)?;
-        let accounts = config.accounts.iter().map(|a| (a.clone(), api.account(&a.name, a.token.clone()))).collect();
+        let api = Api::new(&config.api, config.app.as_ref())?;
+        let accounts = config
+            .accounts
+            .iter()
+            .map(|a| Ok((a.clone(), api.account(&a.name, &a.credential)?)))
+            .collect::<Result<_, String>>()?;
+        let app = config.app.as_ref().and_then(|app| {
+            let template = app.discover.clone()?;
+            Some((api.app_client("app")?, template))
+        });
         let writer = Writer::start(store.clone());
-        Ok(Engine { config, store, writer, accounts, progress: Progress::default() })
+        Ok(Engine { config, store, writer, api, accounts, app, progress: Progress::default() })
+    }
+
+    /// Whether the app's accounts are discovered (`[app] accounts = "aurinko"`).
+    pub fn discovers_app_accounts(&self) -> bool {
+        self.app.is_some()
+    }
+
+    /// Lists the app's accounts; `None` when the configuration does not
+    /// discover them. Nothing is stored: see [`record_app_listing`](Self::record_app_listing).
+    pub async fn list_app_accounts(&self) -> Option<Result<AppListing, ApiError>> {
+        let (client, template) = self.app.as_ref()?;
+        let listed = match client.list_app_accounts().await {
+            Ok(listed) => listed,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut listing = AppListing::default();
+        for account in &listed {
+            let name = discovered_name(account.id);
+            if let Some(why) = account.not_syncable() {
+                listing.stopped.push((name, why));
+                continue;
+            }
+            let Some(client) = self.api.app_account(&name, account.id) else { continue };
+            let credential = Credential::App { account_id: account.id };
+            listing.syncable.push((AccountConfig { name, credential, sync: template.clone() }, client));
+        }
+        listing.listed = listed;
+        Some(Ok(listing))
+    }
+
+    /// Stores what a listing said: every account's entry, those no longer
+    /// listed marked removed (and, with `purge_removed_accounts`, their
+    /// rows deleted). Call it once nothing of a removed account runs, so no
+    /// commit of theirs can land after the purge.
+    pub async fn record_app_listing(&self, listing: &AppListing) {
+        let purge_removed = self.config.app.as_ref().is_some_and(|a| a.purge_removed_accounts);
+        self.change(Change::AppAccounts { listed: listing.listed.clone(), purge_removed }).await;
     }
 
     pub fn config(&self) -> &Config {
@@ -146,16 +213,36 @@ impl Engine {
 
     /// Brings every configured collection to the end of its delta, accounts
     /// in parallel and at most `sync.concurrency` collections at a time.
+    /// With app discovery, the accounts the app lists are synced too, each
+    /// as `[app.each_account]` says.
     pub async fn catch_up(&self, cancel: &CancellationToken) -> CatchUpReport {
+        let mut report = CatchUpReport::default();
+        let discovered = match self.list_app_accounts().await {
+            None => Vec::new(),
+            Some(Ok(listing)) => {
+                // Nothing runs yet: removed accounts may be purged at once.
+                self.record_app_listing(&listing).await;
+                report.app_stopped = listing.stopped;
+                listing.syncable
+            }
+            Some(Err(e)) => {
+                tracing::error!("the app's account list failed: {e}");
+                report.app_error = Some(e.to_string());
+                Vec::new()
+            }
+        };
         let limit = Arc::new(Semaphore::new(self.config.sync.concurrency));
-        let per_account = self.accounts.iter().map(|(account, client)| {
+        // Discoveries are bounded too: a thousand accounts do not list their
+        // calendars all at once.
+        let discovering = Arc::new(Semaphore::new(self.config.sync.concurrency));
+        let per_account = self.accounts.iter().chain(&discovered).map(|(account, client)| {
             let limit = limit.clone();
-            async move { self.catch_up_account(account, client, limit, cancel).await }
+            let discovering = discovering.clone();
+            async move { self.catch_up_account(account, client, limit, discovering, cancel).await }
         });
-        let mut results: Vec<CollectionResult> =
-            futures_util::future::join_all(per_account).await.into_iter().flatten().collect();
-        results.sort_by(|a, b| a.key.cmp(&b.key));
-        CatchUpReport { results }
+        report.results = futures_util::future::join_all(per_account).await.into_iter().flatten().collect();
+        report.results.sort_by(|a, b| a.key.cmp(&b.key));
+        report
     }
 
     async fn catch_up_account(
@@ -163,9 +250,13 @@ impl Engine {
         account: &AccountConfig,
         client: &AccountClient,
         limit: Arc<Semaphore>,
+        discovering: Arc<Semaphore>,
         cancel: &CancellationToken,
     ) -> Vec<CollectionResult> {
-        let plan = self.plan(account, client).await;
+        let plan = {
+            let _permit = discovering.acquire().await.expect("the semaphore is never closed");
+            self.plan(account, client).await
+        };
         // No pass of this run has started yet: nothing can undo the purge.
         self.purge(&plan.vanished).await;
         let mut results = plan.failed;
@@ -246,7 +337,7 @@ impl Engine {
         if plan.auth_refused().is_some() {
             return plan;
         }
-        if account.contacts {
+        if account.sync.contacts {
             plan.collections.push(Collection {
                 key: CollectionKey::account_wide(&account.name, Kind::Contacts),
                 name: None,
@@ -301,7 +392,7 @@ impl Engine {
                 }
             }
         }
-        if let Some(email) = account.email {
+        if let Some(email) = account.sync.email {
             if let Err(e) = self.refresh_folders(account, client).await {
                 plan.discovery_error.get_or_insert(e);
             }
@@ -318,12 +409,12 @@ impl Engine {
     /// when the account does not sync that kind.
     fn listed_start(&self, account: &AccountConfig, kind: Kind) -> Option<Start> {
         match kind {
-            Kind::Calendar if account.calendars == CalendarSelection::Listed(Vec::new()) => None,
+            Kind::Calendar if account.sync.calendars == CalendarSelection::Listed(Vec::new()) => None,
             Kind::Calendar => {
                 let sync = &self.config.sync;
                 Some(Start::Calendar { past_days: sync.window_past_days, future_days: sync.window_future_days })
             }
-            Kind::Tasks => account.tasks.map(|t| Start::Tasks { completed_within_days: t.completed_within_days }),
+            Kind::Tasks => account.sync.tasks.map(|t| Start::Tasks { completed_within_days: t.completed_within_days }),
             Kind::Email | Kind::Contacts => None,
         }
     }
@@ -342,11 +433,11 @@ impl Engine {
                 (selected, present, true)
             }
             _ => {
-                let found = client.list_calendars(account.shared_calendars).await?;
+                let found = client.list_calendars(account.sync.shared_calendars).await?;
                 let present: BTreeSet<String> = found.iter().map(|c| c.id.clone()).collect();
                 self.change(Change::Calendars { account: name, calendars: found.clone() }).await;
                 let selected = self.select_calendars(account, client, &found).await?;
-                (selected, present, account.calendars == CalendarSelection::All)
+                (selected, present, account.sync.calendars == CalendarSelection::All)
             }
         };
         let vanished = if complete { self.vanished(&account.name, kind, &present).await } else { Vec::new() };
@@ -360,7 +451,7 @@ impl Engine {
         client: &AccountClient,
         found: &[Calendar],
     ) -> Result<Vec<(String, Option<String>)>, ApiError> {
-        let ids = match &account.calendars {
+        let ids = match &account.sync.calendars {
             CalendarSelection::All => return Ok(unique(found.iter().map(|c| (c.id.clone(), c.name.clone())))),
             CalendarSelection::Listed(ids) => ids,
         };

@@ -43,6 +43,8 @@ pub struct TestApp {
     /// Where the last daemon started said its listener is.
     listen: std::sync::Mutex<Option<std::net::SocketAddr>>,
     webhook: bool,
+    /// App mode: the accounts are discovered, not configured.
+    app_mode: bool,
 }
 
 /// What the fake holds at the start: per account, calendars with events.
@@ -65,6 +67,11 @@ pub struct Setup {
     /// Configure the webhook receiver at `/hook` on that listener (implies
     /// `server`), with the fake signing notifications with [`SIGNING_SECRET`].
     pub webhook: bool,
+    /// App mode: the fake accepts the app's credentials ([`APP_CLIENT_ID`],
+    /// [`APP_SECRET`]) and the configuration has `[app] accounts =
+    /// "aurinko"` instead of `[[accounts]]`; each account's store name is
+    /// then `aurinko-<id>` (see [`TestApp::local_name`]).
+    pub app: bool,
 }
 
 /// Which store a test's app keeps its data in: the conformance tests run
@@ -120,6 +127,12 @@ impl StoreAt {
 /// The webhook signing secret tests share with the fake.
 pub const SIGNING_SECRET: &str = "whsec-T3ST-S3CR3T-signing";
 
+/// The app's credentials in app mode: a secret with the characters that
+/// encodings change (`+/=%"` and a space).
+pub const APP_CLIENT_ID: &str = "test-app-client";
+pub const APP_SECRET: &str = "app-S3CR3T +/=%\"-Basic";
+const APP_SECRET_ENV: &str = "TEST_APP_SECRET";
+
 impl Default for Setup {
     fn default() -> Self {
         Setup {
@@ -131,6 +144,7 @@ impl Default for Setup {
             tasks: None,
             server: false,
             webhook: false,
+            app: false,
         }
     }
 }
@@ -198,6 +212,9 @@ async fn spawn_app_with(setup: Setup, postgres: Option<(Arc<PrivatePostgres>, St
     if setup.webhook {
         fake.set_signing_secret(SIGNING_SECRET);
     }
+    if setup.app {
+        fake.set_app_credentials(APP_CLIENT_ID, APP_SECRET);
+    }
     let app = TestApp {
         dir,
         fake,
@@ -211,6 +228,7 @@ async fn spawn_app_with(setup: Setup, postgres: Option<(Arc<PrivatePostgres>, St
         has_listener: setup.server || setup.webhook,
         listen: std::sync::Mutex::new(None),
         webhook: setup.webhook,
+        app_mode: setup.app,
     };
     std::fs::write(&app.config_path, app.config_text(setup.sync_extra)).expect("config written");
     app
@@ -236,6 +254,13 @@ impl TestApp {
                 ));
             }
         }
+        if self.app_mode {
+            text.push_str(&format!(
+                "[app]\nclient_id = \"{APP_CLIENT_ID}\"\nclient_secret_env = \"{APP_SECRET_ENV}\"\naccounts = \"aurinko\"\n\n[app.each_account]\n{}\n",
+                self.account_extra
+            ));
+            return text;
+        }
         for a in &self.accounts {
             text.push_str(&format!(
                 "[[accounts]]\nname = \"{}\"\ntoken_env = \"{}\"\n{}",
@@ -243,6 +268,15 @@ impl TestApp {
             ));
         }
         text
+    }
+
+    /// The name the store, logs and `state` know `account` by: the
+    /// configured name, or in app mode `aurinko-<its Aurinko id>`.
+    pub fn local_name(&self, account: &str) -> String {
+        match self.app_mode {
+            true => aurinko_sync::model::discovered_name(self.fake.account_id(self.token(account)).expect("known")),
+            false => account.to_string(),
+        }
     }
 
     /// Rewrites the configuration file with `from` replaced by `to`.
@@ -288,6 +322,7 @@ impl TestApp {
             cmd.env(&a.env, &a.token);
         }
         cmd.env("TEST_SIGNING_SECRET", SIGNING_SECRET);
+        cmd.env(APP_SECRET_ENV, APP_SECRET);
         cmd.kill_on_drop(true);
         cmd
     }
@@ -342,7 +377,7 @@ impl TestApp {
     pub fn store_matches_truth(&self, account: &str) -> bool {
         self.store_at.exists()
             && self
-                .read_store(|s| s.records(account, Kind::Calendar))
+                .read_store(|s| s.records(&self.local_name(account), Kind::Calendar))
                 .is_ok_and(|records| content_of(records) == self.truth_content(account))
     }
 
@@ -364,8 +399,11 @@ impl TestApp {
     /// The engine in this process, for tests that look at its report.
     pub async fn catch_up_in_process(&self) -> CatchUpReport {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
-        let config = Config::parse(&text, |var| self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()))
-            .expect("valid config");
+        let config = Config::parse(&text, |var| match var {
+            APP_SECRET_ENV => Some(APP_SECRET.to_string()),
+            _ => self.accounts.iter().find(|a| a.env == var).map(|a| a.token.clone()),
+        })
+        .expect("valid config");
         let store = match self.store_at {
             StoreAt::Postgres { .. } => tokio::task::block_in_place(|| self.store_at.open()),
             StoreAt::Sqlite(_) => self.store_at.open(),
@@ -377,7 +415,7 @@ impl TestApp {
 
     /// The store's events of an account as (calendar, id, etag).
     pub fn stored(&self, account: &str) -> Vec<(String, String, Option<String>)> {
-        self.read_store(|s| s.events(account))
+        self.read_store(|s| s.events(&self.local_name(account)))
             .expect("store exists")
             .into_iter()
             .map(|e| (e.calendar_id, e.event_id, e.etag))
@@ -392,7 +430,7 @@ impl TestApp {
     /// content as well as identity, so a wrong record under the right etag
     /// is seen.
     pub fn stored_content(&self, account: &str) -> Vec<EventContent> {
-        content_of(self.read_store(|s| s.records(account, Kind::Calendar)).expect("store exists"))
+        content_of(self.read_store(|s| s.records(&self.local_name(account), Kind::Calendar)).expect("store exists"))
     }
 
     /// The fake's live events of an account as (calendar, id, etag, the JSON
@@ -449,7 +487,7 @@ impl TestApp {
             Collection::Tasks(id) => (Kind::Tasks, id.as_str()),
         };
         let stored: Vec<(String, serde_json::Value)> = self
-            .read_store(|s| s.records(account, kind))
+            .read_store(|s| s.records(&self.local_name(account), kind))
             .expect("store exists")
             .into_iter()
             .filter(|r| r.collection_id == scope)

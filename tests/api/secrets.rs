@@ -16,7 +16,7 @@ use std::time::Duration;
 use aurinko_fake::{FakeOptions, Faults, WebhookFaults};
 use aurinko_sync::store::Store;
 
-use crate::helpers::{Account, Setup, TestApp, assert_exit, spawn_app, text};
+use crate::helpers::{APP_CLIENT_ID, Account, Setup, TestApp, assert_exit, spawn_app, text};
 use crate::secret_forms::{Search, Secret};
 use crate::webhooks::{notification, post, sign_with};
 
@@ -98,24 +98,28 @@ impl Hunt {
 
     /// Every file under the data directory but the secrets given to it.
     fn files(&self) -> Vec<(String, Vec<u8>)> {
-        let given = ["work.token", "home.token", "signing.secret"];
-        let mut found = Vec::new();
-        let mut dirs = vec![self.app.dir.path().to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if !given.iter().any(|g| path.file_name().is_some_and(|n| n == *g)) {
-                    // A -wal or -shm may go between listing and reading.
-                    if let Ok(bytes) = std::fs::read(&path) {
-                        found.push((path.display().to_string(), bytes));
-                    }
+        files_under(self.app.dir.path(), &["work.token", "home.token", "signing.secret"])
+    }
+}
+
+/// Every file under `dir` (its path and bytes) but those named in `given`.
+fn files_under(dir: &Path, given: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if !given.iter().any(|g| path.file_name().is_some_and(|n| n == *g)) {
+                // A -wal or -shm may go between listing and reading.
+                if let Ok(bytes) = std::fs::read(&path) {
+                    found.push((path.display().to_string(), bytes));
                 }
             }
         }
-        found
     }
+    found
 }
 
 async fn hunt(sources: Sources) {
@@ -254,6 +258,94 @@ async fn hunt(sources: Sources) {
         Secret::new("the signing secret", &hunt.signing_secret),
         Secret::new("the refused work token", &spaced[0]),
         Secret::new("the refused home token", &spaced[1]),
+    ];
+    let search = Search::new(&secrets);
+    let leaks: Vec<String> = haystack
+        .iter()
+        .flat_map(|(what, bytes)| search.find(bytes).into_iter().take(3).map(move |found| format!("{what}: {found}")))
+        .collect();
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+}
+
+/// App mode: the app's client secret, from the environment and from a file,
+/// through every fault, the daemon, `state`, and a wrong secret (refused,
+/// 401), is nowhere in any form; nor is the `Authorization` header's
+/// encoding of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_secret_never_reaches_output_logs_state_or_files() {
+    let setup = Setup {
+        accounts: vec![("work", vec![("w-1", 60)]), ("home", vec![("h-1", 30)])],
+        options: FakeOptions { page_size: 10, ..FakeOptions::default() },
+        sync_extra: "poll_interval_secs = 1\ndiscovery_interval_secs = 1\n",
+        app: true,
+        ..Setup::default()
+    };
+    let app = spawn_app(setup).await;
+    let app_secret = secret(true);
+    app.fake.set_app_credentials(APP_CLIENT_ID, &app_secret);
+    let dir = app.dir.path().to_path_buf();
+    let run = |args: &[&str], secret: Option<&str>| {
+        let mut cmd = app.command(args);
+        cmd.env("RUST_LOG", "trace");
+        match secret {
+            Some(secret) => cmd.env("TEST_APP_SECRET", secret),
+            None => cmd.env_remove("TEST_APP_SECRET"),
+        };
+        cmd
+    };
+    let mut outputs = Vec::new();
+    let mut check = |out: Output, code: i32| {
+        assert_exit(&out, code);
+        outputs.push(out);
+    };
+
+    // From the environment, through every fault kind, in both log formats.
+    app.fake.set_faults(Faults { rate: 0.2, kinds: vec![] });
+    check(run(&["run", "--catch-up"], Some(&app_secret)).output().await.unwrap(), 0);
+    check(run(&["--log-format", "json", "run", "--catch-up"], Some(&app_secret)).output().await.unwrap(), 0);
+    app.fake.set_faults(Faults { rate: 0.0, kinds: vec![] });
+    app.assert_store_equals_truth("work");
+
+    // From a file, in the daemon, while an account changes.
+    secret_file(&dir, "app.secret", &app_secret);
+    app.edit_config("client_secret_env = \"TEST_APP_SECRET\"", "client_secret_file = \"app.secret\"");
+    let daemon = app.start_daemon(run(&["run"], None)).await;
+    app.fake.mutate_random(app.token("work"), 10);
+    app.wait_for(Duration::from_secs(30), "the daemon's sync", || app.store_matches_truth("work")).await;
+    daemon.terminate();
+    check(daemon.wait_with_output().await, 0);
+
+    // A wrong secret: refused by Aurinko, one line, exit 1.
+    let wrong = secret(true);
+    secret_file(&dir, "app.secret", &wrong);
+    let out = run(&["run", "--catch-up"], None).output().await.unwrap();
+    assert!(text(&out.stderr).contains("account list") && text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    check(out, 1);
+    check(run(&["state"], None).output().await.unwrap(), 0);
+    check(run(&["state", "--json"], None).output().await.unwrap(), 0);
+
+    let mut haystack = files_under(&dir, &["app.secret"]);
+    for (i, out) in outputs.into_iter().enumerate() {
+        haystack.push((format!("stdout {i}"), out.stdout));
+        haystack.push((format!("stderr {i}"), out.stderr));
+    }
+    let all_text: String = haystack.iter().map(|(_, b)| text(b)).collect();
+    assert!(
+        all_text.contains("TRACE") && all_text.contains("app_accounts"),
+        "trace logs of app requests were searched"
+    );
+    use base64::Engine as _;
+    // The header's base64 from the first group holding a byte of the secret
+    // (the client id before it is no secret).
+    let basic = |secret: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{APP_CLIENT_ID}:{secret}"));
+        encoded[(APP_CLIENT_ID.len() + 1) / 3 * 4..].to_string()
+    };
+    let secrets = [
+        Secret::new("the app secret", &app_secret),
+        Secret::new("the wrong app secret", &wrong),
+        Secret::new("the Authorization header", &basic(&app_secret)),
+        Secret::new("the wrong Authorization header", &basic(&wrong)),
     ];
     let search = Search::new(&secrets);
     let leaks: Vec<String> = haystack

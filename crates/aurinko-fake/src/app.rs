@@ -113,8 +113,9 @@ impl Shared {
             return Err(ApiError::unauthorized());
         }
         match data.status {
-            TokenStatus::Active => Ok(Caller::Account(account)),
-            TokenStatus::Invalid => Err(ApiError::new(401, "token.invalid", "Not authorized")),
+            // "With invalid tokens Aurinko will still try to access provider API" (spec
+            // `TokenStatus`): the fake's provider answers.
+            TokenStatus::Active | TokenStatus::Invalid => Ok(Caller::Account(account)),
             TokenStatus::Dead => Err(ApiError::token_dead()),
         }
     }
@@ -177,8 +178,9 @@ impl FakeAurinko {
         self.with(|s| s.app = Some(app));
     }
 
-    /// The account's `tokenStatus`: `invalid` and `dead` make every request of it answer 401
-    /// (`token.invalid`, `token.dead`), and the app's list says so.
+    /// The account's `tokenStatus`, as the app's list shows it: `dead` makes every request of
+    /// it answer 401 `token.dead`; with `invalid` Aurinko still tries the provider, whose
+    /// answers the fake gives as usual.
     pub fn set_token_status(&self, token: &str, status: TokenStatus) {
         self.with(|s| s.data.set_token_status(token, status));
     }

@@ -65,7 +65,7 @@ pub(crate) struct Change {
 pub enum TokenStatus {
     /// Ready for use.
     Active,
-    /// Aurinko got a 401 from the provider; requests answer 401 `token.invalid`.
+    /// Aurinko got a 401 from the provider, and still tries it: requests are answered.
     Invalid,
     /// The OAuth refresh failed for good; requests answer 401 `token.dead`.
     Dead,

@@ -92,9 +92,13 @@ async fn the_apps_accounts_are_listed_in_pages_with_their_token_status() {
             (id("token-carol"), "carol@example.com", "active")
         ]
     );
-    // An invalid token's requests are refused; a disconnected account leaves the list.
+    // Aurinko still tries an invalid token's provider; a dead one is refused; a disconnected
+    // account leaves the list.
+    let (status, _) = app_call(&env, "/calendars", SECRET, Some(&id(OTHER).to_string()), &[]).await;
+    assert_eq!(status, 200);
+    env.fake.set_token_status(OTHER, TokenStatus::Dead);
     let (status, body) = app_call(&env, "/calendars", SECRET, Some(&id(OTHER).to_string()), &[]).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("token.invalid")));
+    assert_eq!((status, body["code"].as_str()), (401, Some("token.dead")));
     env.fake.disconnect_account(TOKEN);
     let (_, page) = app_call(&env, "/am/accounts", SECRET, None, &[("limit", "10")]).await;
     assert_eq!(page["totalSize"], 2);

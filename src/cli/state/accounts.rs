@@ -1,7 +1,10 @@
 //! `state`'s accounts section: per account, whether its latest discovery
 //! (calendar, task list and mail folder lists) worked, since when it fails,
 //! and why. Above the collections, since an account that cannot reach
-//! Aurinko may have no collection at all.
+//! Aurinko may have no collection at all. `SYNC` says whether the account
+//! is configured, found in the app's list, or listed but stopped (a token
+//! that is not active, removed from the app); a line under the table says
+//! why each stopped one is.
 
 use super::table::{self, Column};
 use super::{dash, one_line};
@@ -14,7 +17,7 @@ pub(super) fn render(accounts: &[AccountReport], wide: bool) -> String {
     if accounts.is_empty() {
         return String::new();
     }
-    let headers = ["ACCOUNT", "DISCOVERY", "FAILING SINCE", "FAILURES", "LAST SUCCESS", "LAST ERROR"];
+    let headers = ["ACCOUNT", "SYNC", "DISCOVERY", "FAILING SINCE", "FAILURES", "LAST SUCCESS", "LAST ERROR"];
     let shown = if wide { headers.len() } else { headers.len() - 1 };
     let columns: Vec<Column> =
         headers[..shown].iter().map(|&header| Column { header, shrinks: header == "ACCOUNT" }).collect();
@@ -26,8 +29,14 @@ pub(super) fn render(accounts: &[AccountReport], wide: bool) -> String {
                 (None, Some(_)) => "ok",
                 (None, None) => "-",
             };
+            let sync = match (&a.app_stopped, a.app_listed) {
+                (Some(_), _) => "stopped",
+                (None, true) => "app",
+                (None, false) => "configured",
+            };
             let mut row = vec![
                 a.name.clone(),
+                sync.to_string(),
                 discovery.to_string(),
                 a.discovery_failing_since.clone().unwrap_or_else(dash),
                 a.discovery_failures.to_string(),
@@ -38,5 +47,12 @@ pub(super) fn render(accounts: &[AccountReport], wide: bool) -> String {
             row
         })
         .collect();
-    table::render(&columns, &rows, (!wide).then_some(super::TABLE_WIDTH)) + "\n"
+    let mut text = table::render(&columns, &rows, (!wide).then_some(super::TABLE_WIDTH));
+    for a in accounts {
+        if let Some(why) = &a.app_stopped {
+            let email = a.email.as_deref().map(|e| format!(" ({})", one_line(e))).unwrap_or_default();
+            text.push_str(&format!("account {}{email}: not synced by the app: {}\n", a.name, one_line(why)));
+        }
+    }
+    text + "\n"
 }

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
+use super::super::app_accounts::{REMOVED_FROM_APP, SAVE_APP_ACCOUNT, purge, purged_tables};
 use super::super::subscriptions::{SAVE_ACCOUNT_ID, SAVE_SUBSCRIPTION};
 use super::super::{Change, StoreError, StoredSubscription};
 use super::write::{clean, json};
 use super::{Postgres, dollars};
-use crate::model::{Calendar, EmailFolder, TaskList};
+use crate::model::{AppAccount, Calendar, EmailFolder, TaskList, discovered_name};
 
 /// Applies a change; says whether it found what it changes (only a
 /// lifecycle event for an unknown subscription answers `false`).
@@ -60,6 +61,7 @@ pub(super) async fn apply(pg: &Postgres, change: &Change, now: DateTime<Utc>) ->
         Change::Subscriptions { account, aurinko_id, subscriptions } => {
             save_subscriptions(&tx, account, *aurinko_id, subscriptions, now).await
         }
+        Change::AppAccounts { listed, purge_removed } => save_app_accounts(&tx, listed, *purge_removed, now).await,
         Change::Lifecycle { account, subscription, event, error } => tx
             .execute(
                 "UPDATE subscriptions SET lifecycle_event = $3, lifecycle_error = $4, lifecycle_at = $5,
@@ -165,6 +167,53 @@ async fn save_folders(
             &[&account, &now, &listed],
         )
         .await?;
+    }
+    Ok(true)
+}
+
+/// A complete listing of the app's accounts (see `Store::save_app_accounts`).
+async fn save_app_accounts(
+    c: &impl GenericClient,
+    listed: &[AppAccount],
+    purge_removed: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let save = c.prepare_cached(&dollars(SAVE_APP_ACCOUNT)).await?;
+    // Pipelined: a thousand accounts are one round trip's worth of waiting.
+    let saves = listed.iter().map(|a| {
+        let save = &save;
+        async move {
+            let text = |s: &Option<String>| s.as_deref().map(|s| clean(s).into_owned());
+            let stopped = a.not_syncable();
+            c.execute(
+                save,
+                &[
+                    &discovered_name(a.id),
+                    &a.id,
+                    &text(&a.service_type),
+                    &text(&a.email),
+                    &text(&a.token_status),
+                    &stopped,
+                    &now,
+                    &true,
+                ],
+            )
+            .await
+        }
+    });
+    futures_util::future::try_join_all(saves).await?;
+    // Names, not times, decide (see SQLite's statement).
+    let names: Vec<String> = listed.iter().map(|a| discovered_name(a.id)).collect();
+    c.execute(
+        "UPDATE accounts SET app_stopped = $1, updated_at = $2
+         WHERE app_listed AND NOT (name = ANY($3)) AND (app_stopped IS NULL OR app_stopped <> $1)",
+        &[&REMOVED_FROM_APP, &now, &names],
+    )
+    .await?;
+    if purge_removed {
+        for table in purged_tables() {
+            c.execute(&dollars(&purge(table)), &[&REMOVED_FROM_APP, &true]).await?;
+        }
     }
     Ok(true)
 }

@@ -41,7 +41,10 @@ use crate::model::{CollectionKey, ErrorClass, Kind, SyncState};
 
 /// The migrations, in order: applied on open under an advisory lock, so
 /// instances starting together apply each once.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../state/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../state/postgres/0001_initial.sql")),
+    (2, include_str!("../../../state/postgres/0002_app_accounts.sql")),
+];
 
 /// Connections: the writer's, and a few for the daemon's reads (the health
 /// probe, webhook lookups) so they never wait behind a long commit.

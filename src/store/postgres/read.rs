@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::super::read::ACCOUNTS;
 use super::super::read::{EVENTS, LIVE_COLLECTIONS, SCHEDULE};
 use super::super::resync::RESYNC_REQUESTED;
 use super::super::write::LOAD_STATE;
@@ -106,12 +107,7 @@ pub(super) async fn check_writable(pg: &Postgres) -> Result<(), StoreError> {
 pub(super) async fn report(pg: &Postgres) -> Result<Report, StoreError> {
     let c = pg.client().await?;
     let accounts = c
-        .query(
-            "SELECT name, auth_error, auth_error_at, discovery_error, discovery_error_class,
-                    discovery_failing_since, discovery_failures, discovery_success_at
-             FROM accounts ORDER BY name",
-            &[],
-        )
+        .query(ACCOUNTS, &[])
         .await?
         .iter()
         .map(|r| {
@@ -124,6 +120,12 @@ pub(super) async fn report(pg: &Postgres) -> Result<Report, StoreError> {
                 discovery_failing_since: time(r, 5)?,
                 discovery_failures: r.try_get(6)?,
                 discovery_success_at: time(r, 7)?,
+                app_listed: r.try_get(8)?,
+                service_type: r.try_get(9)?,
+                email: r.try_get(10)?,
+                token_status: r.try_get(11)?,
+                app_stopped: r.try_get(12)?,
+                app_seen_at: time(r, 13)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
