@@ -8,6 +8,7 @@
 mod app;
 #[cfg(test)]
 mod documented;
+mod fleet;
 mod pgpass;
 mod secret_file;
 mod selection;
@@ -19,6 +20,8 @@ use std::time::Duration;
 
 pub use app::AppConfig;
 use app::{RawApp, validate_app};
+pub use fleet::{FleetConfig, check_instance_id, default_instance_id};
+use fleet::{RawFleet, validate_fleet};
 use secrecy::SecretString;
 pub use selection::{CalendarSelection, EmailConfig, Selection, TasksConfig};
 use selection::{RawEmail, RawSelection, validate_selection};
@@ -51,6 +54,8 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     /// The app's credentials, and whether it discovers its accounts.
     pub app: Option<AppConfig>,
+    /// Several instances sharing the accounts (PostgreSQL only).
+    pub fleet: Option<FleetConfig>,
     /// The configured accounts (app mode adds those it discovers at run time).
     pub accounts: Vec<AccountConfig>,
 }
@@ -201,6 +206,7 @@ struct RawConfig {
     server: RawServer,
     webhook: Option<RawWebhook>,
     app: Option<RawApp>,
+    fleet: Option<RawFleet>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -354,6 +360,10 @@ impl Config {
             None => None,
             Some(a) => Some(validate_app(a, env, resolve_tokens, dir)?),
         };
+        let fleet = match raw.fleet {
+            None => None,
+            Some(f) => Some(validate_fleet(f, &store)?),
+        };
         let discovers = app.as_ref().is_some_and(|a| a.discover.is_some());
         if raw.accounts.is_empty() && !discovers {
             return Err(ConfigError::at("accounts", "no [[accounts]] configured (nor [app] accounts = \"aurinko\")"));
@@ -378,7 +388,7 @@ impl Config {
             }
             accounts.push(account);
         }
-        Ok(Config { api, store, sync, server, webhook, app, accounts })
+        Ok(Config { api, store, sync, server, webhook, app, fleet, accounts })
     }
 }
 

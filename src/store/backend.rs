@@ -14,8 +14,11 @@
 
 use chrono::{DateTime, Utc};
 
+use std::sync::Arc;
+
 use super::{
-    AccountRows, Change, CommitStats, Report, ResyncFilter, Schedule, StoreError, StoredEvent, StoredRecord, Write,
+    AccountRows, Change, CommitStats, Fences, Fleet, Report, ResyncFilter, Schedule, StoreError, StoredEvent,
+    StoredRecord, Write,
 };
 use crate::model::{CollectionKey, Kind, SyncState};
 
@@ -76,6 +79,11 @@ pub trait Backend: Send + Sync + 'static {
     /// deleted (`aurinko-sync reset`): a still `configured` account's
     /// collections start over, nothing stays of one no longer configured.
     fn reset_account(&self, account: &str, configured: bool, now: DateTime<Utc>) -> Result<AccountRows, StoreError>;
+
+    /// Makes this store a fleet instance's: from now on every commit of an
+    /// account's data checks its lease against `fences`. Only a store
+    /// several processes can share (PostgreSQL) can.
+    fn join_fleet(&self, fences: Arc<Fences>) -> Result<&dyn Fleet, StoreError>;
 }
 
 /// The writer's open transaction. Dropped without [`commit`](Transaction::commit),
@@ -160,6 +168,10 @@ impl Backend for super::Store {
 
     fn reset_account(&self, account: &str, configured: bool, now: DateTime<Utc>) -> Result<AccountRows, StoreError> {
         super::Store::delete_account(self, account, configured, now)
+    }
+
+    fn join_fleet(&self, _fences: Arc<Fences>) -> Result<&dyn Fleet, StoreError> {
+        Err(StoreError::Unsupported("several instances share accounts only through PostgreSQL (store.url)".into()))
     }
 }
 

@@ -26,6 +26,7 @@ mod change;
 mod discovery;
 mod failpoint;
 mod files;
+mod fleet;
 mod folders;
 mod postgres;
 mod range;
@@ -47,6 +48,7 @@ use crate::model::ErrorClass;
 pub use app_accounts::REMOVED_FROM_APP;
 pub use backend::{Backend, Transaction};
 pub use change::Change;
+pub use fleet::{Fences, Fleet, FleetView};
 pub use postgres::{Copied, Postgres};
 pub use read::{AccountReport, CollectionReport, Report, Schedule, StoredEvent, StoredRecord};
 pub use resync::{AccountRows, ResyncFilter};
@@ -67,6 +69,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0008_resync.sql")),
     M::up(include_str!("../../state/0009_events_by_time.sql")),
     M::up(include_str!("../../state/0010_app_accounts.sql")),
+    M::up(include_str!("../../state/0011_lease_epoch.sql")),
 ];
 
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller
@@ -91,6 +94,13 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store: not written, an earlier write of {0} in the same transaction failed")]
     AfterFailure(String),
+    /// What this store cannot do (a fleet on SQLite).
+    #[error("store: {0}")]
+    Unsupported(String),
+    /// A commit of a fleet instance refused: another instance holds the
+    /// account's lease now (fencing). Nothing of the commit is stored.
+    #[error("store: the lease on account {0} is held by another instance now: the commit was refused (fenced)")]
+    Fenced(String),
     /// A PostgreSQL failure, classified where it happened (see `postgres::class`).
     #[error("store (PostgreSQL): {message}")]
     Pg { class: ErrorClass, message: String },
@@ -119,6 +129,9 @@ impl StoreError {
             StoreError::Sqlite(_) | StoreError::Open { .. } => ErrorClass::Permanent,
             // Refused only because an earlier write failed: that one says.
             StoreError::AfterFailure(_) => ErrorClass::Transient,
+            // Not the collection's fault: the instance stops the account.
+            StoreError::Fenced(_) => ErrorClass::Transient,
+            StoreError::Unsupported(_) => ErrorClass::Permanent,
             StoreError::Pg { class, .. } => *class,
         }
     }

@@ -148,8 +148,9 @@ fn key_values(key: &CollectionKey) -> Vec<&dyn ToSql> {
 /// A collection's state after a commit, replacing what was stored.
 pub(super) const SAVE_STATE: &str = "INSERT INTO sync_state (account, kind, collection_id, phase, window_min, window_max, generation, reconciling,
                                  updated_delta_token, updated_page_token, deleted_delta_token, deleted_page_token, updated_at,
-                                 permanent_failures, reprovisioned_after_failures, range_days, resync_handled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                                 permanent_failures, reprovisioned_after_failures, range_days, resync_handled,
+                                 lease_epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
          ON CONFLICT (account, kind, collection_id) DO UPDATE SET
             phase = excluded.phase, window_min = excluded.window_min, window_max = excluded.window_max,
             generation = excluded.generation, reconciling = excluded.reconciling,
@@ -157,7 +158,8 @@ pub(super) const SAVE_STATE: &str = "INSERT INTO sync_state (account, kind, coll
             deleted_delta_token = excluded.deleted_delta_token, deleted_page_token = excluded.deleted_page_token,
             updated_at = excluded.updated_at, permanent_failures = excluded.permanent_failures,
             reprovisioned_after_failures = excluded.reprovisioned_after_failures,
-            range_days = excluded.range_days, resync_handled = excluded.resync_handled";
+            range_days = excluded.range_days, resync_handled = excluded.resync_handled,
+            lease_epoch = excluded.lease_epoch";
 
 /// Why and when a collection was last provisioned again.
 pub(super) const REPROVISIONED: &str = "UPDATE sync_state SET reprovision_reason = ?4, reprovisioned_at = ?5
@@ -606,6 +608,8 @@ fn save_state(conn: &Connection, key: &CollectionKey, s: &SyncState, now: &str) 
         s.reprovisioned_after_failures,
         s.range.map(RangeDays::to_stored),
         s.resync_handled,
+        // A fleet's lease epoch: PostgreSQL only.
+        None::<i64>,
     ])?;
     Ok(())
 }

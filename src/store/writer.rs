@@ -695,6 +695,10 @@ mod tests {
         ) -> Result<crate::store::AccountRows, StoreError> {
             Err(damaged())
         }
+
+        fn join_fleet(&self, _: Arc<super::super::Fences>) -> Result<&dyn super::super::Fleet, StoreError> {
+            unreachable!()
+        }
     }
 
     #[tokio::test]

@@ -14,9 +14,11 @@
 //! - `change`: discovery's lists, account health, subscriptions.
 //! - `operator`: `resync` and `reset`.
 //! - `copy`: a SQLite store into an empty PostgreSQL one (`store copy`).
+//! - `fleet`: leases and heartbeats of a fleet, and the fencing check.
 
 mod change;
 mod copy;
+mod fleet;
 mod operator;
 mod read;
 #[cfg(test)]
@@ -34,8 +36,8 @@ use tokio_postgres::error::SqlState;
 pub use copy::Copied;
 
 use super::{
-    AccountRows, Backend, Change, CommitStats, Report, ResyncFilter, Schedule, StoreError, StoredEvent, StoredRecord,
-    Transaction, Write,
+    AccountRows, Backend, Change, CommitStats, Fences, Fleet, Report, ResyncFilter, Schedule, StoreError, StoredEvent,
+    StoredRecord, Transaction, Write,
 };
 use crate::model::{CollectionKey, ErrorClass, Kind, SyncState};
 
@@ -44,6 +46,7 @@ use crate::model::{CollectionKey, ErrorClass, Kind, SyncState};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../state/postgres/0001_initial.sql")),
     (2, include_str!("../../../state/postgres/0002_app_accounts.sql")),
+    (3, include_str!("../../../state/postgres/0003_fleet.sql")),
 ];
 
 /// Connections: the writer's, and a few for the daemon's reads (the health
@@ -59,6 +62,8 @@ pub struct Postgres {
     /// asynchronous context, so it is shut down in the background.
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// Set when the store joins a fleet: every commit checks its lease.
+    fences: std::sync::OnceLock<Arc<Fences>>,
 }
 
 impl Postgres {
@@ -111,7 +116,7 @@ impl Postgres {
             .recycle_timeout(Some(WAIT))
             .build()
             .map_err(|e| refused(format!("cannot build the connection pool: {e}")))?;
-        let store = Postgres { runtime: Some(runtime), pool };
+        let store = Postgres { runtime: Some(runtime), pool, fences: std::sync::OnceLock::new() };
         if read_only {
             store.block_on(check_version(&store.pool, schema))?;
         } else {
@@ -328,6 +333,11 @@ impl Backend for Postgres {
 
     fn account_rows(&self, account: &str, configured: bool) -> Result<AccountRows, StoreError> {
         self.block_on(operator::account_rows(self, account, configured))
+    }
+
+    fn join_fleet(&self, fences: Arc<Fences>) -> Result<&dyn Fleet, StoreError> {
+        self.install_fences(fences)?;
+        Ok(self)
     }
 
     fn reset_account(&self, account: &str, configured: bool, now: DateTime<Utc>) -> Result<AccountRows, StoreError> {

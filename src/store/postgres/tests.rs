@@ -134,7 +134,8 @@ fn the_tables_and_columns_are_sqlites() {
     let mut pg: Vec<String> = server
         .psql(
             "SELECT table_name || '.' || column_name FROM information_schema.columns
-             WHERE table_schema = 'public' AND table_name != 'schema_migrations'",
+             WHERE table_schema = 'public' AND table_name != 'schema_migrations'
+               AND table_name NOT LIKE 'fleet\\_%'",
         )
         .lines()
         .map(str::to_string)
@@ -185,4 +186,79 @@ fn a_unix_socket_url_connects() {
     let url = format!("postgresql://postgres@{dir}:{}/postgres", server.port());
     let store = Postgres::open(&url, None, "public").unwrap();
     store.check_writable().unwrap();
+}
+
+/// Fencing: a commit under a lease that another instance has taken over is
+/// refused in its transaction, and its account reported lost; a commit in
+/// flight when the lease expires holds the takeover off until it ends, so it
+/// never lands after it.
+#[test]
+fn a_commit_under_a_lease_taken_over_is_refused() {
+    use super::super::{Fences, Fleet, StoreError, Write};
+
+    let Some(server) = PrivatePostgres::start("a_commit_under_a_lease_taken_over_is_refused") else { return };
+    let lease = std::time::Duration::from_secs(1);
+    let join = |instance: &str| {
+        let store = Postgres::open(&server.url(), None, "public").unwrap();
+        let (fences, lost) = Fences::new(instance);
+        store.join_fleet(Arc::new(fences)).unwrap().register("host", 1, "test", lease).unwrap();
+        (store, lost)
+    };
+    fn fleet(s: &Postgres) -> &dyn Fleet {
+        s
+    }
+    let (a, mut a_lost) = join("a");
+    let (b, _) = join("b");
+    let account = vec![key().account.clone()];
+    let page = |token: &str| commit(state(1, Some(token)));
+    let epoch = || server.psql("SELECT coalesce(lease_epoch::text, '-') FROM sync_state");
+
+    // A second process under a live id is refused.
+    let (c, _) = Fences::new("a");
+    let other = Postgres::open(&server.url(), None, "public").unwrap();
+    let err = other.join_fleet(Arc::new(c)).unwrap().register("host", 2, "test", lease).unwrap_err();
+    assert!(err.to_string().contains("instance id a is in use"), "{err}");
+
+    assert_eq!(fleet(&a).claim(&account, 1, lease).unwrap(), vec![(account[0].clone(), 1)]);
+    assert_eq!(fleet(&b).claim(&account, 1, lease).unwrap(), vec![], "held by a");
+    put(&a, &key(), &page("p1"), PageRecords::Upserts(vec![row("e1", "v1")]), now()).unwrap();
+    assert_eq!(epoch(), "1");
+
+    // A's commit is open (its lease row locked) when the lease expires: b
+    // cannot take the account over until it ends.
+    let mut open = a.begin(now()).unwrap();
+    let write = Write {
+        key: key(),
+        commit: Some(page("p2")),
+        records: PageRecords::Upserts(vec![row("e2", "v1")]),
+        outcome: None,
+    };
+    open.apply(&write).unwrap();
+    let expired = || server.psql("SELECT (expires_at < now())::text FROM fleet_leases") == "true";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !expired() {
+        assert!(std::time::Instant::now() < deadline, "the lease expires");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(fleet(&b).claim(&account, 1, lease).unwrap(), vec![], "skipped while a commits under it");
+    open.commit().unwrap();
+    assert_eq!(fleet(&b).claim(&account, 1, lease).unwrap(), vec![(account[0].clone(), 2)]);
+
+    // Now a's commits are refused, in the batch and alone, and the account
+    // is reported lost; b's go through.
+    let mut open = a.begin(now()).unwrap();
+    let err = open.apply(&write).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(ref account) if account == "work"), "{err}");
+    drop(open);
+    assert_eq!(a_lost.try_recv().unwrap(), "work");
+    let err = put(&a, &key(), &page("p3"), PageRecords::Upserts(vec![row("e3", "v1")]), now()).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err}");
+    assert_eq!(server.psql("SELECT count(*) FROM events WHERE event_id = 'e3'"), "0");
+    put(&b, &key(), &page("p4"), PageRecords::Upserts(vec![row("e4", "v1")]), now()).unwrap();
+    assert_eq!(epoch(), "2");
+
+    // A clean stop hands the lease over at once.
+    fleet(&b).leave().unwrap();
+    assert_eq!(fleet(&a).claim(&account, 1, lease).unwrap(), vec![(account[0].clone(), 3)]);
+    assert_eq!(server.psql("SELECT count(*) FROM fleet_instances"), "1");
 }

@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 use super::super::failpoint::{self, Point};
 use super::super::write::{OUTCOME_FAILURE, OUTCOME_ROW, OUTCOME_SUCCESS, REPROVISIONED, SAVE_STATE};
 use super::super::{CommitStats, Outcome, PageRecords, StoreError, Transaction, Write};
-use super::{Postgres, dollars, read};
+use super::{Postgres, dollars, fleet, read};
 use crate::model::{CollectionKey, Commit, Field, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table};
 
 /// Record columns holding instants: `timestamptz` here, where SQLite keeps
@@ -34,13 +34,16 @@ pub(super) struct Batch<'a> {
     /// `None` once committed.
     client: Option<Object>,
     now: DateTime<Utc>,
+    /// In a fleet: the accounts whose lease this transaction has checked
+    /// (and locked), with the epoch.
+    checked: HashMap<String, Option<i64>>,
 }
 
 impl<'a> Batch<'a> {
     pub(super) async fn begin(pg: &'a Postgres, now: DateTime<Utc>) -> Result<Batch<'a>, StoreError> {
         let client = pg.client().await?;
         client.batch_execute("BEGIN").await?;
-        Ok(Batch { pg, client: Some(client), now })
+        Ok(Batch { pg, client: Some(client), now, checked: HashMap::new() })
     }
 
     fn client(&self) -> &Object {
@@ -50,7 +53,20 @@ impl<'a> Batch<'a> {
 
 impl Transaction for Batch<'_> {
     fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError> {
-        self.pg.block_on(apply(self.client(), write, self.now))
+        let account = &write.key.account;
+        let client = self.client.as_ref().expect("an open batch has its connection until it commits");
+        let fences = self.pg.fences.get().map(|f| &**f);
+        let checked = self.checked.get(account).copied();
+        let (epoch, stats) = self.pg.block_on(async {
+            // Once per account and transaction: the lock holds until it ends.
+            let epoch = match checked {
+                Some(epoch) => epoch,
+                None => fleet::check(client, fences, account).await?,
+            };
+            Ok::<_, StoreError>((epoch, apply(client, write, self.now, epoch).await?))
+        })?;
+        self.checked.insert(account.clone(), epoch);
+        Ok(stats)
     }
 
     fn load_state(&self, key: &CollectionKey) -> Result<Option<SyncState>, StoreError> {
@@ -109,13 +125,20 @@ pub(super) async fn each(pg: &Postgres, writes: &[&Write], now: DateTime<Utc>) -
 async fn transact(pg: &Postgres, write: &Write, now: DateTime<Utc>) -> Result<CommitStats, StoreError> {
     let mut client = pg.client().await?;
     let tx = client.transaction().await?;
-    let stats = apply(&tx, write, now).await?;
+    let epoch = fleet::check(&tx, pg.fences.get().map(|f| &**f), &write.key.account).await?;
+    let stats = apply(&tx, write, now, epoch).await?;
     tx.commit().await?;
     Ok(stats)
 }
 
-/// One write, inside the caller's transaction.
-pub(super) async fn apply(c: &impl GenericClient, w: &Write, now: DateTime<Utc>) -> Result<CommitStats, StoreError> {
+/// One write, inside the caller's transaction, made under the fleet lease
+/// `lease_epoch` (checked by the caller) when there is one.
+pub(super) async fn apply(
+    c: &impl GenericClient,
+    w: &Write,
+    now: DateTime<Utc>,
+    lease_epoch: Option<i64>,
+) -> Result<CommitStats, StoreError> {
     let key = &w.key;
     let mut stats = CommitStats::default();
     if let Some(commit) = &w.commit {
@@ -152,7 +175,7 @@ pub(super) async fn apply(c: &impl GenericClient, w: &Write, now: DateTime<Utc>)
         if let Some(sweep) = commit.sweep {
             stats.swept += apply_sweep(c, key, t, sweep).await?;
         }
-        save_state(c, key, &commit.state, now).await?;
+        save_state(c, key, &commit.state, now, lease_epoch).await?;
         save_reprovision(c, key, commit, now).await?;
     }
     if let Some(outcome) = &w.outcome {
@@ -317,6 +340,7 @@ async fn save_state(
     key: &CollectionKey,
     s: &SyncState,
     now: DateTime<Utc>,
+    lease_epoch: Option<i64>,
 ) -> Result<(), StoreError> {
     // A test-only crash point: the page's rows are written, its token about
     // to be (see `failpoint`).
@@ -342,6 +366,7 @@ async fn save_state(
             &s.reprovisioned_after_failures,
             &s.range.map(RangeDays::to_stored),
             &s.resync_handled,
+            &lease_epoch,
         ],
     )
     .await?;

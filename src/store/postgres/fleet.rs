@@ -1,0 +1,208 @@
+//! The fleet's leases and heartbeats in PostgreSQL (see `store::fleet`),
+//! and the fencing check each commit makes. Times are the database's
+//! (`now()`), so the instances' clocks never have to agree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient;
+
+use super::super::StoreError;
+use super::super::fleet::{Fences, Fleet, FleetView};
+use super::{Postgres, refused};
+
+impl Postgres {
+    /// Turns fencing on: from now on every commit checks the lease of its
+    /// account against `fences`. Once per store.
+    pub(super) fn install_fences(&self, fences: Arc<Fences>) -> Result<(), StoreError> {
+        self.fences.set(fences).map_err(|_| refused("the store already belongs to a fleet instance".into()))
+    }
+
+    pub(super) fn fences(&self) -> Result<&Fences, StoreError> {
+        self.fences.get().map(|f| &**f).ok_or_else(|| refused("the store has not joined a fleet".into()))
+    }
+}
+
+/// The epoch under which `account` may be written in the caller's
+/// transaction, or `None` outside a fleet. The lease row is locked (`FOR
+/// SHARE`) until the transaction ends, so a takeover waits for this commit
+/// and the commit never lands after it; a lease this session no longer
+/// holds refuses the write and reports the account lost.
+pub(super) async fn check(
+    c: &impl GenericClient,
+    fences: Option<&Fences>,
+    account: &str,
+) -> Result<Option<i64>, StoreError> {
+    let Some(fences) = fences else { return Ok(None) };
+    let fenced = || StoreError::Fenced(account.to_string());
+    let Some(epoch) = fences.epoch(account) else { return Err(fenced()) };
+    let held = c
+        .query_opt(
+            "SELECT 1 FROM fleet_leases WHERE account = $1 AND session = $2 AND epoch = $3 FOR SHARE",
+            &[&account, &fences.session, &epoch],
+        )
+        .await?;
+    match held {
+        Some(_) => Ok(Some(epoch)),
+        None => {
+            fences.refused(account);
+            Err(fenced())
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Fleet for Postgres {
+    fn register(&self, host: &str, pid: u32, version: &str, lease: Duration) -> Result<(), StoreError> {
+        let fences = self.fences()?;
+        let registered = self.block_on(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "INSERT INTO fleet_instances (id, session, host, pid, version, started_at, heartbeat_at)
+                     VALUES ($1, $2, $3, $4, $5, now(), now())
+                     ON CONFLICT (id) DO UPDATE SET session = excluded.session, host = excluded.host,
+                        pid = excluded.pid, version = excluded.version, started_at = excluded.started_at,
+                        heartbeat_at = excluded.heartbeat_at
+                     WHERE fleet_instances.session = excluded.session
+                        OR fleet_instances.heartbeat_at < now() - $6::bigint * interval '1 millisecond'
+                     RETURNING id",
+                    &[&fences.instance, &fences.session, &host, &i64::from(pid), &version, &millis(lease)],
+                )
+                .await?;
+            Ok::<_, StoreError>(row.is_some())
+        })?;
+        match registered {
+            true => Ok(()),
+            false => Err(refused(format!(
+                "instance id {} is in use by a live instance (its heartbeat is younger than fleet.lease_secs): \
+                 give each instance its own id (run --instance)",
+                fences.instance
+            ))),
+        }
+    }
+
+    fn heartbeat(&self, lease: Duration) -> Result<FleetView, StoreError> {
+        let fences = self.fences()?;
+        self.block_on(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let beat = tx
+                .execute(
+                    "UPDATE fleet_instances SET heartbeat_at = now() WHERE id = $1 AND session = $2",
+                    &[&fences.instance, &fences.session],
+                )
+                .await?;
+            if beat == 0 {
+                return Err(refused(format!(
+                    "instance {} was unregistered, its id taken by another process",
+                    fences.instance
+                )));
+            }
+            let held = tx
+                .query(
+                    "UPDATE fleet_leases SET expires_at = now() + $2::bigint * interval '1 millisecond',
+                        renewed_at = now()
+                     WHERE session = $1 RETURNING account, epoch",
+                    &[&fences.session, &millis(lease)],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
+            let live: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM fleet_instances
+                     WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond'",
+                    &[&millis(lease)],
+                )
+                .await?
+                .try_get(0)?;
+            tx.commit().await?;
+            Ok(FleetView { held, live_instances: usize::try_from(live).unwrap_or(1).max(1) })
+        })
+    }
+
+    fn claim(&self, accounts: &[String], want: usize, lease: Duration) -> Result<Vec<(String, i64)>, StoreError> {
+        let fences = self.fences()?;
+        if want == 0 || accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let want = i64::try_from(want).unwrap_or(i64::MAX);
+        self.block_on(async {
+            let c = self.client().await?;
+            c.execute(
+                "INSERT INTO fleet_leases (account) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                &[&accounts],
+            )
+            .await?;
+            // Free leases first, then those expired longest ago; rows
+            // another instance is claiming or committing under are skipped.
+            let claimed = c
+                .query(
+                    "WITH free AS (
+                        SELECT account FROM fleet_leases
+                        WHERE account = ANY($1) AND (session IS NULL OR expires_at < now())
+                        ORDER BY expires_at NULLS FIRST, account
+                        LIMIT $2
+                        FOR UPDATE SKIP LOCKED
+                     )
+                     UPDATE fleet_leases l SET owner = $3, session = $4, epoch = l.epoch + 1,
+                        expires_at = now() + $5::bigint * interval '1 millisecond',
+                        acquired_at = now(), renewed_at = now()
+                     FROM free WHERE l.account = free.account
+                     RETURNING l.account, l.epoch",
+                    &[&accounts, &want, &fences.instance, &fences.session, &millis(lease)],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
+            for (account, epoch) in &claimed {
+                fences.hold(account, *epoch);
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn release(&self, accounts: &[String]) -> Result<(), StoreError> {
+        let fences = self.fences()?;
+        for account in accounts {
+            fences.forget(account);
+        }
+        self.block_on(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE fleet_leases SET owner = NULL, session = NULL, expires_at = NULL
+                     WHERE session = $1 AND account = ANY($2)",
+                    &[&fences.session, &accounts],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn leave(&self) -> Result<(), StoreError> {
+        let fences = self.fences()?;
+        self.block_on(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            tx.execute(
+                "UPDATE fleet_leases SET owner = NULL, session = NULL, expires_at = NULL WHERE session = $1",
+                &[&fences.session],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM fleet_instances WHERE id = $1 AND session = $2",
+                &[&fences.instance, &fences.session],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
