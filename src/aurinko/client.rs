@@ -95,10 +95,15 @@ pub struct SyncPage<R> {
 }
 
 impl Api {
-    pub fn new(config: &ApiConfig, app: Option<&AppConfig>) -> Result<Arc<Api>, String> {
+    /// `instance` (a fleet's) is named in the `User-Agent`, so the other
+    /// side can tell the instances apart.
+    pub fn new(config: &ApiConfig, app: Option<&AppConfig>, instance: Option<&str>) -> Result<Arc<Api>, String> {
         let base = Url::parse(&format!("{}/", config.base_url)).map_err(|e| format!("api.base_url: {e}"))?;
         let http = crate::http_client::builder()
-            .user_agent(concat!("aurinko-sync/", env!("CARGO_PKG_VERSION")))
+            .user_agent(match instance {
+                Some(id) => format!("aurinko-sync/{} (instance {id})", env!("CARGO_PKG_VERSION")),
+                None => concat!("aurinko-sync/", env!("CARGO_PKG_VERSION")).to_string(),
+            })
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10).min(config.timeout))
             .pool_idle_timeout(Duration::from_secs(90))

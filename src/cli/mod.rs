@@ -61,6 +61,10 @@ pub enum Command {
         /// Bring every calendar to the end of its delta once, then exit.
         #[arg(long)]
         catch_up: bool,
+        /// With [fleet]: this instance's id in the leases, the log and `state`
+        /// (default: the host name).
+        #[arg(long, env = "AURINKO_SYNC_INSTANCE", value_name = "ID")]
+        instance: Option<String>,
     },
     /// Make sure every synced collection has one active webhook subscription
     /// pointing at [webhook] public_url (the receiver must be reachable).
@@ -192,8 +196,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own summary; a catch-up on a terminal has the
     // live view. Both keep info lines out of the way.
-    let quiet_logs =
-        is_demo(&cli.command) || (matches!(cli.command, Command::Run { catch_up: true }) && progress_view::enabled());
+    let quiet_logs = is_demo(&cli.command)
+        || (matches!(cli.command, Command::Run { catch_up: true, .. }) && progress_view::enabled());
     logging::init(cli.log_format, quiet_logs);
     // The commands that only read or mark the store run on this thread, not
     // on an async runtime: their store calls block.
@@ -232,7 +236,7 @@ pub fn main() -> ExitCode {
     };
     let exit = runtime.block_on(async {
         match command {
-            Command::Run { catch_up } => run::run(&cli.config, catch_up).await,
+            Command::Run { catch_up, instance } => run::run(&cli.config, catch_up, instance).await,
             Command::Subscribe => subscribe::subscribe(&cli.config).await,
             #[cfg(feature = "fake")]
             Command::Demo { events, calendars, db } => demo::demo(events, calendars, &db).await,

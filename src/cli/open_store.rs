@@ -7,15 +7,21 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::config::StoreConfig;
+use crate::config::{FleetConfig, StoreConfig};
 use crate::store::{Backend, Postgres, Store, StoreError};
 
 /// The store for writing: the daemon, `run --catch-up`, `resync`, `reset`.
-pub(super) fn for_writing(config: &StoreConfig) -> Result<Arc<dyn Backend>, StoreError> {
+/// A fleet instance's PostgreSQL connections end a transaction idle for a
+/// third of a lease (see [`Postgres::open_for_fleet`]).
+pub(super) fn for_writing(config: &StoreConfig, fleet: Option<&FleetConfig>) -> Result<Arc<dyn Backend>, StoreError> {
     Ok(match config {
         StoreConfig::Sqlite { path, max_size_bytes } => Arc::new(Store::open_limited(path, *max_size_bytes)?),
         StoreConfig::Postgres(pg) => {
-            Arc::new(Postgres::open(&pg.url, pg.password.as_ref().map(|p| p.expose_secret()), &pg.schema)?)
+            let password = pg.password.as_ref().map(|p| p.expose_secret());
+            match fleet {
+                Some(fleet) => Arc::new(Postgres::open_for_fleet(&pg.url, password, &pg.schema, fleet.lease / 3)?),
+                None => Arc::new(Postgres::open(&pg.url, password, &pg.schema)?),
+            }
         }
     })
 }

@@ -9,14 +9,31 @@ use super::{Exit, complain, progress_view};
 use crate::config::Config;
 use crate::sync::{CatchUpReport, CollectionResult, Engine, Finish};
 
-pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
-    let config = match Config::load(config_path) {
+pub async fn run(config_path: &Path, catch_up: bool, instance: Option<String>) -> Exit {
+    let mut config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
             complain(e);
             return Exit::Usage;
         }
     };
+    if let Some(fleet) = &mut config.fleet {
+        if catch_up {
+            // It would sync accounts the fleet's instances hold, unfenced.
+            complain(format!(
+                "{}: run --catch-up does not lease accounts: with [fleet], run the daemon (`run`)",
+                config_path.display()
+            ));
+            return Exit::Usage;
+        }
+        if let Some(id) = instance {
+            fleet.instance = id;
+        }
+        if let Err(e) = crate::config::check_instance_id(&fleet.instance) {
+            complain(format!("run --instance: {e}"));
+            return Exit::Usage;
+        }
+    }
     let Some(engine) = open_engine(config).await else { return Exit::Usage };
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
@@ -43,8 +60,9 @@ pub async fn run(config_path: &Path, catch_up: bool) -> Exit {
 }
 
 pub(super) async fn open_engine(config: Config) -> Option<Engine> {
-    let store_config = config.store.clone();
-    let opened = tokio::task::spawn_blocking(move || super::open_store::for_writing(&store_config)).await;
+    let (store_config, fleet) = (config.store.clone(), config.fleet.clone());
+    let opened =
+        tokio::task::spawn_blocking(move || super::open_store::for_writing(&store_config, fleet.as_ref())).await;
     let store = match opened {
         Ok(Ok(store)) => store,
         Ok(Err(e)) => {

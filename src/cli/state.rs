@@ -1,6 +1,7 @@
 //! `state`: what the store knows, read-only, failures first.
 
 mod accounts;
+mod instances;
 
 use std::path::{Path, PathBuf};
 
@@ -185,6 +186,7 @@ pub(super) fn render_table(report: &Report, wide: bool) -> String {
         }
     }
     out.push('\n');
+    out.push_str(&instances::render(&report.instances, wide));
     out.push_str(&accounts::render(&report.accounts, wide));
     if report.collections.is_empty() {
         out.push_str("(nothing synced yet)\n");

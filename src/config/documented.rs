@@ -113,10 +113,9 @@ fn the_example_configuration_loads_with_its_commented_keys_enabled() {
     // its keys): each is loaded in turn.
     let one_way = ["token_env", "signing_secret_env", "password_env", "client_secret_env", "account_id"];
     // A fleet needs PostgreSQL: `[fleet]` is left out of the SQLite variant.
-    for (store, other) in [
-        ("SQLite", &["url", "password_file", "schema", "lease_secs"][..]),
-        ("PostgreSQL", &["path", "max_size_mb"]),
-    ] {
+    for (store, other) in
+        [("SQLite", &["url", "password_file", "schema", "lease_secs"][..]), ("PostgreSQL", &["path", "max_size_mb"])]
+    {
         let live = example_uncommented()
             .lines()
             .filter(|l| !(store == "SQLite" && l.trim() == "[fleet]"))

@@ -11,6 +11,8 @@ use super::{ConfigError, StoreConfig, positive};
 pub struct FleetConfig {
     /// How long a lease lasts unless renewed; renewed every third of it.
     pub lease: Duration,
+    /// This instance's id: `run --instance`, else the host name.
+    pub instance: String,
 }
 
 #[derive(Deserialize)]
@@ -31,7 +33,7 @@ pub(super) fn validate_fleet(raw: RawFleet, store: &StoreConfig) -> Result<Fleet
         // Renewed every third of it: a second between renewals at least.
         return Err(ConfigError::at("fleet.lease_secs", format!("must be at least 3, got {lease_secs}")));
     }
-    Ok(FleetConfig { lease: Duration::from_secs(lease_secs.into()) })
+    Ok(FleetConfig { lease: Duration::from_secs(lease_secs.into()), instance: default_instance_id() })
 }
 
 /// A checked instance id: what the log, `state` and the lease table call

@@ -5,6 +5,8 @@
 //! - `supervisor`: discovery per account; starts and stops actors.
 //! - `app_accounts`: app mode: the app's account list, read every discovery
 //!   interval, starts and stops the accounts' supervisors.
+//! - `fleet`: with `[fleet]`, the accounts this instance leases, instead of
+//!   all of them: heartbeat, claims, releases, and stops on fencing.
 //! - `actor`: one collection's poll loop, with failure backoff.
 //! - `health`: what `/healthz`, `STATUS=` and the lag metrics read;
 //!   `discovery_health` judges from the accounts' discoveries whether the
@@ -23,6 +25,7 @@ mod collection_metrics;
 mod connections;
 mod discovery_health;
 mod fd_budget;
+mod fleet;
 mod health;
 mod http;
 mod metric_help;
@@ -59,7 +62,15 @@ pub const WRITER_GRACE: Duration = Duration::from_secs(1);
 /// Runs until `cancel` fires. Returns an error only if it cannot start (the
 /// listener cannot bind).
 pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), String> {
-    let mut watched: Vec<String> = engine.accounts().iter().map(|(a, _)| a.name.clone()).collect();
+    let fleet = match &engine.config().fleet {
+        Some(config) => Some((config.lease, fleet::join(&engine, config).await?)),
+        None => None,
+    };
+    // A fleet instance watches the accounts it holds, as it claims them.
+    let mut watched: Vec<String> = match fleet {
+        Some(_) => Vec::new(),
+        None => engine.accounts().iter().map(|(a, _)| a.name.clone()).collect(),
+    };
     if engine.discovers_app_accounts() {
         watched.push(app_accounts::LISTING.to_string());
     }
@@ -104,19 +115,28 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
         None => None,
     };
     let supervisors = TaskTracker::new();
-    for (account, client) in engine.accounts() {
-        let (account, client) = (account.clone(), client.clone());
-        supervisors.spawn(supervisor::supervise(
-            engine.clone(),
-            account,
-            client,
-            health.clone(),
-            nudges.clone(),
-            cancel.clone(),
-        ));
-    }
-    if engine.discovers_app_accounts() {
-        supervisors.spawn(app_accounts::run(engine.clone(), health.clone(), nudges.clone(), cancel.clone()));
+    match fleet {
+        Some((lease, (fences, lost))) => {
+            let manager =
+                fleet::Manager::new(engine.clone(), health.clone(), nudges.clone(), cancel.clone(), lease, fences);
+            supervisors.spawn(manager.run(lost));
+        }
+        None => {
+            for (account, client) in engine.accounts() {
+                let (account, client) = (account.clone(), client.clone());
+                supervisors.spawn(supervisor::supervise(
+                    engine.clone(),
+                    account,
+                    client,
+                    health.clone(),
+                    nudges.clone(),
+                    cancel.clone(),
+                ));
+            }
+            if engine.discovers_app_accounts() {
+                supervisors.spawn(app_accounts::run(engine.clone(), health.clone(), nudges.clone(), cancel.clone()));
+            }
+        }
     }
     supervisors.close();
     let ticker = tokio::spawn(notify::tick(health.clone(), cancel.clone()));

@@ -27,6 +27,16 @@ impl Nudges {
         lock(&self.actors).remove(key);
     }
 
+    /// Unregisters `key` if `notify` is still its actor's: a stopped
+    /// account's actors leave, but not a newer actor of the same collection
+    /// (the account claimed again meanwhile).
+    pub fn unregister_own(&self, key: &CollectionKey, notify: &Arc<Notify>) {
+        let mut actors = lock(&self.actors);
+        if actors.get(key).is_some_and(|current| Arc::ptr_eq(current, notify)) {
+            actors.remove(key);
+        }
+    }
+
     /// Asks the collection's actor for a pass now. False when no actor runs
     /// it (not configured, or stopped).
     pub fn nudge(&self, key: &CollectionKey) -> bool {

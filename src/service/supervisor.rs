@@ -39,6 +39,8 @@ pub async fn supervise(
     let actors = TaskTracker::new();
     // Each actor's stop token, and its task to wait for before a purge.
     let mut running: HashMap<CollectionKey, (CancellationToken, JoinHandle<()>)> = HashMap::new();
+    // Each actor's nudge, to take back when the account stops.
+    let mut registered: Vec<(CollectionKey, Arc<tokio::sync::Notify>)> = Vec::new();
     let interval = engine.config().sync.discovery_interval;
     loop {
         let plan = engine.plan(account, client).await;
@@ -57,6 +59,7 @@ pub async fn supervise(
             }
             let stop = account_cancel.child_token();
             let nudge = nudges.register(&collection.key);
+            registered.push((collection.key.clone(), nudge.clone()));
             let task = actors.spawn(actor::run(
                 engine.clone(),
                 collection.clone(),
@@ -96,6 +99,11 @@ pub async fn supervise(
     }
     actors.close();
     actors.wait().await;
+    // Notifications for a stopped account must not go to its dead actors:
+    // in a fleet they go on to the instance holding it now.
+    for (key, nudge) in registered {
+        nudges.unregister_own(&key, &nudge);
+    }
 }
 
 async fn learn_account_id(engine: &Engine, account: &AccountConfig, client: &AccountClient, nudges: &Nudges) -> bool {

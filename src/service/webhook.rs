@@ -43,6 +43,7 @@ use super::refusals::Refusals;
 use super::replay::ReplayFilter;
 use crate::aurinko::{int_id, optional_int_id};
 use crate::model::{CollectionKey, Kind};
+use crate::store::Signal;
 use crate::store::{Backend, Change, Writer};
 
 /// Notifications larger than this are refused with 413. Aurinko's are small
@@ -249,9 +250,21 @@ impl Receiver {
         if self.nudges.nudge(&key) {
             tracing::debug!(collection = %key, "notification: syncing now");
             count("nudged");
+        } else if self.forward(&key).await {
+            tracing::debug!(collection = %key, "notification: passed to the fleet");
+            count("forwarded");
         } else {
             count("not_synced");
         }
+    }
+
+    /// In a fleet, a notification for a collection another instance may
+    /// hold goes to every instance (`NOTIFY`); its holder syncs it. False
+    /// outside a fleet, or when the signal could not be sent.
+    async fn forward(&self, key: &CollectionKey) -> bool {
+        let (store, signal) = (self.store.clone(), Signal::Nudge(key.clone()));
+        let sent = tokio::task::spawn_blocking(move || store.fleet().and_then(|fleet| fleet.publish(&signal))).await;
+        matches!(sent, Ok(Ok(())))
     }
 
     async fn account(&self, aurinko_id: i64) -> Option<String> {

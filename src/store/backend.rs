@@ -84,6 +84,9 @@ pub trait Backend: Send + Sync + 'static {
     /// account's data checks its lease against `fences`. Only a store
     /// several processes can share (PostgreSQL) can.
     fn join_fleet(&self, fences: Arc<Fences>) -> Result<&dyn Fleet, StoreError>;
+
+    /// The fleet operations of a store that has joined one.
+    fn fleet(&self) -> Result<&dyn Fleet, StoreError>;
 }
 
 /// The writer's open transaction. Dropped without [`commit`](Transaction::commit),
@@ -171,6 +174,10 @@ impl Backend for super::Store {
     }
 
     fn join_fleet(&self, _fences: Arc<Fences>) -> Result<&dyn Fleet, StoreError> {
+        self.fleet()
+    }
+
+    fn fleet(&self) -> Result<&dyn Fleet, StoreError> {
         Err(StoreError::Unsupported("several instances share accounts only through PostgreSQL (store.url)".into()))
     }
 }

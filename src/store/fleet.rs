@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::StoreError;
+use crate::model::{CollectionKey, Kind};
 
 /// This instance's leases, as commits check them.
 pub struct Fences {
@@ -76,8 +77,9 @@ fn new_session() -> String {
 pub struct FleetView {
     /// The leases this session still holds, renewed, with their epochs.
     pub held: Vec<(String, i64)>,
-    /// Instances whose heartbeat is younger than a lease, this one included.
-    pub live_instances: usize,
+    /// The ids of the instances whose heartbeat is younger than a lease,
+    /// this one included, in order.
+    pub live: Vec<String>,
 }
 
 /// The fleet's operations on the store, each one short transaction (and
@@ -100,4 +102,44 @@ pub trait Fleet: Send + Sync {
 
     /// A clean stop: every lease released and the instance unregistered.
     fn leave(&self) -> Result<(), StoreError>;
+
+    /// Tells every instance (this one too) `signal`, at once.
+    fn publish(&self, signal: &Signal) -> Result<(), StoreError>;
+
+    /// What the instances publish, from a connection of its own that is
+    /// made again when lost; ends when the receiver is dropped.
+    fn subscribe(&self) -> Result<UnboundedReceiver<Signal>, StoreError>;
+}
+
+/// What one instance tells the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// Leases were released or an instance came or went: claim now rather
+    /// than at the next tick.
+    LeasesChanged,
+    /// A webhook notification for a collection, received by some instance:
+    /// its holder syncs it now.
+    Nudge(CollectionKey),
+}
+
+impl Signal {
+    /// The payload as sent: `leases`, or `nudge` and the key as JSON.
+    pub(super) fn encode(&self) -> String {
+        match self {
+            Signal::LeasesChanged => "leases".to_string(),
+            Signal::Nudge(key) => {
+                format!("nudge {}", serde_json::json!([key.account, key.kind.as_str(), key.id]))
+            }
+        }
+    }
+
+    /// `None` for a payload this version does not know.
+    pub(super) fn decode(payload: &str) -> Option<Signal> {
+        if payload == "leases" {
+            return Some(Signal::LeasesChanged);
+        }
+        let json = payload.strip_prefix("nudge ")?;
+        let (account, kind, id): (String, String, String) = serde_json::from_str(json).ok()?;
+        Some(Signal::Nudge(CollectionKey { account, kind: Kind::parse(&kind)?, id }))
+    }
 }

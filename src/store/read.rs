@@ -12,6 +12,24 @@ use crate::model::Kind;
 pub struct Report {
     pub accounts: Vec<AccountReport>,
     pub collections: Vec<CollectionReport>,
+    /// A fleet's instances (PostgreSQL with `[fleet]`); empty otherwise.
+    pub instances: Vec<InstanceReport>,
+}
+
+/// A fleet instance as its row says.
+#[derive(Debug, Serialize)]
+pub struct InstanceReport {
+    pub id: String,
+    pub host: Option<String>,
+    pub pid: Option<i64>,
+    pub version: Option<String>,
+    pub started_at: Option<String>,
+    pub heartbeat_at: Option<String>,
+    /// Whether its heartbeat is younger than its leases last (it counts in
+    /// the fair share); a killed instance's row stays until it starts again.
+    pub live: bool,
+    /// Unexpired leases it holds.
+    pub leases: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,6 +59,11 @@ pub struct AccountReport {
     pub app_stopped: Option<String>,
     /// The last listing that named it.
     pub app_seen_at: Option<String>,
+    /// In a fleet: the instance holding the account's lease, its epoch and
+    /// until when (unless renewed).
+    pub lease_owner: Option<String>,
+    pub lease_epoch: Option<i64>,
+    pub lease_expires_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -143,6 +166,9 @@ impl Store {
                     token_status: r.get(11)?,
                     app_stopped: r.get(12)?,
                     app_seen_at: r.get(13)?,
+                    lease_owner: None,
+                    lease_epoch: None,
+                    lease_expires_at: None,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -195,7 +221,7 @@ impl Store {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Report { accounts, collections })
+        Ok(Report { accounts, collections, instances: Vec::new() })
     }
 
     /// A collection's failure count, next attempt and last success, so a

@@ -699,6 +699,10 @@ mod tests {
         fn join_fleet(&self, _: Arc<super::super::Fences>) -> Result<&dyn super::super::Fleet, StoreError> {
             unreachable!()
         }
+
+        fn fleet(&self) -> Result<&dyn super::super::Fleet, StoreError> {
+            unreachable!()
+        }
     }
 
     #[tokio::test]

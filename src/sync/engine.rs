@@ -134,7 +134,8 @@ impl CatchUpReport {
 
 impl Engine {
     pub fn new(config: Config, store: Arc<dyn Backend>) -> Result<Engine, String> {
-        let api = Api::new(&config.api, config.app.as_ref())?;
+        let instance = config.fleet.as_ref().map(|f| f.instance.as_str());
+        let api = Api::new(&config.api, config.app.as_ref(), instance)?;
         let accounts = config
             .accounts
             .iter()

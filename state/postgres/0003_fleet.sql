@@ -11,6 +11,8 @@ CREATE TABLE fleet_instances (
     host          text,
     pid           bigint,
     version       text,
+    -- Its lease_secs, in milliseconds: a heartbeat older is not live.
+    lease_ms      bigint NOT NULL,
     started_at    timestamptz NOT NULL,
     heartbeat_at  timestamptz NOT NULL
 );

@@ -33,6 +33,7 @@ mod demo;
 mod discovery_health;
 mod expiry;
 mod faults;
+mod fleet;
 mod helpers;
 mod hostile;
 mod logs;

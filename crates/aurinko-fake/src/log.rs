@@ -46,6 +46,9 @@ pub enum Endpoint {
 pub struct RequestRecord {
     /// Account name (never the token); `None` when the token was missing or unknown.
     pub account: Option<String>,
+    /// The `User-Agent` the client sent (at most 200 bytes of it): tells the instances of a
+    /// fleet apart.
+    pub user_agent: Option<String>,
     pub method: String,
     /// Path without the query, e.g. `/v1/calendars/cal-1/sync/updated`.
     pub path: String,

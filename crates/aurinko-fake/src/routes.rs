@@ -93,6 +93,7 @@ pub(crate) struct Request {
     /// `None` when the query string is not valid percent-encoding.
     query: Option<Vec<(String, String)>>,
     credentials: Credentials,
+    user_agent: Option<String>,
     /// `/v1/subscriptions/{id}`: the id segment as written; `None` for `/v1/subscriptions`.
     subscription_id: Option<String>,
     content_type: Option<String>,
@@ -158,6 +159,7 @@ impl Request {
             collection,
             query: parse_query(uri.query().unwrap_or("")),
             credentials,
+            user_agent: text(header::USER_AGENT.as_str()).map(|ua| ua.chars().take(200).collect()),
             subscription_id,
             content_type: headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_string),
             body,
@@ -206,6 +208,7 @@ impl Shared {
         let account = self.account_named(&request.credentials);
         let mut record = RequestRecord {
             account: account.map(|index| self.data.account(index).name.clone()),
+            user_agent: request.user_agent.clone(),
             method: request.method.to_string(),
             path: request.path.clone(),
             endpoint: request.endpoint,

@@ -3,8 +3,9 @@
 //! and why. Above the collections, since an account that cannot reach
 //! Aurinko may have no collection at all. `SYNC` says whether the account
 //! is configured, found in the app's list, or listed but stopped (a token
-//! that is not active, removed from the app); a line under the table says
-//! why each stopped one is.
+//! that is not active, removed from the app), and in a fleet which instance
+//! holds it (`app @sync-a-1`); a line under the table says why each stopped
+//! one is.
 
 use super::table::{self, Column};
 use super::{dash, one_line};
@@ -19,8 +20,10 @@ pub(super) fn render(accounts: &[AccountReport], wide: bool) -> String {
     }
     let headers = ["ACCOUNT", "SYNC", "DISCOVERY", "FAILING SINCE", "FAILURES", "LAST SUCCESS", "LAST ERROR"];
     let shown = if wide { headers.len() } else { headers.len() - 1 };
-    let columns: Vec<Column> =
-        headers[..shown].iter().map(|&header| Column { header, shrinks: header == "ACCOUNT" }).collect();
+    let columns: Vec<Column> = headers[..shown]
+        .iter()
+        .map(|&header| Column { header, shrinks: matches!(header, "ACCOUNT" | "SYNC") })
+        .collect();
     let rows: Vec<Vec<String>> = accounts
         .iter()
         .map(|a| {
@@ -34,9 +37,14 @@ pub(super) fn render(accounts: &[AccountReport], wide: bool) -> String {
                 (None, true) => "app",
                 (None, false) => "configured",
             };
+            // In a fleet, the instance holding it.
+            let sync = match &a.lease_owner {
+                Some(owner) => format!("{sync} @{}", one_line(owner)),
+                None => sync.to_string(),
+            };
             let mut row = vec![
                 a.name.clone(),
-                sync.to_string(),
+                sync,
                 discovery.to_string(),
                 a.discovery_failing_since.clone().unwrap_or_else(dash),
                 a.discovery_failures.to_string(),

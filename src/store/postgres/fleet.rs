@@ -6,12 +6,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
+use futures_util::StreamExt;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio_postgres::AsyncMessage;
 
 use super::super::StoreError;
-use super::super::fleet::{Fences, Fleet, FleetView};
-use super::{Postgres, refused};
+use super::super::fleet::{Fences, Fleet, FleetView, Signal};
+use super::{Postgres, refused, tls};
+
+/// A lost `LISTEN` connection is made again after this.
+const RELISTEN: Duration = Duration::from_secs(1);
 
 impl Postgres {
+    /// The channel the fleet's signals go on: one per schema.
+    fn channel(&self) -> String {
+        format!("aurinko_sync_{}", self.schema)
+    }
+
     /// Turns fencing on: from now on every commit checks the lease of its
     /// account against `fences`. Once per store.
     pub(super) fn install_fences(&self, fences: Arc<Fences>) -> Result<(), StoreError> {
@@ -62,11 +73,11 @@ impl Fleet for Postgres {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "INSERT INTO fleet_instances (id, session, host, pid, version, started_at, heartbeat_at)
-                     VALUES ($1, $2, $3, $4, $5, now(), now())
+                    "INSERT INTO fleet_instances (id, session, host, pid, version, lease_ms, started_at, heartbeat_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, now(), now())
                      ON CONFLICT (id) DO UPDATE SET session = excluded.session, host = excluded.host,
-                        pid = excluded.pid, version = excluded.version, started_at = excluded.started_at,
-                        heartbeat_at = excluded.heartbeat_at
+                        pid = excluded.pid, version = excluded.version, lease_ms = excluded.lease_ms,
+                        started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
                      WHERE fleet_instances.session = excluded.session
                         OR fleet_instances.heartbeat_at < now() - $6::bigint * interval '1 millisecond'
                      RETURNING id",
@@ -113,16 +124,18 @@ impl Fleet for Postgres {
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
-            let live: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM fleet_instances
-                     WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond'",
+            let live = tx
+                .query(
+                    "SELECT id FROM fleet_instances
+                     WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond' ORDER BY id",
                     &[&millis(lease)],
                 )
                 .await?
-                .try_get(0)?;
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect::<Result<Vec<String>, StoreError>>()?;
             tx.commit().await?;
-            Ok(FleetView { held, live_instances: usize::try_from(live).unwrap_or(1).max(1) })
+            Ok(FleetView { held, live })
         })
     }
 
@@ -204,5 +217,67 @@ impl Fleet for Postgres {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    fn publish(&self, signal: &Signal) -> Result<(), StoreError> {
+        let (channel, payload) = (self.channel(), signal.encode());
+        self.block_on(async {
+            self.client().await?.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]).await?;
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self) -> Result<UnboundedReceiver<Signal>, StoreError> {
+        let (sender, receiver) = unbounded_channel();
+        let (config, channel, tls) = (self.config.clone(), self.channel(), tls()?);
+        let runtime = self.runtime.as_ref().expect("the runtime lives until the store is dropped");
+        runtime.spawn(async move {
+            // Until nobody listens: each round one connection, until it fails.
+            while !sender.is_closed() {
+                let connected = config.connect(tls.clone()).await;
+                let (client, mut connection) = match connected {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(
+                            "fleet: cannot listen for the other instances' signals: {}",
+                            super::describe(&e)
+                        );
+                        tokio::time::sleep(RELISTEN).await;
+                        continue;
+                    }
+                };
+                let (messages_to, mut messages) = unbounded_channel();
+                let pump = tokio::spawn(async move {
+                    let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = stream.next().await {
+                        match message {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if messages_to.send(n.payload().to_string()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
+                        }
+                    }
+                });
+                if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
+                    // A signal may have gone while no connection listened.
+                    let _ = sender.send(Signal::LeasesChanged);
+                    while let Some(payload) = messages.recv().await {
+                        if let Some(signal) = Signal::decode(&payload)
+                            && sender.send(signal).is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+                pump.abort();
+                if !sender.is_closed() {
+                    tokio::time::sleep(RELISTEN).await;
+                }
+            }
+        });
+        Ok(receiver)
     }
 }

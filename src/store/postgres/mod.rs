@@ -64,23 +64,47 @@ pub struct Postgres {
     pool: Pool,
     /// Set when the store joins a fleet: every commit checks its lease.
     fences: std::sync::OnceLock<Arc<Fences>>,
+    /// How to connect again, for a fleet's `LISTEN` connection.
+    config: tokio_postgres::Config,
+    /// The schema: a fleet's notification channels are named after it, so
+    /// stores in other schemas of the database do not hear them.
+    schema: String,
 }
 
 impl Postgres {
     /// Connects to the database at `url` (a `postgresql://` URL without a
     /// password), creates `schema` if needed, and applies the migrations.
     pub fn open(url: &str, password: Option<&str>, schema: &str) -> Result<Postgres, StoreError> {
-        Self::connect(url, password, schema, false)
+        Self::connect(url, password, schema, false, None)
+    }
+
+    /// [`open`](Self::open) for a fleet instance: a transaction left idle
+    /// longer than `idle_transaction` (the process paused mid-commit) is
+    /// ended by the server, so the lease rows it locked do not hold the
+    /// other instances' takeover off while it sleeps.
+    pub fn open_for_fleet(
+        url: &str,
+        password: Option<&str>,
+        schema: &str,
+        idle_transaction: Duration,
+    ) -> Result<Postgres, StoreError> {
+        Self::connect(url, password, schema, false, Some(idle_transaction))
     }
 
     /// Connects for reading only (`state`): every transaction is read-only,
     /// and nothing is created or migrated; a schema without the store's
     /// tables is refused.
     pub fn open_read_only(url: &str, password: Option<&str>, schema: &str) -> Result<Postgres, StoreError> {
-        Self::connect(url, password, schema, true)
+        Self::connect(url, password, schema, true, None)
     }
 
-    fn connect(url: &str, password: Option<&str>, schema: &str, read_only: bool) -> Result<Postgres, StoreError> {
+    fn connect(
+        url: &str,
+        password: Option<&str>,
+        schema: &str,
+        read_only: bool,
+        idle_transaction: Option<Duration>,
+    ) -> Result<Postgres, StoreError> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| refused(format!("store.url: not a valid PostgreSQL URL ({e})")))?;
         if let Some(password) = password {
@@ -100,6 +124,9 @@ impl Postgres {
         if read_only {
             options.push_str(" -c default_transaction_read_only=on");
         }
+        if let Some(idle) = idle_transaction {
+            options.push_str(&format!(" -c idle_in_transaction_session_timeout={}", idle.as_millis().max(1)));
+        }
         config.options(options.trim());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -107,7 +134,8 @@ impl Postgres {
             .enable_all()
             .build()
             .map_err(|e| refused(format!("cannot start the store's runtime: {e}")))?;
-        let manager = Manager::from_config(config, tls()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), tls()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -116,7 +144,13 @@ impl Postgres {
             .recycle_timeout(Some(WAIT))
             .build()
             .map_err(|e| refused(format!("cannot build the connection pool: {e}")))?;
-        let store = Postgres { runtime: Some(runtime), pool, fences: std::sync::OnceLock::new() };
+        let store = Postgres {
+            runtime: Some(runtime),
+            pool,
+            fences: std::sync::OnceLock::new(),
+            config,
+            schema: schema.to_string(),
+        };
         if read_only {
             store.block_on(check_version(&store.pool, schema))?;
         } else {
@@ -337,6 +371,11 @@ impl Backend for Postgres {
 
     fn join_fleet(&self, fences: Arc<Fences>) -> Result<&dyn Fleet, StoreError> {
         self.install_fences(fences)?;
+        Ok(self)
+    }
+
+    fn fleet(&self) -> Result<&dyn Fleet, StoreError> {
+        self.fences()?;
         Ok(self)
     }
 

@@ -11,7 +11,9 @@ use super::super::read::{EVENTS, LIVE_COLLECTIONS, SCHEDULE};
 use super::super::resync::RESYNC_REQUESTED;
 use super::super::write::LOAD_STATE;
 use super::super::write::timestamp;
-use super::super::{AccountReport, CollectionReport, Report, Schedule, StoreError, StoredEvent, StoredRecord};
+use super::super::{
+    AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoreError, StoredEvent, StoredRecord,
+};
 use super::{Postgres, dollars};
 use crate::model::{CollectionKey, Cursor, Kind, Phase, RangeDays, SyncState, Window};
 
@@ -126,6 +128,9 @@ pub(super) async fn report(pg: &Postgres) -> Result<Report, StoreError> {
                 token_status: r.try_get(11)?,
                 app_stopped: r.try_get(12)?,
                 app_seen_at: time(r, 13)?,
+                lease_owner: None,
+                lease_epoch: None,
+                lease_expires_at: None,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -179,7 +184,47 @@ pub(super) async fn report(pg: &Postgres) -> Result<Report, StoreError> {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Report { accounts, collections })
+    let mut accounts = accounts;
+    for r in c
+        .query(
+            "SELECT account, owner, epoch, expires_at FROM fleet_leases
+             WHERE owner IS NOT NULL AND expires_at > now()",
+            &[],
+        )
+        .await?
+    {
+        let account: String = r.try_get(0)?;
+        if let Some(a) = accounts.iter_mut().find(|a| a.name == account) {
+            a.lease_owner = r.try_get(1)?;
+            a.lease_epoch = r.try_get(2)?;
+            a.lease_expires_at = time(&r, 3)?;
+        }
+    }
+    let instances = c
+        .query(
+            "SELECT i.id, i.host, i.pid, i.version, i.started_at, i.heartbeat_at,
+                    i.heartbeat_at > now() - i.lease_ms * interval '1 millisecond',
+                    count(l.account) FILTER (WHERE l.expires_at > now())
+             FROM fleet_instances i LEFT JOIN fleet_leases l ON l.session = i.session
+             GROUP BY i.id ORDER BY i.id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(InstanceReport {
+                id: r.try_get(0)?,
+                host: r.try_get(1)?,
+                pid: r.try_get(2)?,
+                version: r.try_get(3)?,
+                started_at: time(r, 4)?,
+                heartbeat_at: time(r, 5)?,
+                live: r.try_get::<_, Option<bool>>(6)?.unwrap_or(false),
+                leases: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Report { accounts, collections, instances })
 }
 
 /// An instant column as the report writes times (`2026-11-27T12:00:00Z`).

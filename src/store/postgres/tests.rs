@@ -262,3 +262,43 @@ fn a_commit_under_a_lease_taken_over_is_refused() {
     assert_eq!(fleet(&a).claim(&account, 1, lease).unwrap(), vec![(account[0].clone(), 3)]);
     assert_eq!(server.psql("SELECT count(*) FROM fleet_instances"), "1");
 }
+
+/// A fleet instance paused in the middle of a commit (its lease rows
+/// locked) does not hold the takeover off: the server ends its idle
+/// transaction, and the commit fails when it wakes.
+#[test]
+fn a_commit_left_idle_does_not_hold_a_takeover_off() {
+    use super::super::{Fences, Fleet, Write};
+
+    let Some(server) = PrivatePostgres::start("a_commit_left_idle_does_not_hold_a_takeover_off") else { return };
+    let lease = std::time::Duration::from_secs(1);
+    let join = |instance: &str| {
+        let idle = std::time::Duration::from_millis(300);
+        let store = Postgres::open_for_fleet(&server.url(), None, "public", idle).unwrap();
+        store.join_fleet(Arc::new(Fences::new(instance).0)).unwrap().register("host", 1, "test", lease).unwrap();
+        store
+    };
+    let (a, b) = (join("a"), join("b"));
+    fn fleet(s: &Postgres) -> &dyn Fleet {
+        s
+    }
+    let account = vec![key().account.clone()];
+    assert_eq!(fleet(&a).claim(&account, 1, lease).unwrap().len(), 1);
+    let mut open = a.begin(now()).unwrap();
+    let write = Write {
+        key: key(),
+        commit: Some(commit(state(1, Some("p1")))),
+        records: PageRecords::Upserts(vec![row("e1", "v1")]),
+        outcome: None,
+    };
+    open.apply(&write).unwrap();
+    // a sleeps with its lease row locked; b claims once the lease is out
+    // and the server has ended a's transaction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fleet(&b).claim(&account, 1, lease).unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "b takes the account over");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(open.commit().is_err(), "a's commit, ended by the server, is not stored");
+    assert_eq!(server.psql("SELECT count(*) FROM events"), "0");
+}
