@@ -111,11 +111,16 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// What the manager shares with the rest of the daemon.
+pub struct Daemon {
+    pub engine: Arc<Engine>,
+    pub health: Arc<Health>,
+    pub nudges: Arc<Nudges>,
+    pub cancel: CancellationToken,
+}
+
 pub struct Manager {
-    engine: Arc<Engine>,
-    health: Arc<Health>,
-    nudges: Arc<Nudges>,
-    cancel: CancellationToken,
+    daemon: Daemon,
     lease: Duration,
     fences: Arc<Fences>,
     /// What may be shared: configured accounts, and the app's syncable ones.
@@ -126,33 +131,17 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(
-        engine: Arc<Engine>,
-        health: Arc<Health>,
-        nudges: Arc<Nudges>,
-        cancel: CancellationToken,
-        lease: Duration,
-        fences: Arc<Fences>,
-    ) -> Manager {
-        let candidates = engine.accounts().iter().map(|(a, c)| (a.name.clone(), (a.clone(), c.clone()))).collect();
-        Manager {
-            engine,
-            health,
-            nudges,
-            cancel,
-            lease,
-            fences,
-            candidates,
-            running: HashMap::new(),
-            stopping: JoinSet::new(),
-        }
+    pub fn new(daemon: Daemon, lease: Duration, fences: Arc<Fences>) -> Manager {
+        let candidates =
+            daemon.engine.accounts().iter().map(|(a, c)| (a.name.clone(), (a.clone(), c.clone()))).collect();
+        Manager { daemon, lease, fences, candidates, running: HashMap::new(), stopping: JoinSet::new() }
     }
 
     /// Runs until `cancel` fires; then stops every account, releases the
     /// leases and leaves the fleet.
     pub async fn run(mut self, mut lost: UnboundedReceiver<String>) {
         let tick = self.lease / 3;
-        let mut signals = match blocking(self.engine.store().clone(), |s| s.fleet()?.subscribe()).await {
+        let mut signals = match blocking(self.daemon.engine.store().clone(), |s| s.fleet()?.subscribe()).await {
             Ok(signals) => Some(signals),
             Err(e) => {
                 tracing::warn!("fleet: cannot hear the other instances (claims wait for the next tick): {e}");
@@ -164,14 +153,14 @@ impl Manager {
         let mut next_tick = Instant::now();
         loop {
             if Instant::now() >= next_tick {
-                if self.engine.discovers_app_accounts() && Instant::now() >= next_listing {
+                if self.daemon.engine.discovers_app_accounts() && Instant::now() >= next_listing {
                     next_listing = Instant::now() + self.refresh_app_accounts().await;
                 }
                 self.tick().await;
                 next_tick = Instant::now() + tick;
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => break,
+                _ = self.daemon.cancel.cancelled() => break,
                 _ = tokio::time::sleep_until(next_tick) => {}
                 Some(account) = lost.recv() => {
                     self.stop(&account, "a commit was refused: another instance holds it now", false);
@@ -184,7 +173,7 @@ impl Manager {
                     // often than every MIN_TICK however many signals come.
                     Signal::LeasesChanged => next_tick = next_tick.min(Instant::now() + MIN_TICK),
                     Signal::Nudge(key) => {
-                        self.nudges.nudge(&key);
+                        self.daemon.nudges.nudge(&key);
                     }
                 },
             }
@@ -193,7 +182,7 @@ impl Manager {
             let _ = running.task.await;
         }
         while self.stopping.join_next().await.is_some() {}
-        match blocking(self.engine.store().clone(), |s| s.fleet()?.leave()).await {
+        match blocking(self.daemon.engine.store().clone(), |s| s.fleet()?.leave()).await {
             Ok(()) => tracing::info!(instance = %self.fences.instance, "left the fleet: every lease released"),
             Err(e) => tracing::warn!("fleet: could not release the leases (they expire by themselves): {e}"),
         }
@@ -202,7 +191,7 @@ impl Manager {
 
     /// Tells the other instances; a failure only delays them to their tick.
     async fn publish(&self, signal: Signal) {
-        if let Err(e) = blocking(self.engine.store().clone(), move |s| s.fleet()?.publish(&signal)).await {
+        if let Err(e) = blocking(self.daemon.engine.store().clone(), move |s| s.fleet()?.publish(&signal)).await {
             tracing::debug!("fleet: a signal to the other instances was not sent: {e}");
         }
     }
@@ -211,11 +200,12 @@ impl Manager {
     /// those this instance runs that left it are stopped. Returns when to
     /// read it next.
     async fn refresh_app_accounts(&mut self) -> Duration {
-        let interval = self.engine.config().sync.discovery_interval;
-        match self.engine.list_app_accounts().await {
+        let interval = self.daemon.engine.config().sync.discovery_interval;
+        match self.daemon.engine.list_app_accounts().await {
             Some(Ok(listing)) => {
-                self.health.discovered(LISTING, None);
-                let configured: Vec<String> = self.engine.accounts().iter().map(|(a, _)| a.name.clone()).collect();
+                self.daemon.health.discovered(LISTING, None);
+                let configured: Vec<String> =
+                    self.daemon.engine.accounts().iter().map(|(a, _)| a.name.clone()).collect();
                 self.candidates.retain(|name, _| configured.contains(name));
                 for (account, client) in &listing.syncable {
                     self.candidates.insert(account.name.clone(), (account.clone(), client.clone()));
@@ -225,12 +215,12 @@ impl Manager {
                 for name in gone {
                     self.stop(&name, "the app no longer syncs it", true);
                 }
-                self.engine.record_app_listing(&listing).await;
+                self.daemon.engine.record_app_listing(&listing).await;
                 interval
             }
             Some(Err(e)) => {
                 tracing::error!("the app's account list failed (accounts already running go on): {e}");
-                self.health.discovered(LISTING, Some(format!("the app's account list failed: {e}")));
+                self.daemon.health.discovered(LISTING, Some(format!("the app's account list failed: {e}")));
                 interval.min(LISTING_RETRY)
             }
             None => interval,
@@ -240,7 +230,7 @@ impl Manager {
     /// Heartbeat and renewals, then one step towards the fair share.
     async fn tick(&mut self) {
         let lease = self.lease;
-        let view = match blocking(self.engine.store().clone(), move |s| s.fleet()?.heartbeat(lease)).await {
+        let view = match blocking(self.daemon.engine.store().clone(), move |s| s.fleet()?.heartbeat(lease)).await {
             Ok(view) => view,
             Err(e) => {
                 // The leases run out unless a later tick renews them; the
@@ -283,24 +273,25 @@ impl Manager {
             return;
         }
         let lease = self.lease;
-        let claimed = match blocking(self.engine.store().clone(), move |s| s.fleet()?.claim(&free, want, lease)).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                tracing::warn!("fleet: claiming accounts failed: {e}");
-                return;
-            }
-        };
+        let claimed =
+            match blocking(self.daemon.engine.store().clone(), move |s| s.fleet()?.claim(&free, want, lease)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!("fleet: claiming accounts failed: {e}");
+                    return;
+                }
+            };
         for (name, epoch) in claimed {
             let Some((account, client)) = self.candidates.get(&name).cloned() else { continue };
             tracing::info!(account = %name, epoch, "lease claimed: syncing the account");
-            self.health.forget_account(&name);
-            let stop = self.cancel.child_token();
+            self.daemon.health.forget_account(&name);
+            let stop = self.daemon.cancel.child_token();
             let task = tokio::spawn(supervisor::supervise(
-                self.engine.clone(),
+                self.daemon.engine.clone(),
                 account,
                 client,
-                self.health.clone(),
-                self.nudges.clone(),
+                self.daemon.health.clone(),
+                self.daemon.nudges.clone(),
                 stop.clone(),
             ));
             self.running.insert(name, Running { stop, task });
@@ -314,7 +305,7 @@ impl Manager {
         tracing::info!(account, "stopping the account: {why}");
         running.stop.cancel();
         let name = account.to_string();
-        let health = self.health.clone();
+        let health = self.daemon.health.clone();
         self.stopping.spawn(async move {
             let _ = running.task.await;
             health.forget_account(&name);
@@ -328,7 +319,7 @@ impl Manager {
             return;
         }
         let names = vec![account.clone()];
-        match blocking(self.engine.store().clone(), move |s| s.fleet()?.release(&names)).await {
+        match blocking(self.daemon.engine.store().clone(), move |s| s.fleet()?.release(&names)).await {
             Ok(()) => self.publish(Signal::LeasesChanged).await,
             Err(e) => tracing::warn!(account, "fleet: releasing the lease failed (it expires by itself): {e}"),
         }

@@ -117,8 +117,13 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
     let supervisors = TaskTracker::new();
     match fleet {
         Some((lease, (fences, lost))) => {
-            let manager =
-                fleet::Manager::new(engine.clone(), health.clone(), nudges.clone(), cancel.clone(), lease, fences);
+            let daemon = fleet::Daemon {
+                engine: engine.clone(),
+                health: health.clone(),
+                nudges: nudges.clone(),
+                cancel: cancel.clone(),
+            };
+            let manager = fleet::Manager::new(daemon, lease, fences);
             supervisors.spawn(manager.run(lost));
         }
         None => {

@@ -102,6 +102,17 @@ impl Hunt {
     }
 }
 
+/// Fails naming every place (up to three per haystack) where a form of one
+/// of `secrets` shows.
+fn assert_no_leaks(haystack: &[(String, Vec<u8>)], secrets: &[Secret]) {
+    let search = Search::new(secrets);
+    let leaks: Vec<String> = haystack
+        .iter()
+        .flat_map(|(what, bytes)| search.find(bytes).into_iter().take(3).map(move |found| format!("{what}: {found}")))
+        .collect();
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+}
+
 /// Every file under `dir` (its path and bytes) but those named in `given`.
 fn files_under(dir: &Path, given: &[&str]) -> Vec<(String, Vec<u8>)> {
     let mut found = Vec::new();
@@ -259,12 +270,7 @@ async fn hunt(sources: Sources) {
         Secret::new("the refused work token", &spaced[0]),
         Secret::new("the refused home token", &spaced[1]),
     ];
-    let search = Search::new(&secrets);
-    let leaks: Vec<String> = haystack
-        .iter()
-        .flat_map(|(what, bytes)| search.find(bytes).into_iter().take(3).map(move |found| format!("{what}: {found}")))
-        .collect();
-    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    assert_no_leaks(&haystack, &secrets);
 }
 
 /// App mode: the app's client secret, from the environment and from a file,
@@ -347,10 +353,5 @@ async fn the_app_secret_never_reaches_output_logs_state_or_files() {
         Secret::new("the Authorization header", &basic(&app_secret)),
         Secret::new("the wrong Authorization header", &basic(&wrong)),
     ];
-    let search = Search::new(&secrets);
-    let leaks: Vec<String> = haystack
-        .iter()
-        .flat_map(|(what, bytes)| search.find(bytes).into_iter().take(3).map(move |found| format!("{what}: {found}")))
-        .collect();
-    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    assert_no_leaks(&haystack, &secrets);
 }
