@@ -33,6 +33,13 @@
 //!    (see `postgres`); run after scenario 2, skipped where PostgreSQL's
 //!    binaries are missing outside CI.
 //!
+//! 8. A fleet (issue 17): `BENCH_FLEET_ACCOUNTS` (1,000) accounts in app
+//!    mode, one calendar of `BENCH_FLEET_EVENTS` (20) events each, on one
+//!    PostgreSQL, synced by one instance and by three (see `fleet`): time to
+//!    full sync, idle requests per collection per poll, lease statements
+//!    per second, peak RSS, failover after a SIGKILL. Last.
+//!
+//! `BENCH_ONLY_FLEET=1` runs scenario 8 alone.
 //! `BENCH_ONLY_FULL=1` stops after scenarios 1 and 2 (for profiling the
 //! full sync against the floor); `BENCH_ONLY_POSTGRES=1` runs scenario 7 alone. `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
 //! incremental pass, 5 s idle) for CI. The process exits non-zero only when
@@ -44,6 +51,7 @@
 
 mod data;
 mod double;
+mod fleet;
 mod floor;
 mod postgres;
 mod process;
@@ -91,6 +99,11 @@ struct Scale {
 }
 
 impl Scale {
+    /// A positive number from the environment variable `name`, or `default`.
+    fn var(&self, name: &str, default: usize) -> usize {
+        std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+    }
+
     fn from_env() -> Scale {
         let smoke = std::env::var("BENCH_SMOKE").is_ok_and(|v| !v.is_empty() && v != "0");
         let var = |name: &str, default: usize| -> usize {
@@ -201,6 +214,17 @@ fn main() -> ExitCode {
         floor::CONCURRENCY,
         process::SAMPLE.as_millis()
     );
+
+    let fleet_scale = fleet::FleetScale {
+        accounts: scale.var("BENCH_FLEET_ACCOUNTS", if scale.smoke { 50 } else { 1_000 }),
+        events: scale.var("BENCH_FLEET_EVENTS", 20),
+        poll_secs: if scale.smoke { 3 } else { 15 },
+        lease_secs: if scale.smoke { 3 } else { 15 },
+    };
+    if std::env::var("BENCH_ONLY_FLEET").is_ok_and(|v| !v.is_empty() && v != "0") {
+        fleet::scenario(&runtime, &fleet_scale, &mut problems);
+        return problems.exit();
+    }
 
     // 1. Full sync.
     let full_data = Arc::new(Dataset::build(scale.events, scale.calendars, false));
@@ -446,6 +470,16 @@ fn main() -> ExitCode {
             idle.warmup.start + idle.window.start + busy.warmup.start + busy.window.start
         ),
     );
+    println!();
+    // 8. A fleet, last: its figures stand alone.
+    let fleet = fleet::scenario(&runtime, &fleet_scale, &mut problems);
+    for run in &fleet {
+        target(
+            &format!("fleet of {}: exactly 2 requests per collection per idle poll", run.instances),
+            (run.requests_per_collection_per_poll - 2.0).abs() < 0.05,
+            format!("{:.3}", run.requests_per_collection_per_poll),
+        );
+    }
     println!();
     problems.exit()
 }

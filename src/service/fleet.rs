@@ -20,7 +20,7 @@
 //! those the app's list names as syncable, read every discovery interval by
 //! each instance.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +126,8 @@ pub struct Manager {
     /// What may be shared: configured accounts, and the app's syncable ones.
     candidates: BTreeMap<String, (AccountConfig, AccountClient)>,
     running: HashMap<String, Running>,
+    /// Candidates known to have a lease row.
+    added: HashSet<String>,
     /// Stops under way (their leases are released once each has stopped).
     stopping: JoinSet<Option<String>>,
 }
@@ -134,7 +136,15 @@ impl Manager {
     pub fn new(daemon: Daemon, lease: Duration, fences: Arc<Fences>) -> Manager {
         let candidates =
             daemon.engine.accounts().iter().map(|(a, c)| (a.name.clone(), (a.clone(), c.clone()))).collect();
-        Manager { daemon, lease, fences, candidates, running: HashMap::new(), stopping: JoinSet::new() }
+        Manager {
+            daemon,
+            lease,
+            fences,
+            candidates,
+            running: HashMap::new(),
+            added: HashSet::new(),
+            stopping: JoinSet::new(),
+        }
     }
 
     /// Runs until `cancel` fires; then stops every account, releases the
@@ -263,6 +273,14 @@ impl Manager {
     }
 
     async fn claim(&mut self, want: usize) {
+        let new: Vec<String> = self.candidates.keys().filter(|name| !self.added.contains(*name)).cloned().collect();
+        if !new.is_empty() {
+            let rows = new.clone();
+            match blocking(self.daemon.engine.store().clone(), move |s| s.fleet()?.add_accounts(&rows)).await {
+                Ok(()) => self.added.extend(new),
+                Err(e) => tracing::warn!("fleet: adding accounts to the leases failed: {e}"),
+            }
+        }
         let free: Vec<String> = self
             .candidates
             .keys()

@@ -93,8 +93,13 @@ pub trait Fleet: Send + Sync {
     /// `lease`, and counts the live instances.
     fn heartbeat(&self, lease: Duration) -> Result<FleetView, StoreError>;
 
+    /// Makes sure each of `accounts` has a lease row (free until claimed).
+    fn add_accounts(&self, accounts: &[String]) -> Result<(), StoreError>;
+
     /// Claims up to `want` of `accounts` that nobody holds (or whose lease
-    /// expired), for `lease`; returns them with their new epochs.
+    /// expired), for `lease`; returns them with their new epochs. Accounts
+    /// without a lease row ([`add_accounts`](Fleet::add_accounts)) are not
+    /// claimed.
     fn claim(&self, accounts: &[String], want: usize, lease: Duration) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// Gives leases up at once, so another instance may claim them.

@@ -147,11 +147,6 @@ impl Fleet for Postgres {
         let want = i64::try_from(want).unwrap_or(i64::MAX);
         self.block_on(async {
             let c = self.client().await?;
-            c.execute(
-                "INSERT INTO fleet_leases (account) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-                &[&accounts],
-            )
-            .await?;
             // Free leases first, then those expired longest ago; rows
             // another instance is claiming or committing under are skipped.
             let claimed = c
@@ -178,6 +173,19 @@ impl Fleet for Postgres {
                 fences.hold(account, *epoch);
             }
             Ok(claimed)
+        })
+    }
+
+    fn add_accounts(&self, accounts: &[String]) -> Result<(), StoreError> {
+        self.block_on(async {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO fleet_leases (account) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                    &[&accounts],
+                )
+                .await?;
+            Ok(())
         })
     }
 

@@ -210,6 +210,7 @@ fn a_commit_under_a_lease_taken_over_is_refused() {
     let (a, mut a_lost) = join("a");
     let (b, _) = join("b");
     let account = vec![key().account.clone()];
+    fleet(&a).add_accounts(&account).unwrap();
     let page = |token: &str| commit(state(1, Some(token)));
     let epoch = || server.psql("SELECT coalesce(lease_epoch::text, '-') FROM sync_state");
 
@@ -283,6 +284,7 @@ fn a_commit_left_idle_does_not_hold_a_takeover_off() {
         s
     }
     let account = vec![key().account.clone()];
+    fleet(&a).add_accounts(&account).unwrap();
     assert_eq!(fleet(&a).claim(&account, 1, lease).unwrap().len(), 1);
     let mut open = a.begin(now()).unwrap();
     let write = Write {
