@@ -33,6 +33,8 @@ pub struct FleetScale {
 pub struct FleetRun {
     pub instances: usize,
     pub full_sync: Duration,
+    /// From the start until the shares were even and stable for a lease.
+    pub settled: Duration,
     pub requests_per_collection_per_poll: f64,
     /// Passes per collection per poll interval in the idle window (about 1).
     pub passes_per_poll: f64,
@@ -48,7 +50,12 @@ pub fn scenario(runtime: &tokio::runtime::Runtime, scale: &FleetScale, problems:
     let FleetScale { accounts, events, poll_secs, lease_secs } = *scale;
     // The idle window: two polls.
     let idle_window = Duration::from_secs(2 * poll_secs);
-    let Some(server) = PrivatePostgres::start("the benchmark's fleet scenario") else { return Vec::new() };
+    // pg_stat_statements counts the statements on the fleet's tables.
+    let settings = [("shared_preload_libraries", "pg_stat_statements"), ("pg_stat_statements.track", "all")];
+    let Some(server) = PrivatePostgres::start_with("the benchmark's fleet scenario", &settings) else {
+        return Vec::new();
+    };
+    server.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
     let fake = FakeAurinko::new(FakeOptions { page_size: 100, seed: 17, ..FakeOptions::default() });
     fake.set_app_credentials("bench-app", SECRET);
     let mut tokens = Vec::with_capacity(accounts);
@@ -118,11 +125,13 @@ pub fn scenario(runtime: &tokio::runtime::Runtime, scale: &FleetScale, problems:
         problems.expect_eq(&format!("fleet of {instances}: events stored"), count() as u64, total as u64);
 
         // Idle: requests and the fleet's statements over two polls.
+        // Statements naming the fleet's tables (the store's are in this
+        // schema alone; the benchmark's own queries name the schema).
         let scans = || {
             server
                 .psql(&format!(
-                    "SELECT coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0) FROM pg_stat_user_tables
-                     WHERE schemaname = '{schema}' AND relname IN ('fleet_leases', 'fleet_instances')"
+                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements
+                     WHERE query LIKE '%fleet\\_%' AND query NOT LIKE '%{schema}.%'"
                 ))
                 .parse::<i64>()
                 .unwrap_or(0)
@@ -134,6 +143,34 @@ pub fn scenario(runtime: &tokio::runtime::Runtime, scale: &FleetScale, problems:
                 .unwrap_or(0)
         };
         let wal = || server.psql("SELECT wal_bytes FROM pg_stat_wal").parse::<i64>().unwrap_or(0);
+        // Idle means settled: the shares even (within one) and unchanged
+        // for a lease, so no rebalancing falls into the window.
+        let shares = || {
+            server.psql(&format!(
+                "SELECT string_agg(n::text, ',' ORDER BY owner) FROM
+                 (SELECT owner, count(*) n FROM {schema}.fleet_leases WHERE owner IS NOT NULL GROUP BY owner) s"
+            ))
+        };
+        let settled_by = Instant::now() + Duration::from_secs(300);
+        let (mut last, mut since) = (String::new(), Instant::now());
+        while Instant::now() < settled_by {
+            let now: Vec<i64> = shares().split(',').filter_map(|n| n.parse().ok()).collect();
+            let text = format!("{now:?}");
+            if text != last {
+                (last, since) = (text, Instant::now());
+            }
+            let even = now.len() == instances
+                && now.iter().sum::<i64>() == accounts as i64
+                && now.iter().max().unwrap_or(&0) - now.iter().min().unwrap_or(&0) <= 1;
+            if even && since.elapsed() >= Duration::from_secs(lease_secs) {
+                break;
+            }
+            for d in &mut daemons {
+                d.sample();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let settled = started.elapsed();
         // The statistics reach the view within a second of a transaction.
         std::thread::sleep(Duration::from_secs(2));
         fake.clear_requests();
@@ -147,6 +184,15 @@ pub fn scenario(runtime: &tokio::runtime::Runtime, scale: &FleetScale, problems:
         std::thread::sleep(Duration::from_secs(1));
         let idle = idle_from.elapsed();
         let lease_statements_per_sec = (scans() - scans_before) as f64 / idle.as_secs_f64();
+        if std::env::var("BENCH_FLEET_DEBUG").is_ok() {
+            println!(
+                "{}",
+                server.psql(
+                    "SELECT calls || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements
+                     WHERE query LIKE '%fleet\\_%' ORDER BY calls DESC LIMIT 8"
+                )
+            );
+        }
         let transactions_per_sec = (commits() - commits_before) as f64 / idle.as_secs_f64();
         let wal_kib_per_sec = (wal() - wal_before) as f64 / 1024.0 / idle.as_secs_f64();
         // A pass begins with a delta-token request to /sync/updated; what a
@@ -202,6 +248,7 @@ pub fn scenario(runtime: &tokio::runtime::Runtime, scale: &FleetScale, problems:
         let run = FleetRun {
             instances,
             full_sync,
+            settled,
             requests_per_collection_per_poll,
             passes_per_poll,
             lease_statements_per_sec,
@@ -231,6 +278,10 @@ impl FleetRun {
             ),
         );
         row(
+            "shares settled",
+            format!("{:.1} s after the start (even, and unchanged for a lease)", self.settled.as_secs_f64()),
+        );
+        row(
             "idle requests",
             format!(
                 "{:.3} per collection per poll ({:.2} passes per collection per poll interval)",
@@ -239,7 +290,10 @@ impl FleetRun {
         );
         row(
             "lease statements",
-            format!("{:.1} per second (scans of the fleet's tables)", self.lease_statements_per_sec),
+            format!(
+                "{:.1} per second (pg_stat_statements: those naming the fleet's tables)",
+                self.lease_statements_per_sec
+            ),
         );
         row("all transactions", format!("{:.1} per second (pg_stat_database, idle)", self.transactions_per_sec));
         row("WAL", format!("{:.1} KiB per second (pg_stat_wal, idle)", self.wal_kib_per_sec));

@@ -30,8 +30,15 @@ pub struct Engine {
     /// With `[app] accounts = "aurinko"`: the app's own client (its account
     /// list) and what to sync for each account it lists.
     app: Option<(AccountClient, Selection)>,
+    /// Discoveries (an account's calendar, task list and folder lists) at
+    /// once, in a catch-up and in the daemon: a thousand accounts starting
+    /// together do not list their calendars all at once.
+    discovering: Semaphore,
     pub progress: Progress,
 }
+
+/// Discoveries at once, per `sync.concurrency`.
+const DISCOVERIES_PER_CONCURRENCY: usize = 4;
 
 /// What the app's account list said, once recorded in the store.
 #[derive(Default)]
@@ -146,7 +153,8 @@ impl Engine {
             Some((api.app_client("app")?, template))
         });
         let writer = Writer::start(store.clone());
-        Ok(Engine { config, store, writer, api, accounts, app, progress: Progress::default() })
+        let discovering = Semaphore::new(config.sync.concurrency * DISCOVERIES_PER_CONCURRENCY);
+        Ok(Engine { config, store, writer, api, accounts, app, discovering, progress: Progress::default() })
     }
 
     /// Whether the app's accounts are discovered (`[app] accounts = "aurinko"`).
@@ -233,13 +241,9 @@ impl Engine {
             }
         };
         let limit = Arc::new(Semaphore::new(self.config.sync.concurrency));
-        // Discoveries are bounded too: a thousand accounts do not list their
-        // calendars all at once.
-        let discovering = Arc::new(Semaphore::new(self.config.sync.concurrency));
         let per_account = self.accounts.iter().chain(&discovered).map(|(account, client)| {
             let limit = limit.clone();
-            let discovering = discovering.clone();
-            async move { self.catch_up_account(account, client, limit, discovering, cancel).await }
+            async move { self.catch_up_account(account, client, limit, cancel).await }
         });
         report.results = futures_util::future::join_all(per_account).await.into_iter().flatten().collect();
         report.results.sort_by(|a, b| a.key.cmp(&b.key));
@@ -251,13 +255,9 @@ impl Engine {
         account: &AccountConfig,
         client: &AccountClient,
         limit: Arc<Semaphore>,
-        discovering: Arc<Semaphore>,
         cancel: &CancellationToken,
     ) -> Vec<CollectionResult> {
-        let plan = {
-            let _permit = discovering.acquire().await.expect("the semaphore is never closed");
-            self.plan(account, client).await
-        };
+        let plan = self.plan(account, client).await;
         // No pass of this run has started yet: nothing can undo the purge.
         self.purge(&plan.vanished).await;
         let mut results = plan.failed;
@@ -332,7 +332,10 @@ impl Engine {
     /// The collections to sync for an account, and results for those that
     /// failed before starting (discovery errors).
     pub async fn plan(&self, account: &AccountConfig, client: &AccountClient) -> Plan {
-        let mut plan = self.discover_all(account, client).await;
+        let mut plan = {
+            let _permit = self.discovering.acquire().await.expect("the semaphore is never closed");
+            self.discover_all(account, client).await
+        };
         let failure = plan.discovery_error.as_ref().map(|e| (e.class, e.to_string()));
         self.change(Change::Discovery { account: account.name.clone(), failure }).await;
         if plan.auth_refused().is_some() {

@@ -33,12 +33,20 @@ pub struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// Settings added to the server's command line.
+    extra: String,
 }
 
 impl PrivatePostgres {
     /// A running private server, or `None` (said on stderr) where
     /// PostgreSQL is not installed and `CI` is not `true`.
     pub fn start(test: &str) -> Option<PrivatePostgres> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`start`](Self::start) with server settings of the caller's (as
+    /// `-c name=value`), e.g. `shared_preload_libraries`.
+    pub fn start_with(test: &str, settings: &[(&str, &str)]) -> Option<PrivatePostgres> {
         let Some(bin) = binaries() else {
             missing(test, std::env::var("CI").as_deref() == Ok("true"));
             return None;
@@ -49,7 +57,8 @@ impl PrivatePostgres {
         let copied = Command::new("cp").arg("-a").arg(template).arg(&data).status().expect("cp runs");
         assert!(copied.success(), "copying the initialised cluster failed");
         give_to_postgres(dir.path());
-        let mut server = PrivatePostgres { dir, bin, port: 0 };
+        let extra = settings.iter().map(|(name, value)| format!(" -c {name}={value}")).collect();
+        let mut server = PrivatePostgres { dir, bin, port: 0, extra };
         for attempt in 0..ATTEMPTS {
             server.port = pick_port(attempt);
             if server.pg_ctl_start() {
@@ -104,8 +113,8 @@ impl PrivatePostgres {
     fn pg_ctl_start(&self) -> bool {
         let socket_dir = self.dir.path().display().to_string();
         let options = format!(
-            "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            self.port
+            "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off{}",
+            self.port, self.extra
         );
         let log = self.dir.path().join("log").display().to_string();
         let data = self.data().display().to_string();
