@@ -21,7 +21,8 @@
 //!   (`sync::machine`, importing only `model`), and the thin drivers that
 //!   run it (one pass, catch-up across accounts).
 //! - [`service`]: the daemon: supervisors, per-collection actors, health,
-//!   metrics and systemd notifications.
+//!   metrics and systemd notifications; the app's account list (app mode)
+//!   and a fleet instance's leases.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `store copy`,
 //!   `demo`, ...), and where the configured store is opened.
 //!

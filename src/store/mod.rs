@@ -8,8 +8,12 @@
 //!   groups pages into one open transaction.
 //! - `write`: a page with its token in one transaction, outcomes, lists;
 //!   `change`: the bookkeeping writes (`Change`).
-//! - `read`, `resync`, `subscriptions`, `discovery`, `folders`: the rest of
-//!   SQLite's SQL, by table; `range`: date columns as SQL compares them.
+//! - `read`, `resync`, `subscriptions`, `discovery`, `folders`,
+//!   `app_accounts`: the rest of SQLite's SQL, by table; `range`: date
+//!   columns as SQL compares them.
+//! - `fleet`: what a fleet of instances needs (leases, heartbeats, the
+//!   fencing every commit checks, signals between instances); PostgreSQL
+//!   implements it, SQLite refuses it.
 //! - `files`: opening the file safely (mode 0600, no FIFOs, not someone
 //!   else's database); `failpoint`: the tests' crash points.
 //! - `postgres`: the PostgreSQL backend, with its own module map.
