@@ -51,7 +51,14 @@ pub fn scenario(runtime: &tokio::runtime::Runtime, scale: &FleetScale, problems:
     // The idle window: two polls.
     let idle_window = Duration::from_secs(2 * poll_secs);
     // pg_stat_statements counts the statements on the fleet's tables.
-    let settings = [("shared_preload_libraries", "pg_stat_statements"), ("pg_stat_statements.track", "all")];
+    // And a production server's durability (the tests' servers run without
+    // fsync and full page writes), so the WAL figures are a real server's.
+    let settings = [
+        ("shared_preload_libraries", "pg_stat_statements"),
+        ("pg_stat_statements.track", "all"),
+        ("fsync", "on"),
+        ("full_page_writes", "on"),
+    ];
     let Some(server) = PrivatePostgres::start_with("the benchmark's fleet scenario", &settings) else {
         return Vec::new();
     };
