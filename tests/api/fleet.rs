@@ -268,6 +268,11 @@ async fn three_instances_share_thirty_accounts_and_survive_kills_pauses_joins_an
         app.assert_store_equals_truth(a.name);
     }
 
+    // Every handover (joins, the kill, the pause, the restarts) resumed
+    // from the stored tokens: each account was provisioned once.
+    let starts = app.requests().iter().filter(|r| r.endpoint == Endpoint::SyncStart && r.status == 200).count();
+    assert_eq!(starts, ACCOUNTS, "one provisioning per account, whoever synced it after");
+
     // `state` shows the instances and who holds each account.
     let state = app.state_json().await;
     let instances = state["instances"].as_array().unwrap();
