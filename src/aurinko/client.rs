@@ -134,13 +134,6 @@ impl Api {
         Ok(self.client(name, auth))
     }
 
-    /// A client acting for the app's account `account_id` under the local
-    /// name `name`; `None` without `[app]`.
-    pub fn app_account(self: &Arc<Self>, name: &str, account_id: i64) -> Option<AccountClient> {
-        let app = self.app.clone()?;
-        Some(self.client(name, Auth::App { app, account_id: Some(account_id) }))
-    }
-
     /// The client for the app's own requests (its account list), when the
     /// configuration has `[app]`; `label` names it in metrics.
     pub fn app_client(self: &Arc<Self>, label: &str) -> Option<AccountClient> {

@@ -29,7 +29,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::app_accounts::LISTING;
+use super::app_accounts;
 use super::health::Health;
 use super::nudge::Nudges;
 use super::supervisor;
@@ -37,9 +37,6 @@ use crate::aurinko::AccountClient;
 use crate::config::{AccountConfig, FleetConfig};
 use crate::store::{Backend, Fences, FleetView, Signal, StoreError};
 use crate::sync::Engine;
-
-/// A failed listing is tried again this soon.
-const LISTING_RETRY: Duration = Duration::from_secs(30);
 
 /// How often a start under a still-live id tries again.
 const REGISTER_RETRY: Duration = Duration::from_millis(500);
@@ -71,16 +68,17 @@ pub async fn join(engine: &Engine, fleet: &FleetConfig) -> Result<(Arc<Fences>, 
     // its old heartbeat is a lease old: it waits that out. A second live
     // process under the id never ages out, and is refused.
     let deadline = Instant::now() + 2 * lease;
+    let host = crate::config::default_instance_id();
     let mut said = false;
     loop {
+        let host = host.clone();
         let register = blocking(engine.store().clone(), move |s| {
-            let host = crate::config::default_instance_id();
             s.fleet()?.register(&host, std::process::id(), env!("CARGO_PKG_VERSION"), lease)
         })
         .await;
         match register {
             Ok(()) => break,
-            Err(e) if Instant::now() < deadline && e.to_string().contains("in use by a live instance") => {
+            Err(StoreError::InstanceIdInUse(_)) if Instant::now() < deadline => {
                 if !said {
                     tracing::warn!(instance = %fleet.instance, "the id is still live (a previous run's heartbeat?): waiting up to two leases for it");
                     said = true;
@@ -210,31 +208,23 @@ impl Manager {
     /// those this instance runs that left it are stopped. Returns when to
     /// read it next.
     async fn refresh_app_accounts(&mut self) -> Duration {
-        let interval = self.daemon.engine.config().sync.discovery_interval;
-        match self.daemon.engine.list_app_accounts().await {
-            Some(Ok(listing)) => {
-                self.daemon.health.discovered(LISTING, None);
-                let configured: Vec<String> =
-                    self.daemon.engine.accounts().iter().map(|(a, _)| a.name.clone()).collect();
-                self.candidates.retain(|name, _| configured.contains(name));
-                for (account, client) in &listing.syncable {
-                    self.candidates.insert(account.name.clone(), (account.clone(), client.clone()));
-                }
-                let gone: Vec<String> =
-                    self.running.keys().filter(|name| !self.candidates.contains_key(*name)).cloned().collect();
-                for name in gone {
-                    self.stop(&name, "the app no longer syncs it", true);
-                }
-                self.daemon.engine.record_app_listing(&listing).await;
-                interval
+        let Some((listing, wait)) = app_accounts::read(&self.daemon.engine, &self.daemon.health).await else {
+            return self.daemon.engine.config().sync.discovery_interval;
+        };
+        if let Some(listing) = listing {
+            let configured: Vec<String> = self.daemon.engine.accounts().iter().map(|(a, _)| a.name.clone()).collect();
+            self.candidates.retain(|name, _| configured.contains(name));
+            for (account, client) in &listing.syncable {
+                self.candidates.insert(account.name.clone(), (account.clone(), client.clone()));
             }
-            Some(Err(e)) => {
-                tracing::error!("the app's account list failed (accounts already running go on): {e}");
-                self.daemon.health.discovered(LISTING, Some(format!("the app's account list failed: {e}")));
-                interval.min(LISTING_RETRY)
+            let gone: Vec<String> =
+                self.running.keys().filter(|name| !self.candidates.contains_key(*name)).cloned().collect();
+            for name in gone {
+                self.stop(&name, "the app no longer syncs it", true);
             }
-            None => interval,
+            self.daemon.engine.record_app_listing(&listing).await;
         }
+        wait
     }
 
     /// Heartbeat and renewals, then one step towards the fair share.

@@ -23,13 +23,9 @@ impl Nudges {
         lock(&self.actors).entry(key.clone()).or_default().clone()
     }
 
-    pub fn unregister(&self, key: &CollectionKey) {
-        lock(&self.actors).remove(key);
-    }
-
-    /// Unregisters `key` if `notify` is still its actor's: a stopped
-    /// account's actors leave, but not a newer actor of the same collection
-    /// (the account claimed again meanwhile).
+    /// Unregisters `key` if `notify` is still its actor's: a stopped actor
+    /// leaves, but not a newer actor of the same collection (its account
+    /// claimed again meanwhile).
     pub fn unregister_own(&self, key: &CollectionKey, notify: &Arc<Notify>) {
         let mut actors = lock(&self.actors);
         if actors.get(key).is_some_and(|current| Arc::ptr_eq(current, notify)) {

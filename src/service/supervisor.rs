@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,10 +38,9 @@ pub async fn supervise(
     // Cancelled by shutdown, or by an actor whose pass found the token refused.
     let account_cancel = cancel.child_token();
     let actors = TaskTracker::new();
-    // Each actor's stop token, and its task to wait for before a purge.
-    let mut running: HashMap<CollectionKey, (CancellationToken, JoinHandle<()>)> = HashMap::new();
-    // Each actor's nudge, to take back when the account stops.
-    let mut registered: Vec<(CollectionKey, Arc<tokio::sync::Notify>)> = Vec::new();
+    // Each actor's stop token, its task to wait for before a purge, and its
+    // nudge, to take back when it stops.
+    let mut running: HashMap<CollectionKey, (CancellationToken, JoinHandle<()>, Arc<Notify>)> = HashMap::new();
     let interval = engine.config().sync.discovery_interval;
     loop {
         let plan = engine.plan(account, client).await;
@@ -59,17 +59,16 @@ pub async fn supervise(
             }
             let stop = account_cancel.child_token();
             let nudge = nudges.register(&collection.key);
-            registered.push((collection.key.clone(), nudge.clone()));
             let task = actors.spawn(actor::run(
                 engine.clone(),
                 collection.clone(),
                 client.clone(),
                 health.clone(),
-                nudge,
+                nudge.clone(),
                 account_cancel.clone(),
                 stop.clone(),
             ));
-            running.insert(collection.key.clone(), (stop, task));
+            running.insert(collection.key.clone(), (stop, task, nudge));
         }
         // Calendars and task lists no longer listed: stop their actors, and
         // once they have stopped (every write of theirs sent to the writer),
@@ -77,11 +76,11 @@ pub async fn supervise(
         let gone =
             running.extract_if(|key, _| plan.is_complete(key.kind) && !plan.collections.iter().any(|c| &c.key == key));
         let mut stopping = Vec::new();
-        for (key, (stop, task)) in gone {
+        for (key, (stop, task, nudge)) in gone {
             tracing::info!(collection = %key, "{} gone: stopping its actor", key.kind.noun());
             stop.cancel();
             health.forget(&key);
-            nudges.unregister(&key);
+            nudges.unregister_own(&key, &nudge);
             stopping.push(task);
         }
         for task in stopping {
@@ -101,7 +100,7 @@ pub async fn supervise(
     actors.wait().await;
     // Notifications for a stopped account must not go to its dead actors:
     // in a fleet they go on to the instance holding it now.
-    for (key, nudge) in registered {
+    for (key, (_, _, nudge)) in running {
         nudges.unregister_own(&key, &nudge);
     }
 }

@@ -101,6 +101,13 @@ pub enum StoreError {
     /// What this store cannot do (a fleet on SQLite).
     #[error("store: {0}")]
     Unsupported(String),
+    /// A fleet instance's id is held by another process whose heartbeat is
+    /// younger than a lease.
+    #[error(
+        "store: instance id {0} is in use by a live instance (its heartbeat is younger than fleet.lease_secs): \
+         give each instance its own id (run --instance)"
+    )]
+    InstanceIdInUse(String),
     /// A commit of a fleet instance refused: another instance holds the
     /// account's lease now (fencing). Nothing of the commit is stored.
     #[error("store: the lease on account {0} is held by another instance now: the commit was refused (fenced)")]
@@ -135,7 +142,7 @@ impl StoreError {
             StoreError::AfterFailure(_) => ErrorClass::Transient,
             // Not the collection's fault: the instance stops the account.
             StoreError::Fenced(_) => ErrorClass::Transient,
-            StoreError::Unsupported(_) => ErrorClass::Permanent,
+            StoreError::Unsupported(_) | StoreError::InstanceIdInUse(_) => ErrorClass::Permanent,
             StoreError::Pg { class, .. } => *class,
         }
     }

@@ -177,8 +177,8 @@ impl Engine {
                 listing.stopped.push((name, why));
                 continue;
             }
-            let Some(client) = self.api.app_account(&name, account.id) else { continue };
             let credential = Credential::App { account_id: account.id };
+            let Ok(client) = self.api.account(&name, &credential) else { continue };
             listing.syncable.push((AccountConfig { name, credential, sync: template.clone() }, client));
         }
         listing.listed = listed;

@@ -16,7 +16,7 @@ mod machine;
 mod progress;
 
 pub use driver::{PassReport, WRITES_IN_FLIGHT, run_pass};
-pub use engine::{CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
+pub use engine::{AppListing, CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
 pub use machine::{Action, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy, removal};
 pub use progress::Progress;
 

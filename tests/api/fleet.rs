@@ -147,7 +147,7 @@ async fn three_instances_share_thirty_accounts_and_survive_kills_pauses_joins_an
     let orphans: BTreeSet<String> = before.iter().filter(|(_, (o, _))| o == "d").map(|(a, _)| a.clone()).collect();
     assert!(!orphans.is_empty());
     let killed_at = Instant::now();
-    let killed = daemons.remove("d").unwrap().kill_and_wait().await;
+    daemons.remove("d").unwrap().kill_and_wait().await;
     let resumed = |account: &String| {
         app.requests().iter().rev().take_while(|r| r.at >= killed_at).any(|r| {
             r.endpoint == Endpoint::SyncUpdated
@@ -156,7 +156,6 @@ async fn three_instances_share_thirty_accounts_and_survive_kills_pauses_joins_an
                 && app.local_name(r.account.as_deref().unwrap_or("")) == *account
         })
     };
-    let _ = &killed;
     app.wait_for(minute, "the killed instance's accounts polled by another", || orphans.iter().all(resumed)).await;
     let failover = killed_at.elapsed();
     eprintln!(
@@ -182,7 +181,6 @@ async fn three_instances_share_thirty_accounts_and_survive_kills_pauses_joins_an
     })
     .await;
     let skip = b.lines().len();
-    let paused_at = Instant::now();
     signal(b.id(), Sig::CONT);
     for account in &held_by_b {
         b.wait_for_line(skip, minute, "b stopping each taken-over account", |l| {
@@ -193,7 +191,6 @@ async fn three_instances_share_thirty_accounts_and_survive_kills_pauses_joins_an
     // Requests b had under way when it was paused finish after it wakes;
     // they are left out of the overlap check below.
     let paused = (stopped_at, Instant::now());
-    let _ = paused_at;
     // Each of b's former accounts was last committed under its successor's
     // lease: a stale write of b's would have put its older epoch back.
     app.wait_for(minute, "the successors' commits", || {
@@ -348,8 +345,7 @@ async fn a_fleet_needs_postgresql_and_refuses_a_catch_up_and_a_second_process_un
     assert_exit(&second, 2);
     assert!(text(&second.stderr).contains("instance id one is in use"), "{}", text(&second.stderr));
     // After a crash, the same id starts again once its heartbeat is old.
-    let first = first.kill_and_wait().await;
-    let _ = first;
+    first.kill_and_wait().await;
     let again = Daemon::start(app.command(&["run", "--instance", "one"]));
     again.wait_for_line(0, Duration::from_secs(30), "joining again", |l| l.contains("joined the fleet")).await;
     let first = again;

@@ -94,12 +94,8 @@ impl Shared {
                     _ => return Err(ApiError::new(401, "unauthorized", "Invalid client credentials")),
                 }
                 let Some(header) = account else { return Ok(Caller::App) };
-                let index = header
-                    .trim()
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|id| usize::try_from(id - account_id(0)).ok())
-                    .filter(|&index| index < self.data.account_count())
+                let index = self
+                    .account_by_header(header)
                     .ok_or_else(|| ApiError::new(401, "unauthorized", "Unknown account"))?;
                 self.usable(index)
             }
@@ -125,12 +121,14 @@ impl Shared {
         match credentials {
             Credentials::None => None,
             Credentials::Bearer(token) => self.data.account_by_token(token),
-            Credentials::App { account, .. } => account
-                .as_deref()
-                .and_then(|id| id.trim().parse::<i64>().ok())
-                .and_then(|id| usize::try_from(id - account_id(0)).ok())
-                .filter(|&index| index < self.data.account_count()),
+            Credentials::App { account, .. } => account.as_deref().and_then(|id| self.account_by_header(id)),
         }
+    }
+
+    /// The account an `X-Aurinko-Account-Id` value names, if any.
+    fn account_by_header(&self, header: &str) -> Option<usize> {
+        let id = header.trim().parse::<i64>().ok()?;
+        usize::try_from(id - account_id(0)).ok().filter(|&index| index < self.data.account_count())
     }
 
     /// `GET /v1/am/accounts`: the connected accounts by id, `limit` (at most the fake's page

@@ -88,11 +88,7 @@ impl Fleet for Postgres {
         })?;
         match registered {
             true => Ok(()),
-            false => Err(refused(format!(
-                "instance id {} is in use by a live instance (its heartbeat is younger than fleet.lease_secs): \
-                 give each instance its own id (run --instance)",
-                fences.instance
-            ))),
+            false => Err(StoreError::InstanceIdInUse(fences.instance.clone())),
         }
     }
 
