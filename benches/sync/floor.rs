@@ -92,12 +92,15 @@ pub struct FloorResult {
 }
 
 const UPSERT: &str = "INSERT INTO events (account, calendar_id, event_id, etag, subject, start_time, end_time, all_day,
-                                    last_modified, ical_uid, recurrence_type, raw, generation, synced_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                    last_modified, ical_uid, recurrence_type, time_zone, start_local, end_local,
+                                    master_id, original_start, raw, generation, synced_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
      ON CONFLICT (account, calendar_id, event_id) DO UPDATE SET
         etag = excluded.etag, subject = excluded.subject, start_time = excluded.start_time,
         end_time = excluded.end_time, all_day = excluded.all_day, last_modified = excluded.last_modified,
-        ical_uid = excluded.ical_uid, recurrence_type = excluded.recurrence_type, raw = excluded.raw,
+        ical_uid = excluded.ical_uid, recurrence_type = excluded.recurrence_type, time_zone = excluded.time_zone,
+        start_local = excluded.start_local, end_local = excluded.end_local, master_id = excluded.master_id,
+        original_start = excluded.original_start, raw = excluded.raw,
         generation = excluded.generation, synced_at = excluded.synced_at";
 
 /// Pages per transaction the benchmark tries; the floor is the fastest.
@@ -134,6 +137,11 @@ pub fn run(dir: &Path, prepared: &Prepared, order: &[usize], pages_per_transacti
                         row.text(4),
                         row.text(5),
                         row.text(6),
+                        row.text(7),
+                        row.text(8),
+                        row.text(9),
+                        row.text(10),
+                        row.text(11),
                         row.raw,
                         1i64,
                         synced_at,

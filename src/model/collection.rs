@@ -76,7 +76,20 @@ const EVENTS: Table = Table {
     scope: Some("calendar_id"),
     id: "event_id",
     etag: true,
-    columns: &["subject", "start_time", "end_time", "all_day", "last_modified", "ical_uid", "recurrence_type"],
+    columns: &[
+        "subject",
+        "start_time",
+        "end_time",
+        "all_day",
+        "last_modified",
+        "ical_uid",
+        "recurrence_type",
+        "time_zone",
+        "start_local",
+        "end_local",
+        "master_id",
+        "original_start",
+    ],
     range: Some(Range { end: "end_time", start: Some("start_time"), empty_end_inside: false }),
 };
 

@@ -9,6 +9,8 @@
 //! - `provision`: the answer to a provisioning, and the token a page
 //!   request carries.
 //! - `error_class`: what a failed request means for the sync.
+//! - [`recurrence`]: series masters expanded into instances, and local
+//!   times.
 //! - `listed`: what discovery lists (calendars, task lists, mail folders).
 //! - [`text`]: server text made inert before it is shown, logged or stored.
 //!
@@ -21,6 +23,7 @@ mod error_class;
 mod listed;
 mod provision;
 mod records;
+pub mod recurrence;
 mod state;
 pub mod text;
 

@@ -13,6 +13,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::recurrence;
+
 /// One record ready for its kind's table: the typed columns in the order
 /// the kind's [`Table`](super::Table) names them.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,8 +158,12 @@ impl<'a> Record<'a> {
 pub fn parse_event(raw: &RawValue) -> Result<Row, Rejected> {
     let r = Record::parse(raw)?;
     let id = r.id()?;
-    let (start, all_day) = event_time(r.value("start").as_ref());
-    let (end, _) = event_time(r.value("end").as_ref());
+    let start_value = r.value("start");
+    let end_value = r.value("end");
+    let (start, all_day) = event_time(start_value.as_ref());
+    let (end, _) = event_time(end_value.as_ref());
+    let local = recurrence::local_times_of(start_value.as_ref(), end_value.as_ref());
+    let (master_id, original_start) = recurrence::occurrence_info(r.value("occurrenceInfo").as_ref());
     let fields = vec![
         Field::Text(r.text("subject")),
         Field::Text(start),
@@ -167,6 +173,11 @@ pub fn parse_event(raw: &RawValue) -> Result<Row, Rejected> {
         // The spec spells it `iCalUid` on Event and `iCalUId` elsewhere.
         Field::Text(r.text("iCalUid").or_else(|| r.text("iCalUId"))),
         Field::Text(r.text("recurrenceType")),
+        Field::Text(local.time_zone),
+        Field::Text(local.start),
+        Field::Text(local.end),
+        Field::Text(master_id),
+        Field::Text(original_start),
     ];
     let etag = r.text("etag");
     Ok(r.row(id, etag, fields))

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::{
     AccountRows, Change, CommitStats, Fences, Fleet, Report, ResyncFilter, Schedule, StoreError, StoredEvent,
-    StoredRecord, Write,
+    StoredInstance, StoredRecord, Write,
 };
 use crate::model::{CollectionKey, Kind, SyncState};
 
@@ -63,6 +63,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// An account's events, for the demo's summary.
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// An account's `event_instances` (the view), in time order.
+    fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError>;
 
     /// Every row of one kind for an account, ordered by collection and id
     /// (tests compare them with the truth).
@@ -155,6 +158,10 @@ impl Backend for super::Store {
 
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
         super::Store::events(self, account)
+    }
+
+    fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError> {
+        super::Store::instances(self, account)
     }
 
     fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {

@@ -445,3 +445,115 @@ fn records_with_odd_escapes_are_kept() {
         assert!(stored[0].raw.contains("pair"), "{}", stored[0].raw);
     });
 }
+
+/// `event_instances`, written page by page as a sync would: a weekly
+/// series in New York across the end of daylight saving (window from
+/// 2026-10-28 12:00Z, so its first two weeks lie before it), a moved and a
+/// cancelled occurrence in a later page, a single and an all-day event.
+#[test]
+fn recurring_series_become_instances_that_follow_their_exceptions() {
+    on_each_backend("recurring_series_become_instances_that_follow_their_exceptions", |store| {
+        let c = commit(state(1, None));
+        let zone = r#""timezone":"America/New_York""#;
+        let master = parse(
+            Kind::Calendar,
+            &format!(
+                r#"{{"id":"m1","etag":"1","recurrenceType":"master","subject":"Weekly",
+                "start":{{"dateTime":"2026-10-20T10:00:00-04:00",{zone}}},"end":{{"dateTime":"2026-10-20T10:30:00-04:00",{zone}}},
+                "recurrence":{{"ical":{{"rules":["RRULE:FREQ=WEEKLY;COUNT=6"]}}}}}}"#
+            ),
+        );
+        let single = event("s1", Some(("2026-11-28T09:00:00Z", "2026-11-28T10:00:00Z")));
+        let all_day = event("d1", Some(("2026-12-01", "2026-12-02")));
+        put(store, &key(), &c, PageRecords::Upserts(vec![master, single, all_day]), now()).unwrap();
+        let seen = |store: &dyn Backend| -> Vec<(String, String, Option<String>, bool)> {
+            store
+                .instances("work")
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.event_id, i.start_time.unwrap_or_default(), i.start_local, i.modified))
+                .collect()
+        };
+        let slot = |day: &str, hour: &str, local: &str| {
+            (
+                "m1".to_string(),
+                format!("2026-11-{day}T{hour}:00:00.000Z"),
+                Some(format!("2026-11-{day}T{local}")),
+                false,
+            )
+        };
+        let singles = vec![
+            ("s1".to_string(), "2026-11-28T09:00:00.000Z".to_string(), Some("2026-11-28T09:00:00".to_string()), false),
+            ("d1".to_string(), "2026-12-01".to_string(), Some("2026-12-01".to_string()), false),
+        ];
+        let mut expected = vec![
+            slot("03", "15", "10:00:00"),
+            slot("10", "15", "10:00:00"),
+            slot("17", "15", "10:00:00"),
+            slot("24", "15", "10:00:00"),
+        ];
+        expected.extend(singles.clone());
+        assert_eq!(seen(store), expected, "the series in its zone, inside the window");
+
+        let occurrence = |id: &str, kind: &str, original: &str, start: &str| {
+            parse(
+                Kind::Calendar,
+                &format!(
+                    r#"{{"id":"{id}","etag":"1","recurrenceType":"occurrence","subject":"Weekly",
+                    "start":{{"dateTime":"{start}",{zone}}},"end":{{"dateTime":"{start}",{zone}}},
+                    "occurrenceInfo":{{"type":"{kind}","masterId":"m1","originalStart":{{"dateTime":"{original}"}}}}}}"#
+                ),
+            )
+        };
+        let moved = occurrence("o1", "modified", "2026-11-10T15:00:00Z", "2026-11-11T11:00:00-05:00");
+        let cancelled = occurrence("o2", "deleted", "2026-11-17T15:00:00Z", "2026-11-17T10:00:00-05:00");
+        put(store, &key(), &c, PageRecords::Upserts(vec![moved, cancelled]), now()).unwrap();
+        let mut expected = vec![
+            slot("03", "15", "10:00:00"),
+            ("o1".to_string(), "2026-11-11T16:00:00.000Z".to_string(), Some("2026-11-11T11:00:00".to_string()), true),
+            slot("24", "15", "10:00:00"),
+        ];
+        expected.extend(singles.clone());
+        assert_eq!(seen(store), expected, "the moved one in its new place, the cancelled one gone");
+
+        // The exception deleted upstream: the rule's slot comes back.
+        put(store, &key(), &c, PageRecords::Deletes(vec!["o1".into()]), now()).unwrap();
+        let mut expected =
+            vec![slot("03", "15", "10:00:00"), slot("10", "15", "10:00:00"), slot("24", "15", "10:00:00")];
+        expected.extend(singles.clone());
+        assert_eq!(seen(store), expected);
+
+        // The master deleted: none of its slots stay.
+        put(store, &key(), &c, PageRecords::Deletes(vec!["m1".into()]), now()).unwrap();
+        assert_eq!(seen(store), singles);
+
+        // A reconciling pass that sees only the master again sweeps the
+        // rest, and the master's slots are back without the cancelled one's
+        // record.
+        let master_again = parse(
+            Kind::Calendar,
+            &format!(
+                r#"{{"id":"m1","etag":"2","recurrenceType":"master","subject":"Weekly",
+                "start":{{"dateTime":"2026-10-20T10:00:00-04:00",{zone}}},"end":{{"dateTime":"2026-10-20T10:30:00-04:00",{zone}}},
+                "recurrence":{{"ical":{{"rules":["RRULE:FREQ=WEEKLY;COUNT=6"]}}}}}}"#
+            ),
+        );
+        let next = commit(state(2, None));
+        put(store, &key(), &next, PageRecords::Upserts(vec![master_again]), now()).unwrap();
+        let sweep = Commit { sweep: Some(Sweep { below: 2, window: None }), ..next.clone() };
+        put(store, &key(), &sweep, PageRecords::None, now()).unwrap();
+        assert_eq!(
+            seen(store),
+            vec![
+                slot("03", "15", "10:00:00"),
+                slot("10", "15", "10:00:00"),
+                slot("17", "15", "10:00:00"),
+                slot("24", "15", "10:00:00")
+            ]
+        );
+
+        let purge = Commit { purge: true, ..next };
+        put(store, &key(), &purge, PageRecords::None, now()).unwrap();
+        assert!(seen(store).is_empty());
+    });
+}

@@ -8,6 +8,8 @@
 //!   groups pages into one open transaction.
 //! - `write`: a page with its token in one transaction, outcomes, lists;
 //!   `change`: the bookkeeping writes (`Change`).
+//! - `instances`: the slots of recurring series behind `event_instances`,
+//!   kept in step with the events a write touches.
 //! - `read`, `resync`, `subscriptions`, `discovery`, `folders`,
 //!   `app_accounts`: the rest of SQLite's SQL, by table; `range`: date
 //!   columns as SQL compares them.
@@ -32,6 +34,7 @@ mod failpoint;
 mod files;
 mod fleet;
 mod folders;
+mod instances;
 mod postgres;
 mod range;
 mod read;
@@ -54,7 +57,9 @@ pub use backend::{Backend, Transaction};
 pub use change::Change;
 pub use fleet::{Fences, Fleet, FleetView, Signal};
 pub use postgres::{Copied, Postgres};
-pub use read::{AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoredEvent, StoredRecord};
+pub use read::{
+    AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoredEvent, StoredInstance, StoredRecord,
+};
 pub use resync::{AccountRows, ResyncFilter};
 pub use subscriptions::StoredSubscription;
 use write::OpenBatch;
@@ -74,6 +79,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0009_events_by_time.sql")),
     M::up(include_str!("../../state/0010_app_accounts.sql")),
     M::up(include_str!("../../state/0011_lease_epoch.sql")),
+    M::up(include_str!("../../state/0012_event_instances.sql")),
 ];
 
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller

@@ -125,6 +125,19 @@ pub struct StoredEvent {
     pub all_day: bool,
 }
 
+/// One row of the `event_instances` view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInstance {
+    pub calendar_id: String,
+    pub event_id: String,
+    pub master_id: Option<String>,
+    /// UTC (or the date of an all-day instance), in SQLite's text form.
+    pub start_time: Option<String>,
+    pub start_local: Option<String>,
+    pub all_day: bool,
+    pub modified: bool,
+}
+
 // Read by both stores (PostgreSQL numbers the parameters `$N`).
 
 /// A collection's failures in a row, next attempt and last success.
@@ -141,6 +154,9 @@ pub(super) const ACCOUNTS: &str = "SELECT name, auth_error, auth_error_at, disco
         discovery_failing_since, discovery_failures, discovery_success_at,
         app_listed, service_type, email, token_status, app_stopped, app_seen_at
      FROM accounts ORDER BY name";
+
+pub(super) const INSTANCES: &str = "SELECT calendar_id, event_id, master_id, start_time, start_local, all_day, modified
+     FROM event_instances WHERE account = ?1 ORDER BY start_time, calendar_id, event_id";
 
 pub(super) const EVENTS: &str = "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
      WHERE account = ?1 ORDER BY calendar_id, event_id";
@@ -271,6 +287,26 @@ impl Store {
             .prepare(&sql)?
             .query_map(params![account], |r| {
                 Ok(StoredRecord { collection_id: r.get(0)?, id: r.get(1)?, etag: r.get(2)?, raw: r.get(3)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// An account's `event_instances`, in time order.
+    pub fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare(INSTANCES)?
+            .query_map(params![account], |r| {
+                Ok(StoredInstance {
+                    calendar_id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    master_id: r.get(2)?,
+                    start_time: r.get(3)?,
+                    start_local: r.get(4)?,
+                    all_day: r.get(5)?,
+                    modified: r.get(6)?,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)

@@ -40,7 +40,7 @@ impl AccountRows {
 
 /// Tables of synced data and of what discovery saw, keyed by `account`.
 pub(super) const DATA_TABLES: &[&str] =
-    &["events", "messages", "contacts", "tasks", "calendars", "task_lists", "folders"];
+    &["events", "event_occurrences", "messages", "contacts", "tasks", "calendars", "task_lists", "folders"];
 
 /// What remains of an account that is no longer configured, removed with it.
 pub(super) const BOOKKEEPING_TABLES: &[&str] = &["sync_state", "subscriptions"];

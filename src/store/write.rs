@@ -1,6 +1,7 @@
 //! The write side: a page with its token in one transaction, outcomes,
 //! discovered calendars and task lists, and account health.
 
+use std::collections::BTreeSet;
 use std::sync::{MutexGuard, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -8,6 +9,7 @@ use rusqlite::types::{ToSql, ToSqlOutput};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::failpoint::{self, Point};
+use super::instances;
 use super::{CollectionKey, Store, StoreError, range};
 use crate::model::{
     Calendar, Commit, Cursor, Field, Kind, Phase, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table, TaskList,
@@ -444,6 +446,11 @@ fn apply(
     let mut stats = CommitStats::default();
     if let Some(commit) = commit {
         let sql = sql(key.kind);
+        let slots = instances::kept_for(key);
+        let mut series = BTreeSet::new();
+        if commit.purge && slots {
+            conn.prepare_cached(instances::DROP_CALENDAR)?.execute(params![key.account, key.id])?;
+        }
         if commit.purge {
             stats.swept += conn.prepare_cached(&sql.purge)?.execute(params_from_iter(key_values(key)))? as u64;
             if let Some(listing) = key.kind.listing() {
@@ -457,8 +464,16 @@ fn apply(
         }
         match records {
             PageRecords::None => {}
-            PageRecords::Upserts(rows) => upsert_rows(conn, key, rows, commit.state.generation, now, &mut stats)?,
+            PageRecords::Upserts(rows) => {
+                upsert_rows(conn, key, rows, commit.state.generation, now, &mut stats)?;
+                if slots {
+                    series = instances::touched_by(rows);
+                }
+            }
             PageRecords::Deletes(ids) => {
+                if slots {
+                    series = instances::touched_by_deletes(conn, key, ids)?;
+                }
                 let mut delete = conn.prepare_cached(&sql.delete)?;
                 for id in ids {
                     let mut values = key_values(key);
@@ -471,7 +486,14 @@ fn apply(
             }
         }
         if let Some(sweep) = commit.sweep {
-            stats.swept += apply_sweep(conn, key, sql, sweep)?;
+            let swept = apply_sweep(conn, key, sql, sweep)?;
+            stats.swept += swept;
+            if slots && swept > 0 {
+                series = instances::all_masters(conn, key)?;
+            }
+        }
+        if !series.is_empty() {
+            instances::refresh(conn, key, commit.state.window.as_ref(), &series)?;
         }
         save_state(conn, key, &commit.state, now)?;
         if let Some(reason) = commit.reprovision {

@@ -674,6 +674,9 @@ mod tests {
         fn events(&self, _: &str) -> Result<Vec<crate::store::StoredEvent>, StoreError> {
             Err(damaged())
         }
+        fn instances(&self, _: &str) -> Result<Vec<crate::store::StoredInstance>, StoreError> {
+            Err(damaged())
+        }
         fn records(&self, _: &str, _: Kind) -> Result<Vec<crate::store::StoredRecord>, StoreError> {
             Err(damaged())
         }

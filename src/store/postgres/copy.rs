@@ -22,6 +22,7 @@ const TABLES: &[&str] = &[
     "folders",
     "sync_state",
     "events",
+    "event_occurrences",
     "messages",
     "contacts",
     "tasks",

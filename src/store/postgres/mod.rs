@@ -37,7 +37,7 @@ pub use copy::Copied;
 
 use super::{
     AccountRows, Backend, Change, CommitStats, Fences, Fleet, Report, ResyncFilter, Schedule, StoreError, StoredEvent,
-    StoredRecord, Transaction, Write,
+    StoredInstance, StoredRecord, Transaction, Write,
 };
 use crate::model::{CollectionKey, ErrorClass, Kind, SyncState};
 
@@ -47,6 +47,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../state/postgres/0001_initial.sql")),
     (2, include_str!("../../../state/postgres/0002_app_accounts.sql")),
     (3, include_str!("../../../state/postgres/0003_fleet.sql")),
+    (4, include_str!("../../../state/postgres/0004_event_instances.sql")),
 ];
 
 /// Connections: the writer's, and a few for the daemon's reads (the health
@@ -355,6 +356,10 @@ impl Backend for Postgres {
 
     fn events(&self, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
         self.block_on(read::events(self, account))
+    }
+
+    fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError> {
+        self.block_on(read::instances(self, account))
     }
 
     fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {

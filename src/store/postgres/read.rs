@@ -7,12 +7,13 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::super::read::ACCOUNTS;
-use super::super::read::{EVENTS, LIVE_COLLECTIONS, SCHEDULE};
+use super::super::read::{EVENTS, INSTANCES, LIVE_COLLECTIONS, SCHEDULE};
 use super::super::resync::RESYNC_REQUESTED;
 use super::super::write::LOAD_STATE;
 use super::super::write::timestamp;
 use super::super::{
-    AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoreError, StoredEvent, StoredRecord,
+    AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoreError, StoredEvent, StoredInstance,
+    StoredRecord,
 };
 use super::{Postgres, dollars};
 use crate::model::{CollectionKey, Cursor, Kind, Phase, RangeDays, SyncState, Window};
@@ -232,6 +233,33 @@ fn time(r: &Row, index: usize) -> Result<Option<String>, StoreError> {
     Ok(r.try_get::<_, Option<DateTime<Utc>>>(index)?.map(timestamp))
 }
 
+/// An account's `event_instances`, times in the SQLite store's form.
+pub(super) async fn instances(pg: &Postgres, account: &str) -> Result<Vec<StoredInstance>, StoreError> {
+    let c = pg.client().await?;
+    let rows = c.query(&dollars(INSTANCES), &[&account]).await?;
+    rows.iter()
+        .map(|r| {
+            let all_day: bool = r.try_get(5)?;
+            let start: Option<DateTime<Utc>> = r.try_get(3)?;
+            Ok(StoredInstance {
+                calendar_id: r.try_get(0)?,
+                event_id: r.try_get(1)?,
+                master_id: r.try_get(2)?,
+                start_time: start.map(|t| sqlite_time(t, all_day)),
+                start_local: r.try_get(4)?,
+                all_day,
+                modified: r.try_get(6)?,
+            })
+        })
+        .collect()
+}
+
+/// A `timestamptz` as the SQLite store writes it: an all-day date as
+/// `YYYY-MM-DD`, an instant in UTC with milliseconds.
+fn sqlite_time(t: DateTime<Utc>, all_day: bool) -> String {
+    if all_day { t.date_naive().to_string() } else { t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) }
+}
+
 /// The events of an account, ordered by calendar and id; start times in
 /// the SQLite store's form (an all-day date as `YYYY-MM-DD`).
 pub(super) async fn events(pg: &Postgres, account: &str) -> Result<Vec<StoredEvent>, StoreError> {
@@ -246,13 +274,7 @@ pub(super) async fn events(pg: &Postgres, account: &str) -> Result<Vec<StoredEve
                 event_id: r.try_get(1)?,
                 etag: r.try_get(2)?,
                 subject: r.try_get(3)?,
-                start_time: start.map(|t| {
-                    if all_day {
-                        t.date_naive().to_string()
-                    } else {
-                        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    }
-                }),
+                start_time: start.map(|t| sqlite_time(t, all_day)),
                 all_day,
             })
         })

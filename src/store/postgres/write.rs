@@ -4,17 +4,18 @@
 //! page costs one round trip, not one per row.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::types::ToSql;
 
 use super::super::failpoint::{self, Point};
+use super::super::instances;
 use super::super::write::{OUTCOME_FAILURE, OUTCOME_ROW, OUTCOME_SUCCESS, REPROVISIONED, SAVE_STATE};
 use super::super::{CommitStats, Outcome, PageRecords, StoreError, Transaction, Write};
 use super::{Postgres, dollars, fleet, read};
-use crate::model::{CollectionKey, Commit, Field, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table};
+use crate::model::{CollectionKey, Commit, Field, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table, Window};
 
 /// Record columns holding instants: `timestamptz` here, where SQLite keeps
 /// RFC 3339 text. An all-day date is its midnight in UTC (`all_day` says
@@ -158,10 +159,24 @@ pub(super) async fn apply(
                 .await?;
             }
         }
+        let slots = instances::kept_for(key);
+        let mut series = BTreeSet::new();
+        if commit.purge && slots {
+            c.execute(&dollars(instances::DROP_CALENDAR), &[&key.account, &key.id]).await?;
+        }
         match &w.records {
             PageRecords::None => {}
-            PageRecords::Upserts(rows) => upsert_rows(c, key, rows, commit.state.generation, now, &mut stats).await?,
+            PageRecords::Upserts(rows) => {
+                upsert_rows(c, key, rows, commit.state.generation, now, &mut stats).await?;
+                if slots {
+                    series = instances::touched_by(rows);
+                }
+            }
             PageRecords::Deletes(ids) => {
+                if slots {
+                    let masters = c.query(&dollars(instances::MASTERS_OF), &[&key.account, &key.id, ids]).await?;
+                    series = masters.iter().filter_map(|r| r.get::<_, Option<String>>(0)).collect();
+                }
                 let (filter, mut values) = key_filter(key);
                 let n = values.len() + 1;
                 values.push(ids);
@@ -173,7 +188,16 @@ pub(super) async fn apply(
             }
         }
         if let Some(sweep) = commit.sweep {
-            stats.swept += apply_sweep(c, key, t, sweep).await?;
+            let swept = apply_sweep(c, key, t, sweep).await?;
+            stats.swept += swept;
+            if slots && swept > 0 {
+                c.execute(&dollars(instances::DROP_CALENDAR), &[&key.account, &key.id]).await?;
+                let masters = c.query(&dollars(instances::MASTERS), &[&key.account, &key.id]).await?;
+                series = masters.iter().map(|r| r.get::<_, String>(0)).collect();
+            }
+        }
+        if !series.is_empty() {
+            refresh_slots(c, key, commit.state.window.as_ref(), &series).await?;
         }
         save_state(c, key, &commit.state, now, lease_epoch).await?;
         save_reprovision(c, key, commit, now).await?;
@@ -182,6 +206,46 @@ pub(super) async fn apply(
         save_outcome(c, key, outcome, now).await?;
     }
     Ok(stats)
+}
+
+/// Expands `masters` again over `window`, replacing their slots
+/// (`store::instances`, with SQLite's statements).
+async fn refresh_slots(
+    c: &impl GenericClient,
+    key: &CollectionKey,
+    window: Option<&Window>,
+    masters: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    for master in masters {
+        c.execute(&dollars(instances::DROP_SERIES), &[&key.account, &key.id, master]).await?;
+        let Some(window) = window else { continue };
+        let raw = c.query_opt(&dollars(instances::MASTER_RAW_TEXT), &[&key.account, &key.id, master]).await?;
+        let Some(raw) = raw else { continue };
+        let taken = c.query(&dollars(instances::TAKEN), &[&key.account, &key.id, master]).await?;
+        let taken = taken.iter().map(|r| r.get::<_, String>(0)).collect();
+        let expansion = instances::expand(raw.get::<_, &str>(0), window, taken, master);
+        let insert = dollars(instances::INSERT_SLOT);
+        for s in &expansion.slots {
+            let (Some(start), Some(end)) = (instant(&s.start), instant(&s.end)) else { continue };
+            c.execute(
+                &insert,
+                &[
+                    &key.account,
+                    &key.id,
+                    master,
+                    &owned_clean(&s.original_start),
+                    &start,
+                    &end,
+                    &s.start_local,
+                    &s.end_local,
+                    &s.time_zone.as_deref().map(owned_clean),
+                    &s.all_day,
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The condition naming a collection's rows (`account = $1`, and the scope
