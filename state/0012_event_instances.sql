@@ -36,6 +36,9 @@ CREATE INDEX event_occurrences_by_time ON event_occurrences (start_time);
 -- Every event once, every series as its instances: single events, the
 -- series' generated slots, and their exceptions in the slots they took
 -- (cancelled ones left out). A master itself is not an instance.
+--
+-- Written so that DuckDB's SQLite scanner, which runs a view's SQL itself,
+-- reads it alike: `->>` (text in both), `lower(...)` around JSON types.
 CREATE VIEW event_instances AS
 SELECT account, calendar_id, event_id, NULL AS master_id, start_time, end_time, start_local, end_local,
        time_zone, all_day, 0 AS modified, NULL AS original_start, subject
@@ -44,12 +47,12 @@ WHERE master_id IS NULL AND coalesce(recurrence_type, '') <> 'master'
 UNION ALL
 SELECT account, calendar_id, event_id, master_id, start_time, end_time, start_local, end_local,
        time_zone, all_day,
-       CASE json_extract(raw, '$.occurrenceInfo.type') WHEN 'regular' THEN 0 ELSE 1 END AS modified,
+       CASE coalesce(raw ->> '$.occurrenceInfo.type', '') WHEN 'regular' THEN 0 ELSE 1 END AS modified,
        original_start, subject
 FROM events
 WHERE master_id IS NOT NULL
-  AND coalesce(json_extract(raw, '$.occurrenceInfo.type'), '') <> 'deleted'
-  AND coalesce(json_extract(raw, '$.meetingInfo.canceled'), 0) = 0
+  AND coalesce(raw ->> '$.occurrenceInfo.type', '') <> 'deleted'
+  AND lower(CAST(coalesce(raw ->> '$.meetingInfo.canceled', 'false') AS TEXT)) NOT IN ('1', 'true')
 UNION ALL
 SELECT o.account, o.calendar_id, o.master_id AS event_id, o.master_id, o.start_time, o.end_time, o.start_local,
        o.end_local, o.time_zone, o.all_day, 0 AS modified, o.original_start, m.subject

@@ -80,6 +80,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0010_app_accounts.sql")),
     M::up(include_str!("../../state/0011_lease_epoch.sql")),
     M::up(include_str!("../../state/0012_event_instances.sql")),
+    M::up(include_str!("../../state/0013_child_views.sql")),
 ];
 
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../../state/postgres/0002_app_accounts.sql")),
     (3, include_str!("../../../state/postgres/0003_fleet.sql")),
     (4, include_str!("../../../state/postgres/0004_event_instances.sql")),
+    (5, include_str!("../../../state/postgres/0005_child_views.sql")),
 ];
 
 /// Connections: the writer's, and a few for the daemon's reads (the health

@@ -304,3 +304,71 @@ fn a_commit_left_idle_does_not_hold_a_takeover_off() {
     assert!(open.commit().is_err(), "a's commit, ended by the server, is not stored");
     assert_eq!(server.psql("SELECT count(*) FROM events"), "0");
 }
+
+/// The child views (`event_attendees`, `message_recipients`,
+/// `contact_emails`): the lists of the stored JSON as rows, entries that are
+/// not objects and lists that are not arrays left out; PostgreSQL's read
+/// the same as SQLite's.
+#[test]
+fn the_child_views_list_what_lives_in_lists_alike_on_both_stores() {
+    use super::super::conformance::parse;
+    use crate::model::{CollectionKey, Kind};
+    let write = |store: &dyn Backend| {
+        let c = commit(state(1, None));
+        let events = vec![
+            parse(
+                Kind::Calendar,
+                r#"{"id":"e1","meetingInfo":{"attendees":[
+                    {"emailAddress":{"address":"ann@example.com","name":"Ann"},"response":"accepted","type":"required"},
+                    {"emailAddress":{"address":"bob@example.com"},"type":"optional"},
+                    "not an attendee"]}}"#,
+            ),
+            parse(Kind::Calendar, r#"{"id":"e2","meetingInfo":{"attendees":{"emailAddress":"not a list"}}}"#),
+        ];
+        put(store, &key(), &c, PageRecords::Upserts(events), now()).unwrap();
+        let message = parse(
+            Kind::Email,
+            r#"{"id":"m1","to":[{"address":"to@example.com","name":"To"}],"cc":[{"address":"cc@example.com"},7],"bcc":"x"}"#,
+        );
+        let mail = CollectionKey::account_wide("work", Kind::Email);
+        put(store, &mail, &c, PageRecords::Upserts(vec![message]), now()).unwrap();
+        let contact = parse(
+            Kind::Contacts,
+            r#"{"id":"c1","etag":"1","emailAddresses":[{"address":"sam@example.com","type":"work"},{"address":"s@example.org"}]}"#,
+        );
+        let contacts = CollectionKey::account_wide("work", Kind::Contacts);
+        put(store, &contacts, &c, PageRecords::Upserts(vec![contact]), now()).unwrap();
+    };
+    const QUERIES: [&str; 3] = [
+        "SELECT event_id || '|' || coalesce(address, '') || '|' || coalesce(name, '') || '|' || coalesce(response, '')
+           || '|' || coalesce(type, '') FROM event_attendees WHERE account = 'work' ORDER BY 1",
+        "SELECT message_id || '|' || field || '|' || coalesce(address, '') || '|' || coalesce(name, '')
+           FROM message_recipients WHERE account = 'work' ORDER BY 1",
+        "SELECT contact_id || '|' || coalesce(address, '') || '|' || coalesce(name, '') || '|' || coalesce(type, '')
+           FROM contact_emails WHERE account = 'work' ORDER BY 1",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = super::super::Store::open(&dir.path().join("s.db")).unwrap();
+    write(&sqlite);
+    let read = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    let sqlite_rows: Vec<Vec<String>> = QUERIES
+        .iter()
+        .map(|q| read.prepare(q).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect())
+        .collect();
+    assert_eq!(
+        sqlite_rows,
+        [
+            vec!["e1|ann@example.com|Ann|accepted|required", "e1|bob@example.com|||optional"],
+            vec!["m1|cc|cc@example.com|", "m1|to|to@example.com|To"],
+            vec!["c1|s@example.org||", "c1|sam@example.com||work"],
+        ]
+    );
+    let Some(server) = PrivatePostgres::start("the_child_views_list_what_lives_in_lists_alike_on_both_stores") else {
+        return;
+    };
+    write(&Postgres::open(&server.url(), None, "public").unwrap());
+    for (query, expected) in QUERIES.iter().zip(&sqlite_rows) {
+        let pg: Vec<String> = server.psql(query).lines().map(str::to_string).collect();
+        assert_eq!(&pg, expected, "{query}");
+    }
+}
