@@ -152,6 +152,8 @@ pub struct SyncConfig {
     /// Daemon: the first passes start at random within this (and within
     /// `poll_interval`), so many collections do not start in step.
     pub first_pass_spread: Duration,
+    /// Records deleted upstream stay in the store, marked `deleted_at`.
+    pub keep_deleted: bool,
 }
 
 #[derive(Clone)]
@@ -253,6 +255,7 @@ struct RawSync {
     discovery_interval_secs: Option<i64>,
     max_retry_interval_secs: Option<i64>,
     first_pass_spread_secs: Option<i64>,
+    keep_deleted: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +337,7 @@ impl Config {
             first_pass_spread: Duration::from_secs(
                 non_negative("sync.first_pass_spread_secs", raw.sync.first_pass_spread_secs, 10)?.into(),
             ),
+            keep_deleted: raw.sync.keep_deleted.unwrap_or(false),
         };
         let server = ServerConfig {
             listen: match non_empty("server.listen", raw.server.listen)? {

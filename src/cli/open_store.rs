@@ -13,15 +13,23 @@ use crate::store::{Backend, Postgres, Store, StoreError};
 /// The store for writing: the daemon, `run --catch-up`, `resync`, `reset`.
 /// A fleet instance's PostgreSQL connections end a transaction idle for a
 /// third of a lease (see [`Postgres::open_for_fleet`]).
-pub(super) fn for_writing(config: &StoreConfig, fleet: Option<&FleetConfig>) -> Result<Arc<dyn Backend>, StoreError> {
+/// With `keep_deleted` (`sync.keep_deleted`) deletions mark rows instead.
+pub(super) fn for_writing(
+    config: &StoreConfig,
+    fleet: Option<&FleetConfig>,
+    keep_deleted: bool,
+) -> Result<Arc<dyn Backend>, StoreError> {
     Ok(match config {
-        StoreConfig::Sqlite { path, max_size_bytes } => Arc::new(Store::open_limited(path, *max_size_bytes)?),
+        StoreConfig::Sqlite { path, max_size_bytes } => {
+            Arc::new(Store::open_limited(path, *max_size_bytes)?.keeping_deleted(keep_deleted))
+        }
         StoreConfig::Postgres(pg) => {
             let password = pg.password.as_ref().map(|p| p.expose_secret());
-            match fleet {
-                Some(fleet) => Arc::new(Postgres::open_for_fleet(&pg.url, password, &pg.schema, fleet.lease / 3)?),
-                None => Arc::new(Postgres::open(&pg.url, password, &pg.schema)?),
-            }
+            let store = match fleet {
+                Some(fleet) => Postgres::open_for_fleet(&pg.url, password, &pg.schema, fleet.lease / 3)?,
+                None => Postgres::open(&pg.url, password, &pg.schema)?,
+            };
+            Arc::new(store.keeping_deleted(keep_deleted))
         }
     })
 }

@@ -74,7 +74,7 @@ pub fn resync(config_path: &Path, filter: ResyncFilter) -> Exit {
 /// store, opened for writing; a failure is reported.
 pub(super) fn open_store(config_path: &Path) -> Option<(Config, Arc<dyn Backend>)> {
     let config = Config::load_without_tokens(config_path).map_err(complain).ok()?;
-    let store = super::open_store::for_writing(&config.store, None).map_err(complain).ok()?;
+    let store = super::open_store::for_writing(&config.store, None, config.sync.keep_deleted).map_err(complain).ok()?;
     Some((config, store))
 }
 

@@ -60,9 +60,9 @@ pub async fn run(config_path: &Path, catch_up: bool, instance: Option<String>) -
 }
 
 pub(super) async fn open_engine(config: Config) -> Option<Engine> {
-    let (store_config, fleet) = (config.store.clone(), config.fleet.clone());
+    let (store_config, fleet, keep) = (config.store.clone(), config.fleet.clone(), config.sync.keep_deleted);
     let opened =
-        tokio::task::spawn_blocking(move || super::open_store::for_writing(&store_config, fleet.as_ref())).await;
+        tokio::task::spawn_blocking(move || super::open_store::for_writing(&store_config, fleet.as_ref(), keep)).await;
     let store = match opened {
         Ok(Ok(store)) => store,
         Ok(Err(e)) => {

@@ -557,3 +557,73 @@ fn recurring_series_become_instances_that_follow_their_exceptions() {
         assert!(seen(store).is_empty());
     });
 }
+
+/// `sync.keep_deleted`: deletions, sweeps and purges mark rows instead of
+/// removing them; reads and views leave marked rows out; a record that
+/// comes back, even unchanged, is live again. `marked` counts the events
+/// the store holds marked.
+fn keeping_deleted(store: &dyn Backend, marked: &dyn Fn() -> (i64, i64)) {
+    let master = parse(
+        Kind::Calendar,
+        r#"{"id":"m1","etag":"1","recurrenceType":"master","start":{"dateTime":"2026-12-01T09:00:00Z"},
+            "end":{"dateTime":"2026-12-01T10:00:00Z"},"recurrence":{"ical":{"rules":["RRULE:FREQ=DAILY;COUNT=3"]}}}"#,
+    );
+    let first = commit(state(1, None));
+    let rows = vec![row("a", "1"), row("b", "1"), row("c", "1"), master];
+    put(store, &key(), &first, PageRecords::Upserts(rows), now()).unwrap();
+    let instances = |store: &dyn Backend| store.instances("work").unwrap().len();
+    assert_eq!(instances(store), 3 + 3);
+
+    let stats = put(store, &key(), &first, PageRecords::Deletes(vec!["a".into()]), now()).unwrap();
+    assert_eq!(stats.deleted, 1);
+    let live = |store: &dyn Backend| ids(store).into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(live(store), ["b", "c", "m1"]);
+    assert_eq!(marked(), (1, 4), "(marked, rows): a stays, marked");
+    assert_eq!(instances(store), 2 + 3);
+
+    // Back, unchanged: live again.
+    let stats = put(store, &key(), &first, PageRecords::Upserts(vec![row("a", "1")]), now()).unwrap();
+    assert_eq!(stats.upserted, 1);
+    assert_eq!(live(store), ["a", "b", "c", "m1"]);
+    assert_eq!(marked(), (0, 4));
+
+    put(store, &key(), &first, PageRecords::Deletes(vec!["m1".into()]), now()).unwrap();
+    assert_eq!(instances(store), 3, "a marked master's slots are gone");
+
+    // A reconciling pass that saw only b marks a and c (m1 already is).
+    let second = commit(state(2, None));
+    put(store, &key(), &second, PageRecords::Upserts(vec![row("b", "1")]), now()).unwrap();
+    let sweep = Commit { sweep: Some(Sweep { below: 2, window: None }), ..second.clone() };
+    let stats = put(store, &key(), &sweep, PageRecords::None, now()).unwrap();
+    assert_eq!(stats.swept, 2);
+    assert_eq!(live(store), ["b"]);
+    assert_eq!(marked(), (3, 4));
+
+    let purge = Commit { purge: true, ..second };
+    let stats = put(store, &key(), &purge, PageRecords::None, now()).unwrap();
+    assert_eq!(stats.swept, 1);
+    assert!(live(store).is_empty() && instances(store) == 0);
+    assert_eq!(marked(), (4, 4), "nothing was removed");
+    assert_eq!(store.report().unwrap().collections.iter().map(|c| c.records).sum::<i64>(), 0, "state counts live rows");
+}
+
+#[test]
+fn with_keep_deleted_rows_are_marked_not_removed_and_reads_leave_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let sqlite = Store::open(&path).unwrap().keeping_deleted(true);
+    let read = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { read.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let marked =
+        || (count("SELECT count(*) FROM events WHERE deleted_at IS NOT NULL"), count("SELECT count(*) FROM events"));
+    keeping_deleted(&sqlite, &marked);
+    let name = "with_keep_deleted_rows_are_marked_not_removed_and_reads_leave_them_out";
+    if let Some(server) = PrivatePostgres::start(name) {
+        let pg = Postgres::open(&server.url(), None, "public").unwrap().keeping_deleted(true);
+        let count = |sql: &str| -> i64 { server.psql(sql).parse().unwrap() };
+        let marked = || {
+            (count("SELECT count(*) FROM events WHERE deleted_at IS NOT NULL"), count("SELECT count(*) FROM events"))
+        };
+        keeping_deleted(&pg, &marked);
+    }
+}

@@ -50,15 +50,13 @@ pub(super) const MASTERS_OF: &str = "SELECT CASE WHEN recurrence_type = 'master'
 pub(super) const DROP_CALENDAR: &str = "DELETE FROM event_occurrences WHERE account = ?1 AND calendar_id = ?2";
 pub(super) const DROP_SERIES: &str =
     "DELETE FROM event_occurrences WHERE account = ?1 AND calendar_id = ?2 AND master_id = ?3";
-pub(super) const MASTERS: &str =
-    "SELECT event_id FROM events WHERE account = ?1 AND calendar_id = ?2 AND recurrence_type = 'master'";
-pub(super) const MASTER_RAW: &str =
-    "SELECT raw FROM events WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3 AND recurrence_type = 'master'";
+pub(super) const MASTERS: &str = "SELECT event_id FROM events WHERE account = ?1 AND calendar_id = ?2 AND recurrence_type = 'master' AND deleted_at IS NULL";
+pub(super) const MASTER_RAW: &str = "SELECT raw FROM events WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3 AND recurrence_type = 'master' AND deleted_at IS NULL";
 /// [`MASTER_RAW`] where `raw` is `jsonb`.
 pub(super) const MASTER_RAW_TEXT: &str = "SELECT raw::text FROM events
-     WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3 AND recurrence_type = 'master'";
+     WHERE account = ?1 AND calendar_id = ?2 AND event_id = ?3 AND recurrence_type = 'master' AND deleted_at IS NULL";
 pub(super) const TAKEN: &str = "SELECT original_start FROM events
-     WHERE account = ?1 AND calendar_id = ?2 AND master_id = ?3 AND original_start IS NOT NULL";
+     WHERE account = ?1 AND calendar_id = ?2 AND master_id = ?3 AND original_start IS NOT NULL AND deleted_at IS NULL";
 /// A rule listing one start twice (an `RDATE` on an `RRULE`'s slot) makes
 /// one slot.
 pub(super) const INSERT_SLOT: &str = "INSERT INTO event_occurrences (account, calendar_id, master_id,

@@ -79,8 +79,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0009_events_by_time.sql")),
     M::up(include_str!("../../state/0010_app_accounts.sql")),
     M::up(include_str!("../../state/0011_lease_epoch.sql")),
-    M::up(include_str!("../../state/0012_event_instances.sql")),
-    M::up(include_str!("../../state/0013_child_views.sql")),
+    M::up(include_str!("../../state/0012_keep_deleted.sql")),
+    M::up(include_str!("../../state/0013_event_instances.sql")),
+    M::up(include_str!("../../state/0014_child_views.sql")),
 ];
 
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller
@@ -182,6 +183,9 @@ pub struct Store {
     /// A second connection for health checks, with a short busy timeout, so
     /// a probe never waits behind a long write and never blocks one.
     probe: Option<Mutex<Connection>>,
+    /// `sync.keep_deleted`: deletions, sweeps and purges mark rows
+    /// (`deleted_at`) instead of removing them.
+    keep_deleted: bool,
 }
 
 impl Store {
@@ -234,7 +238,7 @@ impl Store {
         }
         let probe = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         probe.busy_timeout(PROBE_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        Ok(Store { conn: Mutex::new(conn), probe: Some(Mutex::new(probe)) })
+        Ok(Store { conn: Mutex::new(conn), probe: Some(Mutex::new(probe)), keep_deleted: false })
     }
 
     /// Opens an existing store without writing to it, for `state`. Safe
@@ -269,7 +273,15 @@ impl Store {
                 MIGRATIONS.len()
             )));
         }
-        Ok(Store { conn: Mutex::new(conn), probe: None })
+        Ok(Store { conn: Mutex::new(conn), probe: None, keep_deleted: false })
+    }
+
+    /// With `on` (`sync.keep_deleted`), records deleted upstream, swept by
+    /// a reconciling pass or gone with their collection stay, marked with
+    /// `deleted_at`; the views and the reads leave them out.
+    pub fn keeping_deleted(mut self, on: bool) -> Store {
+        self.keep_deleted = on;
+        self
     }
 
     /// Whether a write could start now: takes the write lock and lets it go

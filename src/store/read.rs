@@ -159,7 +159,7 @@ pub(super) const INSTANCES: &str = "SELECT calendar_id, event_id, master_id, sta
      FROM event_instances WHERE account = ?1 ORDER BY start_time, calendar_id, event_id";
 
 pub(super) const EVENTS: &str = "SELECT calendar_id, event_id, etag, subject, start_time, all_day FROM events
-     WHERE account = ?1 ORDER BY calendar_id, event_id";
+     WHERE account = ?1 AND deleted_at IS NULL ORDER BY calendar_id, event_id";
 
 impl Store {
     pub fn report(&self) -> Result<Report, StoreError> {
@@ -276,7 +276,7 @@ impl Store {
     pub fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {
         let t = kind.table();
         let sql = format!(
-            "SELECT {scope}, {id}, {etag}, raw FROM {name} WHERE account = ?1 ORDER BY 1, 2",
+            "SELECT {scope}, {id}, {etag}, raw FROM {name} WHERE account = ?1 AND deleted_at IS NULL ORDER BY 1, 2",
             scope = t.scope.map(str::to_string).unwrap_or_else(|| format!("'{}'", kind.as_str())),
             id = t.id,
             etag = if t.etag { "etag" } else { "NULL" },
@@ -341,7 +341,7 @@ pub(super) fn record_count_by_kind() -> String {
             let t = k.table();
             let scope = t.scope.map(|c| format!(" AND r.{c} = s.collection_id")).unwrap_or_default();
             format!(
-                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope})",
+                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope} AND r.deleted_at IS NULL)",
                 k.as_str(),
                 t.name
             )
@@ -362,7 +362,7 @@ fn outside_count_by_kind() -> String {
             let outside = range::outside(t.range.as_ref()?, &min, &max);
             let scope = t.scope.map(|c| format!(" AND r.{c} = s.collection_id")).unwrap_or_default();
             Some(format!(
-                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope} AND {outside})",
+                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope} AND r.deleted_at IS NULL AND {outside})",
                 k.as_str(),
                 t.name
             ))

@@ -78,6 +78,34 @@ pub(super) struct KindSql {
     /// generation.
     sweep_in_range: Option<String>,
     pub(super) purge: String,
+    /// With `sync.keep_deleted`: the same four, marking rows
+    /// (`deleted_at`) instead of removing them.
+    kept: Marking,
+}
+
+struct Marking {
+    delete: String,
+    sweep: String,
+    sweep_in_range: Option<String>,
+    purge: String,
+}
+
+impl KindSql {
+    fn deleting(&self, keep: bool) -> &str {
+        if keep { &self.kept.delete } else { &self.delete }
+    }
+
+    fn sweeping(&self, keep: bool) -> &str {
+        if keep { &self.kept.sweep } else { &self.sweep }
+    }
+
+    fn sweeping_in_range(&self, keep: bool) -> Option<&str> {
+        if keep { self.kept.sweep_in_range.as_deref() } else { self.sweep_in_range.as_deref() }
+    }
+
+    pub(super) fn purging(&self, keep: bool) -> &str {
+        if keep { &self.kept.purge } else { &self.purge }
+    }
 }
 
 pub(super) fn sql(kind: Kind) -> &'static KindSql {
@@ -88,6 +116,8 @@ pub(super) fn sql(kind: Kind) -> &'static KindSql {
 
 impl KindSql {
     fn new(t: &Table) -> KindSql {
+        // The store's clock, in the service's own time format.
+        let mark = format!("UPDATE {} SET deleted_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')", t.name);
         let mut key_columns = vec!["account"];
         key_columns.extend(t.scope);
         let scope_filter: String =
@@ -102,8 +132,11 @@ impl KindSql {
         columns.extend(["raw", "generation", "synced_at"]);
         let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
         let conflict = [key_columns.as_slice(), &[t.id]].concat().join(", ");
-        let updates: Vec<String> =
+        let mut updates: Vec<String> =
             columns[key_columns.len() + 1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        // A record marked deleted (`sync.keep_deleted`) that comes back is
+        // live again.
+        updates.push("deleted_at = NULL".into());
         // The etag is compared first because it is short; a record whose
         // etag stayed but whose JSON changed (providers do not promise a new
         // etag for every change) is rewritten too.
@@ -115,7 +148,7 @@ impl KindSql {
         KindSql {
             upsert: format!(
                 "INSERT INTO {name} ({columns}) VALUES ({placeholders}) ON CONFLICT ({conflict}) DO UPDATE SET {updates} \
-                 WHERE {name}.generation IS NOT excluded.generation OR {changed}",
+                 WHERE {name}.generation IS NOT excluded.generation OR {name}.deleted_at IS NOT NULL OR {changed}",
                 name = t.name,
                 columns = columns.join(", "),
                 placeholders = placeholders.join(", "),
@@ -131,6 +164,17 @@ impl KindSql {
                 )
             }),
             purge: format!("DELETE FROM {} WHERE {scope_filter}", t.name),
+            kept: Marking {
+                delete: format!("{mark} WHERE {scope_filter} AND {} = ?{next} AND deleted_at IS NULL", t.id),
+                sweep: format!("{mark} WHERE {scope_filter} AND generation < ?{next} AND deleted_at IS NULL"),
+                sweep_in_range: t.range.as_ref().map(|r| {
+                    format!(
+                        "{mark} WHERE {scope_filter} AND generation < ?{next} AND deleted_at IS NULL AND {}",
+                        range::inside(r, &format!("?{}", next + 1), &format!("?{}", next + 2))
+                    )
+                }),
+                purge: format!("{mark} WHERE {scope_filter} AND deleted_at IS NULL"),
+            },
         }
     }
 }
@@ -225,7 +269,7 @@ impl Store {
     ) -> Result<CommitStats, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let stats = apply(&tx, key, Some(commit), records, None, &timestamp(now))?;
+        let stats = apply(&tx, key, Some(commit), records, None, &timestamp(now), self.keep_deleted)?;
         tx.commit()?;
         Ok(stats)
     }
@@ -248,7 +292,7 @@ impl Store {
                 if failed.contains(&&w.key) {
                     return Err(StoreError::AfterFailure(w.key.to_string()));
                 }
-                let one = transact(&mut conn, w, &now);
+                let one = transact(&mut conn, w, &now, self.keep_deleted);
                 if one.is_err() {
                     failed.push(&w.key);
                 }
@@ -264,7 +308,7 @@ impl Store {
     pub(super) fn begin_batch(&self, now: DateTime<Utc>) -> Result<OpenBatch<'_>, StoreError> {
         let conn = self.conn();
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(OpenBatch { conn: Some(conn), now: timestamp(now) })
+        Ok(OpenBatch { conn: Some(conn), now: timestamp(now), keep_deleted: self.keep_deleted })
     }
 
     /// Records the calendars discovery returned for an account.
@@ -370,13 +414,14 @@ pub struct OpenBatch<'a> {
     /// `None` once committed.
     conn: Option<MutexGuard<'a, Connection>>,
     now: String,
+    keep_deleted: bool,
 }
 
 impl OpenBatch<'_> {
     /// Applies one write inside the transaction. After an error the
     /// transaction holds part of the write: the caller must drop it.
     pub fn apply(&mut self, write: &Write) -> Result<CommitStats, StoreError> {
-        apply_write(self.conn(), write, &self.now)
+        apply_write(self.conn(), write, &self.now, self.keep_deleted)
     }
 
     /// A collection's stored state, read inside the transaction: the
@@ -423,15 +468,15 @@ fn rollback(conn: &Connection) {
 }
 
 /// Applies `write` in a `BEGIN IMMEDIATE` transaction of its own.
-fn transact(conn: &mut Connection, write: &Write, now: &str) -> Result<CommitStats, StoreError> {
+fn transact(conn: &mut Connection, write: &Write, now: &str, keep_deleted: bool) -> Result<CommitStats, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let stats = apply_write(&tx, write, now)?;
+    let stats = apply_write(&tx, write, now, keep_deleted)?;
     tx.commit()?;
     Ok(stats)
 }
 
-fn apply_write(conn: &Connection, w: &Write, now: &str) -> Result<CommitStats, StoreError> {
-    apply(conn, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), now)
+fn apply_write(conn: &Connection, w: &Write, now: &str, keep_deleted: bool) -> Result<CommitStats, StoreError> {
+    apply(conn, &w.key, w.commit.as_ref(), &w.records, w.outcome.as_ref(), now, keep_deleted)
 }
 
 /// One write, inside the caller's transaction.
@@ -442,6 +487,7 @@ fn apply(
     records: &PageRecords,
     outcome: Option<&Outcome>,
     now: &str,
+    keep_deleted: bool,
 ) -> Result<CommitStats, StoreError> {
     let mut stats = CommitStats::default();
     if let Some(commit) = commit {
@@ -452,7 +498,8 @@ fn apply(
             conn.prepare_cached(instances::DROP_CALENDAR)?.execute(params![key.account, key.id])?;
         }
         if commit.purge {
-            stats.swept += conn.prepare_cached(&sql.purge)?.execute(params_from_iter(key_values(key)))? as u64;
+            stats.swept +=
+                conn.prepare_cached(sql.purging(keep_deleted))?.execute(params_from_iter(key_values(key)))? as u64;
             if let Some(listing) = key.kind.listing() {
                 conn.prepare_cached(&format!(
                     "UPDATE {table} SET removed_at = coalesce(removed_at, ?3) WHERE account = ?1 AND {id} = ?2",
@@ -474,7 +521,7 @@ fn apply(
                 if slots {
                     series = instances::touched_by_deletes(conn, key, ids)?;
                 }
-                let mut delete = conn.prepare_cached(&sql.delete)?;
+                let mut delete = conn.prepare_cached(sql.deleting(keep_deleted))?;
                 for id in ids {
                     let mut values = key_values(key);
                     values.push(id);
@@ -486,7 +533,7 @@ fn apply(
             }
         }
         if let Some(sweep) = commit.sweep {
-            let swept = apply_sweep(conn, key, sql, sweep)?;
+            let swept = apply_sweep(conn, key, sql, sweep, keep_deleted)?;
             stats.swept += swept;
             if slots && swept > 0 {
                 series = instances::all_masters(conn, key)?;
@@ -514,11 +561,17 @@ fn apply(
 
 /// Removes the rows a reconciling pass did not see, within the range its
 /// provisioning covered (less [`SWEEP_MARGIN`] at each edge).
-fn apply_sweep(conn: &Connection, key: &CollectionKey, sql: &KindSql, sweep: Sweep) -> Result<u64, StoreError> {
+fn apply_sweep(
+    conn: &Connection,
+    key: &CollectionKey,
+    sql: &KindSql,
+    sweep: Sweep,
+    keep_deleted: bool,
+) -> Result<u64, StoreError> {
     let bounds: [String; 2];
     let mut values = key_values(key);
     values.push(&sweep.below);
-    let statement = match (&sql.sweep_in_range, key.kind.table().range.as_ref(), sweep.window) {
+    let statement = match (sql.sweeping_in_range(keep_deleted), key.kind.table().range.as_ref(), sweep.window) {
         (Some(statement), Some(range), Some(w)) => {
             bounds = [range::time(w.time_min + SWEEP_MARGIN), range::time(w.time_max - SWEEP_MARGIN)];
             values.push(&bounds[0]);
@@ -527,7 +580,7 @@ fn apply_sweep(conn: &Connection, key: &CollectionKey, sql: &KindSql, sweep: Swe
             }
             statement
         }
-        _ => &sql.sweep,
+        _ => sql.sweeping(keep_deleted),
     };
     Ok(conn.prepare_cached(statement)?.execute(params_from_iter(values))? as u64)
 }

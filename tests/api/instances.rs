@@ -146,3 +146,50 @@ async fn the_readmes_next_week_query_lists_next_weeks_instances() {
     expected.sort();
     assert_eq!(listed, expected);
 }
+
+on_each_store!(
+    with_keep_deleted_deleted_events_stay_marked_and_out_of_reads,
+    with_keep_deleted_deleted_events_stay_marked_and_out_of_reads_on_postgresql,
+    keep_deleted_on
+);
+
+/// `sync.keep_deleted = true` with the real binary: events deleted upstream
+/// stay, marked, while the store's live rows equal the truth.
+async fn keep_deleted_on(kind: StoreKind, test: &str) {
+    let Some(app) = spawn_app_on(Setup::default(), kind, test).await else { return };
+    app.edit_config("[sync]\n", "[sync]\nkeep_deleted = true\n");
+    assert_exit(&app.catch_up().await, 0);
+    let token = app.token("work").to_string();
+    let gone: Vec<(String, String)> = app.truth("work").into_iter().take(5).map(|(c, id, _)| (c, id)).collect();
+    for (calendar, id) in &gone {
+        assert!(app.fake.delete_event(&token, calendar, id));
+    }
+    assert_exit(&app.catch_up().await, 0);
+    app.assert_store_equals_truth("work");
+    let query = "SELECT calendar_id || ' ' || event_id FROM events WHERE deleted_at IS NOT NULL ORDER BY 1";
+    let marked: Vec<String> = match &app.store_at {
+        StoreAt::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .prepare(query)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect(),
+        StoreAt::Postgres { schema, .. } => {
+            let server = app.postgres.as_ref().unwrap();
+            let query = query.replace("FROM events", &format!("FROM {schema}.events"));
+            tokio::task::block_in_place(|| server.psql(&query)).lines().map(str::to_string).collect()
+        }
+    };
+    let mut gone: Vec<String> = gone.iter().map(|(c, id)| format!("{c} {id}")).collect();
+    gone.sort();
+    assert_eq!(marked, gone, "exactly the deleted events are kept, marked");
+    assert!(
+        app.read_store(|s| s.instances("work"))
+            .unwrap()
+            .iter()
+            .all(|i| !gone.contains(&format!("{} {}", i.calendar_id, i.event_id))),
+        "event_instances leaves them out"
+    );
+}

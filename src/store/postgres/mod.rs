@@ -47,8 +47,9 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../state/postgres/0001_initial.sql")),
     (2, include_str!("../../../state/postgres/0002_app_accounts.sql")),
     (3, include_str!("../../../state/postgres/0003_fleet.sql")),
-    (4, include_str!("../../../state/postgres/0004_event_instances.sql")),
-    (5, include_str!("../../../state/postgres/0005_child_views.sql")),
+    (4, include_str!("../../../state/postgres/0004_keep_deleted.sql")),
+    (5, include_str!("../../../state/postgres/0005_event_instances.sql")),
+    (6, include_str!("../../../state/postgres/0006_child_views.sql")),
 ];
 
 /// Connections: the writer's, and a few for the daemon's reads (the health
@@ -71,6 +72,8 @@ pub struct Postgres {
     /// The schema: a fleet's notification channels are named after it, so
     /// stores in other schemas of the database do not hear them.
     schema: String,
+    /// `sync.keep_deleted` (see [`Store::keeping_deleted`](super::Store::keeping_deleted)).
+    keep_deleted: bool,
 }
 
 impl Postgres {
@@ -152,6 +155,7 @@ impl Postgres {
             fences: std::sync::OnceLock::new(),
             config,
             schema: schema.to_string(),
+            keep_deleted: false,
         };
         if read_only {
             store.block_on(check_version(&store.pool, schema))?;
@@ -159,6 +163,13 @@ impl Postgres {
             store.block_on(migrate(&store.pool, schema))?;
         }
         Ok(store)
+    }
+
+    /// With `on` (`sync.keep_deleted`), deleted records stay, marked with
+    /// `deleted_at`, as [`Store::keeping_deleted`](super::Store::keeping_deleted).
+    pub fn keeping_deleted(mut self, on: bool) -> Postgres {
+        self.keep_deleted = on;
+        self
     }
 
     /// Runs `future` to completion on the store's runtime.

@@ -287,7 +287,7 @@ pub(super) async fn events(pg: &Postgres, account: &str) -> Result<Vec<StoredEve
 pub(super) async fn records(pg: &Postgres, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {
     let t = kind.table();
     let sql = format!(
-        "SELECT {scope}, {id}, {etag}, raw::text FROM {name} WHERE account = $1 ORDER BY 1, 2",
+        "SELECT {scope}, {id}, {etag}, raw::text FROM {name} WHERE account = $1 AND deleted_at IS NULL ORDER BY 1, 2",
         scope = t.scope.map(str::to_string).unwrap_or_else(|| format!("'{}'::text", kind.as_str())),
         id = t.id,
         etag = if t.etag { "etag" } else { "NULL::text" },
@@ -321,7 +321,7 @@ fn outside_count_by_kind() -> String {
             }
             let scope = t.scope.map(|c| format!(" AND r.{c} = s.collection_id")).unwrap_or_default();
             Some(format!(
-                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope} AND ({outside}))",
+                " WHEN '{}' THEN (SELECT count(*) FROM {} r WHERE r.account = s.account{scope} AND r.deleted_at IS NULL AND ({outside}))",
                 k.as_str(),
                 t.name
             ))

@@ -64,7 +64,7 @@ impl Transaction for Batch<'_> {
                 Some(epoch) => epoch,
                 None => fleet::check(client, fences, account).await?,
             };
-            Ok::<_, StoreError>((epoch, apply(client, write, self.now, epoch).await?))
+            Ok::<_, StoreError>((epoch, apply(client, write, self.now, epoch, self.pg.keep_deleted).await?))
         })?;
         self.checked.insert(account.clone(), epoch);
         Ok(stats)
@@ -127,7 +127,7 @@ async fn transact(pg: &Postgres, write: &Write, now: DateTime<Utc>) -> Result<Co
     let mut client = pg.client().await?;
     let tx = client.transaction().await?;
     let epoch = fleet::check(&tx, pg.fences.get().map(|f| &**f), &write.key.account).await?;
-    let stats = apply(&tx, write, now, epoch).await?;
+    let stats = apply(&tx, write, now, epoch, pg.keep_deleted).await?;
     tx.commit().await?;
     Ok(stats)
 }
@@ -139,14 +139,20 @@ pub(super) async fn apply(
     w: &Write,
     now: DateTime<Utc>,
     lease_epoch: Option<i64>,
+    keep_deleted: bool,
 ) -> Result<CommitStats, StoreError> {
     let key = &w.key;
+    // With `sync.keep_deleted` rows are marked, not removed.
+    let removing = |t: &Table| match keep_deleted {
+        true => format!("UPDATE {} SET deleted_at = now() WHERE deleted_at IS NULL AND", t.name),
+        false => format!("DELETE FROM {} WHERE", t.name),
+    };
     let mut stats = CommitStats::default();
     if let Some(commit) = &w.commit {
         let t = key.kind.table();
         if commit.purge {
             let (filter, values) = key_filter(key);
-            stats.swept += c.execute(&format!("DELETE FROM {} WHERE {filter}", t.name), &values).await?;
+            stats.swept += c.execute(&format!("{} {filter}", removing(t)), &values).await?;
             if let Some(listing) = key.kind.listing() {
                 c.execute(
                     &format!(
@@ -180,7 +186,7 @@ pub(super) async fn apply(
                 let (filter, mut values) = key_filter(key);
                 let n = values.len() + 1;
                 values.push(ids);
-                let sql = format!("DELETE FROM {} WHERE {filter} AND {} = ANY(${n})", t.name, t.id);
+                let sql = format!("{} {filter} AND {} = ANY(${n})", removing(t), t.id);
                 stats.deleted += c.execute(&sql, &values).await?;
                 if !ids.is_empty() {
                     failpoint::reached(Point::AfterRows);
@@ -188,7 +194,7 @@ pub(super) async fn apply(
             }
         }
         if let Some(sweep) = commit.sweep {
-            let swept = apply_sweep(c, key, t, sweep).await?;
+            let swept = apply_sweep(c, key, t, sweep, &removing(t)).await?;
             stats.swept += swept;
             if slots && swept > 0 {
                 c.execute(&dollars(instances::DROP_CALENDAR), &[&key.account, &key.id]).await?;
@@ -347,8 +353,11 @@ fn upsert_sql(t: &Table) -> String {
     let mut all_columns: Vec<&str> = key_columns.clone();
     all_columns.extend(&names);
     all_columns.extend(["generation", "synced_at"]);
-    let updates: Vec<String> =
+    let mut updates: Vec<String> =
         all_columns[key_columns.len() + 1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    // A record marked deleted (`sync.keep_deleted`) that comes back is live
+    // again.
+    updates.push("deleted_at = NULL".into());
     let changed = if t.etag {
         format!("{0}.etag IS DISTINCT FROM excluded.etag OR {0}.raw IS DISTINCT FROM excluded.raw", t.name)
     } else {
@@ -357,7 +366,7 @@ fn upsert_sql(t: &Table) -> String {
     format!(
         "INSERT INTO {name} ({columns}) SELECT {keys}, {selected}, ${generation}, ${now} FROM unnest({unnest}) AS u({names})
          ON CONFLICT ({conflict}) DO UPDATE SET {updates}
-         WHERE {name}.generation IS DISTINCT FROM excluded.generation OR {changed}",
+         WHERE {name}.generation IS DISTINCT FROM excluded.generation OR {name}.deleted_at IS NOT NULL OR {changed}",
         name = t.name,
         columns = all_columns.join(", "),
         keys = key_params.join(", "),
@@ -374,12 +383,18 @@ fn upsert_sql(t: &Table) -> String {
 /// provisioning covered (less [`SWEEP_MARGIN`] at each edge). Rows without
 /// a time in the range's columns are kept, unless the range says an empty
 /// end lies inside (open tasks).
-async fn apply_sweep(c: &impl GenericClient, key: &CollectionKey, t: &Table, sweep: Sweep) -> Result<u64, StoreError> {
+async fn apply_sweep(
+    c: &impl GenericClient,
+    key: &CollectionKey,
+    t: &Table,
+    sweep: Sweep,
+    removing: &str,
+) -> Result<u64, StoreError> {
     let (filter, mut values) = key_filter(key);
     let n = values.len();
     values.push(&sweep.below);
     let bounds;
-    let mut sql = format!("DELETE FROM {} WHERE {filter} AND generation < ${}", t.name, n + 1);
+    let mut sql = format!("{removing} {filter} AND generation < ${}", n + 1);
     if let (Some(range), Some(w)) = (t.range.as_ref(), sweep.window) {
         bounds = [w.time_min + SWEEP_MARGIN, w.time_max - SWEEP_MARGIN];
         values.push(&bounds[0]);

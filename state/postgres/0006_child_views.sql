@@ -1,5 +1,5 @@
--- aurinko-sync PostgreSQL store, version 5: the child views of SQLite's
--- 0013_child_views.sql, over jsonb.
+-- aurinko-sync PostgreSQL store, version 6: the child views of SQLite's
+-- 0014_child_views.sql, over jsonb.
 
 CREATE VIEW event_attendees AS
 SELECT e.account, e.calendar_id, e.event_id,
@@ -11,7 +11,7 @@ FROM events AS e
 CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(e.raw -> 'meetingInfo' -> 'attendees') = 'array'
          THEN e.raw -> 'meetingInfo' -> 'attendees' ELSE '[]'::jsonb END) AS a
-WHERE jsonb_typeof(a) = 'object';
+WHERE e.deleted_at IS NULL AND jsonb_typeof(a) = 'object';
 
 CREATE VIEW message_recipients AS
 SELECT m.account, m.message_id, f.field,
@@ -21,7 +21,7 @@ FROM messages AS m
 CROSS JOIN (VALUES ('to'), ('cc'), ('bcc')) AS f(field)
 CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(m.raw -> f.field) = 'array' THEN m.raw -> f.field ELSE '[]'::jsonb END) AS r
-WHERE jsonb_typeof(r) = 'object';
+WHERE m.deleted_at IS NULL AND jsonb_typeof(r) = 'object';
 
 CREATE VIEW contact_emails AS
 SELECT c.account, c.contact_id,
@@ -31,4 +31,4 @@ SELECT c.account, c.contact_id,
 FROM contacts AS c
 CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(c.raw -> 'emailAddresses') = 'array' THEN c.raw -> 'emailAddresses' ELSE '[]'::jsonb END) AS x
-WHERE jsonb_typeof(x) = 'object';
+WHERE c.deleted_at IS NULL AND jsonb_typeof(x) = 'object';

@@ -1,4 +1,4 @@
--- aurinko-sync store, version 12: recurring events as the instances people
+-- aurinko-sync store, version 13: recurring events as the instances people
 -- read (see state/README.md, "event_instances").
 --
 -- Each event's zone and local wall-clock times, and for an occurrence of a
@@ -43,18 +43,19 @@ CREATE VIEW event_instances AS
 SELECT account, calendar_id, event_id, NULL AS master_id, start_time, end_time, start_local, end_local,
        time_zone, all_day, 0 AS modified, NULL AS original_start, subject
 FROM events
-WHERE master_id IS NULL AND coalesce(recurrence_type, '') <> 'master'
+WHERE deleted_at IS NULL AND master_id IS NULL AND coalesce(recurrence_type, '') <> 'master'
 UNION ALL
 SELECT account, calendar_id, event_id, master_id, start_time, end_time, start_local, end_local,
        time_zone, all_day,
        CASE coalesce(raw ->> '$.occurrenceInfo.type', '') WHEN 'regular' THEN 0 ELSE 1 END AS modified,
        original_start, subject
 FROM events
-WHERE master_id IS NOT NULL
+WHERE deleted_at IS NULL AND master_id IS NOT NULL
   AND coalesce(raw ->> '$.occurrenceInfo.type', '') <> 'deleted'
   AND lower(CAST(coalesce(raw ->> '$.meetingInfo.canceled', 'false') AS TEXT)) NOT IN ('1', 'true')
 UNION ALL
 SELECT o.account, o.calendar_id, o.master_id AS event_id, o.master_id, o.start_time, o.end_time, o.start_local,
        o.end_local, o.time_zone, o.all_day, 0 AS modified, o.original_start, m.subject
 FROM event_occurrences AS o
-JOIN events AS m ON m.account = o.account AND m.calendar_id = o.calendar_id AND m.event_id = o.master_id;
+JOIN events AS m ON m.account = o.account AND m.calendar_id = o.calendar_id AND m.event_id = o.master_id
+WHERE m.deleted_at IS NULL;

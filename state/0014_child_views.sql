@@ -1,4 +1,4 @@
--- aurinko-sync store, version 13: what lives in lists as tables of its
+-- aurinko-sync store, version 14: what lives in lists as tables of its
 -- own (see state/README.md): an event's attendees, a message's recipients,
 -- a contact's addresses, read from the stored JSON (`json_each`), so a
 -- pipeline's "attendees table" is one SELECT away. Entries that are not
@@ -13,7 +13,7 @@ SELECT e.account, e.calendar_id, e.event_id,
        a.value ->> '$.response' AS response,
        a.value ->> '$.type' AS type
 FROM events AS e, json_each(e.raw, '$.meetingInfo.attendees') AS a
-WHERE lower(json_type(e.raw, '$.meetingInfo.attendees')) = 'array' AND lower(a.type) = 'object';
+WHERE e.deleted_at IS NULL AND lower(json_type(e.raw, '$.meetingInfo.attendees')) = 'array' AND lower(a.type) = 'object';
 
 CREATE VIEW message_recipients AS
 SELECT m.account, m.message_id, f.field,
@@ -22,7 +22,7 @@ SELECT m.account, m.message_id, f.field,
 FROM messages AS m,
      (SELECT 'to' AS field UNION ALL SELECT 'cc' UNION ALL SELECT 'bcc') AS f,
      json_each(m.raw, '$.' || f.field) AS r
-WHERE lower(json_type(m.raw, '$.' || f.field)) = 'array' AND lower(r.type) = 'object';
+WHERE m.deleted_at IS NULL AND lower(json_type(m.raw, '$.' || f.field)) = 'array' AND lower(r.type) = 'object';
 
 CREATE VIEW contact_emails AS
 SELECT c.account, c.contact_id,
@@ -30,4 +30,4 @@ SELECT c.account, c.contact_id,
        x.value ->> '$.name' AS name,
        x.value ->> '$.type' AS type
 FROM contacts AS c, json_each(c.raw, '$.emailAddresses') AS x
-WHERE lower(json_type(c.raw, '$.emailAddresses')) = 'array' AND lower(x.type) = 'object';
+WHERE c.deleted_at IS NULL AND lower(json_type(c.raw, '$.emailAddresses')) = 'array' AND lower(x.type) = 'object';
