@@ -154,6 +154,10 @@ pub struct SyncConfig {
     pub first_pass_spread: Duration,
     /// Records deleted upstream stay in the store, marked `deleted_at`.
     pub keep_deleted: bool,
+    /// How long the history of runs is kept.
+    pub runs_keep_days: u32,
+    /// Daemon: the passes of this long make one run in the history.
+    pub run_batch: Duration,
 }
 
 #[derive(Clone)]
@@ -256,6 +260,8 @@ struct RawSync {
     max_retry_interval_secs: Option<i64>,
     first_pass_spread_secs: Option<i64>,
     keep_deleted: Option<bool>,
+    runs_keep_days: Option<i64>,
+    run_batch_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +344,8 @@ impl Config {
                 non_negative("sync.first_pass_spread_secs", raw.sync.first_pass_spread_secs, 10)?.into(),
             ),
             keep_deleted: raw.sync.keep_deleted.unwrap_or(false),
+            runs_keep_days: positive("sync.runs_keep_days", raw.sync.runs_keep_days, 30)?,
+            run_batch: Duration::from_secs(positive("sync.run_batch_secs", raw.sync.run_batch_secs, 900)?.into()),
         };
         let server = ServerConfig {
             listen: match non_empty("server.listen", raw.server.listen)? {

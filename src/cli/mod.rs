@@ -84,6 +84,11 @@ pub enum Command {
         /// One line, OK or FAILING; exit 1 when any account or collection is failing, else 0.
         #[arg(long, conflicts_with_all = ["json", "wide"])]
         check: bool,
+        /// The last N runs (catch-ups and the daemon's batches of passes) instead, newest
+        /// first, with what each did (N: 20 when not given).
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "20", conflicts_with = "check",
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        runs: Option<u32>,
     },
     /// Provision matching collections again on their next pass (the running
     /// daemon's, or the next `run --catch-up`); rows stay until that pass's
@@ -202,8 +207,8 @@ pub fn main() -> ExitCode {
     // The commands that only read or mark the store run on this thread, not
     // on an async runtime: their store calls block.
     let command = match cli.command {
-        Command::State { db, json, wide, check } => {
-            return state::state(&cli.config, state::StateArgs { db, json, wide, check }).into();
+        Command::State { db, json, wide, check, runs } => {
+            return state::state(&cli.config, state::StateArgs { db, json, wide, check, runs }).into();
         }
         Command::Resync { account, kind, collection } => {
             let filter = crate::store::ResyncFilter { account, kind: kind.map(Into::into), collection };

@@ -41,6 +41,7 @@ pub async fn run(config_path: &Path, catch_up: bool, instance: Option<String>) -
     if catch_up {
         let report = catch_up_with_progress(&engine, &cancel).await;
         print_summary(&report);
+        engine.end_run(crate::model::RunMode::CatchUp).await;
         writer.close().await;
         return if report.all_succeeded() { Exit::Ok } else { Exit::Failed };
     }

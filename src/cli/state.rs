@@ -2,6 +2,7 @@
 
 mod accounts;
 mod instances;
+mod runs;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,8 @@ pub struct StateArgs {
     pub json: bool,
     pub wide: bool,
     pub check: bool,
+    /// The last runs instead, this many.
+    pub runs: Option<u32>,
 }
 
 pub fn state(config_path: &Path, args: StateArgs) -> Exit {
@@ -36,6 +39,9 @@ pub fn state(config_path: &Path, args: StateArgs) -> Exit {
             }
         },
     };
+    if let Some(limit) = args.runs {
+        return show_runs(store.and_then(|s| s.runs(limit)), args.json, args.wide);
+    }
     let mut report = match store.and_then(|s| s.report()) {
         Ok(report) => report,
         Err(e) => {
@@ -60,6 +66,28 @@ pub fn state(config_path: &Path, args: StateArgs) -> Exit {
         }
     } else {
         output::out(format_args!("{}", render_table(&report, args.wide)));
+    }
+    Exit::Ok
+}
+
+fn show_runs(runs: Result<Vec<crate::store::StoredRun>, crate::store::StoreError>, json: bool, wide: bool) -> Exit {
+    let runs = match runs {
+        Ok(runs) => runs,
+        Err(e) => {
+            complain(e);
+            return Exit::Usage;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&runs) {
+            Ok(text) => outln!("{}", inert_json(&text)),
+            Err(e) => {
+                complain(e);
+                return Exit::Failed;
+            }
+        }
+    } else {
+        output::out(format_args!("{}", runs::render(&runs, wide)));
     }
     Exit::Ok
 }

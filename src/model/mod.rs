@@ -11,6 +11,7 @@
 //! - `error_class`: what a failed request means for the sync.
 //! - [`recurrence`]: series masters expanded into instances, and local
 //!   times.
+//! - `run`: what a run (a catch-up, a batch of daemon passes) did.
 //! - `listed`: what discovery lists (calendars, task lists, mail folders).
 //! - [`text`]: server text made inert before it is shown, logged or stored.
 //!
@@ -24,6 +25,7 @@ mod listed;
 mod provision;
 mod records;
 pub mod recurrence;
+mod run;
 mod state;
 pub mod text;
 
@@ -33,6 +35,7 @@ pub use error_class::ErrorClass;
 pub use listed::{AppAccount, Calendar, DISCOVERED_PREFIX, EmailFolder, TaskList, discovered_name};
 pub use provision::{Provision, TokenRef};
 pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
+pub use run::{PassOutcome, RunCollection, RunMode, RunRecord};
 pub use state::{Cursor, Phase, RangeDays, Reprovision, Stream, SyncState, Window};
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub async fn run(
         }
         let result = engine.task(collection.clone(), &client, &stop).resuming(known.take()).run_in(span.clone()).await;
         span.in_scope(|| crate::sync::log_pass(&result));
+        engine.runs().record(&result);
         let Some(finish) = &result.report.finish else { return };
         known = result.report.state.clone();
         count(&result);

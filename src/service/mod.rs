@@ -18,6 +18,7 @@
 //! - `webhook` and `nudge`: Aurinko's notifications, verified, wake actors;
 //!   `replay` collapses repeats, `refusals` counts and logs refused requests.
 //! - `subscribe`: keeps one subscription per synced collection.
+//! - `runs`: the daemon's passes stored as runs, a batch at a time.
 
 mod actor;
 mod app_accounts;
@@ -33,6 +34,7 @@ mod notify;
 mod nudge;
 mod refusals;
 mod replay;
+mod runs;
 mod subscribe;
 mod supervisor;
 mod webhook;
@@ -43,6 +45,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::model::RunMode;
 use crate::sync::Engine;
 pub use health::Health;
 pub use nudge::Nudges;
@@ -145,6 +148,7 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
     }
     supervisors.close();
     let ticker = tokio::spawn(notify::tick(health.clone(), cancel.clone()));
+    let history = tokio::spawn(runs::batches(engine.clone(), cancel.clone()));
     notify::ready(&health.status_line());
     tracing::info!(poll_interval_secs = engine.config().sync.poll_interval.as_secs(), "aurinko-sync running");
 
@@ -154,6 +158,9 @@ pub async fn run(engine: Arc<Engine>, cancel: CancellationToken) -> Result<(), S
         tracing::warn!("some collections did not stop in time; their next run resumes from the store");
     }
     let _ = ticker.await;
+    let _ = history.await;
+    // The passes since the last batch, stopped ones included.
+    engine.end_run(RunMode::Daemon).await;
     if let Some(server) = server {
         let _ = tokio::time::timeout(LISTENER_GRACE, server).await;
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::{
     AccountRows, Change, CommitStats, Fences, Fleet, Report, ResyncFilter, Schedule, StoreError, StoredEvent,
-    StoredInstance, StoredRecord, Write,
+    StoredInstance, StoredRecord, StoredRun, Write,
 };
 use crate::model::{CollectionKey, Kind, SyncState};
 
@@ -66,6 +66,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// An account's `event_instances` (the view), in time order.
     fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError>;
+
+    /// The last `limit` runs, newest first (`state --runs`).
+    fn runs(&self, limit: u32) -> Result<Vec<StoredRun>, StoreError>;
 
     /// Every row of one kind for an account, ordered by collection and id
     /// (tests compare them with the truth).
@@ -162,6 +165,10 @@ impl Backend for super::Store {
 
     fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError> {
         super::Store::instances(self, account)
+    }
+
+    fn runs(&self, limit: u32) -> Result<Vec<StoredRun>, StoreError> {
+        super::Store::runs(self, limit)
     }
 
     fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError, StoredSubscription};
-use crate::model::{AppAccount, Calendar, EmailFolder, ErrorClass, TaskList};
+use crate::model::{AppAccount, Calendar, EmailFolder, ErrorClass, RunRecord, TaskList};
 
 /// One bookkeeping write, owning what it stores.
 #[derive(Debug)]
@@ -32,6 +32,9 @@ pub enum Change {
     /// rows deleted but their `accounts` row (so `state` still says what
     /// became of them). Sent once nothing of a removed account runs.
     AppAccounts { listed: Vec<AppAccount>, purge_removed: bool },
+    /// A run ended (a catch-up, a batch of daemon passes); older runs than
+    /// its `keep_days` go.
+    Run(RunRecord),
     /// A subscription's `lifecycleEvent` (`error` or `active`).
     Lifecycle { account: String, subscription: i64, event: String, error: Option<String> },
 }
@@ -55,6 +58,7 @@ impl Store {
                 self.save_subscriptions(account, *aurinko_id, subscriptions, now)
             }
             Change::AppAccounts { listed, purge_removed } => self.save_app_accounts(listed, *purge_removed, now),
+            Change::Run(run) => self.save_run(run),
             Change::Lifecycle { account, subscription, event, error } => {
                 return self.record_lifecycle(account, *subscription, event, error.as_deref(), now);
             }

@@ -627,3 +627,57 @@ fn with_keep_deleted_rows_are_marked_not_removed_and_reads_leave_them_out() {
         keeping_deleted(&pg, &marked);
     }
 }
+
+/// Runs: stored with their collections, read back newest first with the
+/// collections' counts added up and the failed ones named; a run older
+/// than `keep_days` goes when a newer one is stored.
+#[test]
+fn runs_are_kept_for_their_days_and_read_back_alike() {
+    use crate::model::{PassOutcome, RunCollection, RunMode, RunRecord};
+    on_each_backend("runs_are_kept_for_their_days_and_read_back_alike", |store| {
+        let collection = |id: &str, upserted: u64, outcome: PassOutcome, error: Option<&str>| RunCollection {
+            key: CollectionKey::calendar("work", id),
+            passes: 1,
+            upserted,
+            deleted: 1,
+            swept: 0,
+            pages: 2,
+            requests: 3,
+            outcome,
+            error: error.map(str::to_string),
+        };
+        let run = |days_ago: i64, collections: Vec<RunCollection>| RunRecord {
+            mode: RunMode::CatchUp,
+            instance: None,
+            started: now() - chrono::Duration::days(days_ago) - chrono::Duration::seconds(5),
+            ended: now() - chrono::Duration::days(days_ago),
+            passes: collections.len() as u64 + 1,
+            pages: 9,
+            requests: 11,
+            collections,
+            keep_days: 30,
+        };
+        let old = run(40, vec![collection("cal-1", 7, PassOutcome::Ok, None)]);
+        assert!(store.apply_change(&Change::Run(old), now()).unwrap());
+        assert_eq!(store.runs(10).unwrap().len(), 1);
+        let new = run(
+            0,
+            vec![
+                collection("cal-1", 5, PassOutcome::Ok, None),
+                collection("cal-2", 0, PassOutcome::Failed, Some("boom")),
+            ],
+        );
+        store.apply_change(&Change::Run(new), now()).unwrap();
+        let runs = store.runs(10).unwrap();
+        assert_eq!(runs.len(), 1, "the 40-day-old run went: {runs:?}");
+        let r = &runs[0];
+        assert_eq!(
+            (r.mode.as_str(), r.outcome.as_str(), r.passes, r.pages, r.requests),
+            ("catch-up", "failed", 3, 9, 11)
+        );
+        assert_eq!((r.collections, r.upserted, r.deleted, r.swept), (2, 5, 2, 0));
+        assert_eq!(r.ended_at, "2026-11-27T12:00:00Z");
+        assert_eq!(r.started_at, "2026-11-27T11:59:55Z");
+        assert_eq!(r.failed, vec![("work".into(), "calendar".into(), "cal-2".into(), Some("boom".into()))]);
+    });
+}

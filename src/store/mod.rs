@@ -10,6 +10,7 @@
 //!   `change`: the bookkeeping writes (`Change`).
 //! - `instances`: the slots of recurring series behind `event_instances`,
 //!   kept in step with the events a write touches.
+//! - `runs`: the history of runs (`state --runs`).
 //! - `read`, `resync`, `subscriptions`, `discovery`, `folders`,
 //!   `app_accounts`: the rest of SQLite's SQL, by table; `range`: date
 //!   columns as SQL compares them.
@@ -39,6 +40,7 @@ mod postgres;
 mod range;
 mod read;
 mod resync;
+mod runs;
 mod subscriptions;
 mod write;
 mod writer;
@@ -61,6 +63,7 @@ pub use read::{
     AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoredEvent, StoredInstance, StoredRecord,
 };
 pub use resync::{AccountRows, ResyncFilter};
+pub use runs::StoredRun;
 pub use subscriptions::StoredSubscription;
 use write::OpenBatch;
 pub use write::{CommitStats, Outcome, PageRecords, Write};
@@ -82,6 +85,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../state/0012_keep_deleted.sql")),
     M::up(include_str!("../../state/0013_event_instances.sql")),
     M::up(include_str!("../../state/0014_child_views.sql")),
+    M::up(include_str!("../../state/0015_runs.sql")),
 ];
 
 /// The writing connection's page cache. SQLite's default (2 MiB) is smaller

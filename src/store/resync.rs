@@ -43,7 +43,7 @@ pub(super) const DATA_TABLES: &[&str] =
     &["events", "event_occurrences", "messages", "contacts", "tasks", "calendars", "task_lists", "folders"];
 
 /// What remains of an account that is no longer configured, removed with it.
-pub(super) const BOOKKEEPING_TABLES: &[&str] = &["sync_state", "subscriptions"];
+pub(super) const BOOKKEEPING_TABLES: &[&str] = &["sync_state", "subscriptions", "run_collections"];
 
 /// The state a collection starts from after a reset: nothing synced, a
 /// resync requested. The generation stays, so rows a pass in flight writes

@@ -677,6 +677,9 @@ mod tests {
         fn instances(&self, _: &str) -> Result<Vec<crate::store::StoredInstance>, StoreError> {
             Err(damaged())
         }
+        fn runs(&self, _: u32) -> Result<Vec<crate::store::StoredRun>, StoreError> {
+            Err(damaged())
+        }
         fn records(&self, _: &str, _: Kind) -> Result<Vec<crate::store::StoredRecord>, StoreError> {
             Err(damaged())
         }

@@ -50,6 +50,8 @@ pub struct PassReport {
     pub finish: Option<Finish>,
     pub stats: CommitStats,
     pub pages: u64,
+    /// API calls the pass made (a retried call counts once).
+    pub requests: u64,
     /// Records skipped because they cannot be stored (no id).
     pub rejected: u64,
     /// Provisionings after the first one (expired tokens, window rolls).
@@ -118,6 +120,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
                     ctx.client.start_sync(&root, &params).await
                 };
                 let Some(result) = cancellable(ctx.cancel, request).await else { break };
+                report.requests += 1;
                 let commit = match result {
                     Ok(provision) => pass.on_provision(provision).map(|c| (c, PageRecords::None)),
                     Err(e) => pass.on_error(e.class, e.to_string()).map(|c| (c, PageRecords::None)),
@@ -126,6 +129,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
             }
             Action::ConfirmGone => {
                 let Some(answer) = cancellable(ctx.cancel, ctx.client.get_collection(&root)).await else { break };
+                report.requests += 1;
                 let commit = pass.on_confirm(answer.map_err(|e| (e.class, e.to_string())));
                 (commit.map(|c| (c, PageRecords::None)), false)
             }
@@ -139,6 +143,7 @@ pub async fn run_pass(ctx: PassContext<'_>, state: SyncState, resync_requested: 
                 let Some(result) = cancellable(ctx.cancel, fetch).await else {
                     break;
                 };
+                report.requests += 1;
                 match result {
                     Ok(mut page) => {
                         let brought = page.records.len();

@@ -14,10 +14,11 @@ use tracing::Instrument;
 use super::driver::{PassContext, PassReport, run_pass};
 use super::machine::{Finish, ReadyPolicy, removal};
 use super::progress::Progress;
+use super::run_log::RunLog;
 use crate::aurinko::{AccountClient, Api, ApiError};
 use crate::config::{AccountConfig, CalendarSelection, Config, Credential, Selection};
 use crate::model::{
-    AppAccount, Calendar, Collection, CollectionKey, ErrorClass, Kind, Start, SyncState, discovered_name,
+    AppAccount, Calendar, Collection, CollectionKey, ErrorClass, Kind, RunMode, Start, SyncState, discovered_name,
 };
 use crate::store::{Backend, Change, Outcome, PageRecords, Write, Writer};
 
@@ -35,6 +36,9 @@ pub struct Engine {
     /// together do not list their calendars all at once.
     discovering: Semaphore,
     pub progress: Progress,
+    /// The run being gathered (`runs`): a catch-up's passes, or the
+    /// daemon's since its last batch.
+    runs: RunLog,
 }
 
 /// Discoveries at once, per `sync.concurrency`.
@@ -154,7 +158,17 @@ impl Engine {
         });
         let writer = Writer::start(store.clone());
         let discovering = Semaphore::new(config.sync.concurrency * DISCOVERIES_PER_CONCURRENCY);
-        Ok(Engine { config, store, writer, api, accounts, app, discovering, progress: Progress::default() })
+        Ok(Engine {
+            config,
+            store,
+            writer,
+            api,
+            accounts,
+            app,
+            discovering,
+            progress: Progress::default(),
+            runs: RunLog::new(Utc::now()),
+        })
     }
 
     /// Whether the app's accounts are discovered (`[app] accounts = "aurinko"`).
@@ -215,6 +229,22 @@ impl Engine {
         &self.writer
     }
 
+    /// The run being gathered: the daemon adds each pass.
+    pub fn runs(&self) -> &RunLog {
+        &self.runs
+    }
+
+    /// Ends the run gathered so far and stores it (nothing when it holds no
+    /// pass); runs older than `sync.runs_keep_days` go. A failure to store
+    /// it is logged: the history is not worth failing a sync for.
+    pub async fn end_run(&self, mode: RunMode) {
+        let instance = self.config.fleet.as_ref().map(|f| f.instance.clone());
+        let Some(run) = self.runs.end(mode, instance, self.config.sync.runs_keep_days, Utc::now()) else { return };
+        if let Err(e) = self.writer.change(Change::Run(run)).await {
+            tracing::warn!("the run's history was not stored: {e}");
+        }
+    }
+
     /// The configured accounts with their clients.
     pub fn accounts(&self) -> &[(AccountConfig, AccountClient)] {
         &self.accounts
@@ -247,6 +277,9 @@ impl Engine {
         });
         report.results = futures_util::future::join_all(per_account).await.into_iter().flatten().collect();
         report.results.sort_by(|a, b| a.key.cmp(&b.key));
+        for result in &report.results {
+            self.runs.record(result);
+        }
         report
     }
 

@@ -14,11 +14,13 @@ mod engine;
 mod folders;
 mod machine;
 mod progress;
+mod run_log;
 
 pub use driver::{PassReport, WRITES_IN_FLIGHT, run_pass};
 pub use engine::{AppListing, CatchUpReport, CollectionResult, Engine, Plan, Task, log_pass, span};
 pub use machine::{Action, Finish, PERMANENT_FAILURES_BEFORE_REPROVISIONING, Pass, ReadyPolicy, removal};
 pub use progress::Progress;
+pub use run_log::RunLog;
 
 #[cfg(test)]
 mod resync_requests;

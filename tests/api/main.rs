@@ -49,6 +49,7 @@ mod postgres;
 mod readers;
 mod recorder;
 mod resync;
+mod runs;
 mod secret_forms;
 mod secrets;
 mod service;

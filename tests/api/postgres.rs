@@ -103,4 +103,10 @@ async fn a_sqlite_store_copied_to_postgresql_continues_from_its_tokens_without_p
     app.assert_collection_equals_truth("work", &Collection::Email, Some("text"));
     app.assert_collection_equals_truth("work", &Collection::Contacts, None);
     app.assert_collection_equals_truth("work", &Collection::Tasks("list-1".into()), None);
+    // The history came along, and the next run is stored after it.
+    let runs = app.run_binary(&["state", "--runs", "--json"]).await;
+    assert_exit(&runs, 0);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&runs.stdout).unwrap();
+    let ids: Vec<i64> = runs.iter().map(|r| r["run_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [2, 1], "the copied catch-up, then the one on PostgreSQL");
 }

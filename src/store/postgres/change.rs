@@ -6,10 +6,10 @@ use deadpool_postgres::GenericClient;
 
 use super::super::app_accounts::{REMOVED_FROM_APP, SAVE_APP_ACCOUNT, purge, purged_tables};
 use super::super::subscriptions::{SAVE_ACCOUNT_ID, SAVE_SUBSCRIPTION};
-use super::super::{Change, StoreError, StoredSubscription};
+use super::super::{Change, StoreError, StoredSubscription, runs};
 use super::write::{clean, json};
 use super::{Postgres, dollars};
-use crate::model::{AppAccount, Calendar, EmailFolder, TaskList, discovered_name};
+use crate::model::{AppAccount, Calendar, EmailFolder, RunRecord, TaskList, discovered_name};
 
 /// Applies a change; says whether it found what it changes (only a
 /// lifecycle event for an unknown subscription answers `false`).
@@ -62,6 +62,7 @@ pub(super) async fn apply(pg: &Postgres, change: &Change, now: DateTime<Utc>) ->
             save_subscriptions(&tx, account, *aurinko_id, subscriptions, now).await
         }
         Change::AppAccounts { listed, purge_removed } => save_app_accounts(&tx, listed, *purge_removed, now).await,
+        Change::Run(run) => save_run(&tx, run).await,
         Change::Lifecycle { account, subscription, event, error } => tx
             .execute(
                 "UPDATE subscriptions SET lifecycle_event = $3, lifecycle_error = $4, lifecycle_at = $5,
@@ -75,6 +76,49 @@ pub(super) async fn apply(pg: &Postgres, change: &Change, now: DateTime<Utc>) ->
     }?;
     tx.commit().await?;
     Ok(found)
+}
+
+/// A run and its collections (`store::runs`, with SQLite's statements).
+async fn save_run(c: &impl GenericClient, run: &RunRecord) -> Result<bool, StoreError> {
+    c.execute(&dollars(runs::PRUNE), &[&runs::cutoff(run)]).await?;
+    let row = c
+        .query_one(
+            &dollars(runs::INSERT_RUN),
+            &[
+                &run.mode.as_str(),
+                &run.instance.as_deref().map(clean),
+                &run.started,
+                &run.ended,
+                &run.outcome(),
+                &(run.passes as i64),
+                &(run.pages as i64),
+                &(run.requests as i64),
+            ],
+        )
+        .await?;
+    let run_id: i64 = row.try_get(0)?;
+    let insert = dollars(runs::INSERT_COLLECTION);
+    for r in &run.collections {
+        c.execute(
+            &insert,
+            &[
+                &run_id,
+                &clean(&r.key.account),
+                &r.key.kind.as_str(),
+                &clean(&r.key.id),
+                &(r.passes as i64),
+                &(r.upserted as i64),
+                &(r.deleted as i64),
+                &(r.swept as i64),
+                &(r.pages as i64),
+                &(r.requests as i64),
+                &r.outcome.as_str(),
+                &r.error.as_deref().map(clean),
+            ],
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 async fn save_calendars(

@@ -27,6 +27,8 @@ const TABLES: &[&str] = &[
     "contacts",
     "tasks",
     "subscriptions",
+    "runs",
+    "run_collections",
 ];
 
 /// Rows sent at once: their inserts are pipelined on the connection.
@@ -69,6 +71,13 @@ async fn copy(pg: &Postgres, source: &Store) -> Result<Copied, StoreError> {
     }
     source.conn().execute_batch("ROLLBACK")?;
     result?;
+    // The copied run ids are explicit: the next stored run continues after
+    // them.
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence('runs', 'run_id'), coalesce(max(run_id), 0) + 1, false) FROM runs",
+        &[],
+    )
+    .await?;
     tx.commit().await?;
     Ok(copied)
 }

@@ -37,7 +37,7 @@ pub use copy::Copied;
 
 use super::{
     AccountRows, Backend, Change, CommitStats, Fences, Fleet, Report, ResyncFilter, Schedule, StoreError, StoredEvent,
-    StoredInstance, StoredRecord, Transaction, Write,
+    StoredInstance, StoredRecord, StoredRun, Transaction, Write,
 };
 use crate::model::{CollectionKey, ErrorClass, Kind, SyncState};
 
@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../../state/postgres/0004_keep_deleted.sql")),
     (5, include_str!("../../../state/postgres/0005_event_instances.sql")),
     (6, include_str!("../../../state/postgres/0006_child_views.sql")),
+    (7, include_str!("../../../state/postgres/0007_runs.sql")),
 ];
 
 /// Connections: the writer's, and a few for the daemon's reads (the health
@@ -372,6 +373,10 @@ impl Backend for Postgres {
 
     fn instances(&self, account: &str) -> Result<Vec<StoredInstance>, StoreError> {
         self.block_on(read::instances(self, account))
+    }
+
+    fn runs(&self, limit: u32) -> Result<Vec<StoredRun>, StoreError> {
+        self.block_on(read::runs(self, limit))
     }
 
     fn records(&self, account: &str, kind: Kind) -> Result<Vec<StoredRecord>, StoreError> {

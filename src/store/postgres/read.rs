@@ -13,7 +13,7 @@ use super::super::write::LOAD_STATE;
 use super::super::write::timestamp;
 use super::super::{
     AccountReport, CollectionReport, InstanceReport, Report, Schedule, StoreError, StoredEvent, StoredInstance,
-    StoredRecord,
+    StoredRecord, StoredRun,
 };
 use super::{Postgres, dollars};
 use crate::model::{CollectionKey, Cursor, Kind, Phase, RangeDays, SyncState, Window};
@@ -252,6 +252,40 @@ pub(super) async fn instances(pg: &Postgres, account: &str) -> Result<Vec<Stored
             })
         })
         .collect()
+}
+
+/// The last `limit` runs, newest first, times as SQLite's store writes them.
+pub(super) async fn runs(pg: &Postgres, limit: u32) -> Result<Vec<StoredRun>, StoreError> {
+    let c = pg.client().await?;
+    let rows = c.query(&dollars(super::super::runs::LAST_RUNS), &[&i64::from(limit)]).await?;
+    let failed = dollars(super::super::runs::FAILED_IN_RUN);
+    let mut runs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let run_id: i64 = r.try_get(0)?;
+        let failed = c
+            .query(&failed, &[&run_id])
+            .await?
+            .iter()
+            .map(|f| Ok((f.try_get(0)?, f.try_get(1)?, f.try_get(2)?, f.try_get(3)?)))
+            .collect::<Result<_, StoreError>>()?;
+        runs.push(StoredRun {
+            run_id,
+            mode: r.try_get(1)?,
+            instance: r.try_get(2)?,
+            started_at: timestamp(r.try_get(3)?),
+            ended_at: timestamp(r.try_get(4)?),
+            outcome: r.try_get(5)?,
+            passes: r.try_get(6)?,
+            pages: r.try_get(7)?,
+            requests: r.try_get(8)?,
+            collections: r.try_get(9)?,
+            upserted: r.try_get(10)?,
+            deleted: r.try_get(11)?,
+            swept: r.try_get(12)?,
+            failed,
+        });
+    }
+    Ok(runs)
 }
 
 /// A `timestamptz` as the SQLite store writes it: an all-day date as
