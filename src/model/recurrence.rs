@@ -205,8 +205,10 @@ fn try_expand(master: &Value, window: &Window, taken: &BTreeSet<String>) -> Resu
                 return Err("a rule spanning lines".into());
             }
             if rule.starts_with("FREQ=") {
-                lines.push(format!("RRULE:{rule}"));
-            } else if ["RRULE", "EXDATE", "RDATE", "EXRULE"].iter().any(|p| rule.starts_with(p)) {
+                lines.push(format!("RRULE:{}", utc_until(rule, &first)));
+            } else if rule.starts_with("RRULE") || rule.starts_with("EXRULE") {
+                lines.push(utc_until(rule, &first));
+            } else if rule.starts_with("EXDATE") || rule.starts_with("RDATE") {
                 lines.push(rule.to_string());
             } // DTSTART and anything else: the start comes from the record.
         }
@@ -273,6 +275,34 @@ fn try_expand(master: &Value, window: &Window, taken: &BTreeSet<String>) -> Resu
         slots.push(slot);
     }
     Ok(Expansion { slots, unreadable: None, limited: result.limited })
+}
+
+/// A rule's `UNTIL` in UTC, as the expansion needs it: RFC 5545 lets it be
+/// a date (an all-day series' last day, as Google writes it) or a local
+/// time; both are read in the series' zone (the whole last day counts).
+fn utc_until(rule: &str, first: &First) -> String {
+    let parts: Vec<String> = rule
+        .split(';')
+        .map(|part| {
+            let Some(value) = part.strip_prefix("UNTIL=") else { return part.to_string() };
+            let local = if value.len() == 8 {
+                NaiveDate::parse_from_str(value, "%Y%m%d").ok().and_then(|d| d.and_hms_opt(23, 59, 59))
+            } else if !value.ends_with('Z') {
+                NaiveDateTime::parse_from_str(value, "%Y%m%dT%H%M%S").ok()
+            } else {
+                None
+            };
+            let Some(local) = local else { return part.to_string() };
+            let utc = match first {
+                First::Timed { zone, .. } => {
+                    zone.from_local_datetime(&local).latest().map(|t| t.with_timezone(&Utc)).unwrap_or(local.and_utc())
+                }
+                First::AllDay(_) => local.and_utc(),
+            };
+            format!("UNTIL={}", utc.format("%Y%m%dT%H%M%SZ"))
+        })
+        .collect();
+    parts.join(";")
 }
 
 fn instant_or_date(t: DateTime<Utc>, all_day: bool) -> String {

@@ -217,3 +217,26 @@ fn an_occurrence_names_its_master_and_slot() {
         "originalStart": {"dateTime": "2026-11-09T10:00:00+02:00"}}});
     assert_eq!(occurrence_of(&occurrence), (Some("m1".into()), Some("2026-11-09T08:00:00.000Z".into())));
 }
+
+#[test]
+fn an_all_day_series_with_a_date_until_and_a_timed_one_with_a_local_until() {
+    // Google writes an all-day series' UNTIL as a date.
+    let master = json!({
+        "id": "m",
+        "start": {"dateOnly": "2026-03-02"}, "end": {"dateOnly": "2026-03-03"},
+        "recurrence": {"ical": {"rules": ["RRULE:FREQ=WEEKLY;UNTIL=20260316"]}}
+    });
+    let e = expand(&master, &wide(), &none());
+    assert_eq!(e.unreadable, None);
+    assert_eq!(starts(&e), ["2026-03-02", "2026-03-09", "2026-03-16"]);
+    // EXDATE in the series' zone.
+    let master = json!({
+        "id": "m",
+        "start": {"dateTime": "2026-03-02T09:00:00+01:00", "timezone": "Europe/Paris"},
+        "end": {"dateTime": "2026-03-02T10:00:00+01:00", "timezone": "Europe/Paris"},
+        "recurrence": {"ical": {"rules": ["RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE;TZID=Europe/Paris:20260309T090000"]}}
+    });
+    let e = expand(&master, &wide(), &none());
+    assert_eq!(e.unreadable, None);
+    assert_eq!(starts(&e), ["2026-03-02T08:00:00.000Z", "2026-03-16T08:00:00.000Z"]);
+}
