@@ -55,7 +55,12 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     // One page per command, subcommands included, named after their path
     // (`aurinko-sync-store-copy.1`); no page for clap's `help` command.
-    clap_mangen::generate_to(aurinko_sync::cli::command(), &man)?;
+    // Every page's footer names the product and its version (clap gives
+    // subcommands no version of their own).
+    let mut cmd = aurinko_sync::cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let source = format!("{BIN} {}", cmd.get_version().unwrap_or_default());
+    write_pages(cmd, &source, &man)?;
     let mut cmd = aurinko_sync::cli::command();
     for shell in SHELLS {
         clap_complete::generate_to(shell, &mut cmd, BIN, &completions)?;
@@ -70,9 +75,19 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The man page of `cmd` and of each of its visible subcommands, all levels.
+fn write_pages(cmd: clap::Command, source: &str, dir: &Path) -> std::io::Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub.clone(), source, dir)?;
+    }
+    clap_mangen::Man::new(cmd).source(source).generate_to(dir)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap_complete::Generator;
 
     /// Every command and its path (`aurinko-sync store copy`), as clap
     /// builds them.
