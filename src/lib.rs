@@ -29,6 +29,9 @@
 //! The fake Aurinko the tests, the benchmark and `demo` run against is the
 //! `aurinko-fake` crate (`crates/aurinko-fake`), a dev-dependency, and a
 //! dependency only with the default-on `fake` feature (`demo`, `fake`).
+//! The Debian package's man pages and shell completions are generated from
+//! [`cli::command()`] by the `cli-docs` crate (`crates/cli-docs`), so the
+//! product binary carries no generator.
 //!
 //! A page's data flows: response (`aurinko`) -> records (`model::parse_*`)
 //! -> machine (`sync::machine`, which decides the [`model::Commit`]) ->

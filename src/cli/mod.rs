@@ -169,6 +169,13 @@ pub enum StoreCommand {
     },
 }
 
+/// The whole command line as clap sees it (every command, option and help
+/// line), for what is generated from it at packaging time: the man pages and
+/// shell completions (`crates/cli-docs`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// How a command ended, as an exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Exit {
