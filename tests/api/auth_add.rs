@@ -53,10 +53,10 @@ struct Running {
     stderr: tokio::task::JoinHandle<Vec<u8>>,
 }
 
-struct Ended {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Ended {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl AuthApp {
@@ -71,24 +71,8 @@ impl AuthApp {
         if trace {
             cmd.env("RUST_LOG", "trace");
         }
-        cmd.env(SECRET_ENV, client_secret)
-            .env_remove("AURINKO_CLIENT_ID")
-            .env_remove("AURINKO_CLIENT_SECRET")
-            // No desktop: no browser is started.
-            .env_remove("DISPLAY")
-            .env_remove("WAYLAND_DISPLAY")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("auth add starts");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = stderr.read_to_end(&mut bytes).await;
-            bytes
-        });
-        Running { child, lines, stdout: String::new(), stderr }
+        cmd.env(SECRET_ENV, client_secret);
+        Running::spawn(cmd)
     }
 
     fn token_path(&self, name: &str) -> PathBuf {
@@ -107,7 +91,39 @@ impl AuthApp {
     }
 }
 
+/// Runs `auth add` from `cmd` (the binary with its arguments) and plays the browser: the
+/// address it prints is requested, and the redirect followed back to its listener. How it
+/// ended.
+pub async fn authorize_in_browser(cmd: tokio::process::Command) -> Ended {
+    let mut run = Running::spawn(cmd);
+    let url = run.authorize_url().await;
+    let response = browser().get(&url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "the listener answers the browser");
+    run.finish().await
+}
+
 impl Running {
+    /// Starts `cmd` without the app's credentials in the environment and without a desktop
+    /// (so no browser is started), its output piped.
+    fn spawn(mut cmd: tokio::process::Command) -> Running {
+        cmd.env_remove("AURINKO_CLIENT_ID")
+            .env_remove("AURINKO_CLIENT_SECRET")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("auth add starts");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = stderr.read_to_end(&mut bytes).await;
+            bytes
+        });
+        Running { child, lines, stdout: String::new(), stderr }
+    }
+
     /// The authorize address, the first line of stdout that is one.
     async fn authorize_url(&mut self) -> String {
         loop {
