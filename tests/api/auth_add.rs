@@ -67,12 +67,17 @@ impl AuthApp {
     /// `auth add` with `args`, the app's secret as given, logging at trace level when
     /// `trace` (else errors alone are on stderr).
     fn start_with(&self, args: &[&str], client_secret: &str, trace: bool) -> Running {
+        self.start_env(args, client_secret, trace, &[])
+    }
+
+    /// [`start_with`](Self::start_with), with `env` set too.
+    fn start_env(&self, args: &[&str], client_secret: &str, trace: bool, env: &[(&str, &str)]) -> Running {
         let mut cmd = self.app.command(&[&["auth", "add"], args].concat());
         if trace {
             cmd.env("RUST_LOG", "trace");
         }
         cmd.env(SECRET_ENV, client_secret);
-        Running::spawn(cmd)
+        Running::spawn(cmd, env)
     }
 
     fn token_path(&self, name: &str) -> PathBuf {
@@ -95,7 +100,7 @@ impl AuthApp {
 /// address it prints is requested, and the redirect followed back to its listener. How it
 /// ended.
 pub async fn authorize_in_browser(cmd: tokio::process::Command) -> Ended {
-    let mut run = Running::spawn(cmd);
+    let mut run = Running::spawn(cmd, &[]);
     let url = run.authorize_url().await;
     let response = browser().get(&url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "the listener answers the browser");
@@ -105,11 +110,13 @@ pub async fn authorize_in_browser(cmd: tokio::process::Command) -> Ended {
 impl Running {
     /// Starts `cmd` without the app's credentials in the environment and without a desktop
     /// (so no browser is started), its output piped.
-    fn spawn(mut cmd: tokio::process::Command) -> Running {
+    /// `env`: variables set after that (the app's credentials, for a test of them).
+    fn spawn(mut cmd: tokio::process::Command, env: &[(&str, &str)]) -> Running {
         cmd.env_remove("AURINKO_CLIENT_ID")
             .env_remove("AURINKO_CLIENT_SECRET")
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -203,6 +210,17 @@ async fn auth_add_connects_an_account_the_next_catch_up_syncs() {
     let mut t = auth_app().await;
     let mut run = t.start_with(&["mine", "--service", "google"], &t.client_secret, true);
     let url = run.authorize_url().await;
+    // What a browser asks for besides the callback changes nothing: a 404, and the wait goes on.
+    let return_url = reqwest::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "returnUrl")
+        .map(|(_, v)| v.into_owned())
+        .expect("a returnUrl");
+    for unrelated in ["/favicon.ico", "/callback", "/callback?keep=1", "/"] {
+        let stray = return_url.replace("/callback", unrelated);
+        assert_eq!(browser().get(&stray).send().await.unwrap().status().as_u16(), 404, "{stray}");
+    }
     let response = browser().get(&url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "the listener answers the browser");
     let callback = response.url().clone();
@@ -356,4 +374,32 @@ async fn auth_add_timeout_and_a_taken_name_write_nothing() {
     ended.assert_refused(2, "an account named \"work\" is already configured");
     assert!(t.app.fake.authorizations().is_empty());
     t.assert_nothing_written();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_add_takes_the_app_s_credentials_from_the_environment() {
+    let t = auth_app().await;
+    // A configuration without [app]: the credentials come from the environment alone.
+    let without_app = t.app.config_text("");
+    std::fs::write(&t.app.config_path, &without_app).unwrap();
+    let env = [("AURINKO_CLIENT_ID", APP_CLIENT_ID), ("AURINKO_CLIENT_SECRET", t.client_secret.as_str())];
+    let mut run = t.start_env(&["envy", "--service", "EWS"], "unused", true, &env);
+    let url = run.authorize_url().await;
+    assert_eq!(browser().get(&url).send().await.unwrap().status().as_u16(), 200);
+    let ended = run.finish().await;
+    assert_eq!(ended.code, Some(0), "stdout:\n{}\nstderr:\n{}", ended.stdout, ended.stderr);
+    let token = std::fs::read_to_string(t.token_path("envy")).unwrap().trim().to_string();
+    assert!(t.app.fake.account_id(&token).is_some());
+    let config = std::fs::read_to_string(&t.app.config_path).unwrap();
+    assert!(config.starts_with(&without_app), "{config}");
+    let secrets = [Secret::new("account token", &token), Secret::new("client secret", &t.client_secret)];
+    let haystack = [
+        ("stdout".to_string(), ended.stdout.into_bytes()),
+        ("stderr (trace)".to_string(), ended.stderr.into_bytes()),
+        ("configuration".to_string(), config.into_bytes()),
+    ];
+    assert_no_leaks(&haystack, &secrets);
+    // One of the two alone is refused before anything is asked.
+    let run = t.start_env(&["other", "--service", "EWS"], "unused", false, &env[..1]);
+    run.finish().await.assert_refused(2, "AURINKO_CLIENT_ID is set but AURINKO_CLIENT_SECRET is not");
 }
