@@ -114,11 +114,7 @@ pub async fn add(config_path: &Path, args: AddArgs) -> Exit {
 async fn run(config_path: &Path, args: AddArgs) -> Result<(), Failure> {
     let scopes = scopes(&args.scopes)?;
     let syncs = syncs_of(&scopes)?;
-    let text = match std::fs::read_to_string(config_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(usage(crate::user_terms::io_message(&e, config_path))),
-    };
+    let text = read_config(config_path).map_err(usage)?;
     let dir = match config_path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -205,8 +201,12 @@ async fn run(config_path: &Path, args: AddArgs) -> Result<(), Failure> {
         _ => failed(format!("exchanging the code failed: {e}; nothing was written")),
     })?;
 
+    // Read again: an edit made while the browser was busy is kept, and checked like the rest.
+    let text = read_config(config_path).map_err(failed)?;
     let edited = entry::add(&text, &draft(connected.account_id))
-        .map_err(|e| failed(format!("{}: {e}", config_path.display())))?;
+        .map_err(|e| failed(format!("{}: {e}; nothing was written", config_path.display())))?;
+    Config::check_without_tokens(&edited, &dir)
+        .map_err(|e| failed(format!("{} with the new entry: {e}; nothing was written", config_path.display())))?;
     token_file::write(&token_path, &connected.access_token).map_err(failed)?;
     if let Err(e) = entry::write_atomically(config_path, &edited) {
         let _ = std::fs::remove_file(&token_path);
@@ -216,6 +216,15 @@ async fn run(config_path: &Path, args: AddArgs) -> Result<(), Failure> {
     outln!("Connected {}{id}: token in {}, entry added to {}.", args.name, token_path.display(), config_path.display());
     outln!("Next: aurinko-sync --config {} run --catch-up", config_path.display());
     Ok(())
+}
+
+/// The configuration's text; empty when there is no file yet (one is started).
+fn read_config(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(crate::user_terms::io_message(&e, path)),
+    }
 }
 
 /// The scopes asked for: `--scopes` (comma or space separated, repeatable; names as Aurinko

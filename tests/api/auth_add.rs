@@ -290,6 +290,9 @@ async fn auth_add_no_browser_takes_the_pasted_redirect_and_configures_what_the_s
     let url = run.authorize_url().await;
     let redirect = redirect_of(&url).await;
     assert_eq!(redirect.as_str().split('?').next(), Some("http://127.0.0.1/callback"));
+    // An edit made while the command waits is kept.
+    let edited = format!("{}# Edited while auth add waited.\n", t.original);
+    std::fs::write(&t.app.config_path, &edited).unwrap();
     run.paste(redirect.as_str()).await;
     let ended = run.finish().await;
     assert_eq!(ended.code, Some(0), "stdout:\n{}\nstderr:\n{}", ended.stdout, ended.stderr);
@@ -298,7 +301,9 @@ async fn auth_add_no_browser_takes_the_pasted_redirect_and_configures_what_the_s
     assert_eq!(asked[0].service_type, "IMAP");
     let token = std::fs::read_to_string(t.token_path("pasted")).unwrap().trim().to_string();
     assert!(t.app.fake.account_id(&token).is_some());
-    let parsed: toml::Table = toml::from_str(&std::fs::read_to_string(&t.app.config_path).unwrap()).unwrap();
+    let config = std::fs::read_to_string(&t.app.config_path).unwrap();
+    assert!(config.contains("# Edited while auth add waited.\n"), "{config}");
+    let parsed: toml::Table = toml::from_str(&config).unwrap();
     let entry = parsed["accounts"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((entry["name"].as_str(), entry["contacts"].as_bool()), (Some("pasted"), Some(true)));
 }
