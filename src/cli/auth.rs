@@ -119,6 +119,13 @@ async fn run(config_path: &Path, args: AddArgs) -> Result<(), Failure> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !dir.is_dir() {
+        return Err(usage(format!(
+            "{}: the configuration's directory {} does not exist",
+            config_path.display(),
+            dir.display()
+        )));
+    }
     let env = |var: &str| std::env::var(var).ok();
     let settings = connect_settings(&text, &dir, &env).map_err(|e| usage(format!("{}: {e}", config_path.display())))?;
     let app = app_credentials(settings.app, &env)?;

@@ -408,3 +408,17 @@ async fn auth_add_takes_the_app_s_credentials_from_the_environment() {
     let run = t.start_env(&["other", "--service", "EWS"], "unused", false, &env[..1]);
     run.finish().await.assert_refused(2, "AURINKO_CLIENT_ID is set but AURINKO_CLIENT_SECRET is not");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_add_refuses_a_configuration_in_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("missing/aurinko-sync.toml");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aurinko-sync"));
+    cmd.arg("--config").arg(&config).args(["auth", "add", "first", "--service", "Google"]).current_dir(dir.path());
+    cmd.env_remove("RUST_LOG").kill_on_drop(true);
+    let credentials = [("AURINKO_CLIENT_ID", "app-id"), ("AURINKO_CLIENT_SECRET", "app-secret")];
+    let ended = Running::spawn(cmd, &credentials).finish().await;
+    ended.assert_refused(2, "the configuration's directory");
+    assert!(!ended.stdout.contains("http"), "nothing asked: {}", ended.stdout);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+}
