@@ -221,9 +221,17 @@ async fn auth_add_connects_an_account_the_next_catch_up_syncs() {
         let stray = return_url.replace("/callback", unrelated);
         assert_eq!(browser().get(&stray).send().await.unwrap().status().as_u16(), 404, "{stray}");
     }
+    // Connections held open without a request (more than the listener keeps) cannot keep
+    // the browser out.
+    let listener_addr = reqwest::Url::parse(&return_url).unwrap().socket_addrs(|| None).unwrap()[0];
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(listener_addr).await.unwrap());
+    }
     let response = browser().get(&url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "the listener answers the browser");
     let callback = response.url().clone();
+    drop(idle);
     let ended = run.finish().await;
     assert_eq!(ended.code, Some(0), "stdout:\n{}\nstderr:\n{}", ended.stdout, ended.stderr);
 

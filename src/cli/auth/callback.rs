@@ -3,7 +3,8 @@
 //!
 //! Anything on the machine can reach a loopback port, so the listener is bounded like the
 //! service's: HTTP/1.1 only, a request head within [`HEAD_TIMEOUT`] and at most [`MAX_BUF`]
-//! bytes, at most [`MAX_CONNECTIONS`] connections at once (more are closed at once), no
+//! bytes, at most [`MAX_CONNECTIONS`] connections at once (at the cap the oldest is closed to
+//! make room, so idle connections held open cannot keep the browser out), no
 //! request body read. Requests that are not the callback (`/favicon.ico`, a probe) get a 404
 //! and change nothing; the first that is ends the wait, and every later one is turned away.
 //! Whether the callback is genuine (its `state`) is for the caller to check.
@@ -17,7 +18,7 @@ use axum::body::Body;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The path of the return URL on the listener.
@@ -134,7 +135,6 @@ impl Listener {
     pub async fn wait(self, timeout: Duration) -> Result<Callback, WaitError> {
         let (sender, mut received) = oneshot::channel::<(Callback, u64)>();
         let sender = Arc::new(Mutex::new(Some(sender)));
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut connections: HashMap<u64, JoinHandle<()>> = HashMap::new();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -143,9 +143,15 @@ impl Listener {
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    // At the cap the newcomer is closed; the callback's own browser retries.
-                    let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
                     connections.retain(|_, handle| !handle.is_finished());
+                    // At the cap the oldest goes: the browser's request is answered at once,
+                    // so the oldest is one that has been held open without one.
+                    let oldest = connections.keys().min().copied();
+                    if let Some(oldest) = oldest.filter(|_| connections.len() >= MAX_CONNECTIONS)
+                        && let Some(handle) = connections.remove(&oldest)
+                    {
+                        handle.abort();
+                    }
                     next_id += 1;
                     let id = next_id;
                     let sender = sender.clone();
@@ -155,7 +161,6 @@ impl Listener {
                     let connection = builder.serve_connection(TokioIo::new(stream), service);
                     connections.insert(id, tokio::spawn(async move {
                         let _ = connection.await;
-                        drop(permit);
                     }));
                 }
                 got = &mut received => match got {
