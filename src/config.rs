@@ -6,6 +6,7 @@
 //! names the key, so an operator can fix it without reading the source.
 
 mod app;
+mod connect;
 #[cfg(test)]
 mod documented;
 mod fleet;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use app::AppConfig;
 use app::{RawApp, validate_app};
+pub use connect::{ConnectSettings, connect_settings};
 pub use fleet::{FleetConfig, check_instance_id, default_instance_id};
 use fleet::{RawFleet, validate_fleet};
 use secrecy::SecretString;

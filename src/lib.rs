@@ -12,7 +12,8 @@
 //!   HTTP client's builder).
 //! - [`config`]: the TOML file, validated before any request is sent.
 //! - [`aurinko`]: the HTTP client: auth, error classification (once, at the
-//!   boundary), per-account rate limiting, retries with jitter.
+//!   boundary), per-account rate limiting, retries with jitter; the OAuth
+//!   flow's authorize URL and code exchange.
 //! - [`store`]: what the sync needs from a store (`store::Backend`), the
 //!   writer thread that is its only write path, and the two backends behind
 //!   them, SQLite and PostgreSQL: migrations, a page and its token in one
@@ -24,7 +25,10 @@
 //!   metrics and systemd notifications; the app's account list (app mode)
 //!   and a fleet instance's leases.
 //! - [`cli`]: the `aurinko-sync` commands (`run`, `state`, `store copy`,
-//!   `demo`, ...), and where the configured store is opened.
+//!   `auth add`, `demo`, ...), and where the configured store is opened;
+//!   `auth add` runs the OAuth flow (its loopback listener, the token file,
+//!   the `[[accounts]]` entry added with `toml_edit`) around the two HTTP
+//!   ends in `aurinko` (`aurinko::oauth`).
 //!
 //! The fake Aurinko the tests, the benchmark and `demo` run against is the
 //! `aurinko-fake` crate (`crates/aurinko-fake`), a dev-dependency, and a

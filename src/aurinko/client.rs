@@ -169,7 +169,7 @@ impl Api {
     /// climb with them even percent-encoded), and an empty one would make
     /// `//`. The request fails as permanent, so only the collection that
     /// holds such an id fails.
-    fn url(&self, endpoint: Endpoint, segments: &[&str]) -> Result<Url, ApiError> {
+    pub(super) fn url(&self, endpoint: Endpoint, segments: &[&str]) -> Result<Url, ApiError> {
         if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
             return Err(ApiError {
                 class: ErrorClass::Permanent,
@@ -186,6 +186,11 @@ impl Api {
 }
 
 impl AccountClient {
+    /// The shared side this client sends through.
+    pub(super) fn api(&self) -> &Api {
+        &self.api
+    }
+
     /// `GET /calendars`, following `nextPageToken` to the end; with
     /// `with_shared`, calendars shared with the user are listed too.
     pub async fn list_calendars(&self, with_shared: bool) -> Result<Vec<Calendar>, ApiError> {
@@ -428,7 +433,7 @@ impl AccountClient {
     /// An error as it may be logged, shown and stored: server text in it
     /// (Aurinko's message and code, what a decoder quoted from a body) made
     /// inert, and the account's token redacted wherever a server echoed it.
-    fn inert_error(&self, e: ApiError) -> ApiError {
+    pub(super) fn inert_error(&self, e: ApiError) -> ApiError {
         let clean = |s: &str| inert(&self.redacted(s)).into_owned();
         ApiError { message: clean(&e.message), code: e.code.as_deref().map(clean), ..e }
     }
@@ -445,7 +450,7 @@ impl AccountClient {
         }
     }
 
-    async fn attempt<T>(
+    pub(super) async fn attempt<T>(
         &self,
         endpoint: Endpoint,
         method: Method,
@@ -545,7 +550,7 @@ impl AccountClient {
 /// an object is refused first.
 /// [`decode_object`] for owned types: as a plain function it can be passed
 /// where a decoder must take a body of any lifetime.
-fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub(super) fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     decode_object(body)
 }
 

@@ -23,6 +23,10 @@ pub enum Endpoint {
     AppAccounts,
     Subscriptions,
     Folders,
+    /// `GET /auth/authorize`: only ever a URL for a browser, never requested here.
+    Authorize,
+    /// `POST /auth/token/{code}`: the OAuth code's exchange for an account token.
+    AuthToken,
 }
 
 impl Endpoint {
@@ -39,6 +43,8 @@ impl Endpoint {
             Endpoint::AppAccounts => "app_accounts",
             Endpoint::Subscriptions => "subscriptions",
             Endpoint::Folders => "folders",
+            Endpoint::Authorize => "auth_authorize",
+            Endpoint::AuthToken => "auth_token",
         }
     }
 

@@ -7,6 +7,7 @@
 //! reader of a pipe has gone.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod auth;
 #[cfg(feature = "fake")]
 mod demo;
 #[cfg(feature = "fake")]
@@ -43,7 +44,7 @@ const MAX_BLOCKING_THREADS: usize = 32;
     about = "Keeps a local SQLite copy of Aurinko calendars, mail, contacts and tasks up to date"
 )]
 pub struct Cli {
-    /// Configuration file (for run, state and subscribe; given before the command).
+    /// Configuration file (for run, state, subscribe and auth; given before the command).
     // Not global: `demo` and `fake` read no configuration and do not offer it.
     #[arg(long, env = "AURINKO_SYNC_CONFIG", default_value = "aurinko-sync.toml")]
     pub config: PathBuf,
@@ -120,6 +121,11 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Connect accounts through Aurinko's OAuth flow.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Start a fake Aurinko on loopback, sync it into aurinko-demo.db and show the result.
     #[cfg(feature = "fake")]
     Demo {
@@ -166,6 +172,37 @@ pub enum StoreCommand {
         /// The schema to copy into (created if missing; default public).
         #[arg(long, value_name = "NAME")]
         schema: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Connect a mailbox through Aurinko's OAuth flow in a browser, write its token to a
+    /// private file and add its [[accounts]] entry to the configuration (comments kept). The
+    /// app's credentials come from [app] or AURINKO_CLIENT_ID and AURINKO_CLIENT_SECRET.
+    Add {
+        /// The account's local name (letters, digits, '-', '_', '.'), new in the configuration.
+        name: String,
+        /// The mailbox's service.
+        #[arg(long, value_enum, ignore_case = true)]
+        service: auth::Service,
+        /// Aurinko scopes to ask for (comma separated; default Calendar.Read). The entry syncs
+        /// what they allow: calendars, mail (Mail.Read/ReadWrite/All), contacts, tasks.
+        #[arg(long, value_name = "SCOPES", num_args = 1..)]
+        scopes: Vec<String>,
+        /// The loopback port of the return URL (http://127.0.0.1:PORT/callback), for an app
+        /// whose return URL is registered with a fixed port; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Run no listener: paste the address the browser ends at on stdin instead.
+        #[arg(long)]
+        no_browser: bool,
+        /// Where the token goes (default: tokens/NAME.token beside the configuration).
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
+        /// How long to wait for the browser (or the pasted address), in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
     },
 }
 
@@ -250,6 +287,13 @@ pub fn main() -> ExitCode {
         match command {
             Command::Run { catch_up, instance } => run::run(&cli.config, catch_up, instance).await,
             Command::Subscribe => subscribe::subscribe(&cli.config).await,
+            Command::Auth {
+                command: AuthCommand::Add { name, service, scopes, port, no_browser, token_file, timeout },
+            } => {
+                let timeout = std::time::Duration::from_secs(timeout);
+                let args = auth::AddArgs { name, service, scopes, port, no_browser, token_file, timeout };
+                auth::add(&cli.config, args).await
+            }
             #[cfg(feature = "fake")]
             Command::Demo { events, calendars, db } => demo::demo(events, calendars, &db).await,
             #[cfg(feature = "fake")]

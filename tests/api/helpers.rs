@@ -131,7 +131,7 @@ pub const SIGNING_SECRET: &str = "whsec-T3ST-S3CR3T-signing";
 /// encodings change (`+/=%"` and a space).
 pub const APP_CLIENT_ID: &str = "test-app-client";
 pub const APP_SECRET: &str = "app-S3CR3T +/=%\"-Basic";
-const APP_SECRET_ENV: &str = "TEST_APP_SECRET";
+pub const APP_SECRET_ENV: &str = "TEST_APP_SECRET";
 
 impl Default for Setup {
     fn default() -> Self {

@@ -23,6 +23,7 @@ macro_rules! on_each_store {
 
 mod accounts;
 mod app_mode;
+mod auth_add;
 mod catch_up;
 mod closed_pipe;
 mod config_errors;

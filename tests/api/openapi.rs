@@ -154,11 +154,15 @@ impl Spec {
         }
     }
 
-    /// A parameter's text, read as its schema's type says, against the schema.
+    /// A parameter's text, read as its schema's type says, against the schema. An array
+    /// (`authorize`'s `scopes`) is the "space separated list" its description says, one
+    /// parameter, as Aurinko's documentation sends it.
     fn check_text(&self, schema: &Value, text: &str, what: &str) -> Vec<String> {
         let schema = self.resolve(schema);
         let types = schema_types(&schema);
-        let value = if types.iter().any(|t| t == "integer") {
+        let value = if types.iter().any(|t| t == "array") {
+            Value::Array(text.split(' ').filter(|item| !item.is_empty()).map(Value::from).collect())
+        } else if types.iter().any(|t| t == "integer") {
             text.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(text))
         } else if types.iter().any(|t| t == "boolean") {
             match text {

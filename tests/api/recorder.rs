@@ -44,9 +44,18 @@ struct Upstream {
 /// Bodies larger than this are not something the fake sends.
 const MAX_BODY: usize = 16 << 20;
 
-/// Headers worth passing on in either direction.
-const FORWARDED: [&str; 7] =
-    ["authorization", "content-type", "accept", "retry-after", "www-authenticate", "allow", "x-aurinko-account-id"];
+/// Headers worth passing on in either direction (`location`: the OAuth flow's redirect,
+/// passed on to the browser rather than followed here).
+const FORWARDED: [&str; 8] = [
+    "authorization",
+    "content-type",
+    "accept",
+    "retry-after",
+    "www-authenticate",
+    "allow",
+    "x-aurinko-account-id",
+    "location",
+];
 
 impl Recorder {
     /// Proxies to `upstream_base` (`http://HOST:PORT/v1`).
@@ -61,7 +70,7 @@ impl Recorder {
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let upstream = Upstream {
             origin,
-            http: aurinko_sync::http_client::builder().build().unwrap(),
+            http: aurinko_sync::http_client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             exchanges: exchanges.clone(),
             intercept,
         };

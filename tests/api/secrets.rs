@@ -6,7 +6,9 @@
 //! variables and from files, each kind both ways (two tests); the run goes
 //! through every fault, the daemon with the webhook receiver (signed and
 //! badly signed requests), `subscribe`, a token refused with 401, and
-//! `state`, each command with its exit code checked.
+//! `state`, each command with its exit code checked. `auth add`'s output,
+//! trace log and the configuration it writes are searched the same way for
+//! the token it receives and the app's client secret (`auth_add.rs`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
@@ -41,7 +43,7 @@ async fn secrets_from_files_and_the_environment_never_reach_output_logs_state_or
 /// A fresh secret: random alphanumerics around `+/=%"` (and a space, which
 /// a signing secret may hold and a token may not: no header value can), so
 /// that every piece of it is mostly random (see `secret_forms.rs`).
-fn secret(space: bool) -> String {
+pub fn secret(space: bool) -> String {
     let mut out = String::new();
     for (i, fixed) in ["+/", "=%\"", if space { " " } else { "" }, "=", ""].iter().enumerate() {
         let random = RandomState::new().hash_one(i);
@@ -104,7 +106,7 @@ impl Hunt {
 
 /// Fails naming every place (up to three per haystack) where a form of one
 /// of `secrets` shows.
-fn assert_no_leaks(haystack: &[(String, Vec<u8>)], secrets: &[Secret]) {
+pub fn assert_no_leaks(haystack: &[(String, Vec<u8>)], secrets: &[Secret]) {
     let search = Search::new(secrets);
     let leaks: Vec<String> = haystack
         .iter()

@@ -26,6 +26,17 @@ pub(crate) struct AppCredentials {
     secret: String,
 }
 
+impl AppCredentials {
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Whether Basic `id:secret` are these credentials.
+    pub(crate) fn accepts(&self, id: &str, secret: &str) -> bool {
+        id == self.client_id && secret == self.secret
+    }
+}
+
 /// Who a request says it is, before anything is checked.
 #[derive(Clone, Debug, Default)]
 pub(crate) enum Credentials {

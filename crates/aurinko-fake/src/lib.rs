@@ -11,6 +11,8 @@
 //!   `POST /v1/tasklists/{id}/sync?skipCompletedBeforeDate=` and
 //!   `GET /v1/tasklists/{id}/sync/{updated,deleted}` (`SyncTasksPage`, `DeletedPage`);
 //! - `GET /v1/account` (`ApiAccountOutDto`);
+//! - the account OAuth flow: `GET /v1/auth/authorize` (consent given at once, or refused on
+//!   request) and `POST /v1/auth/token/{code}` (`AccountSaveResult`, a new account);
 //! - `GET /v1/email/folders` (`EmailFolderInfoPage`), the folders the messages are filed in;
 //! - webhooks: `GET`/`POST /v1/subscriptions` and `GET`/`DELETE /v1/subscriptions/{id}`, with the
 //!   notification URL validation handshake, and signed notifications to the subscribers after
@@ -40,7 +42,8 @@
 //! - `faults`: injected failures ([`Faults`], [`FaultKind`]); `limits`: the per-token rate limit;
 //! - `routes`: the axum handler; `reply`: a response before it becomes HTTP; `error`:
 //!   `ApiRequestFailed` bodies; `log`: the request log ([`RequestRecord`]);
-//! - `account`: `GET /v1/account`; `webhooks`: subscriptions, handshake, notifications
+//! - `account`: `GET /v1/account`; `oauth`: the account OAuth flow (`GET /v1/auth/authorize`,
+//!   `POST /v1/auth/token/{code}`), whose exchange creates an account; `webhooks`: subscriptions, handshake, notifications
 //!   ([`WebhookFaults`], [`Delivery`]); `subscription`: a subscription request waiting for its
 //!   handshake (the router hands it to the webhook code; neither imports the other's internals);
 //! - `hold`: a page request held until a test releases it ([`PageHold`]);
@@ -64,6 +67,7 @@ mod http_client;
 mod limits;
 mod log;
 mod mail;
+mod oauth;
 mod reply;
 mod routes;
 mod subscription;
@@ -77,6 +81,8 @@ mod tests;
 mod tests_app;
 #[cfg(test)]
 mod tests_collections;
+#[cfg(test)]
+mod tests_oauth;
 #[cfg(test)]
 mod tests_tasks;
 #[cfg(test)]
@@ -98,6 +104,7 @@ pub use error::ExpiredAnswer;
 pub use faults::{FaultKind, FaultScope, Faults};
 pub use hold::PageHold;
 pub use log::{Endpoint, RequestRecord};
+pub use oauth::Authorization;
 pub use webhooks::{Delivery, WebhookFaults};
 
 use data::Data;
@@ -202,6 +209,8 @@ pub(crate) struct Shared {
     held: Option<hold::Held>,
     /// Set by [`FakeAurinko::set_app_credentials`]: app requests are accepted.
     app: Option<app::AppCredentials>,
+    /// The account OAuth flow: codes handed out, and its knobs.
+    oauth: oauth::OAuth,
 }
 
 impl Shared {
@@ -253,6 +262,7 @@ impl FakeAurinko {
             folders_failing: false,
             held: None,
             app: None,
+            oauth: oauth::OAuth::default(),
             options,
         };
         Self { shared: Arc::new(Mutex::new(shared)) }

@@ -37,6 +37,11 @@ pub enum Endpoint {
     Subscriptions,
     /// `GET /v1/email/folders` (operation `folders`).
     Folders,
+    /// `GET /v1/auth/authorize` (operation `authorize`): the start of the account OAuth flow.
+    Authorize,
+    /// `POST /v1/auth/token/{code}` (operation `authCodeExchange`; `GET`, the deprecated
+    /// `getAccessTokenByCode`, too).
+    AuthToken,
     /// Anything else (answered 404 or 405).
     Other,
 }
@@ -66,7 +71,8 @@ pub struct RequestRecord {
     pub delta_token: Option<String>,
     pub page_token: Option<String>,
     /// The query parameters of a `POST .../sync` as sent, decoded (`timeMin`, `daysWithin`,
-    /// `skipCompletedBeforeDate`, ...); empty for other requests.
+    /// `skipCompletedBeforeDate`, ...), and of a `GET /v1/auth/authorize` (`clientId`,
+    /// `scopes`, `returnUrl`, `state`, ...); empty for other requests.
     pub start_params: Vec<(String, String)>,
     /// The HTTP status answered, or [`RequestRecord::NO_ANSWER`] when a fault left the client
     /// nothing to use (a reset connection, a body cut short): a filter on 200 sees only answers

@@ -96,6 +96,8 @@ pub(crate) struct Request {
     user_agent: Option<String>,
     /// `/v1/subscriptions/{id}`: the id segment as written; `None` for `/v1/subscriptions`.
     subscription_id: Option<String>,
+    /// `/v1/auth/token/{code}`: the code, percent-decoded.
+    auth_code: Option<String>,
     content_type: Option<String>,
     /// `None` when it could not be read (or was too long).
     body: Option<Bytes>,
@@ -115,9 +117,15 @@ impl Request {
             ["v1", "subscriptions", id] if !id.is_empty() => Some(id.to_string()),
             _ => None,
         };
+        let auth_code = match segments.as_slice() {
+            ["v1", "auth", "token", code] => percent_decode(code, false),
+            _ => None,
+        };
         // The id in the path of a calendar or a task list, and which of the two it names.
         let (endpoint, raw_id, collection) = match segments.as_slice() {
             ["v1", "account"] => (Endpoint::Account, None, None),
+            ["v1", "auth", "authorize"] => (Endpoint::Authorize, None, None),
+            ["v1", "auth", "token", code] if !code.is_empty() => (Endpoint::AuthToken, None, None),
             ["v1", "am", "accounts"] => (Endpoint::AppAccounts, None, None),
             ["v1", "email", "folders"] => (Endpoint::Folders, None, None),
             ["v1", "subscriptions"] => (Endpoint::Subscriptions, None, None),
@@ -161,6 +169,7 @@ impl Request {
             credentials,
             user_agent: text(header::USER_AGENT.as_str()).map(|ua| ua.chars().take(200).collect()),
             subscription_id,
+            auth_code,
             content_type: headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).map(str::to_string),
             body,
         }
@@ -170,6 +179,8 @@ impl Request {
     fn allow(&self) -> &'static str {
         match self.endpoint {
             Endpoint::SyncStart => "POST",
+            // `GET` is the spec's deprecated form of the exchange.
+            Endpoint::AuthToken => "GET, POST",
             Endpoint::Subscriptions if self.subscription_id.is_none() => "GET, POST",
             Endpoint::Subscriptions => "GET, DELETE",
             _ => "GET",
@@ -217,7 +228,7 @@ impl Shared {
             delta_token: request.logged_param("deltaToken"),
             page_token: request.logged_param("pageToken"),
             start_params: match request.endpoint {
-                Endpoint::SyncStart => request.query.clone().unwrap_or_default(),
+                Endpoint::SyncStart | Endpoint::Authorize => request.query.clone().unwrap_or_default(),
                 _ => Vec::new(),
             },
             status: 0,
@@ -323,6 +334,21 @@ impl Shared {
     }
 
     fn dispatch(&mut self, request: &Request, record: &mut RequestRecord) -> Result<Reply, ApiError> {
+        // The OAuth flow comes before an account exists: its requests carry no account's
+        // credentials (`authorize` none at all, the exchange the app's alone).
+        if matches!(request.endpoint, Endpoint::Authorize | Endpoint::AuthToken) {
+            if !request.allow().split(", ").any(|allowed| allowed == request.method.as_str()) {
+                return Err(ApiError::new(
+                    405,
+                    "methodNotAllowed",
+                    format!("Method {} is not allowed here", request.method),
+                ));
+            }
+            return match request.endpoint {
+                Endpoint::Authorize => self.authorize(|name| request.param(name).map(|v| v.map(str::to_string))),
+                _ => self.exchange_code(&request.credentials, request.auth_code.as_deref()),
+            };
+        }
         let caller = self.authenticate(&request.credentials)?;
         if request.endpoint == Endpoint::AppAccounts {
             // The app's own request: an account's token may not list the app's accounts.
@@ -502,6 +528,8 @@ impl Shared {
             | Endpoint::AppAccounts
             | Endpoint::Subscriptions
             | Endpoint::Folders
+            | Endpoint::Authorize
+            | Endpoint::AuthToken
             | Endpoint::Other => Err(ApiError::new(404, "notFound", "Not found")),
         }
     }
