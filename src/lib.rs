@@ -6,7 +6,8 @@
 //!
 //! - [`model`]: the shared vocabulary (collections and their keys, tables,
 //!   rows, sync state, commits, error classes, what a provisioning returns,
-//!   inert server text); it depends on nothing else of the crate.
+//!   inert server text, series expanded into instances, runs); it depends
+//!   on nothing else of the crate.
 //! - `regular_file`, [`user_terms`], [`http_client`]: small helpers (opening a
 //!   file only if it is a regular one, errors in the user's words, every
 //!   HTTP client's builder).
@@ -17,7 +18,8 @@
 //! - [`store`]: what the sync needs from a store (`store::Backend`), the
 //!   writer thread that is its only write path, and the two backends behind
 //!   them, SQLite and PostgreSQL: migrations, a page and its token in one
-//!   transaction.
+//!   transaction, the recurring series' slots kept in step with it, the
+//!   history of runs.
 //! - [`sync`]: the protocol as a state machine without I/O
 //!   (`sync::machine`, importing only `model`), and the thin drivers that
 //!   run it (one pass, catch-up across accounts).

@@ -8,6 +8,8 @@
 //! - `engine`: discovery, concurrency and accounts around the driver.
 //! - `folders`: an account's mail folders, listed before its mail syncs.
 //! - `progress`: counters the terminal display and summaries read.
+//! - `run_log`: the run being gathered, pass by pass, for the history of
+//!   runs (`state --runs`).
 
 mod driver;
 mod engine;
