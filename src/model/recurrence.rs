@@ -97,13 +97,8 @@ pub fn local_times_of(start: Option<&Value>, end: Option<&Value>) -> LocalTimes 
     }
 }
 
-/// `occurrenceInfo.masterId` and the normalised `originalStart` of an
-/// occurrence record.
-pub fn occurrence_of(event: &Value) -> (Option<String>, Option<String>) {
-    occurrence_info(event.get("occurrenceInfo"))
-}
-
-/// [`occurrence_of`] from the record's `occurrenceInfo`.
+/// `occurrenceInfo.masterId` and the normalised `originalStart`, from an
+/// occurrence record's `occurrenceInfo`.
 pub fn occurrence_info(info: Option<&Value>) -> (Option<String>, Option<String>) {
     let master = info.and_then(|i| i.get("masterId")).and_then(Value::as_str).map(str::to_string);
     let original = info.and_then(|i| i.get("originalStart")).and_then(|v| normalised_time(Some(v)));

@@ -222,15 +222,16 @@ async fn refresh_slots(
     window: Option<&Window>,
     masters: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
+    let [drop_series, master_raw, taken_sql, insert] =
+        [instances::DROP_SERIES, instances::MASTER_RAW_TEXT, instances::TAKEN, instances::INSERT_SLOT].map(dollars);
     for master in masters {
-        c.execute(&dollars(instances::DROP_SERIES), &[&key.account, &key.id, master]).await?;
+        c.execute(&drop_series, &[&key.account, &key.id, master]).await?;
         let Some(window) = window else { continue };
-        let raw = c.query_opt(&dollars(instances::MASTER_RAW_TEXT), &[&key.account, &key.id, master]).await?;
+        let raw = c.query_opt(&master_raw, &[&key.account, &key.id, master]).await?;
         let Some(raw) = raw else { continue };
-        let taken = c.query(&dollars(instances::TAKEN), &[&key.account, &key.id, master]).await?;
+        let taken = c.query(&taken_sql, &[&key.account, &key.id, master]).await?;
         let taken = taken.iter().map(|r| r.get::<_, String>(0)).collect();
         let expansion = instances::expand(raw.get::<_, &str>(0), window, taken, master);
-        let insert = dollars(instances::INSERT_SLOT);
         for s in &expansion.slots {
             let (Some(start), Some(end)) = (instant(&s.start), instant(&s.end)) else { continue };
             c.execute(
