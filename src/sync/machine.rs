@@ -22,6 +22,10 @@ use crate::model::{
 /// forever.
 pub const PERMANENT_FAILURES_BEFORE_REPROVISIONING: u32 = 3;
 
+/// The generation of a collection's first provisioning (a new state holds
+/// 0): every stored row has this generation or a later one.
+const FIRST_GENERATION: i64 = 1;
+
 /// How long to keep asking while a provisioning answers `ready: false`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadyPolicy {
@@ -325,7 +329,7 @@ impl Pass {
             Provision::Ready { updated_token, deleted_token } => {
                 let s = &mut self.state;
                 s.generation += 1;
-                if s.generation > 1 {
+                if s.generation > FIRST_GENERATION {
                     self.reprovisions += 1;
                 }
                 s.reconciling = true;
@@ -368,9 +372,17 @@ impl Pass {
                 match stream {
                     Stream::Updated => {
                         if self.state.reconciling && ended_with_a_token {
-                            // The range of the provisioning this pass
-                            // drained, as stored with it.
-                            sweep = Some(Sweep { below: self.state.generation, window: self.state.window });
+                            // A collection's first generation has nothing
+                            // older to sweep: rows are stored with the
+                            // generation of the provisioning they came from,
+                            // and the first is 1. Its sweep would read every
+                            // row it just wrote (a tenth of a new calendar's
+                            // full sync) to delete none.
+                            if self.state.generation > FIRST_GENERATION {
+                                // The range of the provisioning this pass
+                                // drained, as stored with it.
+                                sweep = Some(Sweep { below: self.state.generation, window: self.state.window });
+                            }
                             self.state.reconciling = false;
                         }
                         self.state.phase = Phase::Deleted;
@@ -533,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn first_pass_provisions_drains_both_streams_and_sweeps_once() {
+    fn first_pass_provisions_drains_both_streams_and_has_nothing_to_sweep() {
         let mut pass = Pass::new(SyncState::new(), window(), policy());
         assert_eq!(pass.next_action(), Action::Provision { delay: Duration::ZERO });
 
@@ -549,7 +561,8 @@ mod tests {
         assert_eq!(fetch(&pass), (Stream::Updated, TokenRef::Page("P1")));
 
         let commit = pass.on_page(None, some("U1"));
-        assert_eq!(commit.sweep.map(|s| s.below), Some(1), "the end of the first full pass sweeps");
+        // No row is older than the first generation: nothing to sweep.
+        assert_eq!(commit.sweep.map(|s| s.below), None, "the first generation's full pass sweeps nothing");
         assert!(!commit.state.reconciling);
         assert_eq!(commit.state.updated, Cursor::at_delta("U1".into()));
         assert_eq!(fetch(&pass), (Stream::Deleted, TokenRef::Delta("D0")));
@@ -586,16 +599,19 @@ mod tests {
         let commit = pass.on_page(None, None);
         assert_eq!((commit.state.phase, &commit.state.deleted), (Phase::Idle, &Cursor::at_delta("D1".into())));
         assert_eq!(pass.next_action(), Action::Finish(&Finish::CaughtUp));
-        // A first full pass that ends so does not sweep: nothing proves it
-        // complete. The next pass drains it again from the same token.
-        let mut pass = Pass::new(SyncState::new(), window(), policy());
+        // A reconciling full pass that ends so does not sweep: nothing
+        // proves it complete. The next pass drains it again from the same
+        // token. (A collection back from removal: its second generation.)
+        let mut returned = idle(1);
+        returned.phase = Phase::Removed;
+        let mut pass = Pass::new(returned, window(), policy());
         pass.on_provision(ready("U0", "D0")).unwrap();
         let commit = pass.on_page(None, None);
         assert_eq!((commit.sweep, commit.state.reconciling), (None, true));
         pass.on_page(None, some("D1"));
         let mut next = Pass::new(pass.state().clone(), window(), policy());
         assert_eq!(fetch(&next), (Stream::Updated, TokenRef::Delta("U0")));
-        assert_eq!(next.on_page(None, some("U1")).sweep.map(|s| s.below), Some(1));
+        assert_eq!(next.on_page(None, some("U1")).sweep.map(|s| s.below), Some(2));
     }
 
     #[test]
@@ -902,10 +918,16 @@ mod tests {
             };
             assert_eq!(action, expected, "resuming from {:?}", commit.state);
         }
-        // Crashing mid-reconcile keeps the sweep pending until the pass ends.
+        // Crashing mid-reconcile keeps the reconciliation pending until the
+        // pass ends: the first generation's ends with nothing to sweep, a
+        // later generation's with its sweep.
         let mut resumed = Pass::new(commits[2].state.clone(), window(), policy());
         assert!(resumed.state().reconciling);
-        assert_eq!(resumed.on_page(None, some("U1")).sweep.map(|s| s.below), Some(1));
+        let commit = resumed.on_page(None, some("U1"));
+        assert_eq!((commit.sweep, commit.state.reconciling), (None, false));
+        let later = SyncState { generation: 2, ..commits[2].state.clone() };
+        let mut resumed = Pass::new(later, window(), policy());
+        assert_eq!(resumed.on_page(None, some("U1")).sweep.map(|s| s.below), Some(2));
     }
 
     #[test]
