@@ -56,6 +56,19 @@ pub fn prepare(data: &Dataset) -> Prepared {
     Prepared { pages, rows, parse: started.elapsed() }
 }
 
+/// The CPU time to decode every page and parse its records, each page's
+/// rows dropped before the next as the sync does (`BENCH_ONLY_PARSE`).
+pub fn parse_only(data: &Dataset) -> Duration {
+    let cpu = crate::process::thread_cpu();
+    for (_, token) in &data.full_pages {
+        let envelope: Envelope<'_> = serde_json::from_slice(&data.updated[token]).expect("pages are JSON");
+        let rows: Vec<Row> =
+            envelope.records.iter().map(|r| parse_event(r).expect("generated events have ids")).collect();
+        std::hint::black_box(rows);
+    }
+    crate::process::thread_cpu().saturating_sub(cpu)
+}
+
 impl Prepared {
     /// The pages in their calendar-by-calendar order.
     pub fn in_order(&self) -> Vec<usize> {

@@ -41,7 +41,8 @@
 //!
 //! `BENCH_ONLY_FLEET=1` runs scenario 8 alone.
 //! `BENCH_ONLY_FULL=1` stops after scenarios 1 and 2 (for profiling the
-//! full sync against the floor); `BENCH_ONLY_POSTGRES=1` runs scenario 7 alone. `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
+//! full sync against the floor); `BENCH_ONLY_PARSE=1` times the record
+//! parse alone, five times; `BENCH_ONLY_POSTGRES=1` runs scenario 7 alone. `BENCH_SMOKE=1` shrinks everything (5,000 events, 100 calendars for the
 //! incremental pass, 5 s idle) for CI. The process exits non-zero only when
 //! the sync fails or counts are wrong (rows, provisionings, pages); missed
 //! performance targets are printed, not fatal.
@@ -238,6 +239,18 @@ fn main() -> ExitCode {
     // see the same load on a shared machine; each figure is the median of
     // its runs.
     let prepared = floor::prepare(&full_data);
+    if std::env::var("BENCH_ONLY_PARSE").is_ok_and(|v| !v.is_empty() && v != "0") {
+        // The parse alone, in this process: what the sync's HTTP side
+        // spends per record besides reading the body.
+        let runs: Vec<Duration> = (0..5).map(|_| floor::parse_only(&full_data)).collect();
+        let rate = |d: &Duration| format!("{:.0}", prepared.rows as f64 / d.as_secs_f64());
+        println!(
+            "   parse_event alone              {} records/s median (runs: {})",
+            rate(&median(&runs)),
+            runs.iter().map(rate).collect::<Vec<_>>().join(", ")
+        );
+        return problems.exit();
+    }
     let (in_order, interleaved) = (prepared.in_order(), prepared.interleaved(floor::CONCURRENCY));
     if std::env::var("BENCH_ONLY_POSTGRES").is_ok_and(|v| !v.is_empty() && v != "0") {
         postgres::scenario(&runtime, &full_data, &prepared, &mut problems);

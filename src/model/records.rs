@@ -13,7 +13,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::recurrence;
+use super::recurrence::{self, EventDateTime};
 
 /// One record ready for its kind's table: the typed columns in the order
 /// the kind's [`Table`](super::Table) names them.
@@ -77,11 +77,26 @@ impl<'a> Fields<'a> {
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(FieldsVisitor)
+        deserializer.deserialize_map(FieldsVisitor(RECORD_FIELDS))
     }
 }
 
-struct FieldsVisitor;
+impl<'a> Fields<'a> {
+    /// A nested object's fields, room made for `expected` of them.
+    fn nested(raw: &'a RawValue, expected: usize) -> Option<Fields<'a>> {
+        let mut json = serde_json::Deserializer::from_str(raw.get());
+        let fields = json.deserialize_map(FieldsVisitor(expected)).ok()?;
+        json.end().ok()?;
+        Some(fields)
+    }
+}
+
+/// Room for a record's fields: serde_json does not say how many come, and
+/// a record has a few dozen.
+const RECORD_FIELDS: usize = 32;
+
+/// Makes [`Fields`], with room for this many to begin with.
+struct FieldsVisitor(usize);
 
 impl<'de> Visitor<'de> for FieldsVisitor {
     type Value = Fields<'de>;
@@ -91,12 +106,18 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'de>, M::Error> {
-        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(32));
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(self.0));
         while let Some(entry) = map.next_entry::<Name<'de>, &'de RawValue>()? {
             fields.push((entry.0.0, entry.1));
         }
         Ok(Fields(fields))
     }
+}
+
+/// A string value's text, borrowed when the JSON spells it without
+/// escapes; `None` for any other value.
+fn text_of<'a>(value: &'a RawValue) -> Option<Cow<'a, str>> {
+    serde_json::from_str::<Name<'a>>(value.get()).ok().map(|n| n.0)
 }
 
 /// A field's name: borrowed when the JSON spells it without escapes.
@@ -136,9 +157,23 @@ impl<'a> Record<'a> {
         self.fields.get(key).and_then(|v| serde_json::from_str::<String>(v.get()).ok())
     }
 
+    /// [`text`](Record::text), borrowed from the record when it can be.
+    fn text_ref(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.fields.get(key).and_then(text_of)
+    }
+
     /// A nested field as a JSON value; `None` when absent or unreadable.
     fn value(&self, key: &str) -> Option<Value> {
         self.fields.get(key).and_then(|v| serde_json::from_str(v.get()).ok())
+    }
+
+    /// An `EventDateTime` field, read as [`value`](Record::value) would
+    /// read it but without building a map (two per event in a full sync).
+    fn date_time(&self, key: &str) -> Option<EventDateTime<'a>> {
+        // `dateTime` and `timezone`, or `dateOnly`: room for three.
+        let object = Fields::nested(self.fields.get(key)?, 3)?;
+        let text = |key: &str| object.get(key).and_then(text_of);
+        Some(EventDateTime { date_time: text("dateTime"), date_only: text("dateOnly"), timezone: text("timezone") })
     }
 
     fn id(&self) -> Result<String, Rejected> {
@@ -146,7 +181,7 @@ impl<'a> Record<'a> {
     }
 
     fn instant(&self, key: &str) -> Option<String> {
-        self.text(key).map(|t| normalise_instant(&t))
+        self.text_ref(key).map(|t| normalise_instant(&t))
     }
 
     fn row(self, id: String, etag: Option<String>, fields: Vec<Field>) -> Row {
@@ -158,8 +193,8 @@ impl<'a> Record<'a> {
 pub fn parse_event(raw: &RawValue) -> Result<Row, Rejected> {
     let r = Record::parse(raw)?;
     let id = r.id()?;
-    let start_value = r.value("start");
-    let end_value = r.value("end");
+    let start_value = r.date_time("start");
+    let end_value = r.date_time("end");
     let (start, all_day) = event_time(start_value.as_ref());
     let (end, _) = event_time(end_value.as_ref());
     let local = recurrence::local_times_of(start_value.as_ref(), end_value.as_ref());
@@ -252,12 +287,12 @@ pub fn parse_deleted(raw: &RawValue) -> Result<String, Rejected> {
 
 /// An `EventDateTime`: `dateTime` for timed events, `dateOnly` for all-day
 /// ones. Returns the normalised value and whether it was date-only.
-fn event_time(value: Option<&Value>) -> (Option<String>, bool) {
-    let Some(object) = value.and_then(Value::as_object) else { return (None, false) };
-    if let Some(dt) = object.get("dateTime").and_then(Value::as_str) {
+fn event_time(value: Option<&EventDateTime>) -> (Option<String>, bool) {
+    let Some(value) = value else { return (None, false) };
+    if let Some(dt) = value.date_time.as_deref() {
         return (Some(normalise_instant(dt)), false);
     }
-    if let Some(d) = object.get("dateOnly").and_then(Value::as_str) {
+    if let Some(d) = value.date_only.as_deref() {
         let date = NaiveDate::parse_from_str(d, "%Y-%m-%d").map(|d| d.to_string()).unwrap_or_else(|_| d.to_string());
         return (Some(date), true);
     }

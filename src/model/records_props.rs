@@ -16,6 +16,9 @@
 //! - An event is all-day iff `start` is an object with a string `dateOnly`
 //!   and no string `dateTime`; a valid `dateOnly` is stored as `YYYY-MM-DD`,
 //!   an invalid one as sent.
+//! - An event's zone and local start and end are what
+//!   `recurrence::local_times` makes of the record read as a `Value` (the
+//!   parser reads them from the record's text without building one).
 //! - `parse_deleted` yields the id of an object with a non-empty string id,
 //!   whatever else the record holds.
 //!
@@ -35,6 +38,7 @@ use serde_json::{Map, Value, json};
 
 use super::collection::Kind;
 use super::records::{Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
+use super::recurrence::local_times;
 
 // ---------------------------------------------------------------------------
 // The defined outcomes, computed from the record as a `serde_json::Value`.
@@ -135,6 +139,10 @@ fn check_event(row: &Row, object: &Map<String, Value>) -> Result<(), TestCaseErr
     check_instant("last_modified", row.text(4), text(object, "lastModifiedTime"))?;
     prop_assert_eq!(row.text(5), text(object, "iCalUid").or_else(|| text(object, "iCalUId")));
     prop_assert_eq!(row.text(6), text(object, "recurrenceType"));
+    let local = local_times(&Value::Object(object.clone()));
+    prop_assert_eq!(row.text(7), local.time_zone.as_deref(), "time_zone");
+    prop_assert_eq!(row.text(8), local.start.as_deref(), "start_local");
+    prop_assert_eq!(row.text(9), local.end.as_deref(), "end_local");
     Ok(())
 }
 
@@ -420,7 +428,18 @@ fn unknown_fields() -> BoxedStrategy<Vec<(String, Value)>> {
 
 /// An `EventDateTime`, or something else where one belongs.
 fn event_time() -> BoxedStrategy<Option<Value>> {
-    let object = (field(instant_text()), field(date_text()), field(odd_string()), unknown_fields()).prop_map(
+    let zone = prop_oneof![
+        odd_string(),
+        prop::sample::select(vec![
+            "Europe/Helsinki",
+            "America/New_York",
+            "Asia/Kolkata",
+            "UTC",
+            "Pacific Standard Time"
+        ])
+        .prop_map(str::to_string),
+    ];
+    let object = (field(instant_text()), field(date_text()), field(zone), unknown_fields()).prop_map(
         |(date_time, date_only, timezone, unknown)| {
             Some(object(vec![("dateTime", date_time), ("dateOnly", date_only), ("timezone", timezone)], unknown))
         },

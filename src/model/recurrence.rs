@@ -14,8 +14,11 @@
 //! the event's zone (an IANA name; a zone chrono-tz does not know leaves
 //! the time as sent).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
+use chrono::format::{Item, Numeric, Pad};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::Value;
 
@@ -26,6 +29,42 @@ use super::state::Window;
 pub const MAX_INSTANCES: u16 = 5_000;
 
 const LOCAL_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+/// [`LOCAL_FORMAT`] parsed once: a full sync formats two local times per
+/// event, and parsing the format string each time showed in its profile.
+const LOCAL_ITEMS: [Item<'static>; 11] = [
+    Item::Numeric(Numeric::Year, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Month, Pad::Zero),
+    Item::Literal("-"),
+    Item::Numeric(Numeric::Day, Pad::Zero),
+    Item::Literal("T"),
+    Item::Numeric(Numeric::Hour, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Minute, Pad::Zero),
+    Item::Literal(":"),
+    Item::Numeric(Numeric::Second, Pad::Zero),
+];
+
+/// The length of a local time in years 0-9999.
+const LOCAL_LENGTH: usize = "YYYY-MM-DDTHH:MM:SS".len();
+
+/// An `EventDateTime`'s fields that are text (others read as absent),
+/// borrowed from the record where it spells them without escapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventDateTime<'a> {
+    pub date_time: Option<Cow<'a, str>>,
+    pub date_only: Option<Cow<'a, str>>,
+    pub timezone: Option<Cow<'a, str>>,
+}
+
+impl<'a> EventDateTime<'a> {
+    /// `None` unless `value` is an object.
+    pub fn of(value: Option<&'a Value>) -> Option<EventDateTime<'a>> {
+        let object = value?.as_object()?;
+        let text = |key: &str| object.get(key).and_then(Value::as_str).map(Cow::Borrowed);
+        Some(EventDateTime { date_time: text("dateTime"), date_only: text("dateOnly"), timezone: text("timezone") })
+    }
+}
 
 /// One occurrence a rule generated, not replaced by an exception.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,39 +100,42 @@ pub struct LocalTimes {
 }
 
 /// The zone an `EventDateTime` names, if chrono-tz knows it.
-fn zone_of(value: Option<&Value>) -> Option<chrono_tz::Tz> {
-    value?.get("timezone")?.as_str()?.parse().ok()
+fn zone_of(value: Option<&EventDateTime>) -> Option<chrono_tz::Tz> {
+    value?.timezone.as_deref()?.parse().ok()
 }
 
 /// The local wall-clock text of an `EventDateTime`: its date for an all-day
 /// one; a `dateTime` in `zone` when given, else in its own offset.
-fn local_text(value: Option<&Value>, zone: Option<chrono_tz::Tz>) -> Option<String> {
-    let object = value?.as_object()?;
-    if let Some(text) = object.get("dateTime").and_then(Value::as_str) {
+fn local_text(value: Option<&EventDateTime>, zone: Option<chrono_tz::Tz>) -> Option<String> {
+    let value = value?;
+    if let Some(text) = value.date_time.as_deref() {
         let t = DateTime::parse_from_rfc3339(text).ok()?;
-        return Some(match zone {
-            Some(zone) => t.with_timezone(&zone).format(LOCAL_FORMAT).to_string(),
-            None => t.format(LOCAL_FORMAT).to_string(),
-        });
+        // Written into a string of the right size at once.
+        let mut local = String::with_capacity(LOCAL_LENGTH);
+        let _ = match zone {
+            Some(zone) => write!(local, "{}", t.with_timezone(&zone).format_with_items(LOCAL_ITEMS.iter())),
+            None => write!(local, "{}", t.format_with_items(LOCAL_ITEMS.iter())),
+        };
+        return Some(local);
     }
-    let date = object.get("dateOnly").and_then(Value::as_str)?;
+    let date = value.date_only.as_deref()?;
     NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().map(|d| d.to_string())
 }
 
 /// The zone and local times of an event record (`start`, `end`). The zone
 /// is the start's `timezone` (else the end's), as sent.
 pub fn local_times(event: &Value) -> LocalTimes {
-    local_times_of(event.get("start"), event.get("end"))
+    local_times_of(EventDateTime::of(event.get("start")).as_ref(), EventDateTime::of(event.get("end")).as_ref())
 }
 
 /// [`local_times`] from the record's `start` and `end`.
-pub fn local_times_of(start: Option<&Value>, end: Option<&Value>) -> LocalTimes {
-    let named = |v: Option<&Value>| v.and_then(|v| v.get("timezone")).and_then(Value::as_str).map(str::to_string);
+pub fn local_times_of(start: Option<&EventDateTime>, end: Option<&EventDateTime>) -> LocalTimes {
+    let named = |v: Option<&EventDateTime>| v.and_then(|v| v.timezone.as_deref()).map(str::to_string);
     let zone = zone_of(start).or_else(|| zone_of(end));
     LocalTimes {
         time_zone: named(start).or_else(|| named(end)),
         start: local_text(start, zone),
-        end: local_text(end, zone.or_else(|| zone_of(start))),
+        end: local_text(end, zone),
     }
 }
 
@@ -132,7 +174,8 @@ fn first_of(value: Option<&Value>, fallback_zone: Option<&Value>) -> Option<Firs
     let object = value?.as_object()?;
     if let Some(text) = object.get("dateTime").and_then(Value::as_str) {
         let at = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
-        let zone = zone_of(value).or_else(|| zone_of(fallback_zone));
+        let zone =
+            zone_of(EventDateTime::of(value).as_ref()).or_else(|| zone_of(EventDateTime::of(fallback_zone).as_ref()));
         let named = zone.map(|z| z.name().to_string());
         return Some(First::Timed { at, zone: zone.unwrap_or(chrono_tz::UTC), named });
     }

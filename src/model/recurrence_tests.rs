@@ -243,3 +243,23 @@ fn an_all_day_series_with_a_date_until_and_a_timed_one_with_a_local_until() {
     assert_eq!(e.unreadable, None);
     assert_eq!(starts(&e), ["2026-03-02T08:00:00.000Z", "2026-03-16T08:00:00.000Z"]);
 }
+
+#[test]
+fn the_local_format_parsed_once_is_the_format_string_itself() {
+    let parsed: Vec<Item<'_>> = chrono::format::StrftimeItems::new(LOCAL_FORMAT).collect();
+    assert_eq!(parsed, LOCAL_ITEMS.to_vec());
+    // And it writes what the string writes, far years and leap seconds too.
+    for text in ["2026-11-27T10:00:00+02:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:60Z"] {
+        let t = DateTime::parse_from_rfc3339(text).unwrap();
+        assert_eq!(t.format_with_items(LOCAL_ITEMS.iter()).to_string(), t.format(LOCAL_FORMAT).to_string());
+    }
+}
+
+#[test]
+fn an_event_date_time_reads_text_fields_and_leaves_others_out() {
+    let value = json!({"dateTime": "2026-11-27T10:00:00Z", "dateOnly": 7, "timezone": null});
+    let read = EventDateTime::of(Some(&value)).unwrap();
+    assert_eq!(read.date_time.as_deref(), Some("2026-11-27T10:00:00Z"));
+    assert_eq!((read.date_only, read.timezone), (None, None));
+    assert_eq!(EventDateTime::of(Some(&json!(["2026-11-27"]))), None);
+}
