@@ -20,11 +20,12 @@ use super::error::{
 };
 use super::politeness::{Politeness, parse_retry_after};
 use super::wire::{
-    AccountInfo, AccountsPage, ApiRequestFailed, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
+    AccountInfo, AccountsPage, ApiRequestFailed, ListPage, RawRecords, RawSyncPage, Subscription, SubscriptionsPage,
+    SyncStatus,
 };
 use crate::config::{ApiConfig, AppConfig, Credential};
 use crate::model::text::{inert, redact};
-use crate::model::{AppAccount, Calendar, EmailFolder, ErrorClass, Provision, TaskList, TokenRef};
+use crate::model::{AppAccount, Calendar, EmailFolder, ErrorClass, Provision, Record, Rejected, TaskList, TokenRef};
 use crate::user_terms::Document;
 
 /// The most pages a listing is followed for: a server handing out fresh
@@ -289,7 +290,7 @@ impl AccountClient {
         root: &[&str],
         endpoint: Endpoint,
         token: TokenRef<'_>,
-        record: impl Fn(&RawValue) -> R,
+        record: impl Fn(Result<Record<'_>, Rejected>) -> R,
     ) -> Result<SyncPage<R>, ApiError> {
         let leaf = match endpoint {
             Endpoint::SyncDeleted => "deleted",
@@ -300,14 +301,7 @@ impl AccountClient {
             TokenRef::Delta(t) => url.query_pairs_mut().append_pair("deltaToken", t),
             TokenRef::Page(t) => url.query_pairs_mut().append_pair("pageToken", t),
         };
-        self.call(endpoint, Method::GET, url, |body| {
-            let page: RawSyncPage<'_> = decode_object(body)?;
-            let next_page_token = page.next_page_token.filter(|t| !t.is_empty());
-            let next_delta_token = page.next_delta_token.filter(|t| !t.is_empty());
-            let records = page.records.unwrap_or_default().into_iter().map(&record).collect();
-            Ok(SyncPage { next_page_token, next_delta_token, records })
-        })
-        .await
+        self.call(endpoint, Method::GET, url, |body| sync_page_of(body, &record)).await
     }
 
     /// `GET /account`: the account's numeric id, which webhook
@@ -555,6 +549,28 @@ pub(super) fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
 }
 
 /// Decodes a JSON object, possibly borrowing from `body`.
+/// Decodes a sync page, each record handed to `record` split into its
+/// fields (or rejected as no record).
+fn sync_page_of<R>(body: &[u8], record: impl Fn(Result<Record<'_>, Rejected>) -> R) -> Result<SyncPage<R>, String> {
+    let page: RawSyncPage<'_> = decode_object(body)?;
+    let next_page_token = page.next_page_token.filter(|t| !t.is_empty());
+    let next_delta_token = page.next_delta_token.filter(|t| !t.is_empty());
+    let split = page.records.unwrap_or_default();
+    // Decoded, so its strings are text; the rest of a body is ASCII.
+    let placed: Option<Vec<_>> =
+        std::str::from_utf8(body).ok().and_then(|text| split.into_iter().map(|r| r.in_body(text)).collect());
+    let records = match placed {
+        Some(placed) => placed.into_iter().map(record).collect(),
+        // A record that cannot be placed: the page's records read whole,
+        // then split one by one.
+        None => {
+            let whole: RawRecords<'_> = decode_object(body)?;
+            whole.records.unwrap_or_default().into_iter().map(|raw| record(Record::parse(raw))).collect()
+        }
+    };
+    Ok(SyncPage { next_page_token, next_delta_token, records })
+}
+
 fn decode_object<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".to_string());
@@ -633,3 +649,7 @@ fn too_large(endpoint: Endpoint, status: StatusCode, limit: usize, how: &str) ->
         message: format!("response body refused: larger than api.max_response_mib = {} MiB ({how})", limit >> 20),
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::model::PageRecord;
+
 /// `SyncStatus`, the answer to `POST .../sync`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,8 +28,17 @@ pub(crate) struct RawSyncPage<'a> {
     pub next_page_token: Option<String>,
     #[serde(default)]
     pub next_delta_token: Option<String>,
-    /// Borrowed from the response body: each record is parsed from there
-    /// straight into what the store takes, with no copy in between.
+    /// Borrowed from the response body: each record is split into its
+    /// fields as the page is decoded, then parsed from there straight into
+    /// what the store takes, with no copy in between.
+    #[serde(default, borrow)]
+    pub records: Option<Vec<PageRecord<'a>>>,
+}
+
+/// [`RawSyncPage`]'s records whole, for a page whose records cannot all be
+/// placed in its body (see `PageRecord::in_body`): each is split after.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRecords<'a> {
     #[serde(default, borrow)]
     pub records: Option<Vec<&'a RawValue>>,
 }

@@ -9,7 +9,7 @@ use chrono::Timelike;
 
 use serde_json::value::RawValue;
 
-use super::records::{Rejected, Row, parse_contact, parse_event, parse_message, parse_task};
+use super::records::{Record, Rejected, Row, contact_row, event_row, message_row, task_row};
 use super::state::{RangeDays, Window};
 
 /// The kinds of collection Aurinko offers delta sync for.
@@ -202,11 +202,16 @@ impl Kind {
 
     /// Reads one record of the `/sync/updated` stream.
     pub fn parse_record(self, raw: &RawValue) -> Result<Row, Rejected> {
+        self.row_of(Record::parse(raw)?)
+    }
+
+    /// [`parse_record`](Kind::parse_record) of a record already split.
+    pub fn row_of(self, record: Record<'_>) -> Result<Row, Rejected> {
         match self {
-            Kind::Calendar => parse_event(raw),
-            Kind::Email => parse_message(raw),
-            Kind::Contacts => parse_contact(raw),
-            Kind::Tasks => parse_task(raw),
+            Kind::Calendar => event_row(record),
+            Kind::Email => message_row(record),
+            Kind::Contacts => contact_row(record),
+            Kind::Tasks => task_row(record),
         }
     }
 }

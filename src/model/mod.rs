@@ -34,7 +34,10 @@ pub use commit::{Commit, Sweep};
 pub use error_class::ErrorClass;
 pub use listed::{AppAccount, Calendar, DISCOVERED_PREFIX, EmailFolder, TaskList, discovered_name};
 pub use provision::{Provision, TokenRef};
-pub use records::{Field, Rejected, Row, parse_contact, parse_deleted, parse_event, parse_message, parse_task};
+pub use records::{
+    Field, PageRecord, Record, Rejected, Row, deleted_id, parse_contact, parse_deleted, parse_event, parse_message,
+    parse_task,
+};
 pub use run::{PassOutcome, RunCollection, RunMode, RunRecord};
 pub use state::{Cursor, Phase, RangeDays, Reprovision, Stream, SyncState, Window};
 

@@ -23,8 +23,10 @@
 //!   whatever else the record holds.
 //!
 //! The envelope decoding (`RawSyncPage`, private to `aurinko`) is not
-//! reachable from here; bodies that are not JSON are fed through the real
-//! client in `tests/api/hostile.rs`.
+//! reachable from here: `aurinko::client`'s tests check that a page's
+//! records split in its one pass equal records read whole and split here;
+//! bodies that are not JSON are fed through the real client in
+//! `tests/api/hostile.rs`.
 //!
 //! The fixed cases at the end are regressions: each was a finding of these
 //! properties (arrays read as records, repeated keys, depth limits, instant

@@ -26,9 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{Action, Finish, Pass, ReadyPolicy};
 use super::progress::Progress;
-use crate::model::{Collection, CollectionKey, Commit, Kind, Row, Stream, SyncState, parse_deleted};
+use crate::model::{Collection, CollectionKey, Commit, Kind, Record, Rejected, Row, Stream, SyncState, deleted_id};
 use crate::store::{Answer, Chain, WriteError, Writer};
-use serde_json::value::RawValue;
 
 use crate::aurinko::{AccountClient, Endpoint};
 use crate::store::{CommitStats, PageRecords, Write};
@@ -319,11 +318,11 @@ enum Parsed {
     Rejected,
 }
 
-fn parse(kind: Kind, stream: Stream, record: &RawValue) -> Parsed {
-    let parsed = match stream {
-        Stream::Updated => kind.parse_record(record).map(Parsed::Row),
-        Stream::Deleted => parse_deleted(record).map(Parsed::Deleted),
-    };
+fn parse(kind: Kind, stream: Stream, record: Result<Record<'_>, Rejected>) -> Parsed {
+    let parsed = record.and_then(|record| match stream {
+        Stream::Updated => kind.row_of(record).map(Parsed::Row),
+        Stream::Deleted => deleted_id(record).map(Parsed::Deleted),
+    });
     parsed.unwrap_or(Parsed::Rejected)
 }
 
