@@ -20,8 +20,8 @@ use super::error::{
 };
 use super::politeness::{Politeness, parse_retry_after};
 use super::wire::{
-    AccountInfo, AccountsPage, ApiRequestFailed, ListPage, RawRecords, RawSyncPage, Subscription, SubscriptionsPage,
-    SyncStatus,
+    AccountInfo, AccountsPage, ApiRequestFailed, ListPage, RawSyncPage, Subscription, SubscriptionsPage, SyncStatus,
+    WholeSyncPage,
 };
 use crate::config::{ApiConfig, AppConfig, Credential};
 use crate::model::text::{inert, redact};
@@ -552,20 +552,23 @@ pub(super) fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
 /// Decodes a sync page, each record handed to `record` split into its
 /// fields (or rejected as no record).
 fn sync_page_of<R>(body: &[u8], record: impl Fn(Result<Record<'_>, Rejected>) -> R) -> Result<SyncPage<R>, String> {
-    let page: RawSyncPage<'_> = decode_object(body)?;
-    let next_page_token = page.next_page_token.filter(|t| !t.is_empty());
-    let next_delta_token = page.next_delta_token.filter(|t| !t.is_empty());
-    let split = page.records.unwrap_or_default();
+    let tokens =
+        |page: Option<String>, delta: Option<String>| (page.filter(|t| !t.is_empty()), delta.filter(|t| !t.is_empty()));
     // Decoded, so its strings are text; the rest of a body is ASCII.
-    let placed: Option<Vec<_>> =
-        std::str::from_utf8(body).ok().and_then(|text| split.into_iter().map(|r| r.in_body(text)).collect());
-    let records = match placed {
-        Some(placed) => placed.into_iter().map(record).collect(),
-        // A record that cannot be placed: the page's records read whole,
-        // then split one by one.
+    let one_pass =
+        decode_object::<RawSyncPage<'_>>(body).ok().zip(std::str::from_utf8(body).ok()).and_then(|(page, text)| {
+            let placed: Option<Vec<_>> =
+                page.records.unwrap_or_default().into_iter().map(|r| r.in_body(text)).collect();
+            placed.map(|placed| (tokens(page.next_page_token, page.next_delta_token), placed))
+        });
+    let ((next_page_token, next_delta_token), records) = match one_pass {
+        Some((tokens, placed)) => (tokens, placed.into_iter().map(record).collect()),
+        // The page read the other way: its records whole, then split one
+        // by one (and a body that is no page gets its error from here).
         None => {
-            let whole: RawRecords<'_> = decode_object(body)?;
-            whole.records.unwrap_or_default().into_iter().map(|raw| record(Record::parse(raw))).collect()
+            let page: WholeSyncPage<'_> = decode_object(body)?;
+            let records = page.records.unwrap_or_default().into_iter().map(|raw| record(Record::parse(raw))).collect();
+            (tokens(page.next_page_token, page.next_delta_token), records)
         }
     };
     Ok(SyncPage { next_page_token, next_delta_token, records })

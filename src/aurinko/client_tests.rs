@@ -17,7 +17,7 @@ fn outcome(record: Result<Record<'_>, Rejected>) -> Outcome {
 
 /// The page read the other way: its records whole, each split after.
 fn reference(body: &[u8]) -> Vec<Outcome> {
-    let whole: RawRecords<'_> = decode_object(body).unwrap();
+    let whole: WholeSyncPage<'_> = decode_object(body).unwrap();
     whole.records.unwrap_or_default().into_iter().map(|raw| outcome(Record::parse(raw))).collect()
 }
 
@@ -105,9 +105,14 @@ fn a_record_that_cannot_be_placed_sends_the_page_the_other_way() {
     for body in [
         r#"{"records":[{"id":"a","x":1}, {"q\"k":1,"id":"b"} ,{} , 7],"nextDeltaToken":"D"}"#,
         "{\"records\":[ {}, { \"id\" : \"c\" } ]}",
+        // Too large a number for the one pass (not for the other).
+        r#"{"records":[{"id":"a"}, 1e400, -1e999],"nextPageToken":"P"}"#,
     ] {
         let got = one_pass(body.as_bytes());
         assert_eq!(got, reference(body.as_bytes()), "{body}");
+        let page = sync_page_of(body.as_bytes(), outcome).unwrap();
+        let whole: WholeSyncPage<'_> = decode_object(body.as_bytes()).unwrap();
+        assert_eq!((page.next_page_token, page.next_delta_token), (whole.next_page_token, whole.next_delta_token));
         assert!(got.iter().any(Result::is_ok), "{body}");
     }
     let got = one_pass(br#"{"records":[ {"id":"a"} , {"id":"b","n":[1,{"}":"{"}]}	]}"#);

@@ -35,10 +35,17 @@ pub(crate) struct RawSyncPage<'a> {
     pub records: Option<Vec<PageRecord<'a>>>,
 }
 
-/// [`RawSyncPage`]'s records whole, for a page whose records cannot all be
-/// placed in its body (see `PageRecord::in_body`): each is split after.
+/// [`RawSyncPage`] with its records whole, each split after: for a page
+/// the one pass cannot read (a record it cannot place in the body, see
+/// `PageRecord::in_body`, or a number too large for it among the records)
+/// and for the error a page that is not one gets.
 #[derive(Debug, Deserialize)]
-pub(crate) struct RawRecords<'a> {
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WholeSyncPage<'a> {
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub next_delta_token: Option<String>,
     #[serde(default, borrow)]
     pub records: Option<Vec<&'a RawValue>>,
 }
