@@ -554,9 +554,17 @@ pub(super) fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
 fn sync_page_of<R>(body: &[u8], record: impl Fn(Result<Record<'_>, Rejected>) -> R) -> Result<SyncPage<R>, String> {
     let tokens =
         |page: Option<String>, delta: Option<String>| (page.filter(|t| !t.is_empty()), delta.filter(|t| !t.is_empty()));
-    // Decoded, so its strings are text; the rest of a body is ASCII.
-    let one_pass =
-        decode_object::<RawSyncPage<'_>>(body).ok().zip(std::str::from_utf8(body).ok()).and_then(|(page, text)| {
+    // Without `decode_object`'s path tracking, which would copy the name
+    // of every field of every record: a page that does not decode is read
+    // again the other way, and its error comes from there. Decoded, its
+    // strings are text; the rest of a body is ASCII.
+    // (A struct also decodes from a JSON array: only an object is a page.)
+    let object = body.trim_ascii_start().first() == Some(&b'{');
+    let one_pass = object
+        .then(|| serde_json::from_slice::<RawSyncPage<'_>>(body).ok())
+        .flatten()
+        .zip(std::str::from_utf8(body).ok())
+        .and_then(|(page, text)| {
             let placed: Option<Vec<_>> =
                 page.records.unwrap_or_default().into_iter().map(|r| r.in_body(text)).collect();
             placed.map(|placed| (tokens(page.next_page_token, page.next_delta_token), placed))

@@ -119,3 +119,11 @@ fn a_record_that_cannot_be_placed_sends_the_page_the_other_way() {
     let texts: Vec<&str> = got.iter().map(|o| o.as_ref().unwrap().0.as_str()).collect();
     assert_eq!(texts, [r#"{"id":"a"}"#, r#"{"id":"b","n":[1,{"}":"{"}]}"#]);
 }
+
+#[test]
+fn a_body_that_is_no_page_gets_the_error_it_got_before() {
+    for body in [r#"[null, "D", [{"id": "a"}]]"#, r#"{"records": {"id": "a"}}"#, "{\"records\": []} x", "7"] {
+        let error = sync_page_of(body.as_bytes(), outcome).map(|p| p.records).unwrap_err();
+        assert_eq!(error, decode_object::<WholeSyncPage<'_>>(body.as_bytes()).unwrap_err(), "{body}");
+    }
+}
