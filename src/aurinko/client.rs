@@ -548,7 +548,6 @@ pub(super) fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
     decode_object(body)
 }
 
-/// Decodes a JSON object, possibly borrowing from `body`.
 /// Decodes a sync page, each record handed to `record` split into its
 /// fields (or rejected as no record).
 fn sync_page_of<R>(body: &[u8], record: impl Fn(Result<Record<'_>, Rejected>) -> R) -> Result<SyncPage<R>, String> {
@@ -559,8 +558,7 @@ fn sync_page_of<R>(body: &[u8], record: impl Fn(Result<Record<'_>, Rejected>) ->
     // again the other way, and its error comes from there. Decoded, its
     // strings are text; the rest of a body is ASCII.
     // (A struct also decodes from a JSON array: only an object is a page.)
-    let object = body.trim_ascii_start().first() == Some(&b'{');
-    let one_pass = object
+    let one_pass = is_object(body)
         .then(|| serde_json::from_slice::<RawSyncPage<'_>>(body).ok())
         .flatten()
         .zip(std::str::from_utf8(body).ok())
@@ -582,8 +580,14 @@ fn sync_page_of<R>(body: &[u8], record: impl Fn(Result<Record<'_>, Rejected>) ->
     Ok(SyncPage { next_page_token, next_delta_token, records })
 }
 
+/// Whether a body begins as a JSON object does.
+fn is_object(body: &[u8]) -> bool {
+    body.trim_ascii_start().first() == Some(&b'{')
+}
+
+/// Decodes a JSON object, possibly borrowing from `body`.
 fn decode_object<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
-    if body.trim_ascii_start().first() != Some(&b'{') {
+    if !is_object(body) {
         return Err("not a JSON object".to_string());
     }
     let in_words = |e: &serde_json::Error| crate::user_terms::serde_message(&e.to_string(), Document::Json);

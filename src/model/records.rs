@@ -156,21 +156,19 @@ impl<'a> Fields<'a> {
     fn get(&self, key: &str) -> Option<&'a RawValue> {
         self.0.iter().rev().find(|(name, _)| name == key).map(|(_, value)| *value)
     }
-}
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(FieldsVisitor(RECORD_FIELDS))
-    }
-}
-
-impl<'a> Fields<'a> {
     /// A nested object's fields, room made for `expected` of them.
     fn nested(raw: &'a RawValue, expected: usize) -> Option<Fields<'a>> {
         let mut json = serde_json::Deserializer::from_str(raw.get());
         let fields = json.deserialize_map(FieldsVisitor(expected)).ok()?;
         json.end().ok()?;
         Some(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FieldsVisitor(RECORD_FIELDS))
     }
 }
 
@@ -243,7 +241,7 @@ impl<'a> Record<'a> {
     }
 
     fn text(&self, key: &str) -> Option<String> {
-        self.fields.get(key).and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        self.text_ref(key).map(Cow::into_owned)
     }
 
     /// [`text`](Record::text), borrowed from the record when it can be.
