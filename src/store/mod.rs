@@ -19,6 +19,8 @@
 //!   implements it, SQLite refuses it.
 //! - `files`: opening the file safely (mode 0600, no FIFOs, not someone
 //!   else's database); `failpoint`: the tests' crash points.
+//! - `checkpoint`: the thread that copies the WAL into the database file,
+//!   so the writer never stops for it.
 //! - `postgres`: the PostgreSQL backend, with its own module map.
 //! - `conformance` (tests): the behaviour both backends are held to.
 //!
@@ -30,6 +32,7 @@
 mod app_accounts;
 mod backend;
 mod change;
+mod checkpoint;
 mod discovery;
 mod failpoint;
 mod files;
@@ -45,6 +48,7 @@ mod subscriptions;
 mod write;
 mod writer;
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -57,6 +61,7 @@ use crate::model::ErrorClass;
 pub use app_accounts::REMOVED_FROM_APP;
 pub use backend::{Backend, Transaction};
 pub use change::Change;
+use checkpoint::Checkpointer;
 pub use fleet::{Fences, Fleet, FleetView, Signal};
 pub use postgres::{Copied, Postgres};
 pub use read::{
@@ -190,6 +195,9 @@ pub struct Store {
     /// `sync.keep_deleted`: deletions, sweeps and purges mark rows
     /// (`deleted_at`) instead of removing them.
     keep_deleted: bool,
+    /// Copies the WAL into the database file off the writer's thread (see
+    /// `checkpoint`); `None` for a read-only store.
+    checkpoints: Option<Checkpointer>,
 }
 
 impl Store {
@@ -242,7 +250,19 @@ impl Store {
         }
         let probe = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         probe.busy_timeout(PROBE_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        Ok(Store { conn: Mutex::new(conn), probe: Some(Mutex::new(probe)), keep_deleted: false })
+        let checkpoints = Checkpointer::start(path).map_err(fail)?;
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+            checkpoint::WRITER_FRAMES,
+            checkpoint::WAL_LIMIT_BYTES
+        ))
+        .map_err(|e| fail(e.to_string()))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            probe: Some(Mutex::new(probe)),
+            keep_deleted: false,
+            checkpoints: Some(checkpoints),
+        })
     }
 
     /// Opens an existing store without writing to it, for `state`. Safe
@@ -277,7 +297,7 @@ impl Store {
                 MIGRATIONS.len()
             )));
         }
-        Ok(Store { conn: Mutex::new(conn), probe: None, keep_deleted: false })
+        Ok(Store { conn: Mutex::new(conn), probe: None, keep_deleted: false, checkpoints: None })
     }
 
     /// With `on` (`sync.keep_deleted`), records deleted upstream, swept by
@@ -303,10 +323,46 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> Held<'_> {
         // A panic while holding the lock cannot leave a transaction open:
         // rusqlite rolls back on drop. The connection is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = conn.total_changes();
+        Held { conn, checkpoints: self.checkpoints.as_ref(), changes }
+    }
+}
+
+/// The store's connection, held: once it goes, a commit made through it
+/// nudges the checkpoint thread (every commit path passes here).
+struct Held<'a> {
+    conn: MutexGuard<'a, Connection>,
+    checkpoints: Option<&'a Checkpointer>,
+    /// The connection's count of changed rows when taken.
+    changes: u64,
+}
+
+impl Deref for Held<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(checkpoints) = self.checkpoints
+            && self.conn.is_autocommit()
+            && self.conn.total_changes() != self.changes
+        {
+            checkpoints.nudge();
+        }
     }
 }
 

@@ -134,3 +134,68 @@ fn a_full_store_is_worth_retrying_and_a_damaged_one_is_not() {
     ));
     assert_eq!(schema.class(), ErrorClass::Permanent);
 }
+
+/// The WAL's pages and how many of them are in the database file, as
+/// another connection sees them.
+fn wal_frames(path: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| Ok((r.get(1)?, r.get(2)?))).unwrap()
+}
+
+/// A page of `count` events of about 4 KiB each: about a database page per
+/// row, so the WAL grows by roughly `count` pages per commit.
+fn page_of_large_events(from: usize, count: usize) -> PageRecords {
+    let subject = "x".repeat(1900);
+    PageRecords::Upserts(
+        (from..from + count)
+            .map(|i| parse(Kind::Calendar, &format!(r#"{{"id":"e{i}","subject":"{subject}","body":"{subject}"}}"#)))
+            .collect(),
+    )
+}
+
+#[test]
+fn the_wal_is_copied_into_the_database_off_the_writers_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).unwrap();
+    // One commit of more than the background threshold, far below the
+    // writer's own: only the checkpoint thread copies it.
+    store.commit(&key(), &commit(state(1, None)), &page_of_large_events(0, 1_500), now()).unwrap();
+    let (log, _) = wal_frames(&path);
+    assert!(log > 1_000 && log < i64::from(checkpoint::WRITER_FRAMES), "{log} pages in the WAL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (log, copied) = wal_frames(&path);
+        if copied == log {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "after 60 s, {copied} of {log} WAL pages copied");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The rows are where they were, through the writer's connection.
+    assert_eq!(store.events("work").unwrap().len(), 1_500);
+}
+
+#[test]
+fn a_writer_that_never_pauses_keeps_the_wal_bounded_without_the_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut store = Store::open(&path).unwrap();
+    // Without the checkpoint thread, as if it could not keep up.
+    drop(store.checkpoints.take());
+    let (per_commit, commits) = (3_000, 8);
+    let mut largest = 0;
+    for n in 0..commits {
+        store
+            .commit(&key(), &commit(state(1, None)), &page_of_large_events(n * per_commit, per_commit), now())
+            .unwrap();
+        largest = largest.max(wal_frames(&path).0);
+    }
+    // Eight commits of about 3,000 pages each: 24,000 pages written, but
+    // the WAL started over once it passed the writer's threshold.
+    let bound = i64::from(checkpoint::WRITER_FRAMES) + 2 * per_commit as i64;
+    assert!(largest > i64::from(checkpoint::WRITER_FRAMES) / 2, "{largest} pages at most: the test wrote too little");
+    assert!(largest <= bound, "the WAL reached {largest} pages (bound {bound})");
+    let wal = std::fs::metadata(dir.path().join("s.db-wal")).unwrap().len();
+    assert!(wal <= checkpoint::WAL_LIMIT_BYTES + 2 * per_commit as u64 * 4096, "the WAL file is {wal} bytes");
+}

@@ -2,7 +2,7 @@
 //! discovered calendars and task lists, and account health.
 
 use std::collections::BTreeSet;
-use std::sync::{MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSql, ToSqlOutput};
@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::failpoint::{self, Point};
 use super::instances;
-use super::{CollectionKey, Store, StoreError, range};
+use super::{CollectionKey, Held, Store, StoreError, range};
 use crate::model::{
     Calendar, Commit, Cursor, Field, Kind, Phase, RangeDays, Row, SWEEP_MARGIN, Sweep, SyncState, Table, TaskList,
     Window,
@@ -412,7 +412,7 @@ fn load_state(conn: &Connection, key: &CollectionKey) -> Result<Option<SyncState
 /// [`Store::begin_batch`].
 pub struct OpenBatch<'a> {
     /// `None` once committed.
-    conn: Option<MutexGuard<'a, Connection>>,
+    conn: Option<Held<'a>>,
     now: String,
     keep_deleted: bool,
 }
