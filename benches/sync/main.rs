@@ -9,7 +9,9 @@
 //!    (20) calendars, `run --catch-up` on a fresh store;
 //! 2. the floor, in the same run: the same rows upserted straight into
 //!    SQLite by the simplest loop, committing 1, 10 or 100 pages per
-//!    transaction; the fastest of the three is the floor. Scenarios 1 and 2
+//!    transaction; the fastest of the three is the floor. Two references
+//!    that are not floors: the 100-page loop fed in the sync's order, and
+//!    with the store's checkpoints on a second thread. Scenarios 1 and 2
 //!    run `ROUNDS` times, interleaved, and report medians;
 //! 3. the same full sync with 2,000 events: peak memory must not grow with
 //!    the data;
