@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aurinko_sync::model::{Kind, PageRecord, Row, parse_event};
-use aurinko_sync::store::{PAGE_CACHE_KIB, Store};
+use aurinko_sync::store::{PAGE_CACHE_KIB, Store, WRITER_FRAMES};
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -140,15 +140,11 @@ pub enum Checkpoints {
     /// pages. The floor.
     InTheCommit,
     /// On a second thread with a connection of its own, nudged after each
-    /// commit, the loop's connection checkpointing itself only past 16,384
-    /// pages: the sync's store since 2026-12-02 (`store::checkpoint`). Not
+    /// commit, the loop's connection checkpointing itself only past the
+    /// store's [`WRITER_FRAMES`]: the sync's store since 2026-12-02. Not
     /// a floor: it shows what that arrangement alone gains SQLite.
     OnASecondThread,
 }
-
-/// The WAL pages past which the loop's own connection checkpoints when a
-/// second thread does the rest (the store's `checkpoint::WRITER_FRAMES`).
-const LOOP_CHECKPOINT_PAGES: u32 = 16_384;
 
 /// Upserts every prepared row into a fresh store under `dir`, page by page
 /// in `order` (indexes into `prepared.pages`), committing every
@@ -170,7 +166,7 @@ pub fn run(
     let (started, cpu) = (Instant::now(), crate::process::thread_cpu());
     let mut checkpointer = None;
     if checkpoints == Checkpoints::OnASecondThread {
-        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {LOOP_CHECKPOINT_PAGES}")).expect("pragma");
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {WRITER_FRAMES}")).expect("pragma");
         let (nudge, nudges) = std::sync::mpsc::sync_channel::<()>(1);
         let other = Connection::open(&path).expect("floor database opens");
         let thread = std::thread::spawn(move || {

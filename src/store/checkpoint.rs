@@ -31,7 +31,7 @@ const BACKGROUND_FRAMES: i64 = 1_000;
 /// The writer connection's automatic checkpoint threshold, in pages (64 MiB
 /// at the default 4 KiB page): far above what the background thread leaves
 /// behind, so it only bounds the WAL while the writer never pauses.
-pub(super) const WRITER_FRAMES: u32 = 16_384;
+pub const WRITER_FRAMES: u32 = 16_384;
 
 /// The WAL file is truncated to this size when it starts over.
 pub(super) const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;

@@ -62,6 +62,7 @@ pub use app_accounts::REMOVED_FROM_APP;
 pub use backend::{Backend, Transaction};
 pub use change::Change;
 use checkpoint::Checkpointer;
+pub use checkpoint::WRITER_FRAMES;
 pub use fleet::{Fences, Fleet, FleetView, Signal};
 pub use postgres::{Copied, Postgres};
 pub use read::{
